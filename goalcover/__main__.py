@@ -1,0 +1,3 @@
+from goalcover.ui.cli import main
+
+main()

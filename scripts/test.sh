@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install everything the suite needs, then run the whole suite. Extra arguments go to pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh || exit $?
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+    echo "test: pytest collected no tests — that is a failure here" >&2
+    exit 1
+fi
+exit "$rc"

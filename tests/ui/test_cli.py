@@ -1,0 +1,73 @@
+"""The CLI's contract: exit codes, one clear message on bad input, the design's --json keys."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from goalcover.ui.cli import app
+from tests.conftest import BAD, SFT, head_lines
+from tests.tools.test_ingest import BAD_CASES
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_explains_every_command():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("ingest", "search", "info"):
+        assert command in result.stdout
+    ingest_help = run("ingest", "--help").stdout
+    assert "--skip-invalid" in ingest_help and "--workspace" in ingest_help and "sharegpt" in ingest_help
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CASES))
+def test_bad_files_exit_2_with_one_message(name, tmp_path):
+    result = run("ingest", str(BAD / name), "-w", str(tmp_path / "ws"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and str(BAD / name) in result.stderr.replace("\n", "")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_directory_and_usage_errors_exit_2(tmp_path):
+    assert run("ingest", str(tmp_path), "-w", str(tmp_path / "ws")).exit_code == 2
+    assert run("ingest", str(SFT / "mbpp_alpaca.jsonl"), "--format", "yaml", "-w", str(tmp_path / "ws")).exit_code == 2
+    assert run("search", "x", "-k", "0").exit_code == 2
+
+
+def test_ingest_json_has_the_fixed_keys_and_search_finds(tmp_path):
+    data = head_lines(SFT / "mbpp_alpaca.jsonl", tmp_path / "mbpp.jsonl", 30)
+    result = run("ingest", str(data), "-w", str(tmp_path / "ws"), "--json")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert {k: payload[k] for k in ("samples", "format", "invalid", "new", "unchanged")} == {
+        "samples": 30, "format": "alpaca", "invalid": 0, "new": 30, "unchanged": 0,
+    }
+    hits = json.loads(run("search", "minimum cost path in a matrix", "-k", "2", "-w", str(tmp_path / "ws"), "--json").stdout)
+    assert hits["hits"][0]["id"] == "mbpp-1"
+    summary = run("ingest", str(data), "-w", str(tmp_path / "ws")).stdout
+    assert "30 samples" in summary and "unchanged 30" in summary
+
+
+def test_search_on_an_empty_workspace_says_what_to_do(tmp_path):
+    result = run("search", "anything", "-w", str(tmp_path / "empty"))
+    assert result.exit_code == 2 and "goalcover ingest" in result.stderr
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "goalcover", "ingest", str(BAD / "invalid_utf8.jsonl"), "-w", str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "line 2" in proc.stderr and "UTF-8" in proc.stderr and "Traceback" not in proc.stderr

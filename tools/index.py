@@ -1,0 +1,162 @@
+"""The Chroma index: one collection of samples (vectors + filterable metadata) per workspace.
+
+Embedded `PersistentClient` under the workspace by default; a Chroma server when `GOALCOVER_CHROMA_URL`
+is set, with collection names prefixed by the workspace's name so workspaces can share a server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+from pydantic import BaseModel
+
+from goalcover.tools.embeddings import MiniLMEmbedding
+from goalcover.tools.errors import BadInput, GoalCoverError
+from goalcover.tools.models import Sample
+
+SAMPLES = "samples"
+# Record fields too long or too nested to filter on are left out of the metadata.
+MAX_META_CHARS = 256
+WHERE_OPS = {"<=": "$lte", ">=": "$gte", "!=": "$ne", "=": "$eq", "<": "$lt", ">": "$gt"}
+
+
+class SearchHit(BaseModel):
+    id: str
+    similarity: float
+    text: str
+    metadata: dict[str, Any]
+
+
+def _collection_prefix(workspace: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", workspace.resolve().name).strip("-._") or "workspace"
+    return f"{name[:40]}-"
+
+
+def sample_metadata(sample: Sample) -> dict[str, Any]:
+    """Where the sample came from plus its short scalar fields (e.g. a category label) for `--where`."""
+    meta: dict[str, Any] = {
+        "source": Path(sample.source).name,
+        "format": sample.format,
+        "line": sample.line,
+        "content_hash": sample.content_hash,
+    }
+    for key, value in sample.record.items():
+        if key in meta or key == "id":
+            continue
+        if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= MAX_META_CHARS):
+            meta[key] = value
+    return meta
+
+
+def parse_where(clauses: Sequence[str]) -> dict[str, Any] | None:
+    """`["app=Grammarly", "score_S3<=2"]` -> a Chroma `where` filter; numbers compare as numbers."""
+    parts = []
+    for clause in clauses:
+        match = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$", clause)
+        if not match or not match.group(3):
+            raise BadInput(f"--where {clause!r}: expected FIELD=VALUE (or FIELD<=N, FIELD>=N, FIELD!=VALUE)")
+        field, op, raw = match.groups()
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw in ("true", "false"):
+            value = raw == "true"
+        if op in ("<", ">", "<=", ">=") and isinstance(value, str):
+            raise BadInput(f"--where {clause!r}: {op} needs a number")
+        parts.append({field: {WHERE_OPS[op]: value}})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+class Index:
+    def __init__(self, workspace: Path, chroma_url: str | None = None, batch_size: int = 64) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        self.embedding_function = MiniLMEmbedding(batch_size=batch_size)
+        if chroma_url:
+            url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+            try:
+                self.client = chromadb.HttpClient(
+                    host=url.hostname or "localhost",
+                    port=url.port or (443 if url.scheme == "https" else 8000),
+                    ssl=url.scheme == "https",
+                    settings=chroma_settings,
+                )
+            except Exception as exc:  # the client checks the server at construction
+                raise GoalCoverError(f"Cannot reach the Chroma server at {chroma_url} (GOALCOVER_CHROMA_URL): {exc}") from None
+            self.prefix = _collection_prefix(workspace)
+        else:
+            self.client = chromadb.PersistentClient(path=str(workspace / "chroma"), settings=chroma_settings)
+            self.prefix = ""
+        self._collections: dict[str, Any] = {}
+
+    def collection(self, name: str = SAMPLES):
+        if name not in self._collections:
+            # Pass the embedding function every time: reopening without it silently falls back to
+            # Chroma's default, which downloads a model and then fails.
+            self._collections[name] = self.client.get_or_create_collection(
+                self.prefix + name, embedding_function=self.embedding_function, metadata={"hnsw:space": "cosine"}
+            )
+        return self._collections[name]
+
+    def _batches(self, n: int):
+        size = max(1, min(self.client.get_max_batch_size(), 5000))
+        return range(0, n, size), size
+
+    def upsert(
+        self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict[str, Any]], name: str = SAMPLES
+    ) -> None:
+        starts, size = self._batches(len(ids))
+        for start in starts:
+            end = start + size
+            self.collection(name).upsert(
+                ids=ids[start:end], embeddings=vectors[start:end], documents=documents[start:end], metadatas=metadatas[start:end]
+            )
+
+    def update_metadata(self, ids: list[str], metadatas: list[dict[str, Any]], name: str = SAMPLES) -> None:
+        starts, size = self._batches(len(ids))
+        for start in starts:
+            self.collection(name).update(ids=ids[start : start + size], metadatas=metadatas[start : start + size])
+
+    def delete(self, ids: list[str], name: str = SAMPLES) -> None:
+        starts, size = self._batches(len(ids))
+        for start in starts:
+            self.collection(name).delete(ids=ids[start : start + size])
+
+    def count(self, name: str = SAMPLES) -> int:
+        return self.collection(name).count()
+
+    def reset(self, name: str = SAMPLES) -> None:
+        try:
+            self.client.delete_collection(self.prefix + name)
+        except Exception:  # absent already: nothing to reset
+            pass
+        self._collections.pop(name, None)
+
+    def search(self, query: str, k: int = 10, where: dict[str, Any] | None = None, name: str = SAMPLES) -> list[SearchHit]:
+        collection = self.collection(name)
+        total = collection.count()
+        if total == 0:
+            return []
+        try:
+            found = collection.query(
+                query_texts=[query], n_results=min(k, total), where=where, include=["documents", "metadatas", "distances"]
+            )
+        except ValueError as exc:
+            raise BadInput(f"--where: Chroma refused the filter ({exc})") from None
+        return [
+            SearchHit(id=i, similarity=round(1.0 - float(d), 4), text=doc or "", metadata=meta or {})
+            for i, d, doc, meta in zip(found["ids"][0], found["distances"][0], found["documents"][0], found["metadatas"][0])
+        ]

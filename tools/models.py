@@ -1,0 +1,96 @@
+"""The data shapes that cross module boundaries. Plain pydantic models, no behaviour beyond views."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from goalcover.tools.errors import BadInput
+
+Shape = Literal["alpaca", "messages", "sharegpt", "prompt-completion", "text"]
+SHAPES: tuple[Shape, ...] = ("alpaca", "messages", "sharegpt", "prompt-completion", "text")
+FileType = Literal["jsonl", "json", "csv", "parquet"]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Sample(BaseModel):
+    """One training example: a stable id, the record exactly as read, and a text view for judging."""
+
+    id: str
+    format: Shape
+    source: str = Field(description="absolute path of the file it came from")
+    line: int = Field(description="1-based line (JSONL, CSV) or record number (JSON, Parquet)")
+    record: dict[str, Any] = Field(description="the original record, untouched, for lossless export")
+    raw: str | None = Field(None, description="the original JSONL line, so export can write it back byte for byte")
+    text: str = Field(description="the view used for embedding and judging")
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.text)
+
+
+class Subgoal(BaseModel):
+    id: str = Field(pattern=r"^S\d+$", description='"S1", "S2", …')
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    evidence: str = Field("", description="what a supporting sample shows")
+
+    @property
+    def hash(self) -> str:
+        """Changes when the meaning changes, so editing a subgoal re-scores only that subgoal."""
+        return content_hash(json.dumps([self.title, self.description, self.evidence]))
+
+
+class Goal(BaseModel):
+    text: str = Field(min_length=1)
+    subgoals: list[Subgoal] = Field(min_length=1)
+
+    def subgoal(self, subgoal_id: str) -> Subgoal:
+        for s in self.subgoals:
+            if s.id == subgoal_id.upper():
+                return s
+        known = ", ".join(s.id for s in self.subgoals)
+        raise BadInput(f"No subgoal {subgoal_id!r}; the goal has {known}")
+
+
+class Judgment(BaseModel):
+    sample_id: str
+    subgoal_id: str
+    score: int = Field(ge=1, le=5)
+    explanation: str
+    model: str
+    prompt_version: str
+
+
+class LengthStats(BaseModel):
+    min: int
+    mean: float
+    median: float
+    p95: float
+    max: int
+
+
+class IngestResult(BaseModel):
+    """What `goalcover ingest --json` prints. The first five keys are fixed by the design."""
+
+    samples: int
+    format: Shape
+    invalid: int
+    new: int
+    unchanged: int
+    changed: int = 0
+    removed: int = 0
+    embedded: int = 0
+    file: str
+    file_type: FileType
+    exact_duplicates: int = Field(0, description="samples whose text equals an earlier sample's")
+    chars: LengthStats | None = None
+    est_tokens: LengthStats | None = None
+    warnings: list[str] = []
+    rejected_report: str | None = None

@@ -1,0 +1,116 @@
+"""Settings from the environment (pydantic-settings), one place for every knob.
+
+Model roles (`agent`, `judge`, `synth`) each take a base URL, model and key from
+`GOALCOVER_<ROLE>_BASE_URL` / `_MODEL` / `_API_KEY`, falling back to `GOALCOVER_MODEL`,
+`OPENAI_BASE_URL` and `OPENAI_API_KEY`, so one endpoint serves all roles unless told otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from goalcover.tools.errors import BadInput, ConfigError
+
+Role = Literal["agent", "judge", "synth"]
+ROLES: tuple[Role, ...] = ("agent", "judge", "synth")
+
+
+class ModelConfig(BaseModel):
+    """Where one model role sends its calls."""
+
+    role: Role
+    model: str
+    base_url: str | None = None
+    api_key: str
+    timeout_s: float = 60.0
+    # USD per million tokens; 0 means unknown (a local or fake model), and costs show as 0.
+    input_price_per_mtok: float = 0.0
+    output_price_per_mtok: float = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_price_per_mtok + completion_tokens * self.output_price_per_mtok) / 1e6
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOALCOVER_", extra="ignore", validate_default=True)
+
+    workspace: Path = Path("goalcover-workspace")
+    chroma_url: str | None = None
+
+    model: str | None = None
+    base_url: str | None = Field(None, validation_alias=AliasChoices("GOALCOVER_BASE_URL", "OPENAI_BASE_URL"))
+    api_key: str | None = Field(None, validation_alias=AliasChoices("GOALCOVER_API_KEY", "OPENAI_API_KEY"))
+    agent_model: str | None = None
+    agent_base_url: str | None = None
+    agent_api_key: str | None = None
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    judge_api_key: str | None = None
+    synth_model: str | None = None
+    synth_base_url: str | None = None
+    synth_api_key: str | None = None
+    llm_timeout_s: float = Field(60.0, gt=0)
+    input_price_per_mtok: float = Field(0.0, ge=0)
+    output_price_per_mtok: float = Field(0.0, ge=0)
+
+    # Scoring
+    support_threshold: int = Field(4, ge=1, le=5, description="a sample supports a subgoal at this score or above")
+    weak_share: float = Field(0.10, ge=0, le=1, description="a subgoal is weak when fewer samples than this share support it")
+    weak_mean: float = Field(2.5, ge=1, le=5, description="... or when its mean score is below this")
+    off_goal_max: int = Field(2, ge=1, le=5, description="a sample is off-goal when no subgoal scores above this")
+    concurrency: int = Field(8, ge=1, le=1024)
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    max_retries: int = Field(6, ge=0)
+
+    # Ingestion
+    embed_batch_size: int = Field(64, ge=1)
+    max_sample_chars: int = Field(2_000_000, ge=1, description="samples longer than this are refused")
+    warn_sample_chars: int = Field(100_000, ge=1, description="samples longer than this are ingested with a warning")
+
+    def model_for(self, role: Role) -> ModelConfig:
+        """The endpoint for one role, or a ConfigError naming exactly what to set."""
+        model = getattr(self, f"{role}_model") or self.model
+        base_url = getattr(self, f"{role}_base_url") or self.base_url
+        api_key = getattr(self, f"{role}_api_key") or self.api_key
+        prefix = f"GOALCOVER_{role.upper()}"
+        if not model:
+            raise ConfigError(
+                f"No model is configured for the {role} role: set {prefix}_MODEL (or GOALCOVER_MODEL for every "
+                f"role) and OPENAI_BASE_URL (or {prefix}_BASE_URL) for an OpenAI-compatible endpoint "
+                "(OpenAI, vLLM, llama.cpp server, Ollama)."
+            )
+        if not api_key:
+            if base_url is None:
+                raise ConfigError(
+                    f"No API key for the {role} role: set OPENAI_API_KEY (or {prefix}_API_KEY), or point "
+                    f"OPENAI_BASE_URL (or {prefix}_BASE_URL) at a local server that needs none."
+                )
+            api_key = "not-needed"  # local servers ignore the key, but the client insists on one
+        return ModelConfig(
+            role=role,
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            timeout_s=self.llm_timeout_s,
+            input_price_per_mtok=self.input_price_per_mtok,
+            output_price_per_mtok=self.output_price_per_mtok,
+        )
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with explicit overrides (e.g. CLI flags) winning.
+
+    An invalid variable becomes a BadInput naming it, not a pydantic traceback.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise BadInput(f"Invalid setting GOALCOVER_{field.upper()}: {first['msg']}") from None

@@ -1,0 +1,126 @@
+"""The workspace's SQLite file: samples, goal, judgments, gaps, runs — the project's durable state.
+
+WAL mode and one short transaction per write, so a judgment is on disk the moment it arrives and a
+killed process loses nothing it was told.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from goalcover.tools.models import Sample
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY, file_type TEXT NOT NULL, shape TEXT NOT NULL, position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    record TEXT NOT NULL,
+    raw TEXT,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_source ON samples (source, position);
+"""
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # --- sources and samples ----------------------------------------------------------------------
+    def sources(self) -> list[dict]:
+        rows = self.db.execute("SELECT path, file_type, shape FROM sources ORDER BY position").fetchall()
+        return [{"path": p, "file_type": f, "shape": s} for p, f, s in rows]
+
+    def add_source(self, conn: sqlite3.Connection, path: str, file_type: str, shape: str) -> None:
+        position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM sources").fetchone()[0]
+        conn.execute(
+            "INSERT OR IGNORE INTO sources (path, file_type, shape, position) VALUES (?, ?, ?, ?)",
+            (path, file_type, shape, position),
+        )
+
+    def clear_samples(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM samples")
+        conn.execute("DELETE FROM sources")
+
+    def sample_hashes(self, source: str | None = None) -> dict[str, tuple[str, str]]:
+        """id -> (content hash, source), optionally for one source file."""
+        query, args = "SELECT id, content_hash, source FROM samples", ()
+        if source is not None:
+            query, args = query + " WHERE source = ?", (source,)
+        return {i: (h, s) for i, h, s in self.db.execute(query, args)}
+
+    def upsert_samples(self, conn: sqlite3.Connection, samples: Iterable[tuple[int, Sample]]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO samples (id, source, position, line, format, content_hash, record, raw, text) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (s.id, s.source, pos, s.line, s.format, s.content_hash, json.dumps(s.record, ensure_ascii=False), s.raw, s.text)
+                for pos, s in samples
+            ],
+        )
+
+    def delete_samples(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+        conn.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
+
+    def count_samples(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    def samples(self, ids: Iterable[str] | None = None) -> list[Sample]:
+        """Samples in file order (sources in the order added, then position)."""
+        query = (
+            "SELECT s.id, s.format, s.source, s.line, s.record, s.raw, s.text FROM samples s "
+            "JOIN sources src ON src.path = s.source"
+        )
+        if ids is None:
+            rows = self.db.execute(query + " ORDER BY src.position, s.position").fetchall()
+        else:
+            wanted = list(ids)
+            rows = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(query + f" WHERE s.id IN ({marks})", chunk).fetchall()
+            order = {i: n for n, i in enumerate(wanted)}
+            rows.sort(key=lambda r: order[r[0]])
+        return [
+            Sample(id=i, format=f, source=src, line=ln, record=json.loads(rec), raw=raw, text=text)
+            for i, f, src, ln, rec, raw, text in rows
+        ]

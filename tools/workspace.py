@@ -1,0 +1,61 @@
+"""One folder holds a project's state: `chroma/`, `goalcover.sqlite`, `exports/` (and reports).
+
+Deleting the folder resets the project; nothing outside it holds project state.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from goalcover.tools.errors import BadInput
+from goalcover.tools.settings import Settings, load_settings
+from goalcover.tools.store import Store
+
+DB_NAME = "goalcover.sqlite"
+
+
+class Workspace:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.root = self.settings.workspace.expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise BadInput(f"--workspace {self.root}: exists and is not a folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def open(cls, workspace: Path | str | None = None, **overrides) -> "Workspace":
+        return cls(load_settings(workspace=workspace, **overrides))
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.root / DB_NAME)
+
+    @cached_property
+    def index(self):
+        # Imported late: Chroma and the embedder take seconds to import, and many commands need neither.
+        from goalcover.tools.index import Index
+
+        return Index(self.root, self.settings.chroma_url, self.settings.embed_batch_size)
+
+    @property
+    def exports_dir(self) -> Path:
+        path = self.root / "exports"
+        path.mkdir(exist_ok=True)
+        return path
+
+    @property
+    def reports_dir(self) -> Path:
+        path = self.root / "reports"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
