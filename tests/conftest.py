@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["goalcover.testing.pytest_plugin"]
+
 
 DATASETS = Path(os.environ.get("GOALCOVER_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 SFT = DATASETS / "sft"
