@@ -36,7 +36,7 @@ class ModelConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GOALCOVER_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="GOALCOVER_", extra="ignore", validate_default=True, populate_by_name=True)
 
     workspace: Path = Path("goalcover-workspace")
     chroma_url: str | None = None

@@ -31,7 +31,44 @@ CREATE TABLE IF NOT EXISTS samples (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS samples_source ON samples (source, position);
+-- The judgment cache: keyed by what was judged, not by where it sits, so an unchanged pair is never paid twice.
+CREATE TABLE IF NOT EXISTS judgments (
+    sample_hash TEXT NOT NULL,
+    subgoal_hash TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    subgoal_id TEXT NOT NULL,
+    score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+    explanation TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (sample_hash, subgoal_hash, prompt_version, model)
+);
+CREATE TABLE IF NOT EXISTS judgment_failures (
+    sample_hash TEXT NOT NULL,
+    subgoal_hash TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    subgoal_id TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (sample_hash, subgoal_hash, prompt_version, model)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    finished_at TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+-- What the Chroma `judgments` collection holds, so syncing it embeds only what changed.
+CREATE TABLE IF NOT EXISTS indexed_explanations (doc_id TEXT PRIMARY KEY, judgment_key TEXT NOT NULL);
 """
+
+JudgmentKey = tuple[str, str, str, str]  # sample hash, subgoal hash, prompt version, model
 
 
 class Store:
@@ -102,6 +139,63 @@ class Store:
 
     def count_samples(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    # --- judgments --------------------------------------------------------------------------------
+    def judgment_keys(self, prompt_version: str, model: str) -> set[tuple[str, str]]:
+        rows = self.db.execute(
+            "SELECT sample_hash, subgoal_hash FROM judgments WHERE prompt_version = ? AND model = ?", (prompt_version, model)
+        )
+        return set(rows)
+
+    def save_judgments(self, rows: list[dict]) -> None:
+        """Commit judgments at once (one short transaction) and clear their earlier failures."""
+        keys = [(r["sample_hash"], r["subgoal_hash"], r["prompt_version"], r["model"]) for r in rows]
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO judgments (sample_hash, subgoal_hash, prompt_version, model, sample_id, "
+                "subgoal_id, score, explanation) VALUES (:sample_hash, :subgoal_hash, :prompt_version, :model, "
+                ":sample_id, :subgoal_id, :score, :explanation)",
+                rows,
+            )
+            conn.executemany(
+                "DELETE FROM judgment_failures WHERE sample_hash = ? AND subgoal_hash = ? AND prompt_version = ? AND model = ?",
+                keys,
+            )
+
+    def save_failures(self, rows: list[dict]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO judgment_failures (sample_hash, subgoal_hash, prompt_version, model, sample_id, subgoal_id, error) "
+                "VALUES (:sample_hash, :subgoal_hash, :prompt_version, :model, :sample_id, :subgoal_id, :error) "
+                "ON CONFLICT DO UPDATE SET error = excluded.error, attempts = attempts + 1, created_at = CURRENT_TIMESTAMP",
+                rows,
+            )
+
+    def judgments_for(self, prompt_version: str, model: str) -> dict[tuple[str, str], tuple[int, str]]:
+        """(sample hash, subgoal hash) -> (score, explanation) for one judge."""
+        rows = self.db.execute(
+            "SELECT sample_hash, subgoal_hash, score, explanation FROM judgments WHERE prompt_version = ? AND model = ?",
+            (prompt_version, model),
+        )
+        return {(a, b): (score, expl) for a, b, score, expl in rows}
+
+    def failures_for(self, prompt_version: str, model: str) -> dict[tuple[str, str], str]:
+        rows = self.db.execute(
+            "SELECT sample_hash, subgoal_hash, error FROM judgment_failures WHERE prompt_version = ? AND model = ?",
+            (prompt_version, model),
+        )
+        return {(a, b): err for a, b, err in rows}
+
+    # --- runs ---------------------------------------------------------------------------------------
+    def start_run(self, kind: str, detail: dict) -> int:
+        cur = self.db.execute("INSERT INTO runs (kind, detail) VALUES (?, ?)", (kind, json.dumps(detail)))
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, detail: dict) -> None:
+        self.db.execute(
+            "UPDATE runs SET status = ?, detail = ?, finished_at = CURRENT_TIMESTAMP WHERE id = ?",
+            (status, json.dumps(detail), run_id),
+        )
 
     def samples(self, ids: Iterable[str] | None = None) -> list[Sample]:
         """Samples in file order (sources in the order added, then position)."""

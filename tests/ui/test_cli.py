@@ -23,7 +23,7 @@ def run(*args: str):
 def test_help_explains_every_command():
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("ingest", "search", "info"):
+    for command in ("ingest", "search", "info", "goal", "score", "report"):
         assert command in result.stdout
     ingest_help = run("ingest", "--help").stdout
     assert "--skip-invalid" in ingest_help and "--workspace" in ingest_help and "sharegpt" in ingest_help
@@ -71,3 +71,41 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "line 2" in proc.stderr and "UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_goal_score_report_through_the_cli(tmp_path, fake_openai, monkeypatch):
+    from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
+    from tests.tools.test_scoring import GOAL_FILE
+
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    monkeypatch.setenv("GOALCOVER_MODEL", "fake-model")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    ws = str(tmp_path / "ws")
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "c.jsonl", 12)
+    assert run("ingest", str(data), "-w", ws).exit_code == 0
+    assert run("score", "-w", ws).exit_code == 2  # no goal yet: says how to set one
+    goal = json.loads(run("goal", "--file", str(GOAL_FILE), "-w", ws, "--json").stdout)
+    assert [s["id"] for s in goal["subgoals"]] == ["S1", "S2", "S3", "S4", "S5"]
+    plan = json.loads(run("score", "--dry-run", "-w", ws, "--json").stdout)
+    assert (plan["calls"], plan["to_score"]) == (12, 60)
+    assert fake_openai.stats()["requests"] == 0  # a dry run calls nothing
+    scored = json.loads(run("score", "-w", ws, "--json").stdout)
+    assert {k: scored[k] for k in ("judgments", "calls", "failed", "cached")} == {"judgments": 60, "calls": 12, "failed": 0, "cached": 0}
+    again = json.loads(run("score", "-w", ws, "--json").stdout)
+    assert (again["calls"], again["cached"]) == (0, 60)
+    report = json.loads(run("report", "-w", ws, "--json").stdout)
+    assert report["samples"] == 12 and len(report["subgoals"]) == 5
+    assert run("report", "--format", "html", "-o", str(tmp_path / "r.html"), "-w", ws).exit_code == 0
+    assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
+    assert "| S1 |" in run("report", "-w", ws).stdout
+    filtered = json.loads(run("search", "account", "--where", "score_S1>=4", "-k", "12", "-w", ws, "--json").stdout)
+    assert all(h["metadata"]["score_S1"] == 5 for h in filtered["hits"])
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path):
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "c.jsonl", 3)
+    ws = str(tmp_path / "ws")
+    run("ingest", str(data), "-w", ws)
+    result = run("goal", "a contracts summarizer", "-w", ws)
+    assert result.exit_code == 2 and "GOALCOVER_AGENT_MODEL" in result.stderr

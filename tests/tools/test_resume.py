@@ -1,0 +1,79 @@
+"""Kill a real scoring process with SIGKILL mid-run; the rerun finishes without repeating a paid call."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from goalcover.testing import Faults
+from goalcover.tools.dataset import ingest_file
+from goalcover.tools.goal import load_goal_file, save_goal
+from goalcover.tools.workspace import Workspace
+from tests.conftest import SFT, head_lines
+from tests.support.judges import CONTRACT_PATTERNS, keyword_judge, sample_of
+from tests.tools.test_scoring import GOAL_FILE
+
+N = 40
+
+
+def judged_samples(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT DISTINCT sample_id FROM judgments")}
+
+
+def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_openai):
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", N)
+    with Workspace.open(tmp_path / "ws") as ws:
+        ingest_file(ws, data)
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        db = ws.store.path
+    env = {
+        **os.environ,
+        "GOALCOVER_WORKSPACE": str(tmp_path / "ws"),
+        "GOALCOVER_MODEL": "fake-model",
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "OPENAI_API_KEY": "test",
+    }
+    fake_openai.set_faults(Faults(latency_ms=150))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "goalcover", "score", "--concurrency", "4"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(judged_samples(db)) < 8:
+            assert proc.poll() is None, "the scoring process ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.5)  # let calls that were in flight at the kill finish on the server
+    first = judged_samples(db)
+    assert 8 <= len(first) < N
+    first_requests = len(fake_openai.requests)
+
+    fake_openai.set_faults(Faults())
+    rerun = subprocess.run(
+        [sys.executable, "-m", "goalcover", "score", "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    asked_again = [sample_of(r)[0] for r in fake_openai.requests[first_requests:]]
+    # Zero repeated successful calls: nothing judged before the kill was asked for again …
+    assert not set(asked_again) & first
+    # … each missing sample was asked exactly once, and zero judgments were lost.
+    assert sorted(asked_again) == sorted(set(asked_again))
+    assert len(asked_again) == N - len(first)
+    assert len(judged_samples(db)) == N
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0] == N * 5

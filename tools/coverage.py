@@ -1,0 +1,117 @@
+"""Per-subgoal coverage from the judgments: how many samples really teach each subgoal, and how well."""
+
+from __future__ import annotations
+
+import statistics
+
+from pydantic import BaseModel, Field
+
+from goalcover.tools.goal import current_goal
+from goalcover.tools.errors import BadInput
+from goalcover.tools.workspace import Workspace
+
+JUDGE_KEY = "judge"
+
+
+class SubgoalCoverage(BaseModel):
+    id: str
+    title: str
+    supporting: int = Field(description="samples scoring at or above the support threshold")
+    share: float = Field(description="supporting / samples")
+    mean: float | None = Field(description="mean score over the scored samples")
+    weak: bool
+    scored: int
+    failed: int
+    histogram: dict[int, int] = Field(description="score -> number of samples")
+    best_sample_ids: list[str] = Field(description="the highest-scoring samples, best first")
+
+
+class Failure(BaseModel):
+    sample_id: str
+    subgoal_id: str
+    error: str
+
+
+class CoverageReport(BaseModel):
+    goal: str
+    samples: int
+    failed: int = Field(description="sample × subgoal pairs whose judgment failed (retried on the next run)")
+    unscored: int = Field(description="pairs not judged yet")
+    subgoals: list[SubgoalCoverage]
+    off_goal: int = Field(description="samples that no subgoal scores above the off-goal threshold")
+    off_goal_ids: list[str]
+    judge: dict
+    thresholds: dict
+    failures: list[Failure] = []
+
+
+def sample_scores(ws: Workspace) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
+    """sample id -> subgoal id -> (score, explanation), for the current goal and the last judge."""
+    goal = current_goal(ws)
+    judge = ws.store.get_meta(JUDGE_KEY)
+    if judge is None:
+        return {}, {}
+    judged = ws.store.judgments_for(judge["prompt_version"], judge["model"])
+    scores: dict[str, dict[str, tuple[int, str]]] = {}
+    for sample in ws.store.samples():
+        row = {g.id: judged[(sample.content_hash, g.hash)] for g in goal.subgoals if (sample.content_hash, g.hash) in judged}
+        scores[sample.id] = row
+    return scores, judge
+
+
+def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
+    goal = current_goal(ws)
+    assert goal is not None
+    settings = ws.settings
+    samples = ws.store.samples()
+    if not samples:
+        raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
+    scores, judge = sample_scores(ws)
+    failures_by_key = ws.store.failures_for(judge["prompt_version"], judge["model"]) if judge else {}
+    failures: list[Failure] = []
+    for sample in samples:
+        for g in goal.subgoals:
+            error = failures_by_key.get((sample.content_hash, g.hash))
+            if error and g.id not in scores.get(sample.id, {}):
+                failures.append(Failure(sample_id=sample.id, subgoal_id=g.id, error=error))
+    rows = []
+    for g in goal.subgoals:
+        values = [(sid, per[g.id][0]) for sid, per in scores.items() if g.id in per]
+        numbers = [v for _, v in values]
+        supporting = sum(v >= settings.support_threshold for v in numbers)
+        share = supporting / len(samples)
+        mean = round(statistics.fmean(numbers), 3) if numbers else None
+        rows.append(
+            SubgoalCoverage(
+                id=g.id,
+                title=g.title,
+                supporting=supporting,
+                share=round(share, 4),
+                mean=mean,
+                weak=bool(numbers) and (share < settings.weak_share or (mean is not None and mean < settings.weak_mean)),
+                scored=len(numbers),
+                failed=sum(f.subgoal_id == g.id for f in failures),
+                histogram={k: numbers.count(k) for k in range(1, 6)},
+                best_sample_ids=[sid for sid, v in sorted(values, key=lambda x: -x[1])[:best] if v >= settings.support_threshold],
+            )
+        )
+    complete = [sid for sid, per in scores.items() if len(per) == len(goal.subgoals)]
+    off_goal = [sid for sid in complete if max(v for v, _ in scores[sid].values()) <= settings.off_goal_max]
+    judged_pairs = sum(len(per) for per in scores.values())
+    return CoverageReport(
+        goal=goal.text,
+        samples=len(samples),
+        failed=len(failures),
+        unscored=len(samples) * len(goal.subgoals) - judged_pairs - len(failures),
+        subgoals=rows,
+        off_goal=len(off_goal),
+        off_goal_ids=off_goal,
+        judge=judge or {},
+        thresholds={
+            "support": settings.support_threshold,
+            "weak_share": settings.weak_share,
+            "weak_mean": settings.weak_mean,
+            "off_goal_max": settings.off_goal_max,
+        },
+        failures=failures,
+    )

@@ -1,0 +1,227 @@
+"""Every model call goes through here: ChatOpenAI, rate limits, usage and cost, and JSON that survives
+real models.
+
+Transient faults (429 with Retry-After, 5xx, timeouts, dropped connections, a garbled response body) are
+retried here with tenacity: Retry-After when the server gives one, else exponential backoff with jitter.
+The OpenAI client's own retries are off so that every request is counted once. What no retry can fix — a reply that is not the JSON we asked
+for — is repaired when it can be (code fences, trailing commas, scores as strings) and otherwise sent back
+to the model with the validation error, a bounded number of times. What still fails is reported as failed,
+never replaced by a made-up value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import openai
+from aiolimiter import AsyncLimiter
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from goalcover.tools.settings import ModelConfig, Settings
+
+T = TypeVar("T", bound=BaseModel)
+JsonMode = Literal["json_schema", "json_object"]
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+def make_chat_model(config: ModelConfig, max_retries: int, **kwargs: Any):
+    from langchain_openai import ChatOpenAI
+    from langchain_openai._compat import httpx
+
+    return ChatOpenAI(
+        model=config.model,
+        base_url=config.base_url,
+        api_key=config.api_key,
+        # An httpx.Timeout (unhashable) makes langchain-openai build a client per model instead of sharing a
+        # process-wide one, which breaks as soon as a second asyncio.run() reuses it on a new event loop.
+        timeout=httpx.Timeout(config.timeout_s),
+        max_retries=max_retries,
+        stream_usage=True,
+        **kwargs,
+    )
+
+
+def estimate_tokens(text: str) -> int:
+    """A local estimate (tokenizers of hosted models are not available offline): ~4 characters a token."""
+    return math.ceil(len(text) / 4)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth sending again: the request may well succeed the next time."""
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, json.JSONDecodeError, openai.APIResponseValidationError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
+_backoff = wait_exponential_jitter(multiplier=0.5, max=30, jitter=0.5)
+
+
+def wait_for_retry(state: RetryCallState) -> float:
+    """Honour the server's Retry-After (seconds, capped at 2 minutes); otherwise back off with jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    response = getattr(exc, "response", None)
+    retry_after = response.headers.get("retry-after") if response is not None else None
+    if retry_after:
+        try:
+            return min(max(float(retry_after), 0.0), 120.0)
+        except ValueError:
+            pass
+    return _backoff(state)
+
+
+class ReplyError(ValueError):
+    """The model answered, but not with what was asked."""
+
+
+def parse_json_reply(content: str, schema: type[T]) -> tuple[T, bool]:
+    """Parse a model's reply into `schema`; returns (value, repaired?) or raises ReplyError.
+
+    Repairs only what keeps the model's meaning: fences, trailing commas, missing brackets, and numbers
+    written as strings. Values out of range are not clamped: that would be inventing a score.
+    """
+    text = content.strip()
+    fenced = _FENCE.match(text)
+    repaired = False
+    if fenced:
+        text, repaired = fenced.group(1).strip(), True
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        import json_repair
+
+        data = json_repair.loads(text)
+        repaired = True
+        if not isinstance(data, (dict, list)) or data in ({}, []):
+            raise ReplyError(f"the reply is not JSON: {content[:200]!r}") from None
+    try:
+        return schema.model_validate(data), repaired
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ReplyError(f"the reply does not match the schema ({problems})") from None
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    repaired: int = 0
+    repair_calls: int = 0
+    cost: float = 0.0
+
+    def add(self, other: "Usage") -> None:
+        for name in ("calls", "prompt_tokens", "completion_tokens", "repaired", "repair_calls"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.cost += other.cost
+
+
+@dataclass
+class Result(Generic[T]):
+    value: T | None
+    usage: Usage
+    error: str | None = None
+    raw: str | None = None
+
+
+@dataclass
+class Limits:
+    """Client-side rate limits shared by every call of a run."""
+
+    requests: AsyncLimiter | None = None
+    tokens: AsyncLimiter | None = None
+    tokens_per_minute: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Limits":
+        return cls(
+            requests=AsyncLimiter(settings.requests_per_minute, 60) if settings.requests_per_minute else None,
+            tokens=AsyncLimiter(settings.tokens_per_minute, 60) if settings.tokens_per_minute else None,
+            tokens_per_minute=settings.tokens_per_minute,
+        )
+
+    async def wait(self, est_tokens: int) -> None:
+        if self.requests:
+            await self.requests.acquire()
+        if self.tokens and self.tokens_per_minute:
+            await self.tokens.acquire(min(est_tokens, self.tokens_per_minute))
+
+
+@dataclass
+class JsonCaller:
+    """Structured calls to one model role with bounded repair."""
+
+    config: ModelConfig
+    settings: Settings
+    json_mode: JsonMode = "json_schema"
+    repairs: int = 2
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        self.llm = make_chat_model(self.config, max_retries=0)
+
+    def response_format(self, name: str, json_schema: dict[str, Any]) -> dict[str, Any]:
+        if self.json_mode == "json_object":
+            return {"type": "json_object"}
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": json_schema}}
+
+    async def call(
+        self, messages: list[BaseMessage], schema: type[T], *, name: str, json_schema: dict[str, Any] | None = None
+    ) -> Result[T]:
+        json_schema = json_schema or schema.model_json_schema()
+        llm = self.llm.bind(response_format=self.response_format(name, json_schema))
+        usage = Usage()
+        history = list(messages)
+        error = raw = None
+        for attempt in range(self.repairs + 1):
+            est = sum(estimate_tokens(str(m.content)) for m in history)
+            await self.limits.wait(est)
+            try:
+                reply = await self._send(llm, history, usage)
+            except Exception as exc:  # retries are spent, or the request itself is wrong
+                return Result(None, usage, error=f"{type(exc).__name__}: {exc}"[:500])
+            usage.repair_calls += attempt > 0
+            meta = reply.usage_metadata or {}
+            prompt_tokens = meta.get("input_tokens", est)
+            completion_tokens = meta.get("output_tokens", estimate_tokens(str(reply.content)))
+            usage.prompt_tokens += prompt_tokens
+            usage.completion_tokens += completion_tokens
+            usage.cost += self.config.cost(prompt_tokens, completion_tokens)
+            raw = str(reply.content)
+            try:
+                value, repaired = parse_json_reply(raw, schema)
+            except ReplyError as exc:
+                error = str(exc)
+                history += [
+                    AIMessage(content=raw),
+                    HumanMessage(
+                        content=f"Your reply could not be used: {error}. Reply again with only the JSON object, "
+                        "matching the schema exactly, nothing else."
+                    ),
+                ]
+                continue
+            usage.repaired += repaired
+            return Result(value, usage, raw=raw)
+        return Result(None, usage, error=error, raw=raw)
+
+    async def _send(self, llm, history: list[BaseMessage], usage: Usage) -> AIMessage:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.settings.max_retries + 1),
+            wait=wait_for_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                usage.calls += 1
+                return await llm.ainvoke(history)
+        raise AssertionError("unreachable: tenacity reraises the last error")

@@ -1,0 +1,130 @@
+"""The coverage report as Markdown, JSON, or one self-contained HTML file with Plotly charts."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Literal
+
+from goalcover.tools.coverage import CoverageReport
+
+ReportFormat = Literal["md", "html", "json"]
+
+
+def to_json(report: CoverageReport) -> dict:
+    """The design's fixed keys (samples, failed, subgoals[id, title, supporting, share, mean, weak]) and more."""
+    return report.model_dump()
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def to_markdown(report: CoverageReport) -> str:
+    judge = report.judge
+    lines = [
+        "# Coverage report",
+        "",
+        f"**Goal:** {report.goal}",
+        "",
+        f"{report.samples} samples · judge `{judge.get('model', '—')}` ({judge.get('prompt_version', '—')}) · "
+        f"a sample supports a subgoal at score ≥ {report.thresholds['support']}",
+        "",
+        "| subgoal | title | supporting | share | mean | 1 | 2 | 3 | 4 | 5 | weak |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in report.subgoals:
+        hist = " | ".join(str(s.histogram.get(k, 0)) for k in range(1, 6))
+        mean = f"{s.mean:.2f}" if s.mean is not None else "—"
+        lines.append(f"| {s.id} | {s.title} | {s.supporting} | {_pct(s.share)} | {mean} | {hist} | {'**weak**' if s.weak else ''} |")
+    lines += ["", f"**Off-goal samples** (no subgoal above {report.thresholds['off_goal_max']}): {report.off_goal}"]
+    if report.off_goal_ids:
+        shown = ", ".join(f"`{i}`" for i in report.off_goal_ids[:20])
+        lines.append(f"{shown}{' …' if len(report.off_goal_ids) > 20 else ''}")
+    lines += ["", f"**Failed judgments:** {report.failed} (retried on the next `goalcover score`) · not yet scored: {report.unscored}"]
+    for f in report.failures[:20]:
+        lines.append(f"- `{f.sample_id}` × {f.subgoal_id}: {f.error}")
+    return "\n".join(lines) + "\n"
+
+
+def figures(report: CoverageReport):
+    """Coverage per subgoal and the subgoal × score heatmap, as Plotly figures (the UI reuses them)."""
+    import plotly.graph_objects as go
+
+    ids = [s.id for s in report.subgoals]
+    labels = [f"{s.id} {s.title}" for s in report.subgoals]
+    colours = ["#d62728" if s.weak else "#2ca02c" for s in report.subgoals]
+    bars = go.Figure(
+        go.Bar(
+            x=ids,
+            y=[100 * s.share for s in report.subgoals],
+            marker_color=colours,
+            text=[f"{s.supporting}" for s in report.subgoals],
+            hovertext=labels,
+        )
+    )
+    bars.update_layout(
+        title=f"Samples supporting each subgoal (score ≥ {report.thresholds['support']}); red = weak",
+        yaxis_title="% of samples",
+        xaxis_title="subgoal",
+        template="plotly_white",
+    )
+    heat = go.Figure(
+        go.Heatmap(
+            z=[[s.histogram.get(k, 0) for k in range(1, 6)] for s in report.subgoals],
+            x=["1", "2", "3", "4", "5"],
+            y=labels,
+            colorscale="Blues",
+            text=[[str(s.histogram.get(k, 0)) for k in range(1, 6)] for s in report.subgoals],
+            texttemplate="%{text}",
+        )
+    )
+    heat.update_layout(title="Samples per score, by subgoal", xaxis_title="score", template="plotly_white")
+    return bars, heat
+
+
+def to_html(report: CoverageReport) -> str:
+    """One file that opens offline: Plotly's JavaScript is inlined, not fetched from a CDN."""
+    from plotly.offline import get_plotlyjs
+
+    bars, heat = figures(report)
+    charts = "\n".join(
+        fig.to_html(full_html=False, include_plotlyjs=False, div_id=name) for name, fig in (("coverage", bars), ("heatmap", heat))
+    )
+    rows = "\n".join(
+        f"<tr class='{'weak' if s.weak else ''}'><td>{s.id}</td><td>{html.escape(s.title)}</td><td>{s.supporting}</td>"
+        f"<td>{_pct(s.share)}</td><td>{'' if s.mean is None else f'{s.mean:.2f}'}</td>"
+        f"<td>{'weak' if s.weak else ''}</td></tr>"
+        for s in report.subgoals
+    )
+    failures = "".join(
+        f"<li><code>{html.escape(f.sample_id)}</code> × {f.subgoal_id}: {html.escape(f.error)}</li>" for f in report.failures[:50]
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>GoalCover coverage report</title>
+<script type="text/javascript">{get_plotlyjs()}</script>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }}
+tr.weak td {{ color: #b00; font-weight: 600; }}
+</style></head><body>
+<h1>Coverage report</h1>
+<p><b>Goal:</b> {html.escape(report.goal)}</p>
+<p>{report.samples} samples · judge <code>{html.escape(str(report.judge.get('model', '—')))}</code> ·
+supporting = score ≥ {report.thresholds['support']} · off-goal samples: {report.off_goal} ·
+failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
+<table><tr><th>subgoal</th><th>title</th><th>supporting</th><th>share</th><th>mean</th><th></th></tr>
+{rows}</table>
+{charts}
+{'<h2>Failed judgments</h2><ul>' + failures + '</ul>' if failures else ''}
+<script type="application/json" id="report-data">{html.escape(json.dumps(to_json(report)))}</script>
+</body></html>
+"""
+
+
+def render(report: CoverageReport, fmt: ReportFormat) -> str:
+    if fmt == "md":
+        return to_markdown(report)
+    if fmt == "html":
+        return to_html(report)
+    return json.dumps(to_json(report), ensure_ascii=False, indent=2)

@@ -1,0 +1,315 @@
+"""The LLM judge over samples × subgoals: plan, run (async, bounded, rate-limited, resumable), index.
+
+Two modes: `batched` (one call scores one sample against every subgoal it still needs) and `pair` (one
+call per sample × subgoal). Each judgment is committed to SQLite the moment it arrives, keyed by
+(sample content hash, subgoal hash, prompt version, model): a killed run loses nothing it was told, and a
+rerun pays only for what is missing — new samples, edited subgoals, earlier failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, Field, create_model
+
+from goalcover.tools.goal import current_goal
+from goalcover.tools.llm import JsonCaller, Limits, Usage, estimate_tokens
+from goalcover.tools.models import Goal, Sample, Subgoal
+from goalcover.tools.prompts import JUDGE_PROMPT_VERSION, JUDGE_SYSTEM, JUDGE_USER, RUBRIC, format_subgoals, neutralise
+from goalcover.tools.errors import BadInput
+from goalcover.tools.workspace import Workspace
+
+Mode = Literal["batched", "pair"]
+from goalcover.tools.coverage import JUDGE_KEY
+# The judge reads the start of very long samples: enough to see what they teach, bounded in cost.
+JUDGE_MAX_CHARS = 12_000
+# What one verdict costs in output tokens, for estimates before any call is made.
+EST_TOKENS_PER_VERDICT = 60
+Progress = Callable[..., None]
+
+
+class Verdict(BaseModel):
+    explanation: str = Field(min_length=1, description="what the sample shows and what it lacks for this subgoal")
+    score: int = Field(ge=1, le=5, description="1 unrelated · 2 on topic, not exercised · 3 partly · 4 clearly · 5 exemplary")
+
+
+def batched_schema(subgoals: list[Subgoal]) -> type[BaseModel]:
+    """One required key per subgoal id: the model cannot skip a subgoal without the reply failing."""
+    fields = {s.id: (Verdict, Field(description=s.title)) for s in subgoals}
+    return create_model("BatchedVerdict", **fields)  # type: ignore[call-overload]
+
+
+def prompt_version(mode: Mode) -> str:
+    return f"{JUDGE_PROMPT_VERSION}/{mode}"
+
+
+def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample) -> list[BaseMessage]:
+    which = "this subgoal" if len(subgoals) == 1 else f"each of these {len(subgoals)} subgoals"
+    system = JUDGE_SYSTEM.format(goal=goal.text, which=which, subgoals=format_subgoals(subgoals), rubric=RUBRIC)
+    text = sample.text
+    if len(text) > JUDGE_MAX_CHARS:
+        text = text[:JUDGE_MAX_CHARS] + f"\n[… {len(sample.text) - JUDGE_MAX_CHARS:,} more characters not shown]"
+    return [SystemMessage(system), HumanMessage(JUDGE_USER.format(sample_id=sample.id, text=neutralise(text)))]
+
+
+@dataclass
+class Task:
+    sample: Sample
+    subgoals: list[Subgoal]
+
+
+class ScorePlan(BaseModel):
+    mode: Mode
+    model: str
+    prompt_version: str
+    samples: int
+    subgoals: int
+    pairs: int = Field(description="samples × subgoals")
+    cached: int = Field(description="pairs already judged by this model and prompt")
+    to_score: int
+    calls: int
+    est_prompt_tokens: int
+    est_completion_tokens: int
+    est_cost: float
+
+
+class ScoreResult(BaseModel):
+    """`goalcover score --json`; the first four keys are fixed by the design."""
+
+    judgments: int = Field(description="current judgments for this goal and dataset")
+    calls: int = Field(description="LLM calls made by this run, repairs included")
+    failed: int = Field(description="pairs that have no valid judgment after this run")
+    cached: int = Field(description="pairs that were already judged before this run")
+    new: int = 0
+    mode: Mode
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    repaired: int = 0
+    stopped: str | None = Field(None, description="why the run stopped early, if it did")
+    elapsed_s: float = 0.0
+
+
+def plan(ws: Workspace, mode: Mode = "batched") -> tuple[ScorePlan, list[Task], Goal]:
+    """What a run would do: the pairs still missing, grouped into calls, with token and cost estimates."""
+    if mode not in ("batched", "pair"):
+        raise BadInput(f"--mode {mode!r}: choose batched or pair")
+    goal = current_goal(ws)
+    assert goal is not None
+    samples = ws.store.samples()
+    if not samples:
+        raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
+    config = ws.settings.model_for("judge")
+    version = prompt_version(mode)
+    done = ws.store.judgment_keys(version, config.model)
+    unique: dict[str, Sample] = {}
+    for sample in samples:
+        unique.setdefault(sample.content_hash, sample)  # exact duplicates share one judgment
+    tasks: list[Task] = []
+    for content_hash, sample in unique.items():
+        missing = [s for s in goal.subgoals if (content_hash, s.hash) not in done]
+        if not missing:
+            continue
+        if mode == "batched":
+            tasks.append(Task(sample, missing))
+        else:
+            tasks.extend(Task(sample, [s]) for s in missing)
+    est_prompt = sum(sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, t.subgoals, t.sample)) for t in tasks)
+    to_score = sum(len(t.subgoals) for t in tasks)
+    est_completion = to_score * EST_TOKENS_PER_VERDICT
+    pairs = len(unique) * len(goal.subgoals)
+    return (
+        ScorePlan(
+            mode=mode,
+            model=config.model,
+            prompt_version=version,
+            samples=len(samples),
+            subgoals=len(goal.subgoals),
+            pairs=pairs,
+            cached=pairs - to_score,
+            to_score=to_score,
+            calls=len(tasks),
+            est_prompt_tokens=est_prompt,
+            est_completion_tokens=est_completion,
+            est_cost=config.cost(est_prompt, est_completion),
+        ),
+        tasks,
+        goal,
+    )
+
+
+def _row(task: Task, subgoal: Subgoal, version: str, model: str, **values) -> dict:
+    return {
+        "sample_hash": task.sample.content_hash,
+        "subgoal_hash": subgoal.hash,
+        "prompt_version": version,
+        "model": model,
+        "sample_id": task.sample.id,
+        "subgoal_id": subgoal.id,
+        **values,
+    }
+
+
+async def run(
+    ws: Workspace,
+    mode: Mode = "batched",
+    *,
+    concurrency: int | None = None,
+    max_cost: float | None = None,
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """Score every missing pair; safe to interrupt at any point and run again."""
+    started = time.monotonic()
+    score_plan, tasks, goal = plan(ws, mode)
+    config = ws.settings.model_for("judge")
+    version = score_plan.prompt_version
+    ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
+    caller = JsonCaller(config, ws.settings, limits=Limits.from_settings(ws.settings))
+    run_id = ws.store.start_run("score", score_plan.model_dump())
+    usage = Usage()
+    counts = {"new": 0, "failed_now": 0, "done": 0}
+    reserved = 0.0  # estimated cost of calls in flight, so --max-cost is not overshot by concurrency
+    stopped: str | None = None
+    queue: asyncio.Queue[Task] = asyncio.Queue()
+    for task in tasks:
+        queue.put_nowait(task)
+
+    async def worker() -> None:
+        nonlocal reserved, stopped
+        while not queue.empty() and stopped is None:
+            task = queue.get_nowait()
+            messages = judge_messages(goal, task.subgoals, task.sample)
+            est_cost = config.cost(
+                sum(estimate_tokens(str(m.content)) for m in messages), EST_TOKENS_PER_VERDICT * len(task.subgoals)
+            )
+            if max_cost is not None and usage.cost + reserved + est_cost > max_cost:
+                stopped = f"max-cost {max_cost:g} reached"
+                return
+            reserved += est_cost
+            try:
+                if mode == "batched":
+                    result = await caller.call(messages, batched_schema(task.subgoals), name="judgment")
+                    verdicts = {s.id: getattr(result.value, s.id) for s in task.subgoals} if result.value else {}
+                else:
+                    result = await caller.call(messages, Verdict, name="judgment")
+                    verdicts = {task.subgoals[0].id: result.value} if result.value else {}
+            finally:
+                reserved -= est_cost
+            usage.add(result.usage)
+            if verdicts:
+                ws.store.save_judgments(
+                    [
+                        _row(task, s, version, config.model, score=verdicts[s.id].score, explanation=verdicts[s.id].explanation)
+                        for s in task.subgoals
+                    ]
+                )
+                counts["new"] += len(task.subgoals)
+            else:
+                ws.store.save_failures([_row(task, s, version, config.model, error=result.error or "no reply") for s in task.subgoals])
+                counts["failed_now"] += len(task.subgoals)
+            counts["done"] += 1
+            if progress:
+                progress(
+                    counts["done"],
+                    len(tasks),
+                    tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
+                    cost=f"${usage.cost:.4f}",
+                    failed=counts["failed_now"],
+                )
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency or ws.settings.concurrency, max(1, len(tasks))))]
+    status = "interrupted"
+    try:
+        await asyncio.gather(*workers)
+        status = "stopped" if stopped else "done"
+    finally:
+        for w in workers:
+            w.cancel()
+        result = ScoreResult(
+            judgments=0,
+            calls=usage.calls,
+            failed=0,
+            cached=score_plan.cached,
+            new=counts["new"],
+            mode=mode,
+            model=config.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=round(usage.cost, 6),
+            repaired=usage.repaired,
+            stopped=stopped,
+            elapsed_s=round(time.monotonic() - started, 3),
+        )
+        ws.store.finish_run(run_id, status, result.model_dump())
+    pairs = {(s.content_hash, g.hash) for s in ws.store.samples() for g in goal.subgoals}
+    judged = pairs & ws.store.judgments_for(version, config.model).keys()
+    result.judgments = len(judged)
+    result.failed = len((pairs - judged) & ws.store.failures_for(version, config.model).keys())
+    return result
+
+
+def score(ws: Workspace, mode: Mode = "batched", **kwargs) -> ScoreResult:
+    return asyncio.run(run(ws, mode, **kwargs))
+
+
+def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
+    """Put scores into the samples' Chroma metadata (`score_S1` …, for filters like `score_S3<=2`) and
+    explanations into the `judgments` collection (for semantic search and gap clustering).
+
+    Only explanations that changed since the last sync are embedded; returns how many were.
+    """
+    from goalcover.tools.coverage import sample_scores
+    from goalcover.tools.embeddings import embed
+
+    goal = current_goal(ws)
+    assert goal is not None
+    scores, judge = sample_scores(ws)
+    if not judge:
+        return 0
+    # Scores: merge into the metadata; None removes keys of subgoals that no longer exist.
+    keys = sorted(set(ws.store.get_meta("indexed_score_keys", [])) | {f"score_{g.id}" for g in goal.subgoals})
+    ids = list(scores)
+    metadatas = [{k: scores[i].get(k.removeprefix("score_"), (None,))[0] for k in keys} for i in ids]
+    ws.index.update_metadata(ids, metadatas)
+    ws.store.set_meta("indexed_score_keys", [f"score_{g.id}" for g in goal.subgoals])
+
+    # Explanations: one document per sample × subgoal.
+    hashes = {s.id: s.content_hash for s in ws.store.samples()}
+    subgoal_hash = {g.id: g.hash for g in goal.subgoals}
+    wanted = {
+        f"{sid}::{gid}": (f"{hashes[sid]}:{subgoal_hash[gid]}:{judge['prompt_version']}:{judge['model']}", sid, gid, score, text)
+        for sid, per in scores.items()
+        for gid, (score, text) in per.items()
+    }
+    indexed = dict(ws.store.db.execute("SELECT doc_id, judgment_key FROM indexed_explanations"))
+    todo = [doc for doc, (key, *_rest) in wanted.items() if indexed.get(doc) != key]
+    stale = [doc for doc in indexed if doc not in wanted]
+    batch = 512
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        vectors = embed([wanted[d][4] for d in chunk], ws.settings.embed_batch_size)
+        ws.index.upsert(
+            chunk,
+            vectors,
+            [wanted[d][4] for d in chunk],
+            [{"sample_id": wanted[d][1], "subgoal_id": wanted[d][2], "score": wanted[d][3]} for d in chunk],
+            name="judgments",
+        )
+        with ws.store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO indexed_explanations (doc_id, judgment_key) VALUES (?, ?)",
+                [(d, wanted[d][0]) for d in chunk],
+            )
+        if progress:
+            progress(min(start + batch, len(todo)), len(todo))
+    if stale:
+        ws.index.delete(stale, name="judgments")
+        with ws.store.transaction() as conn:
+            conn.executemany("DELETE FROM indexed_explanations WHERE doc_id = ?", [(d,) for d in stale])
+    return len(todo)
