@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from goalcover.tools.goal import current_goal
 from goalcover.tools.errors import BadInput
+from goalcover.tools.models import Sample
 from goalcover.tools.workspace import Workspace
 
 JUDGE_KEY = "judge"
@@ -43,9 +44,11 @@ class CoverageReport(BaseModel):
     judge: dict
     thresholds: dict
     failures: list[Failure] = []
+    synthetic_accepted: int = 0
+    after: list[SubgoalCoverage] | None = Field(None, description="coverage with the accepted synthetic samples added")
 
 
-def sample_scores(ws: Workspace) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
+def sample_scores(ws: Workspace, samples: list[Sample] | None = None) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
     """sample id -> subgoal id -> (score, explanation), for the current goal and the last judge."""
     goal = current_goal(ws)
     judge = ws.store.get_meta(JUDGE_KEY)
@@ -53,7 +56,7 @@ def sample_scores(ws: Workspace) -> tuple[dict[str, dict[str, tuple[int, str]]],
         return {}, {}
     judged = ws.store.judgments_for(judge["prompt_version"], judge["model"])
     scores: dict[str, dict[str, tuple[int, str]]] = {}
-    for sample in ws.store.samples():
+    for sample in ws.store.samples() if samples is None else samples:
         row = {g.id: judged[(sample.content_hash, g.hash)] for g in goal.subgoals if (sample.content_hash, g.hash) in judged}
         scores[sample.id] = row
     return scores, judge
@@ -74,27 +77,14 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
             error = failures_by_key.get((sample.content_hash, g.hash))
             if error and g.id not in scores.get(sample.id, {}):
                 failures.append(Failure(sample_id=sample.id, subgoal_id=g.id, error=error))
-    rows = []
-    for g in goal.subgoals:
-        values = [(sid, per[g.id][0]) for sid, per in scores.items() if g.id in per]
-        numbers = [v for _, v in values]
-        supporting = sum(v >= settings.support_threshold for v in numbers)
-        share = supporting / len(samples)
-        mean = round(statistics.fmean(numbers), 3) if numbers else None
-        rows.append(
-            SubgoalCoverage(
-                id=g.id,
-                title=g.title,
-                supporting=supporting,
-                share=round(share, 4),
-                mean=mean,
-                weak=bool(numbers) and (share < settings.weak_share or (mean is not None and mean < settings.weak_mean)),
-                scored=len(numbers),
-                failed=sum(f.subgoal_id == g.id for f in failures),
-                histogram={k: numbers.count(k) for k in range(1, 6)},
-                best_sample_ids=[sid for sid, v in sorted(values, key=lambda x: -x[1])[:best] if v >= settings.support_threshold],
-            )
-        )
+    rows = _rows(goal, scores, len(samples), failures, settings, best)
+    after = None
+    from goalcover.tools.synthesis import list_synthetic
+
+    accepted = [s.as_sample() for s in list_synthetic(ws, state="accepted")]
+    if accepted and judge:
+        extra, _ = sample_scores(ws, accepted)
+        after = _rows(goal, {**scores, **extra}, len(samples) + len(accepted), failures, settings, best)
     complete = [sid for sid, per in scores.items() if len(per) == len(goal.subgoals)]
     off_goal = [sid for sid in complete if max(v for v, _ in scores[sid].values()) <= settings.off_goal_max]
     judged_pairs = sum(len(per) for per in scores.values())
@@ -114,4 +104,31 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
             "off_goal_max": settings.off_goal_max,
         },
         failures=failures,
+        synthetic_accepted=len(accepted),
+        after=after,
     )
+
+
+def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int) -> list[SubgoalCoverage]:
+    rows = []
+    for g in goal.subgoals:
+        values = [(sid, per[g.id][0]) for sid, per in scores.items() if g.id in per]
+        numbers = [v for _, v in values]
+        supporting = sum(v >= settings.support_threshold for v in numbers)
+        share = supporting / total
+        mean = round(statistics.fmean(numbers), 3) if numbers else None
+        rows.append(
+            SubgoalCoverage(
+                id=g.id,
+                title=g.title,
+                supporting=supporting,
+                share=round(share, 4),
+                mean=mean,
+                weak=bool(numbers) and (share < settings.weak_share or (mean is not None and mean < settings.weak_mean)),
+                scored=len(numbers),
+                failed=sum(f.subgoal_id == g.id for f in failures),
+                histogram={k: numbers.count(k) for k in range(1, 6)},
+                best_sample_ids=[sid for sid, v in sorted(values, key=lambda x: -x[1])[:best] if v >= settings.support_threshold],
+            )
+        )
+    return rows

@@ -37,6 +37,18 @@ def to_markdown(report: CoverageReport) -> str:
         hist = " | ".join(str(s.histogram.get(k, 0)) for k in range(1, 6))
         mean = f"{s.mean:.2f}" if s.mean is not None else "—"
         lines.append(f"| {s.id} | {s.title} | {s.supporting} | {_pct(s.share)} | {mean} | {hist} | {'**weak**' if s.weak else ''} |")
+    if report.after:
+        lines += [
+            "",
+            f"## With {report.synthetic_accepted} accepted synthetic samples",
+            "",
+            "| subgoal | supporting before | after | share before | after | mean before | after |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for b, a in zip(report.subgoals, report.after):
+            mb = f"{b.mean:.2f}" if b.mean is not None else "—"
+            ma = f"{a.mean:.2f}" if a.mean is not None else "—"
+            lines.append(f"| {b.id} | {b.supporting} | {a.supporting} | {_pct(b.share)} | {_pct(a.share)} | {mb} | {ma} |")
     lines += ["", f"**Off-goal samples** (no subgoal above {report.thresholds['off_goal_max']}): {report.off_goal}"]
     if report.off_goal_ids:
         shown = ", ".join(f"`{i}`" for i in report.off_goal_ids[:20])
@@ -56,6 +68,7 @@ def figures(report: CoverageReport):
     colours = ["#d62728" if s.weak else "#2ca02c" for s in report.subgoals]
     bars = go.Figure(
         go.Bar(
+            name="dataset",
             x=ids,
             y=[100 * s.share for s in report.subgoals],
             marker_color=colours,
@@ -63,6 +76,17 @@ def figures(report: CoverageReport):
             hovertext=labels,
         )
     )
+    if report.after:
+        bars.add_trace(
+            go.Bar(
+                name=f"+ {report.synthetic_accepted} accepted synthetic",
+                x=ids,
+                y=[100 * s.share for s in report.after],
+                marker_color="#1f77b4",
+                text=[f"{s.supporting}" for s in report.after],
+            )
+        )
+        bars.update_layout(barmode="group")
     bars.update_layout(
         title=f"Samples supporting each subgoal (score ≥ {report.thresholds['support']}); red = weak",
         yaxis_title="% of samples",

@@ -96,13 +96,16 @@ class ScoreResult(BaseModel):
     elapsed_s: float = 0.0
 
 
-def plan(ws: Workspace, mode: Mode = "batched") -> tuple[ScorePlan, list[Task], Goal]:
-    """What a run would do: the pairs still missing, grouped into calls, with token and cost estimates."""
+def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = None) -> tuple[ScorePlan, list[Task], Goal]:
+    """What a run would do: the pairs still missing, grouped into calls, with token and cost estimates.
+
+    `samples` defaults to the dataset; synthesis passes its candidates to have them judged the same way.
+    """
     if mode not in ("batched", "pair"):
         raise BadInput(f"--mode {mode!r}: choose batched or pair")
     goal = current_goal(ws)
     assert goal is not None
-    samples = ws.store.samples()
+    samples = ws.store.samples() if samples is None else samples
     if not samples:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
     config = ws.settings.model_for("judge")
@@ -163,10 +166,12 @@ async def run(
     concurrency: int | None = None,
     max_cost: float | None = None,
     progress: Progress | None = None,
+    samples: list[Sample] | None = None,
 ) -> ScoreResult:
     """Score every missing pair; safe to interrupt at any point and run again."""
     started = time.monotonic()
-    score_plan, tasks, goal = plan(ws, mode)
+    samples = ws.store.samples() if samples is None else samples
+    score_plan, tasks, goal = plan(ws, mode, samples)
     config = ws.settings.model_for("judge")
     version = score_plan.prompt_version
     ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
@@ -247,7 +252,7 @@ async def run(
             elapsed_s=round(time.monotonic() - started, 3),
         )
         ws.store.finish_run(run_id, status, result.model_dump())
-    pairs = {(s.content_hash, g.hash) for s in ws.store.samples() for g in goal.subgoals}
+    pairs = {(s.content_hash, g.hash) for s in samples for g in goal.subgoals}
     judged = pairs & ws.store.judgments_for(version, config.model).keys()
     result.judgments = len(judged)
     result.failed = len((pairs - judged) & ws.store.failures_for(version, config.model).keys())

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     weak_share: float = Field(0.10, ge=0, le=1, description="a subgoal is weak when fewer samples than this share support it")
     weak_mean: float = Field(2.5, ge=1, le=5, description="... or when its mean score is below this")
     off_goal_max: int = Field(2, ge=1, le=5, description="a sample is off-goal when no subgoal scores above this")
+    uncovered_share: float = Field(0.02, ge=0, le=1, description="a weak subgoal supported by at most this share (or 1 sample) is uncovered")
+    dedup_threshold: float = Field(0.92, gt=0, le=1, description="synthetic samples this similar (cosine) to another are dropped")
     concurrency: int = Field(8, ge=1, le=1024)
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)

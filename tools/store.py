@@ -64,6 +64,23 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL DEFAULT 'running',
     detail TEXT NOT NULL DEFAULT '{}'
 );
+-- LLM answers that are pure functions of their input (cluster labels, …), so reruns cost nothing.
+CREATE TABLE IF NOT EXISTS llm_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS synthetic (
+    id TEXT PRIMARY KEY,
+    gap_id TEXT NOT NULL,
+    subgoal_id TEXT NOT NULL,
+    format TEXT NOT NULL,
+    record TEXT NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    judge_score INTEGER,
+    judge_explanation TEXT,
+    state TEXT NOT NULL DEFAULT 'proposed' CHECK (state IN ('proposed', 'accepted', 'rejected')),
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
 -- What the Chroma `judgments` collection holds, so syncing it embeds only what changed.
 CREATE TABLE IF NOT EXISTS indexed_explanations (doc_id TEXT PRIMARY KEY, judgment_key TEXT NOT NULL);
 """
@@ -185,6 +202,14 @@ class Store:
             (prompt_version, model),
         )
         return {(a, b): err for a, b, err in rows}
+
+    # --- llm cache ----------------------------------------------------------------------------------
+    def cached(self, key: str):
+        row = self.db.execute("SELECT value FROM llm_cache WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def cache(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO llm_cache (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     # --- runs ---------------------------------------------------------------------------------------
     def start_run(self, kind: str, detail: dict) -> int:

@@ -320,8 +320,11 @@ def report(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Coverage per subgoal: supporting samples, share, mean score, histogram, weak flags, off-goal samples
-    and failed judgments."""
+    """Show coverage per subgoal, as Markdown, JSON or an HTML page with charts.
+
+    Per subgoal: supporting samples, share, mean score, histogram and a weak flag; then off-goal samples,
+    failed judgments, and coverage with accepted synthetic samples next to before.
+    """
     from goalcover.tools.coverage import coverage
     from goalcover.tools.report import render
 
@@ -339,6 +342,155 @@ def report(
 
     write_atomic(output, text)
     err.print(f"wrote {output}", highlight=False)
+
+
+# --- gaps, why -------------------------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def gaps(
+    subgoal: Annotated[Optional[str], typer.Option("--subgoal", "-s", help="Only this subgoal (e.g. S3), weak or not.", show_default=False)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the capability gaps of the weak subgoals.
+
+    Clusters the judge's explanations of low-scoring samples and has the agent model name each cluster:
+    what is missing and what would fill it. A subgoal almost nothing supports gets one "uncovered" gap.
+    Rerunning on unchanged data makes no new LLM call.
+    """
+    from goalcover.tools.gaps import find_gaps
+
+    with open_workspace(workspace) as ws:
+        with err.status("clustering explanations and naming gaps…"):
+            found = find_gaps(ws, subgoal)
+    if as_json:
+        print_json({"gaps": [g.model_dump(exclude={"member_ids"}) for g in found]})
+        return
+    if not found:
+        out.print("no gaps: no subgoal is weak" + (f" and {subgoal} has no low-scoring samples" if subgoal else ""))
+        return
+    table = Table(show_header=True)
+    for col in ("gap", "subgoal", "size", "label", "missing capability", "examples"):
+        table.add_column(col)
+    for g in found:
+        table.add_row(g.id, g.subgoal_id, str(g.size), g.label, g.description, ", ".join(g.sample_ids[:3]))
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def why(
+    subgoal: Annotated[str, typer.Argument(help="The subgoal to explain, e.g. S3.", show_default=False)],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Explain why a subgoal is weak, from the data.
+
+    The answer cites coverage against the other subgoals, the subgoal's gaps with counts and example
+    samples, the best supporting samples, and what would close the gap.
+
+    The agent model only writes prose over computed facts; every number and id in it is checked against them.
+    """
+    from goalcover.tools.why import why as explain
+
+    with open_workspace(workspace) as ws:
+        with err.status(f"looking into {subgoal}…"):
+            answer = explain(ws, subgoal)
+    if as_json:
+        print_json(answer.model_dump())
+        return
+    out.print(answer.answer, highlight=False)
+
+
+# --- synthesize, review, export --------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def synthesize(
+    gap: Annotated[str, typer.Option("--gap", "-g", help="The gap to fill, e.g. G1 (see `goalcover gaps`).", show_default=False)],
+    n: Annotated[int, typer.Option("-n", min=1, help="How many candidates to generate.")] = 20,
+    guidance: Annotated[Optional[str], typer.Option("--guidance", help='Extra direction, e.g. "make them harder".', show_default=False)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate synthetic samples for a gap, in the dataset's own shape (GOALCOVER_SYNTH_MODEL).
+
+    Candidates are judged like the data and kept only if they support the gap's subgoal; exact and near
+    duplicates of the data or of each other are dropped. Kept samples wait for `goalcover review`.
+    """
+    from goalcover.tools.synthesis import synthesize as make
+
+    with open_workspace(workspace) as ws:
+        with err.status(f"writing and judging {n} candidates for {gap}…"):
+            result = make(ws, gap, n, guidance)
+    if as_json:
+        print_json(result.model_dump())
+        return
+    out.print(
+        f"{result.gap_id}: generated {result.generated} · kept {result.kept} · duplicates {result.duplicates} · "
+        f"rejected by the judge {result.rejected_by_judge} · invalid {result.invalid}",
+        highlight=False,
+    )
+    if result.kept:
+        out.print(f"review them: goalcover review --gap {result.gap_id}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def review(
+    gap: Annotated[Optional[str], typer.Option("--gap", "-g", help="Only the samples of this gap.", show_default=False)] = None,
+    accept: Annotated[Optional[list[str]], typer.Option("--accept", help="Accept these ids (or `all` proposed ones).", show_default=False)] = None,
+    reject: Annotated[Optional[list[str]], typer.Option("--reject", help="Reject these ids (or `all` proposed ones).", show_default=False)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List synthetic samples with their review state, and accept or reject them.
+
+    Accepted samples count in the report's coverage-after column and go into `goalcover export --with-synthetic`.
+    """
+    from goalcover.tools.synthesis import review as set_states
+
+    with open_workspace(workspace) as ws:
+        items = set_states(ws, accept or [], reject or [], gap)
+    if as_json:
+        print_json({"synthetic": [i.model_dump() for i in items]})
+        return
+    table = Table(show_header=True)
+    for col in ("id", "gap", "state", "score", "sample"):
+        table.add_column(col)
+    for i in items:
+        snippet = " ".join(i.text.split())
+        table.add_row(i.id, i.gap_id, i.state, str(i.judge_score), snippet[:120] + ("…" if len(snippet) > 120 else ""))
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write, with the input's extension.", show_default=False)],
+    drop_off_goal: Annotated[bool, typer.Option("--drop-off-goal", help="Leave out samples that no subgoal scores above 2.")] = False,
+    with_synthetic: Annotated[bool, typer.Option("--with-synthetic", help="Add the accepted synthetic samples.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the dataset back in its own shape and file type, filtered and augmented, with manifest.json beside it.
+
+    Untouched records come out exactly as they came in; the input file is never overwritten.
+    """
+    from goalcover.tools.export import export as write
+
+    with open_workspace(workspace) as ws:
+        result = write(ws, output, drop_off_goal=drop_off_goal, with_synthetic=with_synthetic)
+    if as_json:
+        print_json(result.model_dump())
+        return
+    out.print(
+        f"wrote {result.written} samples to {result.path} ({result.dropped} dropped, {result.synthetic} synthetic); "
+        f"manifest: {result.manifest}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 # --- info ------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def run(*args: str):
 def test_help_explains_every_command():
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("ingest", "search", "info", "goal", "score", "report"):
+    for command in ("ingest", "search", "info", "goal", "score", "report", "gaps", "why", "synthesize", "review", "export"):
         assert command in result.stdout
     ingest_help = run("ingest", "--help").stdout
     assert "--skip-invalid" in ingest_help and "--workspace" in ingest_help and "sharegpt" in ingest_help
@@ -109,3 +109,34 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
     run("ingest", str(data), "-w", ws)
     result = run("goal", "a contracts summarizer", "-w", ws)
     assert result.exit_code == 2 and "GOALCOVER_AGENT_MODEL" in result.stderr
+
+
+def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai, monkeypatch):
+    from tests.support.judges import CONTRACT_PATTERNS, synth_writer, topical_judge
+    from tests.tools.test_scoring import GOAL_FILE
+
+    fake_openai.rules += [synth_writer(off_target=0), topical_judge(CONTRACT_PATTERNS)]
+    for key, value in {"GOALCOVER_MODEL": "fake-model", "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "t"}.items():
+        monkeypatch.setenv(key, value)
+    ws = str(tmp_path / "ws")
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "c.jsonl", 40)
+    for args in (("ingest", str(data)), ("goal", "--file", str(GOAL_FILE)), ("score",)):
+        assert run(*args, "-w", ws).exit_code == 0
+    gaps = json.loads(run("gaps", "-w", ws, "--json").stdout)["gaps"]
+    assert gaps and set(gaps[0]) >= {"id", "subgoal_id", "label", "description", "size", "sample_ids"}
+    s1 = json.loads(run("gaps", "--subgoal", "S1", "-w", ws, "--json").stdout)["gaps"][0]
+    assert s1["subgoal_id"] == "S1"
+    answer = json.loads(run("why", "S1", "-w", ws, "--json").stdout)
+    assert answer["subgoal_id"] == "S1" and answer["answer"] and answer["facts"]["gaps"]
+    made = json.loads(run("synthesize", "--gap", s1["id"], "-n", "5", "-w", ws, "--json").stdout)
+    assert {k: made[k] for k in ("gap_id", "generated", "kept")} == {"gap_id": s1["id"], "generated": 5, "kept": 5}
+    assert made["duplicates"] == made["rejected_by_judge"] == 0
+    listed = json.loads(run("review", "--accept", "all", "-w", ws, "--json").stdout)["synthetic"]
+    assert len(listed) == 5 and {i["state"] for i in listed} == {"accepted"}
+    out = tmp_path / "out.jsonl"
+    exported = json.loads(run("export", "-o", str(out), "--with-synthetic", "--drop-off-goal", "-w", ws, "--json").stdout)
+    assert exported["synthetic"] == 5 and exported["written"] == 40 - exported["dropped"] + 5
+    assert set(exported) >= {"path", "written", "dropped", "synthetic"}
+    refused = run("export", "-o", str(data), "-w", ws)
+    assert refused.exit_code == 2 and "refusing to overwrite" in refused.stderr
+    assert run("why", "S9", "-w", ws).exit_code == 2

@@ -1,0 +1,223 @@
+"""Capability gaps: the low-score explanations of weak subgoals, embedded, clustered and named.
+
+The judge already explained, for every sample, what it lacks for each subgoal; those explanations are
+embedded when scores are indexed. For a weak subgoal, the explanations of samples below the support
+threshold are clustered (scikit-learn's HDBSCAN after a PCA, with a fallback for a handful of points), and
+the LLM names each cluster: the missing capability and what would fill it. A subgoal that almost nothing
+supports gets one "uncovered" gap whose aspects the LLM proposes. Labels are cached by their input, so
+rerunning on unchanged data makes no LLM call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Literal
+
+import numpy as np
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import BaseModel, Field
+
+from goalcover.tools.coverage import coverage, sample_scores
+from goalcover.tools.errors import GoalCoverError
+from goalcover.tools.goal import current_goal
+from goalcover.tools.llm import JsonCaller
+from goalcover.tools.models import Goal, Subgoal
+from goalcover.tools.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOVERED_SYSTEM, format_subgoals
+from goalcover.tools.workspace import Workspace
+
+GAPS_KEY = "gaps"
+MAX_GAPS_PER_SUBGOAL = 5
+REPRESENTATIVES = 5
+EXPLANATIONS_PER_LABEL = 8
+# Below this many explanations a density-based clustering has nothing to work with.
+MIN_FOR_HDBSCAN = 12
+PCA_DIMENSIONS = 16
+
+
+class Gap(BaseModel):
+    id: str
+    subgoal_id: str
+    kind: Literal["cluster", "uncovered"] = "cluster"
+    label: str
+    description: str
+    fill_hint: str = ""
+    aspects: list[str] = []
+    size: int = Field(description="low-scoring samples in this gap")
+    sample_ids: list[str] = Field(description="representative samples, most typical first")
+    member_ids: list[str] = Field(default_factory=list, description="every sample in the gap")
+
+
+class GapLabel(BaseModel):
+    label: str = Field(min_length=1, description="3 to 8 words")
+    description: str = Field(min_length=1, description="the capability the data lacks")
+    fill_hint: str = Field(min_length=1, description="what kind of new sample would close the gap")
+
+
+class UncoveredAspects(BaseModel):
+    label: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    aspects: list[str] = Field(min_length=1, max_length=8)
+
+
+# --- clustering -------------------------------------------------------------------------------------
+
+def cluster(vectors: np.ndarray, min_cluster_size: int | None = None) -> np.ndarray:
+    """Cluster labels (-1 = noise) for unit vectors. Deterministic for the same input order."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n < MIN_FOR_HDBSCAN:
+        return _small_clusters(vectors)
+    from sklearn.cluster import HDBSCAN
+    from sklearn.decomposition import PCA
+
+    # HDBSCAN's trees work in a few dimensions; 384 would make it quadratic. Unit vectors keep
+    # Euclidean distance a monotone function of cosine distance.
+    reduced = PCA(n_components=min(PCA_DIMENSIONS, n - 1, vectors.shape[1]), random_state=0).fit_transform(vectors)
+    size = min_cluster_size or max(3, min(50, n // 25))
+    labels = HDBSCAN(min_cluster_size=size, min_samples=min(size, 5), copy=True).fit_predict(reduced)
+    if labels.max() < 0:  # all noise: fall back rather than report no gap at all
+        return _small_clusters(vectors)
+    return labels
+
+
+def _small_clusters(vectors: np.ndarray) -> np.ndarray:
+    """A handful of explanations: agglomerative clustering by cosine distance, one cluster if all are alike."""
+    n = len(vectors)
+    if n < 3:
+        return np.zeros(n, dtype=int)
+    from sklearn.cluster import AgglomerativeClustering
+
+    return AgglomerativeClustering(n_clusters=None, distance_threshold=0.6, metric="cosine", linkage="average").fit_predict(
+        vectors
+    )
+
+
+def _representatives(ids: list[str], vectors: np.ndarray, k: int) -> list[str]:
+    centroid = vectors.mean(axis=0)
+    order = np.argsort(-(vectors @ centroid), kind="stable")
+    return [ids[i] for i in order[:k]]
+
+
+# --- finding gaps -----------------------------------------------------------------------------------
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
+    """Gaps of every weak subgoal (and of `subgoal_id`, weak or not); stored in the workspace."""
+    from goalcover.tools.scoring import index_scores
+
+    goal = current_goal(ws)
+    assert goal is not None
+    wanted = goal.subgoal(subgoal_id) if subgoal_id else None
+    report = coverage(ws)
+    if not report.judge:
+        raise GoalCoverError("no scores yet: run `goalcover score` first")
+    index_scores(ws)  # explanations must be embedded before they can be clustered
+    scores, _ = sample_scores(ws)
+    threshold = ws.settings.support_threshold
+    targets = [s for s in goal.subgoals if (wanted and s.id == wanted.id) or any(r.id == s.id and r.weak for r in report.subgoals)]
+    caller: JsonCaller | None = None
+    pending: list[tuple[Subgoal, list[str], list[str], list[str] | None]] = []  # subgoal, members, reps, explanations
+    for subgoal in targets:
+        row = next(r for r in report.subgoals if r.id == subgoal.id)
+        low = sorted(sid for sid, per in scores.items() if subgoal.id in per and per[subgoal.id][0] < threshold)
+        if not low:
+            continue
+        if row.supporting <= max(1, int(ws.settings.uncovered_share * report.samples)):
+            best = sorted(low, key=lambda sid: (-scores[sid][subgoal.id][0], sid))
+            pending.append((subgoal, low, best[:REPRESENTATIVES], None))
+            continue
+        docs = ws.index.collection("judgments").get(ids=[f"{sid}::{subgoal.id}" for sid in low], include=["embeddings"])
+        by_id = dict(zip(docs["ids"], docs["embeddings"]))
+        ids = [sid for sid in low if f"{sid}::{subgoal.id}" in by_id]
+        vectors = np.array([by_id[f"{sid}::{subgoal.id}"] for sid in ids], dtype=np.float32)
+        labels = cluster(vectors)
+        groups = sorted(
+            ([i for i, l in enumerate(labels) if l == label] for label in set(labels.tolist()) if label >= 0),
+            key=lambda members: (-len(members), ids[members[0]]),
+        )[:MAX_GAPS_PER_SUBGOAL]
+        for members in groups:
+            member_ids = [ids[i] for i in members]
+            reps = _representatives(member_ids, vectors[members], max(REPRESENTATIVES, EXPLANATIONS_PER_LABEL))
+            pending.append((subgoal, member_ids, reps, [scores[i][subgoal.id][1] for i in reps[:EXPLANATIONS_PER_LABEL]]))
+    if pending:
+        caller = JsonCaller(ws.settings.model_for("agent"), ws.settings)
+    # One event loop for all labels: the model client belongs to the loop it was first used on.
+    names = asyncio.run(_name_all(ws, caller, goal, pending)) if pending else []
+    gaps = [
+        Gap(
+            id=f"G{n}",
+            subgoal_id=subgoal.id,
+            kind="uncovered" if explanations is None else "cluster",
+            label=name["label"],
+            description=name["description"],
+            fill_hint=name.get("fill_hint") or "new samples covering: " + "; ".join(name.get("aspects", [])),
+            aspects=name.get("aspects", []),
+            size=len(members),
+            sample_ids=reps[:REPRESENTATIVES],
+            member_ids=members,
+        )
+        for n, ((subgoal, members, reps, explanations), name) in enumerate(zip(pending, names), start=1)
+    ]
+    ws.store.set_meta(GAPS_KEY, [g.model_dump() for g in gaps])
+    return [g for g in gaps if wanted is None or g.subgoal_id == wanted.id]
+
+
+async def _name_all(ws: Workspace, caller: JsonCaller, goal: Goal, pending) -> list[dict]:
+    return await asyncio.gather(
+        *(
+            _uncovered(ws, caller, goal, subgoal) if explanations is None else _label(ws, caller, goal, subgoal, explanations)
+            for subgoal, _, _, explanations in pending
+        )
+    )
+
+
+def stored_gaps(ws: Workspace) -> list[Gap]:
+    return [Gap.model_validate(g) for g in ws.store.get_meta(GAPS_KEY, [])]
+
+
+def get_gap(ws: Workspace, gap_id: str) -> Gap:
+    from goalcover.tools.errors import BadInput
+
+    gaps = stored_gaps(ws)
+    for gap in gaps:
+        if gap.id == gap_id.upper():
+            return gap
+    known = ", ".join(g.id for g in gaps) or "none yet (run `goalcover gaps`)"
+    raise BadInput(f"no gap {gap_id!r}; the workspace has {known}")
+
+
+async def _label(ws: Workspace, caller: JsonCaller, goal: Goal, subgoal: Subgoal, explanations: list[str]) -> dict:
+    key = _key(GAPS_PROMPT_VERSION, caller.config.model, goal.text, subgoal.hash, explanations)
+    if (hit := ws.store.cached(key)) is not None:
+        return hit
+    data = "\n".join(f"- {e}" for e in explanations)
+    messages = [
+        SystemMessage(GAP_LABEL_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]))),
+        HumanMessage(f"<explanations>\n{data}\n</explanations>"),
+    ]
+    result = await caller.call(messages, GapLabel, name="gap_label")
+    if result.value is None:
+        raise GoalCoverError(f"the model could not name a gap of {subgoal.id}: {result.error}")
+    ws.store.cache(key, result.value.model_dump())
+    return result.value.model_dump()
+
+
+async def _uncovered(ws: Workspace, caller: JsonCaller, goal: Goal, subgoal: Subgoal) -> dict:
+    key = _key(GAPS_PROMPT_VERSION, "uncovered", caller.config.model, goal.text, subgoal.hash)
+    if (hit := ws.store.cached(key)) is not None:
+        return hit
+    messages = [
+        SystemMessage(UNCOVERED_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]))),
+        HumanMessage(f"Propose the aspects for {subgoal.id}."),
+    ]
+    result = await caller.call(messages, UncoveredAspects, name="uncovered_aspects")
+    if result.value is None:
+        raise GoalCoverError(f"the model could not propose aspects for {subgoal.id}: {result.error}")
+    ws.store.cache(key, result.value.model_dump())
+    return result.value.model_dump()
