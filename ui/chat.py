@@ -1,0 +1,257 @@
+"""`goalcover chat`: the agent in the terminal.
+
+Streams the agent's replies, shows each tool call as one compact step, draws progress bars for long
+tools, and asks y/n before anything is paid for. Reads lines from a pipe as well as from a terminal, so
+`printf 'hello\\n/quit\\n' | goalcover chat` works (and tests drive it that way). Commands: /new (a new
+conversation), /quit. The thread id is printed at the start and the end; `--thread ID` continues it later,
+and without flags the workspace's last conversation continues.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional, TextIO
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from goalcover.tools.errors import BadInput, GoalCoverError
+
+HELP = "Type your message. /new starts a new conversation, /quit leaves (the conversation is kept)."
+
+
+class Terminal:
+    """Input and output of one chat: a terminal, or a pipe whose lines are echoed so transcripts read well."""
+
+    def __init__(self, console: Console, stdin: TextIO) -> None:
+        self.console = console
+        self.stdin = stdin
+        self.interactive = stdin.isatty() and console.is_terminal
+
+    def read(self, prompt: str) -> str | None:
+        if self.interactive:
+            try:
+                return self.console.input(f"[bold cyan]{escape(prompt)}[/] ")
+            except EOFError:
+                return None
+        line = self.stdin.readline()
+        if not line:
+            return None
+        line = line.rstrip("\n")
+        self.console.print(f"{prompt} {line}", markup=False, highlight=False)
+        return line
+
+    def ask_yes(self, question: str) -> bool:
+        answer = self.read(f"{question} [y/N]")
+        return (answer or "").strip().lower() in ("y", "yes")
+
+
+class Renderer:
+    """Turns session events into terminal output."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.streamed = False
+        self.bar: Progress | None = None
+        self.task = None
+
+    def show(self, event) -> None:
+        from goalcover.agent.session import Approval, Progress as ProgressEvent, Reply, Text, ToolStep
+
+        if isinstance(event, Text):
+            self.console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+            self.streamed = True
+        elif isinstance(event, Reply):
+            if not self.streamed:
+                self.console.print(event.text, markup=False, highlight=False, soft_wrap=True)
+            else:
+                self.console.print()
+            self.streamed = False
+        elif isinstance(event, ToolStep):
+            self.end_line()
+            self.step(event)
+        elif isinstance(event, ProgressEvent):
+            self.progress(event)
+        elif isinstance(event, Approval):
+            self.end_line()
+
+    def end_line(self) -> None:
+        if self.streamed:
+            self.console.print()
+            self.streamed = False
+
+    def step(self, step) -> None:
+        if step.status == "start":
+            args = json.dumps(step.args, ensure_ascii=False)
+            if len(args) > 100:
+                args = args[:97] + "…"
+            self.console.print(f"[dim]→ {step.name} {args}[/]", highlight=False)
+            return
+        self.stop_bar()
+        mark = "[green]✓[/]" if step.status == "done" else "[red]✗[/]"
+        self.console.print(f"  {mark} [dim]{step.name}:[/] ", end="", highlight=False)
+        self.console.print(step.summary, markup=False, highlight=False, soft_wrap=True)
+        for line in step.display:
+            self.console.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)
+
+    def progress(self, event) -> None:
+        if event.done is None or event.total is None:
+            self.stop_bar()
+            self.console.print(f"  [dim]… {event.tool}: {event.fields.get('stage', 'working')}[/]", highlight=False)
+            return
+        info = " · ".join(f"{k} {v}" for k, v in event.fields.items())
+        if not self.console.is_terminal:
+            if event.done == event.total:  # a pipe gets one line, not a redrawn bar
+                self.console.print(f"  {event.tool}: {event.done}/{event.total} {info}", markup=False, highlight=False)
+            return
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(event.tool, total=event.total, info="")
+        self.bar.update(self.task, completed=event.done, total=event.total, info=info)
+
+    def stop_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def approval(self, approval) -> None:
+        lines = [approval.question]
+        plan = approval.plan or {}
+        if plan and "est_cost" not in plan:
+            lines.append(" · ".join(f"{k.replace('_', ' ')} {v}" for k, v in plan.items()))
+        elif plan:
+            lines.append(
+                f"mode {plan.get('mode')} · {plan.get('samples')} samples × {plan.get('subgoals')} subgoals · "
+                f"{plan.get('to_score')} to score, {plan.get('cached')} cached · {plan.get('calls')} calls · "
+                f"~{plan.get('est_prompt_tokens', 0):,} + {plan.get('est_completion_tokens', 0):,} tokens · ~${plan.get('est_cost', 0):.4f}"
+            )
+        self.console.print(Panel("\n".join(lines), title=f"approve {approval.tool}?", expand=False), highlight=False)
+
+
+def run_chat(
+    workspace: Path | None = None,
+    thread: str | None = None,
+    *,
+    new: bool = False,
+    stdin: TextIO | None = None,
+    console: Console | None = None,
+) -> str:
+    """Chat until /quit or end of input; returns the thread id (to continue later with `thread=`)."""
+    from goalcover.agent.session import Approval, Session
+    from goalcover.agent.threads import last_thread
+    from goalcover.tools.workspace import Workspace
+
+    if thread and new:
+        raise BadInput("--thread and --new: give one or the other")
+    console = console or Console()
+    term = Terminal(console, stdin or sys.stdin)
+    show = Renderer(console)
+    with Workspace.open(workspace) as ws:
+        chosen = thread or (None if new else last_thread(ws))
+        with Session(ws, chosen) as session:
+            history = session.messages()
+            verb = "continuing" if history else "new"
+            console.print(f"[bold]goalcover chat[/] · {ws.root} · {verb} thread [bold]{session.thread_id}[/]", highlight=False)
+            if history:
+                console.print(f"[dim]{len(history)} messages so far; the last reply:[/]", highlight=False)
+                last = next((m for m in reversed(history) if m.type == "ai" and m.text), None)
+                if last is not None:
+                    console.print(last.text, markup=False, highlight=False, soft_wrap=True)
+            else:
+                console.print(f"[dim]{HELP}[/]", highlight=False)
+
+            def turn(events) -> None:
+                pending: list[Approval] = []
+                try:
+                    for event in events:
+                        show.show(event)
+                        if isinstance(event, Approval):
+                            pending.append(event)
+                except GoalCoverError as exc:
+                    show.stop_bar()
+                    show.end_line()
+                    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                    return
+                except KeyboardInterrupt:
+                    show.stop_bar()
+                    show.end_line()
+                    console.print("[yellow](stopped; the conversation is kept)[/]")
+                    return
+                finally:
+                    show.stop_bar()
+                    show.end_line()
+                for approval in pending[:1]:  # one at a time: answering may raise the next
+                    show.approval(approval)
+                    turn(session.answer(term.ask_yes("Run it?")))
+
+            for approval in session.pending()[:1]:  # left open when the last process ended
+                show.approval(approval)
+                turn(session.answer(term.ask_yes("Run it?")))
+
+            while True:
+                try:
+                    line = term.read("you>")
+                except KeyboardInterrupt:
+                    line = None
+                if line is None or line.strip() in ("/quit", "/exit", "/q"):
+                    break
+                text = line.strip()
+                if not text:
+                    continue
+                if text == "/new":
+                    console.print(f"new thread [bold]{session.new_thread()}[/]", highlight=False)
+                    continue
+                if text in ("/help", "/?"):
+                    console.print(HELP, highlight=False)
+                    continue
+                turn(session.send(text))
+            console.print(f"[dim]thread {session.thread_id} · continue with: goalcover chat --thread {session.thread_id}[/]", highlight=False)
+            return session.thread_id
+
+
+def chat_command(
+    thread: Annotated[
+        Optional[str], typer.Option("--thread", help="Continue this conversation (its id is printed when a chat starts and ends).", show_default=False)
+    ] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start a new conversation instead of continuing the workspace's last one.")] = False,
+    workspace: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Folder that holds the project's state (default ./goalcover-workspace, env GOALCOVER_WORKSPACE).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Talk with the GoalCover agent in the terminal.
+
+    Set your goal and refine its subgoals in plain words, score the dataset (you approve the cost first),
+    and ask what the data covers and why a subgoal is weak. Answers come only from the workspace's data.
+    Reads from a pipe too: `printf 'describe the dataset\\n' | goalcover chat`. Needs a model with tool
+    calling (GOALCOVER_AGENT_MODEL or GOALCOVER_MODEL).
+    """
+    run_chat(workspace, thread, new=new)
+
+
+def main() -> None:
+    """`python -m goalcover.ui.chat`: the same command on its own, with the CLI's error handling."""
+    from goalcover.ui.cli import handle_errors
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(handle_errors(chat_command))
+    app()
+
+
+if __name__ == "__main__":
+    main()
