@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install everything the suite needs, then run the whole suite. Extra arguments go to pytest.
+# Install everything the suite needs (the local-model runtime included: its first build takes ~9 minutes,
+# then it is cached), then run the whole suite. Extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh || exit $?
+bash scripts/install-local.sh || exit $?
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

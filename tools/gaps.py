@@ -34,6 +34,9 @@ EXPLANATIONS_PER_LABEL = 8
 # Below this many explanations a density-based clustering has nothing to work with.
 MIN_FOR_HDBSCAN = 12
 PCA_DIMENSIONS = 16
+# HDBSCAN grows worse than quadratically in 16 dimensions; past this many points it clusters a seeded
+# random subset and assigns the rest to the nearest cluster, which keeps the cost linear in the data.
+MAX_DIRECT = 20_000
 
 
 class Gap(BaseModel):
@@ -70,6 +73,8 @@ def cluster(vectors: np.ndarray, min_cluster_size: int | None = None) -> np.ndar
         return np.zeros(0, dtype=int)
     if n < MIN_FOR_HDBSCAN:
         return _small_clusters(vectors)
+    if n > MAX_DIRECT:
+        return _cluster_then_assign(vectors, min_cluster_size)
     from sklearn.cluster import HDBSCAN
     from sklearn.decomposition import PCA
 
@@ -80,6 +85,28 @@ def cluster(vectors: np.ndarray, min_cluster_size: int | None = None) -> np.ndar
     labels = HDBSCAN(min_cluster_size=size, min_samples=min(size, 5), copy=True).fit_predict(reduced)
     if labels.max() < 0:  # all noise: fall back rather than report no gap at all
         return _small_clusters(vectors)
+    return labels
+
+
+def _cluster_then_assign(vectors: np.ndarray, min_cluster_size: int | None) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    subset = np.sort(rng.choice(len(vectors), MAX_DIRECT, replace=False))
+    sub_labels = cluster(vectors[subset], min_cluster_size)
+    found = sorted(set(sub_labels.tolist()) - {-1})
+    labels = np.full(len(vectors), -1, dtype=int)
+    if not found:
+        return labels
+    centroids = np.stack([vectors[subset][sub_labels == c].mean(axis=0) for c in found])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    # A point joins its nearest cluster only if it is as close as that cluster's own members mostly are.
+    member_sims = [vectors[subset][sub_labels == c] @ centroids[i] for i, c in enumerate(found)]
+    floors = np.array([np.quantile(s, 0.05) for s in member_sims])
+    for start in range(0, len(vectors), 50_000):
+        sims = vectors[start : start + 50_000] @ centroids.T
+        best = sims.argmax(axis=1)
+        ok = sims[np.arange(len(best)), best] >= floors[best]
+        labels[start : start + 50_000] = np.where(ok, np.array(found)[best], -1)
+    labels[subset] = sub_labels
     return labels
 
 
@@ -169,12 +196,13 @@ def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
 
 
 async def _name_all(ws: Workspace, caller: JsonCaller, goal: Goal, pending) -> list[dict]:
-    return await asyncio.gather(
-        *(
-            _uncovered(ws, caller, goal, subgoal) if explanations is None else _label(ws, caller, goal, subgoal, explanations)
-            for subgoal, _, _, explanations in pending
+    async with caller:
+        return await asyncio.gather(
+            *(
+                _uncovered(ws, caller, goal, subgoal) if explanations is None else _label(ws, caller, goal, subgoal, explanations)
+                for subgoal, _, _, explanations in pending
+            )
         )
-    )
 
 
 def stored_gaps(ws: Workspace) -> list[Gap]:
@@ -201,7 +229,7 @@ async def _label(ws: Workspace, caller: JsonCaller, goal: Goal, subgoal: Subgoal
         SystemMessage(GAP_LABEL_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]))),
         HumanMessage(f"<explanations>\n{data}\n</explanations>"),
     ]
-    result = await caller.call(messages, GapLabel, name="gap_label")
+    result = await caller.call(messages, GapLabel, name="gap_label", max_tokens=400)
     if result.value is None:
         raise GoalCoverError(f"the model could not name a gap of {subgoal.id}: {result.error}")
     ws.store.cache(key, result.value.model_dump())
@@ -216,7 +244,7 @@ async def _uncovered(ws: Workspace, caller: JsonCaller, goal: Goal, subgoal: Sub
         SystemMessage(UNCOVERED_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]))),
         HumanMessage(f"Propose the aspects for {subgoal.id}."),
     ]
-    result = await caller.call(messages, UncoveredAspects, name="uncovered_aspects")
+    result = await caller.call(messages, UncoveredAspects, name="uncovered_aspects", max_tokens=600)
     if result.value is None:
         raise GoalCoverError(f"the model could not propose aspects for {subgoal.id}: {result.error}")
     ws.store.cache(key, result.value.model_dump())

@@ -83,7 +83,11 @@ def decompose(ws: Workspace, text: str, low: int = 4, high: int = 8) -> Goal:
         raise BadInput("goal: the goal text is empty")
     caller = JsonCaller(ws.settings.model_for("agent"), ws.settings)
     messages = [SystemMessage(DECOMPOSE_SYSTEM.format(low=low, high=high)), HumanMessage(f"My goal: {text.strip()}")]
-    result = asyncio.run(caller.call(messages, ProposedSubgoals, name="subgoals"))
+    async def ask():
+        async with caller:
+            return await caller.call(messages, ProposedSubgoals, name="subgoals", max_tokens=1500)
+
+    result = asyncio.run(ask())
     if result.value is None:
         raise GoalCoverError(f"the agent model did not return usable subgoals ({result.error})")
     subgoals = [Subgoal(id=f"S{n}", **s.model_dump()) for n, s in enumerate(result.value.subgoals, start=1)]

@@ -11,6 +11,7 @@ never replaced by a made-up value.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -26,7 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from goalcover.tools.settings import ModelConfig, Settings
 
 T = TypeVar("T", bound=BaseModel)
-JsonMode = Literal["json_schema", "json_object"]
+JsonMode = Literal["auto", "json_schema", "json_object"]
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
@@ -56,6 +57,8 @@ def is_transient(exc: BaseException) -> bool:
     """Worth sending again: the request may well succeed the next time."""
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, json.JSONDecodeError, openai.APIResponseValidationError)):
         return True
+    if _rejects_json_schema(exc):  # a server that cannot do json_schema will not learn it by retrying
+        return False
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
     return False
@@ -75,6 +78,14 @@ def wait_for_retry(state: RetryCallState) -> float:
         except ValueError:
             pass
     return _backoff(state)
+
+
+def _rejects_json_schema(exc: BaseException) -> bool:
+    """The server refused the request's response_format (llama-cpp-python answers 500 for json_schema)."""
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422, 500):
+        return False
+    text = str(exc).lower()
+    return "json_schema" in text or "response_format" in text
 
 
 class ReplyError(ValueError):
@@ -162,36 +173,70 @@ class JsonCaller:
 
     config: ModelConfig
     settings: Settings
-    json_mode: JsonMode = "json_schema"
+    json_mode: JsonMode | None = None
     repairs: int = 2
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        self.llm = make_chat_model(self.config, max_retries=0)
+        self.json_mode = self.json_mode or self.settings.json_mode
+        self._clients: dict[int, Any] = {}
+
+    @property
+    def llm(self):
+        """A chat model per event loop: its HTTP client belongs to the loop it first ran on, and engine
+        functions may be called from several `asyncio.run`s (the CLI, the agent's worker threads)."""
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._clients:
+            self._clients = {loop: make_chat_model(self.config, max_retries=0)}
+        return self._clients[loop]
+
+    async def aclose(self) -> None:
+        """Close this loop's HTTP client; call before the event loop ends (or use `async with caller`)."""
+        client = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if client is not None and getattr(client, "root_async_client", None) is not None:
+            await client.root_async_client.close()
+
+    async def __aenter__(self) -> "JsonCaller":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
 
     def response_format(self, name: str, json_schema: dict[str, Any]) -> dict[str, Any]:
         if self.json_mode == "json_object":
-            return {"type": "json_object"}
+            # llama-cpp-python turns a `schema` here into a grammar; other servers ignore it.
+            return {"type": "json_object", "schema": json_schema}
         return {"type": "json_schema", "json_schema": {"name": name, "schema": json_schema}}
 
+    def _with_schema_in_prompt(self, messages: list[BaseMessage], json_schema: dict[str, Any]) -> list[BaseMessage]:
+        """In json_object mode the schema travels in the prompt: the server only promises *some* JSON."""
+        if self.json_mode != "json_object" or not messages:
+            return messages
+        note = f"\n\nThe JSON object must match this schema:\n<schema>{json.dumps(json_schema)}</schema>"
+        first = messages[0]
+        return [type(first)(content=str(first.content) + note), *messages[1:]]
+
     async def call(
-        self, messages: list[BaseMessage], schema: type[T], *, name: str, json_schema: dict[str, Any] | None = None
+        self,
+        messages: list[BaseMessage],
+        schema: type[T],
+        *,
+        name: str,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> Result[T]:
         json_schema = json_schema or schema.model_json_schema()
-        llm = self.llm.bind(response_format=self.response_format(name, json_schema))
         usage = Usage()
         history = list(messages)
         error = raw = None
         for attempt in range(self.repairs + 1):
-            est = sum(estimate_tokens(str(m.content)) for m in history)
-            await self.limits.wait(est)
             try:
-                reply = await self._send(llm, history, usage)
+                reply = await self._request(history, json_schema, name, usage, max_tokens)
             except Exception as exc:  # retries are spent, or the request itself is wrong
                 return Result(None, usage, error=f"{type(exc).__name__}: {exc}"[:500])
             usage.repair_calls += attempt > 0
             meta = reply.usage_metadata or {}
-            prompt_tokens = meta.get("input_tokens", est)
+            prompt_tokens = meta.get("input_tokens") or sum(estimate_tokens(str(m.content)) for m in history)
             completion_tokens = meta.get("output_tokens", estimate_tokens(str(reply.content)))
             usage.prompt_tokens += prompt_tokens
             usage.completion_tokens += completion_tokens
@@ -213,7 +258,27 @@ class JsonCaller:
             return Result(value, usage, raw=raw)
         return Result(None, usage, error=error, raw=raw)
 
-    async def _send(self, llm, history: list[BaseMessage], usage: Usage) -> AIMessage:
+    async def _request(
+        self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage, max_tokens: int | None
+    ) -> AIMessage:
+        """One request (with retries); in auto mode, fall back for good to json_object when the server
+        rejects json_schema (llama-cpp-python does, and honours json_object with a grammar instead)."""
+        try:
+            return await self._send(history, json_schema, name, usage, max_tokens)
+        except openai.APIStatusError as exc:
+            if self.json_mode != "auto" or not _rejects_json_schema(exc):
+                raise
+            self.json_mode = "json_object"
+            return await self._send(history, json_schema, name, usage, max_tokens)
+
+    async def _send(
+        self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage, max_tokens: int | None
+    ) -> AIMessage:
+        # A bound on the reply keeps a rambling small model from filling its context (and the bill).
+        extra = {"max_tokens": max_tokens} if max_tokens else {}
+        llm = self.llm.bind(response_format=self.response_format(name, json_schema), **extra)
+        messages = self._with_schema_in_prompt(history, json_schema)
+        await self.limits.wait(sum(estimate_tokens(str(m.content)) for m in messages))
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.settings.max_retries + 1),
@@ -223,5 +288,5 @@ class JsonCaller:
         async for attempt in retrying:
             with attempt:
                 usage.calls += 1
-                return await llm.ainvoke(history)
+                return await llm.ainvoke(messages)
         raise AssertionError("unreachable: tenacity reraises the last error")

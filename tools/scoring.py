@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -30,18 +31,31 @@ from goalcover.tools.coverage import JUDGE_KEY
 JUDGE_MAX_CHARS = 12_000
 # What one verdict costs in output tokens, for estimates before any call is made.
 EST_TOKENS_PER_VERDICT = 60
+# An explanation is one or two sentences; a verdict that runs past this is a model rambling.
+MAX_TOKENS_PER_VERDICT = 200
 Progress = Callable[..., None]
 
 
 class Verdict(BaseModel):
     explanation: str = Field(min_length=1, description="what the sample shows and what it lacks for this subgoal")
-    score: int = Field(ge=1, le=5, description="1 unrelated · 2 on topic, not exercised · 3 partly · 4 clearly · 5 exemplary")
+    # The enum lets grammar-constrained local servers (llama.cpp) allow only 1-5; min/max alone they ignore.
+    score: int = Field(
+        ge=1, le=5, json_schema_extra={"enum": [1, 2, 3, 4, 5]},
+        description="1 unrelated · 2 on topic, not exercised · 3 partly · 4 clearly · 5 exemplary",
+    )
 
 
-def batched_schema(subgoals: list[Subgoal]) -> type[BaseModel]:
-    """One required key per subgoal id: the model cannot skip a subgoal without the reply failing."""
-    fields = {s.id: (Verdict, Field(description=s.title)) for s in subgoals}
-    return create_model("BatchedVerdict", **fields)  # type: ignore[call-overload]
+VERDICT_SCHEMA = Verdict.model_json_schema()
+
+
+@lru_cache(maxsize=256)
+def batched_schema(subgoal_ids: tuple[str, ...]) -> tuple[type[BaseModel], dict]:
+    """One required key per subgoal id: the model cannot skip a subgoal without the reply failing.
+
+    Returns the model and its JSON schema, built once per set of ids (not once per call).
+    """
+    model = create_model("BatchedVerdict", **{sid: (Verdict, ...) for sid in subgoal_ids})  # type: ignore[call-overload]
+    return model, model.model_json_schema()
 
 
 def prompt_version(mode: Mode) -> str:
@@ -199,10 +213,16 @@ async def run(
             reserved += est_cost
             try:
                 if mode == "batched":
-                    result = await caller.call(messages, batched_schema(task.subgoals), name="judgment")
+                    schema, json_schema = batched_schema(tuple(s.id for s in task.subgoals))
+                    result = await caller.call(
+                        messages, schema, name="judgment", json_schema=json_schema,
+                        max_tokens=MAX_TOKENS_PER_VERDICT * len(task.subgoals),
+                    )
                     verdicts = {s.id: getattr(result.value, s.id) for s in task.subgoals} if result.value else {}
                 else:
-                    result = await caller.call(messages, Verdict, name="judgment")
+                    result = await caller.call(
+                        messages, Verdict, name="judgment", json_schema=VERDICT_SCHEMA, max_tokens=MAX_TOKENS_PER_VERDICT
+                    )
                     verdicts = {task.subgoals[0].id: result.value} if result.value else {}
             finally:
                 reserved -= est_cost
@@ -236,6 +256,7 @@ async def run(
     finally:
         for w in workers:
             w.cancel()
+        await caller.aclose()
         result = ScoreResult(
             judgments=0,
             calls=usage.calls,

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     synth_base_url: str | None = None
     synth_api_key: str | None = None
     llm_timeout_s: float = Field(60.0, gt=0)
+    json_mode: Literal["auto", "json_schema", "json_object"] = Field(
+        "auto", description="how to ask for JSON: auto tries json_schema and falls back to json_object (llama-cpp-python)"
+    )
     input_price_per_mtok: float = Field(0.0, ge=0)
     output_price_per_mtok: float = Field(0.0, ge=0)
 

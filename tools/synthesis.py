@@ -215,7 +215,7 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
                 ),
                 HumanMessage(SYNTH_USER.format(examples="\n".join(_example_text(r) for r in examples), avoid=avoid)),
             ]
-            result = await caller.call(messages, schema, name="synthetic_samples")
+            result = await caller.call(messages, schema, name="synthetic_samples", max_tokens=1200 * size)
             usage.add(result.usage)
             if result.value is None:
                 invalid += size
@@ -223,6 +223,7 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
             got = result.value.candidates[:size]  # type: ignore[attr-defined]
             invalid += max(0, size - len(got))
             produced += [(c.aspect, c.difficulty, c.sample) for c in got]
+        await caller.aclose()
         return produced, usage, invalid
 
     produced, usage, invalid = asyncio.run(generate())

@@ -141,23 +141,14 @@ def template_answer(facts: dict) -> str:
 
 def why(ws: Workspace, subgoal_id: str, attempts: int = 2) -> WhyAnswer:
     facts = why_facts(ws, subgoal_id)
-    llm = make_chat_model(ws.settings.model_for("agent"), max_retries=ws.settings.max_retries)
+    llm = make_chat_model(ws.settings.model_for("agent"), max_retries=ws.settings.max_retries, max_tokens=500)
     messages = [SystemMessage(WHY_SYSTEM), HumanMessage(f"FACTS:\n{json.dumps(facts, ensure_ascii=False, indent=1)}")]
 
     async def ask() -> str | None:
-        history = list(messages)
-        for _ in range(attempts):
-            reply = await llm.ainvoke(history)
-            answer = str(reply.content).strip()
-            problems = ungrounded(answer, facts)
-            if answer and not problems:
-                return answer
-            history += [
-                AIMessage(answer),
-                HumanMessage(f"These numbers or ids are not in the FACTS: {', '.join(problems) or '(empty answer)'}. "
-                             "Rewrite using only numbers and ids from the FACTS."),
-            ]
-        return None
+        try:
+            return await _grounded(llm, list(messages), facts, attempts)
+        finally:
+            await llm.root_async_client.close()
 
     answer = asyncio.run(ask())
     return WhyAnswer(
@@ -166,3 +157,21 @@ def why(ws: Workspace, subgoal_id: str, attempts: int = 2) -> WhyAnswer:
         facts=facts,
         grounded_by="llm" if answer else "template",
     )
+
+
+async def _grounded(llm, history: list, facts: dict, attempts: int) -> str | None:
+    """The model's prose if it cites only numbers and ids from the facts (after one correction), else None."""
+    for _ in range(attempts):
+        reply = await llm.ainvoke(history)
+        answer = str(reply.content).strip()
+        problems = ungrounded(answer, facts)
+        if answer and not problems:
+            return answer
+        history += [
+            AIMessage(answer),
+            HumanMessage(
+                f"These numbers or ids are not in the FACTS: {', '.join(problems) or '(empty answer)'}. "
+                "Rewrite using only numbers and ids from the FACTS."
+            ),
+        ]
+    return None

@@ -15,9 +15,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from goalcover.tools.errors import GoalCoverError
+from goalcover.tools.errors import ConfigError, GoalCoverError
 
 app = typer.Typer(
     name="goalcover",
@@ -50,7 +51,12 @@ def handle_errors(command):
         try:
             return command(*args, **kwargs)
         except GoalCoverError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            message = str(exc)
+            if isinstance(exc, ConfigError) and "No model is configured" in message:
+                from goalcover.tools.local import suggestion
+
+                message += " " + suggestion()
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted; run the command again to continue where it stopped")
@@ -61,7 +67,7 @@ def handle_errors(command):
             if os.environ.get("GOALCOVER_DEBUG"):
                 raise
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (set GOALCOVER_DEBUG=1 for the traceback)",
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -156,7 +162,7 @@ def ingest(
         with ProgressBar("embedding") as bar:
             result = ingest_file(ws, file, format, add=add, replace=replace, skip_invalid=skip_invalid, progress=bar)  # type: ignore[arg-type]
     for warning in result.warnings[:5]:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if len(result.warnings) > 5:
         err.print(f"[yellow]warning:[/] … and {len(result.warnings) - 5} more", highlight=False)
     if as_json:
@@ -491,6 +497,63 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
+
+
+# --- local models ----------------------------------------------------------------------------------
+
+local_app = typer.Typer(help="Run on a local model: find a local OpenAI-compatible server, or start llama.cpp's.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+
+
+@local_app.command("detect")
+@handle_errors
+def local_detect(as_json: JsonOpt = False) -> None:
+    """Look for OpenAI-compatible servers on the usual local ports (Ollama 11434, llama.cpp 8080, vLLM 8000)."""
+    from goalcover.tools.local import detect, suggestion
+
+    servers = detect()
+    if as_json:
+        print_json({"servers": [s.__dict__ for s in servers]})
+        return
+    out.print(suggestion(), highlight=False, soft_wrap=True)
+
+
+@local_app.command("serve")
+@handle_errors
+def local_serve(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A .gguf model file.", show_default=False)],
+    port: Annotated[int, typer.Option("--port", help="Loopback port to serve on.")] = 8080,
+    ctx: Annotated[int, typer.Option("--ctx", help="Context window in tokens.")] = 4096,
+) -> None:
+    """Start llama.cpp's OpenAI-compatible server on a GGUF model and serve until Ctrl-C.
+
+    Needs the `local` extra (scripts/install-local.sh). Waits until the server answers and prints the
+    settings to use.
+    """
+    from goalcover.tools.local import probe, serve, stop
+
+    with err.status(f"starting llama.cpp on {model.name}…"):
+        proc = serve(model, port=port, ctx=ctx)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    name = (probe(base_url) or [str(model)])[0]
+    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export OPENAI_BASE_URL={base_url} GOALCOVER_MODEL={name}", highlight=False)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(proc)
+
+
+# --- chat ------------------------------------------------------------------------------------------
+
+def _register_chat() -> None:
+    from goalcover.ui.chat import chat_command
+
+    app.command("chat")(handle_errors(chat_command))
+
+
+_register_chat()
 
 
 # --- info ------------------------------------------------------------------------------------------

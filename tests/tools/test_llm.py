@@ -1,0 +1,83 @@
+"""Structured calls that survive real models: repair, JSON-mode fallback, and local-server detection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import BaseModel, Field
+
+from goalcover.testing import Reply
+from goalcover.tools.llm import JsonCaller, ReplyError, parse_json_reply
+from goalcover.tools.local import detect, probe, suggestion
+from goalcover.tools.settings import load_settings
+
+
+class Verdict(BaseModel):
+    explanation: str
+    score: int = Field(ge=1, le=5)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"explanation": "ok", "score": 4}',
+        '```json\n{"explanation": "ok", "score": 4}\n```',
+        '{"explanation": "ok", "score": "4",}',
+        '{"explanation": "ok", "score": 4',
+        '```\n{"explanation": "ok", "score": 4.0}\n```',
+    ],
+)
+def test_small_model_habits_are_repaired(reply):
+    value, _ = parse_json_reply(reply, Verdict)
+    assert value == Verdict(explanation="ok", score=4)
+
+
+@pytest.mark.parametrize(
+    "reply", ['{"explanation": "ok", "score": 7}', '{"score": 4}', "I think it deserves a 4.", '{"explanation": "x", "score": "high"}']
+)
+def test_what_cannot_be_repaired_is_refused_not_invented(reply):
+    with pytest.raises(ReplyError):
+        parse_json_reply(reply, Verdict)
+
+
+def call(caller: JsonCaller):
+    messages = [SystemMessage("Judge the sample."), HumanMessage("<sample>x</sample>")]
+    return asyncio.run(caller.call(messages, Verdict, name="judgment"))
+
+
+def test_auto_mode_falls_back_to_json_object_when_json_schema_is_rejected(fake_openai):
+    def llama_cpp_python(req):
+        fmt = req.body.get("response_format") or {}
+        if fmt.get("type") == "json_schema":
+            return Reply.error(400, {"error": {"message": "response_format type json_schema is not supported"}})
+        if fmt.get("type") == "json_object":
+            assert "schema" in fmt  # llama-cpp-python compiles it into a grammar
+            return Reply.json({"explanation": "fine", "score": 3})
+        return None
+
+    fake_openai.rules.append(llama_cpp_python)
+    settings = load_settings(model="m", base_url=fake_openai.base_url, api_key="k")
+    caller = JsonCaller(settings.model_for("judge"), settings)
+    result = call(caller)
+    assert result.value == Verdict(explanation="fine", score=3)
+    assert caller.json_mode == "json_object"
+    assert "<schema>" in fake_openai.requests[-1].system  # the schema travels in the prompt too
+    assert call(caller).value is not None and len(fake_openai.requests) == 3  # no second failed try
+
+
+def test_a_forced_json_schema_mode_reports_the_rejection(fake_openai):
+    fake_openai.rules.append(lambda req: Reply.error(400, "response_format json_schema is not supported"))
+    settings = load_settings(model="m", base_url=fake_openai.base_url, api_key="k", json_mode="json_schema")
+    result = call(JsonCaller(settings.model_for("judge"), settings))
+    assert result.value is None and "400" in result.error and "json_schema" in result.error
+
+
+def test_local_servers_are_detected_and_offered(fake_openai):
+    port = int(fake_openai.base_url.rsplit(":", 1)[1].split("/")[0])
+    (server,) = detect(ports={port: "llama.cpp"})
+    assert server.base_url == fake_openai.base_url and server.models
+    assert f"OPENAI_BASE_URL={fake_openai.base_url}" in server.settings()
+    assert probe("http://127.0.0.1:9/v1", timeout=0.2) is None
+    assert "GOALCOVER_MODEL" in suggestion() or "goalcover local serve" in suggestion()
