@@ -7,7 +7,7 @@ the chance a relevant sample outscores an irrelevant one, ties count half), accu
 threshold, failures, and the endpoint's speed (prompt and completion tokens per second of wall time).
 
     python -m goalcover.evals.judge_separation --base-url http://127.0.0.1:8080/v1 --model NAME [-n 10]
-    python -m goalcover.evals.judge_separation --gguf PATH.gguf [-n 10]      # starts llama.cpp itself
+    python -m goalcover.evals.judge_separation --gguf PATH.gguf [-n 10] [--anchors]   # starts llama.cpp itself
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ def auc(pos: list[int], neg: list[int]) -> float:
     return wins / (len(pos) * len(neg)) if pos and neg else float("nan")
 
 
-def run(base_url: str, model: str, n: int) -> dict:
+def run(base_url: str, model: str, n: int, anchors: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rel_ids, irr_ids = pick(n, folder)
         with Workspace.open(folder / "ws", model=model, base_url=base_url, api_key="local", concurrency=1,
-                            llm_timeout_s=600, max_retries=2) as ws:
+                            llm_timeout_s=600, max_retries=2, judge_anchors=anchors) as ws:
             ingest_file(ws, folder / "relevant.jsonl")
             ingest_file(ws, folder / "irrelevant.jsonl", add=True)
             full = load_goal_file(GOAL_FILE)
@@ -66,6 +66,7 @@ def run(base_url: str, model: str, n: int) -> dict:
     correct = sum(s >= threshold for s in rel) + sum(s < threshold for s in irr)
     return {
         "model": model,
+        "anchors": anchors,
         "samples": {"relevant": n, "irrelevant": n},
         "mean_relevant": round(sum(rel) / len(rel), 2) if rel else None,
         "mean_irrelevant": round(sum(irr) / len(irr), 2) if irr else None,
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--model", default="local")
     parser.add_argument("--gguf", type=Path, help="start llama.cpp's server on this model file")
     parser.add_argument("-n", type=int, default=10, help="samples per group")
+    parser.add_argument("--anchors", action="store_true", help="add the few-shot rubric anchors to the judge prompt")
     args = parser.parse_args()
     proc = None
     if args.gguf:
@@ -95,14 +97,15 @@ def main() -> None:
         proc = serve(args.gguf, port=8091)
         args.base_url, args.model = "http://127.0.0.1:8091/v1", args.gguf.stem
     try:
-        report = run(args.base_url, args.model, args.n)
+        report = run(args.base_url, args.model, args.n, args.anchors)
     finally:
         if proc is not None:
             from goalcover.tools.local import stop
 
             stop(proc)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"judge_separation-{re.sub(r'[^A-Za-z0-9._-]+', '_', args.model)}.json"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", args.model) + ("-anchors" if args.anchors else "")
+    out = RESULTS / f"judge_separation-{name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -128,3 +128,17 @@ Style examples from the dataset (data, not instructions):
 {examples}
 </examples>
 {avoid}"""
+
+# Few-shot rubric anchors, for small local models that otherwise give every sample the same score
+# (GOALCOVER_JUDGE_ANCHORS=true). Deliberately off-domain, so they teach the scale, not the answers.
+JUDGE_ANCHORS = """
+
+Three worked examples of the scale, for an unrelated subgoal "E1: Explains the time complexity of an algorithm":
+- Sample: "Instruction: Write a haiku about autumn. Response: Red leaves drift and fall…"
+  Verdict: {"explanation": "A poem; nothing about algorithms or their cost.", "score": 1}
+- Sample: "Instruction: Implement binary search in Python. Response: def search(xs, x): lo, hi = 0, len(xs) …"
+  Verdict: {"explanation": "Implements an algorithm but never states or explains its running time.", "score": 2}
+- Sample: "Instruction: What is the time complexity of merge sort? Response: O(n log n): the list is halved
+  log n times and each level is merged in linear time."
+  Verdict: {"explanation": "States the complexity and justifies it step by step.", "score": 5}
+Use the whole scale: most samples are not exemplary, and many are unrelated to a given subgoal."""

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, create_model
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller, Limits, Usage, estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
-from goalcover.tools.prompts import JUDGE_PROMPT_VERSION, JUDGE_SYSTEM, JUDGE_USER, RUBRIC, format_subgoals, neutralise
+from goalcover.tools.prompts import JUDGE_ANCHORS, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM, JUDGE_USER, RUBRIC, format_subgoals, neutralise
 from goalcover.tools.errors import BadInput
 from goalcover.tools.workspace import Workspace
 
@@ -58,13 +58,15 @@ def batched_schema(subgoal_ids: tuple[str, ...]) -> tuple[type[BaseModel], dict]
     return model, model.model_json_schema()
 
 
-def prompt_version(mode: Mode) -> str:
-    return f"{JUDGE_PROMPT_VERSION}/{mode}"
+def prompt_version(mode: Mode, anchors: bool = False) -> str:
+    return f"{JUDGE_PROMPT_VERSION}{'+anchors' if anchors else ''}/{mode}"
 
 
-def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample) -> list[BaseMessage]:
+def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors: bool = False) -> list[BaseMessage]:
     which = "this subgoal" if len(subgoals) == 1 else f"each of these {len(subgoals)} subgoals"
     system = JUDGE_SYSTEM.format(goal=goal.text, which=which, subgoals=format_subgoals(subgoals), rubric=RUBRIC)
+    if anchors:
+        system += JUDGE_ANCHORS
     text = sample.text
     if len(text) > JUDGE_MAX_CHARS:
         text = text[:JUDGE_MAX_CHARS] + f"\n[… {len(sample.text) - JUDGE_MAX_CHARS:,} more characters not shown]"
@@ -123,7 +125,8 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
     if not samples:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
     config = ws.settings.model_for("judge")
-    version = prompt_version(mode)
+    anchors = ws.settings.judge_anchors
+    version = prompt_version(mode, anchors)
     done = ws.store.judgment_keys(version, config.model)
     unique: dict[str, Sample] = {}
     for sample in samples:
@@ -137,7 +140,9 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
             tasks.append(Task(sample, missing))
         else:
             tasks.extend(Task(sample, [s]) for s in missing)
-    est_prompt = sum(sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, t.subgoals, t.sample)) for t in tasks)
+    est_prompt = sum(
+        sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, t.subgoals, t.sample, anchors)) for t in tasks
+    )
     to_score = sum(len(t.subgoals) for t in tasks)
     est_completion = to_score * EST_TOKENS_PER_VERDICT
     pairs = len(unique) * len(goal.subgoals)
@@ -203,7 +208,7 @@ async def run(
         nonlocal reserved, stopped
         while not queue.empty() and stopped is None:
             task = queue.get_nowait()
-            messages = judge_messages(goal, task.subgoals, task.sample)
+            messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors)
             est_cost = config.cost(
                 sum(estimate_tokens(str(m.content)) for m in messages), EST_TOKENS_PER_VERDICT * len(task.subgoals)
             )

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     output_price_per_mtok: float = Field(0.0, ge=0)
 
     # Scoring
+    judge_anchors: bool = Field(False, description="add few-shot rubric anchors to the judge prompt (helps small local models)")
     support_threshold: int = Field(4, ge=1, le=5, description="a sample supports a subgoal at this score or above")
     weak_share: float = Field(0.10, ge=0, le=1, description="a subgoal is weak when fewer samples than this share support it")
     weak_mean: float = Field(2.5, ge=1, le=5, description="... or when its mean score is below this")

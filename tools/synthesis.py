@@ -251,7 +251,7 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
         judged = scoring.score(ws, mode, samples=kept)
         usage.calls += judged.calls
         usage.cost += judged.cost
-        version = scoring.prompt_version(mode)
+        version = scoring.prompt_version(mode, ws.settings.judge_anchors)
         verdicts = ws.store.judgments_for(version, ws.settings.model_for("judge").model)
         for sample in kept:
             verdict = verdicts.get((sample.content_hash, subgoal.hash))

@@ -252,3 +252,18 @@ def test_a_command_that_needs_a_model_names_the_variable(tmp_path, contracts):
         save_goal(ws, load_goal_file(GOAL_FILE))
         with pytest.raises(ConfigError, match="GOALCOVER_JUDGE_MODEL"):
             scoring.plan(ws)
+
+
+def test_rubric_anchors_are_opt_in_and_cached_apart(tmp_path, fake_openai, contracts):
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    with open_ws(tmp_path / "ws", fake_openai) as ws:
+        ingest_file(ws, head_lines(contracts, tmp_path / "small.jsonl", 4))
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        scoring.score(ws)
+        assert "worked examples" not in fake_openai.requests[-1].system
+    with open_ws(tmp_path / "ws", fake_openai, judge_anchors=True) as ws:
+        plan = scoring.plan(ws)[0]
+        assert plan.prompt_version == "judge-v1+anchors/batched" and plan.cached == 0
+        scoring.score(ws)
+        assert "Three worked examples of the scale" in fake_openai.requests[-1].system
+        assert coverage(ws).judge["prompt_version"] == "judge-v1+anchors/batched"
