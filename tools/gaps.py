@@ -221,31 +221,34 @@ def get_gap(ws: Workspace, gap_id: str) -> Gap:
 
 
 async def _label(ws: Workspace, caller: JsonCaller, goal: Goal, subgoal: Subgoal, explanations: list[str]) -> dict:
-    key = _key(GAPS_PROMPT_VERSION, caller.config.model, goal.text, subgoal.hash, explanations)
-    if (hit := ws.store.cached(key)) is not None:
-        return hit
     data = "\n".join(f"- {e}" for e in explanations)
     messages = [
         SystemMessage(GAP_LABEL_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]))),
         HumanMessage(f"<explanations>\n{data}\n</explanations>"),
     ]
-    result = await caller.call(messages, GapLabel, name="gap_label", max_tokens=400)
-    if result.value is None:
-        raise GoalCoverError(f"the model could not name a gap of {subgoal.id}: {result.error}")
-    ws.store.cache(key, result.value.model_dump())
-    return result.value.model_dump()
+    key = _key(GAPS_PROMPT_VERSION, caller.config.model, goal.text, subgoal.hash, explanations)
+    return await _cached_call(ws, caller, key, messages, GapLabel, "gap_label", f"name a gap of {subgoal.id}", 400)
 
 
 async def _uncovered(ws: Workspace, caller: JsonCaller, goal: Goal, subgoal: Subgoal) -> dict:
-    key = _key(GAPS_PROMPT_VERSION, "uncovered", caller.config.model, goal.text, subgoal.hash)
-    if (hit := ws.store.cached(key)) is not None:
-        return hit
     messages = [
         SystemMessage(UNCOVERED_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]))),
         HumanMessage(f"Propose the aspects for {subgoal.id}."),
     ]
-    result = await caller.call(messages, UncoveredAspects, name="uncovered_aspects", max_tokens=600)
+    key = _key(GAPS_PROMPT_VERSION, "uncovered", caller.config.model, goal.text, subgoal.hash)
+    return await _cached_call(
+        ws, caller, key, messages, UncoveredAspects, "uncovered_aspects", f"propose aspects for {subgoal.id}", 600
+    )
+
+
+async def _cached_call(
+    ws: Workspace, caller: JsonCaller, key: str, messages, schema, name: str, what: str, max_tokens: int
+) -> dict:
+    """An answer that depends only on its input: from the workspace's cache, else from the model (then cached)."""
+    if (hit := ws.store.cached(key)) is not None:
+        return hit
+    result = await caller.call(messages, schema, name=name, max_tokens=max_tokens)
     if result.value is None:
-        raise GoalCoverError(f"the model could not propose aspects for {subgoal.id}: {result.error}")
+        raise GoalCoverError(f"the model could not {what}: {result.error}")
     ws.store.cache(key, result.value.model_dump())
     return result.value.model_dump()

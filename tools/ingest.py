@@ -169,6 +169,16 @@ def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
         ) from None
 
 
+def _decode_document(path: Path, data: bytes) -> str:
+    """A whole text file (BOM allowed) as str, or a BadInput naming the line of the first bad byte."""
+    _check_binary(path, data)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        lineno = data.count(b"\n", 0, exc.start) + 1
+        raise BadInput(f"{path}: line {lineno}: not valid UTF-8 (byte 0x{data[exc.start]:02X}); save the file as UTF-8") from None
+
+
 def read_jsonl(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
     _check_binary(path, data)
     if data.startswith(b"\xef\xbb\xbf"):
@@ -197,12 +207,7 @@ def read_jsonl(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
 
 
 def read_json(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
-    _check_binary(path, data)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data.count(b"\n", 0, exc.start) + 1
-        raise BadInput(f"{path}: line {lineno}: not valid UTF-8 (byte 0x{data[exc.start]:02X}); save the file as UTF-8") from None
+    text = _decode_document(path, data)
     decoder = json.JSONDecoder(parse_constant=_reject_constant)
     pos = _skip_ws(text, 0)
     if pos >= len(text):
@@ -249,12 +254,7 @@ def _skip_ws(text: str, pos: int) -> int:
 
 
 def read_csv(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
-    _check_binary(path, data)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data.count(b"\n", 0, exc.start) + 1
-        raise BadInput(f"{path}: line {lineno}: not valid UTF-8 (byte 0x{data[exc.start]:02X}); save the file as UTF-8") from None
+    text = _decode_document(path, data)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:

@@ -18,15 +18,17 @@ from typing import Literal
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, create_model
 
+from goalcover.tools.coverage import JUDGE_KEY
+from goalcover.tools.errors import BadInput
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller, Limits, Usage, estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
-from goalcover.tools.prompts import JUDGE_ANCHORS, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM, JUDGE_USER, RUBRIC, format_subgoals, neutralise
-from goalcover.tools.errors import BadInput
+from goalcover.tools.prompts import (
+    JUDGE_ANCHORS, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM, JUDGE_USER, RUBRIC, format_subgoals, neutralise,
+)
 from goalcover.tools.workspace import Workspace
 
 Mode = Literal["batched", "pair"]
-from goalcover.tools.coverage import JUDGE_KEY
 # The judge reads the start of very long samples: enough to see what they teach, bounded in cost.
 JUDGE_MAX_CHARS = 12_000
 # What one verdict costs in output tokens, for estimates before any call is made.
