@@ -100,6 +100,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         thresholds={
             "support": settings.support_threshold,
             "weak_share": settings.weak_share,
+            "weak_relative": settings.weak_relative,
             "weak_mean": settings.weak_mean,
             "off_goal_max": settings.off_goal_max,
         },
@@ -124,11 +125,20 @@ def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int
                 supporting=supporting,
                 share=round(share, 4),
                 mean=mean,
-                weak=bool(numbers) and (share < settings.weak_share or (mean is not None and mean < settings.weak_mean)),
+                weak=False,  # decided below, against the other subgoals
                 scored=len(numbers),
                 failed=sum(f.subgoal_id == g.id for f in failures),
                 histogram={k: numbers.count(k) for k in range(1, 6)},
                 best_sample_ids=[sid for sid, v in sorted(values, key=lambda x: -x[1])[:best] if v >= settings.support_threshold],
             )
+        )
+    # Weak: too few samples teach it, absolutely or next to the typical subgoal of this goal. A mean over
+    # all samples is low for any narrow subgoal in a varied dataset, so that rule is opt-in.
+    median_share = statistics.median([r.share for r in rows if r.scored]) if any(r.scored for r in rows) else 0.0
+    for row in rows:
+        row.weak = bool(row.scored) and (
+            row.share < settings.weak_share
+            or row.share < settings.weak_relative * median_share
+            or (settings.weak_mean is not None and row.mean is not None and row.mean < settings.weak_mean)
         )
     return rows

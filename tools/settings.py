@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     judge_anchors: bool = Field(False, description="add few-shot rubric anchors to the judge prompt (helps small local models)")
     support_threshold: int = Field(4, ge=1, le=5, description="a sample supports a subgoal at this score or above")
     weak_share: float = Field(0.10, ge=0, le=1, description="a subgoal is weak when fewer samples than this share support it")
-    weak_mean: float = Field(2.5, ge=1, le=5, description="... or when its mean score is below this")
+    weak_relative: float = Field(
+        0.5, ge=0, le=1, description="... or when its share is under this fraction of the median subgoal's share"
+    )
+    weak_mean: float | None = Field(None, ge=1, le=5, description="... or, if set, when its mean score is below this")
     off_goal_max: int = Field(2, ge=1, le=5, description="a sample is off-goal when no subgoal scores above this")
     uncovered_share: float = Field(0.02, ge=0, le=1, description="a weak subgoal supported by at most this share (or 1 sample) is uncovered")
     dedup_threshold: float = Field(0.92, gt=0, le=1, description="synthetic samples this similar (cosine) to another are dropped")
