@@ -20,3 +20,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet -c requirements.lock -e '.[test]'
     echo "$want" > "$stamp"
 fi
+
+# The browser tests (tests/ui/test_browser.py) drive Debian's chromium through Playwright: no browser download.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "install: /usr/bin/chromium is missing and only root can install it (apt-get install -y chromium); the browser tests will be skipped" >&2
+    fi
+fi

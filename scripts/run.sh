@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Install GoalCover, then run the main job: ingest a shared dataset into a workspace and print its summary.
-# Extra arguments replace the dataset file, e.g. scripts/run.sh my_data.jsonl
+# Install GoalCover, then run the main job: the chat app (Chainlit) on the embedded defaults, at
+# http://127.0.0.1:8000. Point it at a model first (see README: GOALCOVER_MODEL + OPENAI_API_KEY or
+# OPENAI_BASE_URL, or a local llama.cpp server). Extra arguments go to `goalcover ui`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-data=${1:-../shared/datasets/sft/contracts_alpaca.jsonl}
-.venv/bin/goalcover ingest "$data"
-.venv/bin/goalcover search "termination of the user's account" -k 5
+exec .venv/bin/goalcover ui "$@"

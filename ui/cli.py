@@ -547,13 +547,15 @@ def local_serve(
 
 # --- chat ------------------------------------------------------------------------------------------
 
-def _register_chat() -> None:
+def _register_chat_and_ui() -> None:
     from goalcover.ui.chat import chat_command
+    from goalcover.ui.serve import ui_command
 
     app.command("chat")(handle_errors(chat_command))
+    app.command("ui")(handle_errors(ui_command))
 
 
-_register_chat()
+_register_chat_and_ui()
 
 
 # --- info ------------------------------------------------------------------------------------------

@@ -1,0 +1,204 @@
+"""What the chat app shows, as plain text and figures: samples, progress lines, approvals, charts.
+
+Pure functions (no Chainlit here), so they read top to bottom and are easy to check on their own;
+ui/webchat.py puts their output into Chainlit messages, steps and elements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+SAMPLE_CHARS = 1_500  # of one field of a sample shown in the chat; the rest is summarised
+STEP_CHARS = 3_000  # of a tool's output shown in its step
+
+TOOL_LABELS = {
+    "ingest": "Ingesting",
+    "run_scoring": "Scoring",
+    "find_gaps": "Finding gaps",
+    "synthesize_samples": "Generating samples",
+}
+
+_CODE_LINE = re.compile(
+    r"^\s*(def |class |import |from \S+ import |return\b|for .+:\s*$|if .+:\s*$|while .+:\s*$|#include|public |function |const |let |SELECT )",
+    re.MULTILINE,
+)
+
+
+# --- samples ----------------------------------------------------------------------------------------
+
+def looks_like_code(text: str) -> bool:
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return False
+    indented = sum(1 for line in lines if line.startswith(("    ", "\t")))
+    return bool(_CODE_LINE.search(text)) or indented >= max(2, len(lines) // 3)
+
+
+def _clip(text: str, limit: int = SAMPLE_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… ({len(text) - limit:,} more characters)"
+
+
+def block(text: Any) -> str:
+    """One field of a sample: code in a fenced block, prose as it is (already Markdown-safe enough:
+    the app renders no HTML)."""
+    if text is None:
+        return "_(empty)_"
+    if not isinstance(text, str):
+        text = json.dumps(text, ensure_ascii=False, indent=1)
+    text = _clip(text.strip())
+    if not text:
+        return "_(empty)_"
+    if "```" in text:
+        return text
+    if looks_like_code(text):
+        return f"```python\n{text}\n```" if re.search(r"^\s*(def |import |class )", text, re.MULTILINE) else f"```\n{text}\n```"
+    return text
+
+
+def _content(content: Any) -> str:
+    if isinstance(content, list):  # OpenAI content parts
+        return "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in content)
+    return "" if content is None else str(content)
+
+
+def field(label: str, value: Any) -> str:
+    """`**label:** text` for one paragraph of prose; the label on its own line above code or longer text."""
+    shown = block(value)
+    if "\n" in shown:
+        return f"**{label}**\n\n{shown}"
+    return f"**{label}:** {shown}"
+
+
+def sample_markdown(record: dict, shape: str, text: str = "") -> str:
+    """A sample as a reader wants it: chat turns as turns, instruction and answer apart, code as code."""
+    if shape == "alpaca":
+        parts = [field("Instruction", record.get("instruction"))]
+        if record.get("input"):
+            parts.append(field("Input", record.get("input")))
+        parts.append(field("Output", record.get("output")))
+        return "\n\n".join(parts)
+    if shape == "messages":
+        turns = record.get("messages") or []
+        return "\n\n".join(field(str(t.get("role", "?")), _content(t.get("content"))) for t in turns if isinstance(t, dict))
+    if shape == "sharegpt":
+        turns = record.get("conversations") or []
+        return "\n\n".join(field(str(t.get("from", "?")), t.get("value")) for t in turns if isinstance(t, dict))
+    if shape == "prompt-completion":
+        return field("Prompt", record.get("prompt")) + "\n\n" + field("Completion", record.get("completion"))
+    return block(record.get("text", text))
+
+
+# --- progress, approvals, steps ---------------------------------------------------------------------
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def progress_text(tool: str, done: int | None, total: int | None, fields: dict, eta_s: float | None) -> str:
+    label = TOOL_LABELS.get(tool, tool.replace("_", " ").capitalize())
+    if done is None or total is None:
+        return f"**{label}**: {fields.get('stage', 'working')}…"
+    share = done / total if total else 1.0
+    parts = [f"**{label}**: {done:,}/{total:,} ({share:.0%})"]
+    if done < total and eta_s is not None:
+        parts.append(f"ETA {duration(eta_s)}")
+    if "cost" in fields:
+        parts.append(f"cost {fields['cost']}")
+    if "tokens" in fields:
+        parts.append(f"{fields['tokens']} tokens")
+    if fields.get("failed"):
+        parts.append(f"{fields['failed']} failed")
+    return " · ".join(parts)
+
+
+def approval_markdown(tool: str, question: str, plan: dict | None) -> str:
+    lines = [f"**Approve {tool.replace('_', ' ')}?**", "", question]
+    plan = plan or {}
+    if "est_cost" in plan:
+        lines += [
+            "",
+            "| samples | subgoals | to score | already scored | model calls | est. tokens | est. cost |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {plan.get('samples')} | {plan.get('subgoals')} | {plan.get('to_score')} | {plan.get('cached')} | "
+            f"{plan.get('calls')} | {plan.get('est_prompt_tokens', 0) + plan.get('est_completion_tokens', 0):,} | "
+            f"${plan.get('est_cost', 0):.4f} |",
+        ]
+    elif plan:
+        lines += ["", " · ".join(f"{k.replace('_', ' ')}: {v}" for k, v in plan.items())]
+    return "\n".join(lines)
+
+
+def step_output(summary: str, display: list[str]) -> str:
+    text = summary + ("\n\n" + "\n".join(display) if display else "")
+    return text if len(text) <= STEP_CHARS else text[:STEP_CHARS] + " …"
+
+
+def tool_result_text(content: str) -> str:
+    """A stored tool message without its delimiters, for replaying a conversation."""
+    match = re.search(r"<data>\n(.*)\n</data>", content, re.DOTALL)
+    body = match.group(1) if match else content
+    return body if len(body) <= STEP_CHARS else body[:STEP_CHARS] + " …"
+
+
+def draft_markdown(lines: list[str], approved: bool = False) -> str:
+    head = "**Subgoals** (saved)" if approved else "**Draft subgoals** (not saved yet)"
+    body = "\n".join(f"- {line}" for line in lines)
+    tail = "" if approved else "\n\nAsk for changes in your words (\"merge S2 and S3\", \"S4 is too vague\"), or approve them."
+    return f"{head}\n\n{body}{tail}"
+
+
+def coverage_markdown(report) -> str:
+    weak = [s.id for s in report.subgoals if s.weak]
+    lines = [
+        f"**Coverage** of {report.samples:,} samples (a sample supports a subgoal at score ≥ {report.thresholds['support']}):",
+        "",
+        "| subgoal | supporting | share | mean | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for s in report.subgoals:
+        mean = "—" if s.mean is None else f"{s.mean:.2f}"
+        lines.append(f"| {s.id} {s.title} | {s.supporting} | {100 * s.share:.1f}% | {mean} | {'**weak**' if s.weak else ''} |")
+    if report.after:
+        after = ", ".join(f"{a.id} {100 * b.share:.1f}% → {100 * a.share:.1f}%" for b, a in zip(report.subgoals, report.after) if a.supporting != b.supporting)
+        lines += ["", f"With {report.synthetic_accepted} accepted synthetic samples: {after or 'no change in support'}."]
+    lines += ["", f"Weak: {', '.join(weak) or 'none'} · off-goal samples: {report.off_goal} · failed judgments: {report.failed} · not yet scored: {report.unscored}"]
+    return "\n".join(lines)
+
+
+def gaps_markdown(gaps) -> str:
+    if not gaps:
+        return "No gaps: no subgoal is weak."
+    lines = ["**Gaps** in the weak subgoals:", ""]
+    for g in gaps:
+        lines.append(f"- **{g.id}** ({g.subgoal_id}) {g.label} — {g.size} samples. {g.description}")
+    return "\n".join(lines)
+
+
+# --- charts -----------------------------------------------------------------------------------------
+
+def gap_figure(gaps):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        go.Bar(
+            x=[g.size for g in gaps],
+            y=[f"{g.id} ({g.subgoal_id}) {g.label}" for g in gaps],
+            orientation="h",
+            marker_color="#d62728",
+            text=[str(g.size) for g in gaps],
+        )
+    )
+    fig.update_layout(
+        title="Gap sizes (low-scoring samples in each gap)",
+        xaxis_title="samples",
+        yaxis={"autorange": "reversed"},
+        template="plotly_white",
+        height=160 + 40 * len(gaps),
+    )
+    return fig
