@@ -17,7 +17,7 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, create_model
 
-from goalcover.tools.errors import BadInput, GoalCoverError
+from goalcover.tools.errors import BadInput
 from goalcover.tools.gaps import Gap, get_gap
 from goalcover.tools.goal import current_goal
 from goalcover.tools.ingest import RawRecord, parse_record

@@ -21,6 +21,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from goalcover.tools.errors import BadInput, GoalCoverError
+from goalcover.ui.common import WorkspaceOpt, run_alone
 
 HELP = "Type your message. /new starts a new conversation, /quit leaves (the conversation is kept)."
 
@@ -224,15 +225,7 @@ def chat_command(
         Optional[str], typer.Option("--thread", help="Continue this conversation (its id is printed when a chat starts and ends).", show_default=False)
     ] = None,
     new: Annotated[bool, typer.Option("--new", help="Start a new conversation instead of continuing the workspace's last one.")] = False,
-    workspace: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--workspace",
-            "-w",
-            help="Folder that holds the project's state (default ./goalcover-workspace, env GOALCOVER_WORKSPACE).",
-            show_default=False,
-        ),
-    ] = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Talk with the GoalCover agent in the terminal.
 
@@ -246,11 +239,7 @@ def chat_command(
 
 def main() -> None:
     """`python -m goalcover.ui.chat`: the same command on its own, with the CLI's error handling."""
-    from goalcover.ui.cli import handle_errors
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(handle_errors(chat_command))
-    app()
+    run_alone(chat_command)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,7 @@ Every command takes --workspace (env GOALCOVER_WORKSPACE); exit 0 on success, 2 
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -18,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from goalcover.tools.errors import ConfigError, GoalCoverError
+from goalcover.ui.common import JsonOpt, WorkspaceOpt, err, handle_errors
 
 app = typer.Typer(
     name="goalcover",
@@ -29,52 +27,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-err = Console(stderr=True)
-
-WorkspaceOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Folder that holds the project's state (default ./goalcover-workspace, env GOALCOVER_WORKSPACE).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a summary.")]
-
-
-def handle_errors(command):
-    """Turn engine errors into one clear line and the design's exit codes — never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except GoalCoverError as exc:
-            message = str(exc)
-            if isinstance(exc, ConfigError) and "No model is configured" in message:
-                from goalcover.tools.local import suggestion
-
-                message += " " + suggestion()
-            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("interrupted; run the command again to continue where it stopped")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
-            if os.environ.get("GOALCOVER_DEBUG"):
-                raise
-            err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
-
-    return wrapper
-
 
 def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")

@@ -16,11 +16,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from goalcover.tools.errors import BadInput
+from goalcover.ui.common import WorkspaceOpt, run_alone
 
 APP = Path(__file__).resolve().with_name("app.py")
 # chainlit.md and .chainlit/config.toml live at the repository root (next to ui/).
@@ -87,15 +88,7 @@ def server_command(workspace: Path | None, port: int, host: str, headless: bool 
 
 
 def ui_command(
-    workspace: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--workspace",
-            "-w",
-            help="Folder that holds the project's state (default ./goalcover-workspace, env GOALCOVER_WORKSPACE).",
-            show_default=False,
-        ),
-    ] = None,
+    workspace: WorkspaceOpt = None,
     port: Annotated[int, typer.Option("--port", "-p", help="Port to serve on.")] = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 to reach it from other machines).")] = "127.0.0.1",
     headless: Annotated[bool, typer.Option("--headless/--open", help="Don't open a browser window (default), or open one.")] = True,
@@ -115,11 +108,7 @@ def ui_command(
 
 def main() -> None:
     """`python -m goalcover.ui.serve`: the same command on its own, with the CLI's error handling."""
-    from goalcover.ui.cli import handle_errors
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(handle_errors(ui_command))
-    app()
+    run_alone(ui_command)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,68 @@
+"""What every command line of the project shares: the --workspace and --json options, and the error
+handling that turns engine errors into one clear line and the design's exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from goalcover.tools.errors import ConfigError, GoalCoverError
+
+err = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Folder that holds the project's state (default ./goalcover-workspace, env GOALCOVER_WORKSPACE).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a summary.")]
+
+
+def handle_errors(command):
+    """Turn engine errors into one clear line and the design's exit codes — never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except GoalCoverError as exc:
+            message = str(exc)
+            if isinstance(exc, ConfigError) and "No model is configured" in message:
+                from goalcover.tools.local import suggestion
+
+                message += " " + suggestion()
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; run the command again to continue where it stopped")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
+            if os.environ.get("GOALCOVER_DEBUG"):
+                raise
+            err.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def run_alone(command) -> None:
+    """`python -m goalcover.ui.X`: one command on its own, with the same error handling as the CLI."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(handle_errors(command))
+    app()
