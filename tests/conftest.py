@@ -10,7 +10,8 @@ import pytest
 pytest_plugins = ["goalcover.testing.pytest_plugin"]
 
 
-DATASETS = Path(os.environ.get("GOALCOVER_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+# Resolved, as the engine resolves the files it reads (and names them so in its messages).
+DATASETS = Path(os.environ.get("GOALCOVER_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")).resolve()
 SFT = DATASETS / "sft"
 BAD = DATASETS / "bad"
 
