@@ -69,7 +69,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     samples = ws.store.samples()
     if not samples:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    scores, judge = sample_scores(ws)
+    scores, judge = sample_scores(ws, samples)
     failures_by_key = ws.store.failures_for(judge["prompt_version"], judge["model"]) if judge else {}
     failures: list[Failure] = []
     for sample in samples:

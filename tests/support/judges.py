@@ -28,29 +28,32 @@ def judged_subgoals(req: ChatRequest) -> list[str]:
     return list(props)
 
 
-def keyword_judge(patterns: dict[str, str], explain: dict[str, str] | None = None):
-    """A rule: score 5 where the subgoal's regex matches the sample text, else 1."""
+def _judge(patterns: dict[str, str], verdict):
+    """A judge rule: for each subgoal asked about, `verdict(subgoal_id, hit, text)` with `hit` whether the
+    subgoal's regex matches the sample text; answers in the batched or the pair shape the request asks for."""
     compiled = {sid: re.compile(p, re.IGNORECASE) for sid, p in patterns.items()}
 
     def rule(req: ChatRequest):
         found = sample_of(req)
         if found is None or req.schema_name != "judgment":
             return None
-        sample_id, text = found
-        verdicts = {}
-        for sid in judged_subgoals(req):
-            hit = bool(compiled[sid].search(text))
-            reason = (explain or {}).get(sid, f"the {sid} topic")
-            verdicts[sid] = {
-                "explanation": f"The sample {'covers' if hit else 'lacks'} {reason}.",
-                "score": 5 if hit else 1,
-            }
+        _, text = found
+        verdicts = {sid: verdict(sid, bool(compiled[sid].search(text)), text) for sid in judged_subgoals(req)}
         if "score" in (req.schema or {}).get("properties", {}):
             return Reply.json(next(iter(verdicts.values())))
         return Reply.json(verdicts)
 
     return rule
 
+
+def keyword_judge(patterns: dict[str, str], explain: dict[str, str] | None = None):
+    """A rule: score 5 where the subgoal's regex matches the sample text, else 1."""
+
+    def verdict(sid: str, hit: bool, text: str) -> dict:
+        reason = (explain or {}).get(sid, f"the {sid} topic")
+        return {"explanation": f"The sample {'covers' if hit else 'lacks'} {reason}.", "score": 5 if hit else 1}
+
+    return _judge(patterns, verdict)
 
 CONTRACT_PATTERNS = {
     "S1": r"terminat|suspend",
@@ -80,29 +83,17 @@ def topic_of(text: str) -> str:
 def topical_judge(patterns: dict[str, str]):
     """Like keyword_judge, but a low score's explanation names what the sample is about instead, so the
     explanations of one subgoal's gaps fall into real clusters (one per topic)."""
-    compiled = {sid: re.compile(p, re.IGNORECASE) for sid, p in patterns.items()}
 
-    def rule(req: ChatRequest):
-        found = sample_of(req)
-        if found is None or req.schema_name != "judgment":
-            return None
-        _, text = found
-        verdicts = {}
-        for sid in judged_subgoals(req):
-            if compiled[sid].search(text):
-                verdicts[sid] = {"explanation": "The sample clearly teaches this subgoal.", "score": 5}
-            else:
-                topic = topic_of(text)
-                verdicts[sid] = {
-                    "explanation": f"This clause is about {topic}; it never shows the capability, so a model would not learn it.",
-                    "score": 2 if topic != "general service terms" else 1,
-                }
-        if "score" in (req.schema or {}).get("properties", {}):
-            return Reply.json(next(iter(verdicts.values())))
-        return Reply.json(verdicts)
+    def verdict(sid: str, hit: bool, text: str) -> dict:
+        if hit:
+            return {"explanation": "The sample clearly teaches this subgoal.", "score": 5}
+        topic = topic_of(text)
+        return {
+            "explanation": f"This clause is about {topic}; it never shows the capability, so a model would not learn it.",
+            "score": 2 if topic != "general service terms" else 1,
+        }
 
-    return rule
-
+    return _judge(patterns, verdict)
 
 TERMINATION_CLAUSES = [
     ("we may suspend or terminate your account at any time if you post spam or repeated unsolicited advertising",
