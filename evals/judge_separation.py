@@ -6,8 +6,12 @@ S1 "Account termination and suspension", then reports the mean score of each gro
 the chance a relevant sample outscores an irrelevant one, ties count half), accuracy at the support
 threshold, failures, and the endpoint's speed (prompt and completion tokens per second of wall time).
 
+With `--logprobs K` the judge also asks for the top K token logprobs and the same figures are given for
+the G-Eval probability-weighted scores (Σ p(s)·s over the score digit's alternatives), which break the
+ties a 1-5 scale leaves.
+
     python -m goalcover.evals.judge_separation --base-url http://127.0.0.1:8080/v1 --model NAME [-n 10]
-    python -m goalcover.evals.judge_separation --gguf PATH.gguf [-n 10] [--anchors]   # starts llama.cpp itself
+    python -m goalcover.evals.judge_separation --gguf PATH.gguf [-n 10] [--anchors] [--logprobs 10]
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from goalcover.tools import scoring
-from goalcover.tools.coverage import sample_scores
+from goalcover.tools.coverage import sample_scores, sample_weighted
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.models import Goal
@@ -41,17 +46,27 @@ def pick(n: int, folder: Path) -> tuple[list[str], list[str]]:
     return [json.loads(l)["id"] for l in relevant], [json.loads(l)["id"] for l in irrelevant]
 
 
-def auc(pos: list[int], neg: list[int]) -> float:
+def auc(pos: list[float], neg: list[float]) -> float:
     wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
     return wins / (len(pos) * len(neg)) if pos and neg else float("nan")
 
 
-def run(base_url: str, model: str, n: int, anchors: bool = False) -> dict:
+def separation(rel: list[float], irr: list[float], threshold: float = 4) -> dict:
+    correct = sum(s >= threshold for s in rel) + sum(s < threshold for s in irr)
+    return {
+        "mean_relevant": round(statistics.fmean(rel), 2) if rel else None,
+        "mean_irrelevant": round(statistics.fmean(irr), 2) if irr else None,
+        "auc": round(auc(rel, irr), 3),
+        "accuracy_at_4": round(correct / (len(rel) + len(irr)), 3) if rel or irr else None,
+    }
+
+
+def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprobs: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rel_ids, irr_ids = pick(n, folder)
-        with Workspace.open(folder / "ws", model=model, base_url=base_url, api_key="local", concurrency=1,
-                            llm_timeout_s=600, max_retries=2, judge_anchors=anchors) as ws:
+        with Workspace.open(folder / "ws", model=model, base_url=base_url, concurrency=1,
+                            llm_timeout_s=600, max_retries=2, judge_anchors=anchors, judge_logprobs=logprobs) as ws:
             ingest_file(ws, folder / "relevant.jsonl")
             ingest_file(ws, folder / "irrelevant.jsonl", add=True)
             full = load_goal_file(GOAL_FILE)
@@ -59,19 +74,16 @@ def run(base_url: str, model: str, n: int, anchors: bool = False) -> dict:
             start = time.perf_counter()
             result = scoring.score(ws, "pair")
             elapsed = time.perf_counter() - start
-            scores, _ = sample_scores(ws)
+            scores, judge = sample_scores(ws)
+            weighted = sample_weighted(ws, ws.store.samples(), judge)
     rel = [scores[i]["S1"][0] for i in rel_ids if "S1" in scores.get(i, {})]
     irr = [scores[i]["S1"][0] for i in irr_ids if "S1" in scores.get(i, {})]
-    threshold = 4
-    correct = sum(s >= threshold for s in rel) + sum(s < threshold for s in irr)
-    return {
+    report = {
         "model": model,
         "anchors": anchors,
+        "logprobs": logprobs,
         "samples": {"relevant": n, "irrelevant": n},
-        "mean_relevant": round(sum(rel) / len(rel), 2) if rel else None,
-        "mean_irrelevant": round(sum(irr) / len(irr), 2) if irr else None,
-        "auc": round(auc(rel, irr), 3),
-        "accuracy_at_4": round(correct / (len(rel) + len(irr)), 3) if rel or irr else None,
+        **separation(rel, irr),
         "relevant_scores": rel,
         "irrelevant_scores": irr,
         "failed": result.failed,
@@ -80,16 +92,28 @@ def run(base_url: str, model: str, n: int, anchors: bool = False) -> dict:
         "prompt_tokens_per_s": round(result.prompt_tokens / elapsed, 1),
         "completion_tokens_per_s": round(result.completion_tokens / elapsed, 1),
     }
+    if logprobs:
+        w_rel = [weighted[i]["S1"] for i in rel_ids if "S1" in weighted.get(i, {})]
+        w_irr = [weighted[i]["S1"] for i in irr_ids if "S1" in weighted.get(i, {})]
+        report["weighted"] = {
+            **separation(w_rel, w_irr),
+            "with_weighted_score": len(w_rel) + len(w_irr),
+            "relevant_scores": [round(w, 3) for w in w_rel],
+            "irrelevant_scores": [round(w, 3) for w in w_irr],
+        }
+    return report
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-url")
     parser.add_argument("--model", default="local")
     parser.add_argument("--gguf", type=Path, help="start llama.cpp's server on this model file")
     parser.add_argument("-n", type=int, default=10, help="samples per group")
     parser.add_argument("--anchors", action="store_true", help="add the few-shot rubric anchors to the judge prompt")
-    args = parser.parse_args()
+    parser.add_argument("--logprobs", type=int, metavar="K", help="ask for the top K logprobs (1-20) and report G-Eval weighted scores")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results file")
+    args = parser.parse_args(argv)
     proc = None
     if args.gguf:
         from goalcover.tools.local import serve
@@ -97,17 +121,18 @@ def main() -> None:
         proc = serve(args.gguf, port=8091)
         args.base_url, args.model = "http://127.0.0.1:8091/v1", args.gguf.stem
     try:
-        report = run(args.base_url, args.model, args.n, args.anchors)
+        report = run(args.base_url, args.model, args.n, args.anchors, args.logprobs)
     finally:
         if proc is not None:
             from goalcover.tools.local import stop
 
             stop(proc)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", args.model) + ("-anchors" if args.anchors else "")
-    out = RESULTS / f"judge_separation-{name}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", args.model) + ("-anchors" if args.anchors else "") + ("-logprobs" if args.logprobs else "")
+    out = args.out / f"judge_separation-{name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

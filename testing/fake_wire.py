@@ -90,13 +90,23 @@ def _tool_call_json(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
+def _alternatives(token: str) -> tuple[str, ...]:
+    """What else the fake 'considered': for a digit, the neighbouring digits (nearest first, as a judge
+    torn between adjacent scores would be), so weighted (G-Eval) scores have something to weigh."""
+    stripped = token.lstrip()
+    if len(stripped) == 1 and stripped.isdigit():
+        lead, d = token[: len(token) - 1], int(stripped)
+        return tuple(lead + str(n) for n in sorted(range(10), key=lambda n: (abs(n - d), n)) if n != d)
+    return _ALTERNATIVES
+
+
 def _logprob_entries(tokens: list[str], digest: str, top: int, offset: int = 0) -> list[dict[str, Any]]:
     """Plausible logprobs: mostly near 0, deterministic per token; alternatives rank lower."""
     entries = []
     for i, token in enumerate(tokens, start=offset):
         fraction = int(_hash(digest, i, token)[:8], 16) / 16**8
         logprob = round(-3.0 * fraction**3, 4)
-        alternatives = [token] + [a for a in _ALTERNATIVES if a != token][: max(0, top - 1)]
+        alternatives = [token] + [a for a in _alternatives(token) if a != token][: max(0, top - 1)]
         entries.append(
             {
                 "token": token,

@@ -20,6 +20,9 @@ class SubgoalCoverage(BaseModel):
     supporting: int = Field(description="samples scoring at or above the support threshold")
     share: float = Field(description="supporting / samples")
     mean: float | None = Field(description="mean score over the scored samples")
+    weighted_mean: float | None = Field(
+        None, description="mean G-Eval probability-weighted score, over the judgments that have one (GOALCOVER_JUDGE_LOGPROBS)"
+    )
     weak: bool
     scored: int
     failed: int
@@ -62,6 +65,20 @@ def sample_scores(ws: Workspace, samples: list[Sample] | None = None) -> tuple[d
     return scores, judge
 
 
+def sample_weighted(ws: Workspace, samples: list[Sample], judge: dict) -> dict[str, dict[str, float]]:
+    """sample id -> subgoal id -> G-Eval weighted score, where the judge recorded one."""
+    if not judge:
+        return {}
+    goal = current_goal(ws)
+    weighted = ws.store.weighted_scores_for(judge["prompt_version"], judge["model"])
+    if not weighted:
+        return {}
+    return {
+        sample.id: {g.id: weighted[(sample.content_hash, g.hash)] for g in goal.subgoals if (sample.content_hash, g.hash) in weighted}
+        for sample in samples
+    }
+
+
 def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     goal = current_goal(ws)
     assert goal is not None
@@ -77,14 +94,16 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
             error = failures_by_key.get((sample.content_hash, g.hash))
             if error and g.id not in scores.get(sample.id, {}):
                 failures.append(Failure(sample_id=sample.id, subgoal_id=g.id, error=error))
-    rows = _rows(goal, scores, len(samples), failures, settings, best)
+    weighted = sample_weighted(ws, samples, judge)
+    rows = _rows(goal, scores, len(samples), failures, settings, best, weighted)
     after = None
     from goalcover.tools.synthesis import list_synthetic
 
     accepted = [s.as_sample() for s in list_synthetic(ws, state="accepted")]
     if accepted and judge:
         extra, _ = sample_scores(ws, accepted)
-        after = _rows(goal, {**scores, **extra}, len(samples) + len(accepted), failures, settings, best)
+        weighted |= sample_weighted(ws, accepted, judge)
+        after = _rows(goal, {**scores, **extra}, len(samples) + len(accepted), failures, settings, best, weighted)
     complete = [sid for sid, per in scores.items() if len(per) == len(goal.subgoals)]
     off_goal = [sid for sid in complete if max(v for v, _ in scores[sid].values()) <= settings.off_goal_max]
     judged_pairs = sum(len(per) for per in scores.values())
@@ -110,11 +129,14 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     )
 
 
-def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int) -> list[SubgoalCoverage]:
+def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int,
+          weighted: dict[str, dict[str, float]] | None = None) -> list[SubgoalCoverage]:
     rows = []
+    weighted = weighted or {}
     for g in goal.subgoals:
         values = [(sid, per[g.id][0]) for sid, per in scores.items() if g.id in per]
         numbers = [v for _, v in values]
+        fine = {sid: weighted[sid][g.id] for sid, _ in values if g.id in weighted.get(sid, {})}
         supporting = sum(v >= settings.support_threshold for v in numbers)
         share = supporting / total
         mean = round(statistics.fmean(numbers), 3) if numbers else None
@@ -125,11 +147,16 @@ def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int
                 supporting=supporting,
                 share=round(share, 4),
                 mean=mean,
+                weighted_mean=round(statistics.fmean(fine.values()), 3) if fine else None,
                 weak=False,  # decided below, against the other subgoals
                 scored=len(numbers),
                 failed=sum(f.subgoal_id == g.id for f in failures),
                 histogram={k: numbers.count(k) for k in range(1, 6)},
-                best_sample_ids=[sid for sid, v in sorted(values, key=lambda x: -x[1])[:best] if v >= settings.support_threshold],
+                # Ties on the 1-5 score are broken by the weighted score, where there is one.
+                best_sample_ids=[
+                    sid for sid, v in sorted(values, key=lambda x: (-x[1], -fine.get(x[0], x[1])))[:best]
+                    if v >= settings.support_threshold
+                ],
             )
         )
     # Weak: too few samples teach it, absolutely or next to the typical subgoal of this goal. A mean over

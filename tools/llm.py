@@ -142,6 +142,7 @@ class Result(Generic[T]):
     usage: Usage
     error: str | None = None
     raw: str | None = None
+    logprobs: list[dict[str, Any]] | None = None  # the reply's `logprobs.content`, when asked for and given
 
 
 @dataclass
@@ -224,14 +225,17 @@ class JsonCaller:
         name: str,
         json_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
+        top_logprobs: int | None = None,
     ) -> Result[T]:
+        """One structured call; `top_logprobs` (1-20) also asks for token logprobs, which servers that
+        support them return in `Result.logprobs` (others leave it None)."""
         json_schema = json_schema or schema.model_json_schema()
         usage = Usage()
         history = list(messages)
         error = raw = None
         for attempt in range(self.repairs + 1):
             try:
-                reply = await self._request(history, json_schema, name, usage, max_tokens)
+                reply = await self._request(history, json_schema, name, usage, max_tokens, top_logprobs)
             except Exception as exc:  # retries are spent, or the request itself is wrong
                 return Result(None, usage, error=f"{type(exc).__name__}: {exc}"[:500])
             usage.repair_calls += attempt > 0
@@ -255,27 +259,28 @@ class JsonCaller:
                 ]
                 continue
             usage.repaired += repaired
-            return Result(value, usage, raw=raw)
+            logprobs = (reply.response_metadata.get("logprobs") or {}).get("content") if top_logprobs else None
+            return Result(value, usage, raw=raw, logprobs=logprobs or None)
         return Result(None, usage, error=error, raw=raw)
 
-    async def _request(
-        self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage, max_tokens: int | None
-    ) -> AIMessage:
+    async def _request(self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage,
+                       max_tokens: int | None, top_logprobs: int | None = None) -> AIMessage:
         """One request (with retries); in auto mode, fall back for good to json_object when the server
         rejects json_schema (llama-cpp-python does, and honours json_object with a grammar instead)."""
         try:
-            return await self._send(history, json_schema, name, usage, max_tokens)
+            return await self._send(history, json_schema, name, usage, max_tokens, top_logprobs)
         except openai.APIStatusError as exc:
             if self.json_mode != "auto" or not _rejects_json_schema(exc):
                 raise
             self.json_mode = "json_object"
-            return await self._send(history, json_schema, name, usage, max_tokens)
+            return await self._send(history, json_schema, name, usage, max_tokens, top_logprobs)
 
-    async def _send(
-        self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage, max_tokens: int | None
-    ) -> AIMessage:
+    async def _send(self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage,
+                    max_tokens: int | None, top_logprobs: int | None = None) -> AIMessage:
         # A bound on the reply keeps a rambling small model from filling its context (and the bill).
-        extra = {"max_tokens": max_tokens} if max_tokens else {}
+        extra: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+        if top_logprobs:
+            extra |= {"logprobs": True, "top_logprobs": top_logprobs}
         llm = self.llm.bind(response_format=self.response_format(name, json_schema), **extra)
         messages = self._with_schema_in_prompt(history, json_schema)
         await self.limits.wait(sum(estimate_tokens(str(m.content)) for m in messages))

@@ -30,12 +30,18 @@ def to_markdown(report: CoverageReport) -> str:
         f"{report.samples} samples · judge `{judge.get('model', '—')}` ({judge.get('prompt_version', '—')}) · "
         f"a sample supports a subgoal at score ≥ {report.thresholds['support']}",
         "",
-        "| subgoal | title | supporting | share | mean | 1 | 2 | 3 | 4 | 5 | weak |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    # The G-Eval column appears only when the judge recorded weighted scores (GOALCOVER_JUDGE_LOGPROBS).
+    weighted = any(s.weighted_mean is not None for s in report.subgoals)
+    lines += [
+        f"| subgoal | title | supporting | share | mean |{' weighted mean |' if weighted else ''} 1 | 2 | 3 | 4 | 5 | weak |",
+        f"|---|---|---:|---:|---:|{'---:|' if weighted else ''}---:|---:|---:|---:|---:|---|",
     ]
     for s in report.subgoals:
         hist = " | ".join(str(s.histogram.get(k, 0)) for k in range(1, 6))
         mean = f"{s.mean:.2f}" if s.mean is not None else "—"
+        if weighted:
+            mean += f" | {s.weighted_mean:.2f}" if s.weighted_mean is not None else " | —"
         lines.append(f"| {s.id} | {s.title} | {s.supporting} | {_pct(s.share)} | {mean} | {hist} | {'**weak**' if s.weak else ''} |")
     if report.after:
         lines += [

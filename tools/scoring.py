@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, create_model
 
 from goalcover.tools.coverage import JUDGE_KEY
 from goalcover.tools.errors import BadInput
+from goalcover.tools.geval import weighted_scores
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller, Limits, Usage, estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
@@ -197,6 +198,7 @@ async def run(
     version = score_plan.prompt_version
     ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
     caller = JsonCaller(config, ws.settings, limits=Limits.from_settings(ws.settings))
+    top_logprobs = ws.settings.judge_logprobs
     run_id = ws.store.start_run("score", score_plan.model_dump())
     usage = Usage()
     counts = {"new": 0, "failed_now": 0, "done": 0}
@@ -220,24 +222,31 @@ async def run(
             reserved += est_cost
             try:
                 if mode == "batched":
-                    schema, json_schema = batched_schema(tuple(s.id for s in task.subgoals))
+                    ids = tuple(s.id for s in task.subgoals)
+                    schema, json_schema = batched_schema(ids)
                     result = await caller.call(
                         messages, schema, name="judgment", json_schema=json_schema,
-                        max_tokens=MAX_TOKENS_PER_VERDICT * len(task.subgoals),
+                        max_tokens=MAX_TOKENS_PER_VERDICT * len(task.subgoals), top_logprobs=top_logprobs,
                     )
                     verdicts = {s.id: getattr(result.value, s.id) for s in task.subgoals} if result.value else {}
+                    weighted = weighted_scores(result.logprobs, ids, {k: v.score for k, v in verdicts.items()})
                 else:
                     result = await caller.call(
-                        messages, Verdict, name="judgment", json_schema=VERDICT_SCHEMA, max_tokens=MAX_TOKENS_PER_VERDICT
+                        messages, Verdict, name="judgment", json_schema=VERDICT_SCHEMA, max_tokens=MAX_TOKENS_PER_VERDICT,
+                        top_logprobs=top_logprobs,
                     )
-                    verdicts = {task.subgoals[0].id: result.value} if result.value else {}
+                    only = task.subgoals[0].id
+                    verdicts = {only: result.value} if result.value else {}
+                    found = weighted_scores(result.logprobs, expected={None: result.value.score}) if result.value else {}
+                    weighted = {only: found[None]} if None in found else {}
             finally:
                 reserved -= est_cost
             usage.add(result.usage)
             if verdicts:
                 ws.store.save_judgments(
                     [
-                        _row(task, s, version, config.model, score=verdicts[s.id].score, explanation=verdicts[s.id].explanation)
+                        _row(task, s, version, config.model, score=verdicts[s.id].score, explanation=verdicts[s.id].explanation,
+                             weighted_score=weighted.get(s.id))
                         for s in task.subgoals
                     ]
                 )

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
 
     # Scoring
     judge_anchors: bool = Field(False, description="add few-shot rubric anchors to the judge prompt (helps small local models)")
+    judge_logprobs: int | None = Field(
+        None, ge=1, le=20,
+        description="ask the judge for this many top token logprobs and record a probability-weighted score "
+        "(G-Eval) beside each 1-5 verdict, where the server returns logprobs; costs time on llama-cpp-python",
+    )
     support_threshold: int = Field(4, ge=1, le=5, description="a sample supports a subgoal at this score or above")
     weak_share: float = Field(0.10, ge=0, le=1, description="a subgoal is weak when fewer samples than this share support it")
     weak_relative: float = Field(

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS judgments (
     score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
     explanation TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- G-Eval: the score weighted by the probabilities of its digit token, when logprobs were asked for.
+    weighted_score REAL CHECK (weighted_score BETWEEN 1 AND 5),
     PRIMARY KEY (sample_hash, subgoal_hash, prompt_version, model)
 );
 CREATE TABLE IF NOT EXISTS judgment_failures (
@@ -100,6 +102,13 @@ class Store:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a workspace made by an earlier version up to this schema (columns added since)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(judgments)")}
+        if "weighted_score" not in columns:
+            self.db.execute("ALTER TABLE judgments ADD COLUMN weighted_score REAL CHECK (weighted_score BETWEEN 1 AND 5)")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -190,9 +199,9 @@ class Store:
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO judgments (sample_hash, subgoal_hash, prompt_version, model, sample_id, "
-                "subgoal_id, score, explanation) VALUES (:sample_hash, :subgoal_hash, :prompt_version, :model, "
-                ":sample_id, :subgoal_id, :score, :explanation)",
-                rows,
+                "subgoal_id, score, explanation, weighted_score) VALUES (:sample_hash, :subgoal_hash, :prompt_version, "
+                ":model, :sample_id, :subgoal_id, :score, :explanation, :weighted_score)",
+                [{"weighted_score": None, **r} for r in rows],
             )
             conn.executemany(
                 "DELETE FROM judgment_failures WHERE sample_hash = ? AND subgoal_hash = ? AND prompt_version = ? AND model = ?",
@@ -215,6 +224,15 @@ class Store:
             (prompt_version, model),
         )
         return {(a, b): (score, expl) for a, b, score, expl in rows}
+
+    def weighted_scores_for(self, prompt_version: str, model: str) -> dict[tuple[str, str], float]:
+        """(sample hash, subgoal hash) -> G-Eval weighted score, for the judgments that have one."""
+        rows = self.db.execute(
+            "SELECT sample_hash, subgoal_hash, weighted_score FROM judgments "
+            "WHERE prompt_version = ? AND model = ? AND weighted_score IS NOT NULL",
+            (prompt_version, model),
+        )
+        return {(a, b): w for a, b, w in rows}
 
     def failures_for(self, prompt_version: str, model: str) -> dict[tuple[str, str], str]:
         rows = self.db.execute(

@@ -1,0 +1,24 @@
+"""The judge-separation measurement's plumbing, against the fake endpoint with a keyword judge (5 where a
+clause says terminate/suspend, else 1). These runs claim no numbers about any model."""
+
+from __future__ import annotations
+
+import json
+
+from goalcover.evals import judge_separation
+from tests.support.judges import keyword_judge
+
+
+def test_separation_with_weighted_scores(tmp_path, fake_openai, fast_embeddings):
+    fake_openai.rules.append(keyword_judge({"S1": r"terminat|suspend"}))
+    report = judge_separation.main(["--model", "fake-model", "--base-url", fake_openai.base_url, "-n", "3",
+                                    "--logprobs", "5", "--out", str(tmp_path)])
+    assert report["relevant_scores"] == [5, 5, 5] and report["irrelevant_scores"] == [1, 1, 1]
+    assert (report["auc"], report["accuracy_at_4"], report["failed"]) == (1.0, 1.0, 0)
+    weighted = report["weighted"]
+    assert weighted["with_weighted_score"] == 6 and weighted["auc"] == 1.0
+    # The fake's neighbouring digits pull a 5 a little down and a 1 a little up: weighted, never invented.
+    assert all(4.5 < w < 5 for w in weighted["relevant_scores"]) and all(1 < w < 1.5 for w in weighted["irrelevant_scores"])
+    saved = json.loads((tmp_path / "judge_separation-fake-model-logprobs.json").read_text())
+    assert saved == report
+    assert all(r.body.get("top_logprobs") == 5 for r in fake_openai.requests)
