@@ -40,7 +40,13 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
     clipped = [t[:MAX_EMBED_CHARS] for t in texts]
-    return _model().encode(clipped, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    # Repeated texts (a small judge's stock explanations, duplicate samples) are encoded once.
+    unique = list(dict.fromkeys(clipped))
+    vectors = _model().encode(unique, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    if len(unique) == len(clipped):
+        return vectors
+    row = {text: i for i, text in enumerate(unique)}
+    return vectors[[row[t] for t in clipped]]
 
 
 @register_embedding_function

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from goalcover.tools.dataset import describe, ingest_file, search
@@ -138,3 +139,18 @@ def test_chroma_server_is_used_when_configured(chroma_server, contracts, tmp_pat
     # Workspaces share a server through prefixed collections.
     names = [c.name for c in ws.index.client.list_collections()]
     assert names == ["remote-ws-samples"]
+
+
+def test_repeated_texts_are_embedded_once_and_get_the_same_vector(monkeypatch):
+    from goalcover.tools import embeddings
+
+    texts = ["The sample lacks any termination clause.", "It covers arbitration.", "The sample lacks any termination clause."]
+    alone = embeddings.embed(texts[:2])
+    encoded: list[list[str]] = []
+    model = embeddings._model()
+    real = model.encode
+    monkeypatch.setattr(model, "encode", lambda batch, **kw: encoded.append(list(batch)) or real(batch, **kw))
+    vectors = embeddings.embed(texts)
+    assert encoded == [texts[:2]]
+    assert vectors.shape == (3, embeddings.DIMENSION)
+    assert np.allclose(vectors[0], vectors[2]) and np.allclose(vectors[:2], alone, atol=1e-6)
