@@ -121,9 +121,14 @@ def to_html(report: CoverageReport) -> str:
     charts = "\n".join(
         fig.to_html(full_html=False, include_plotlyjs=False, div_id=name) for name, fig in (("coverage", bars), ("heatmap", heat))
     )
+    weighted = any(s.weighted_mean is not None for s in report.subgoals)
+
+    def weighted_cell(s) -> str:
+        return f"<td>{'' if s.weighted_mean is None else f'{s.weighted_mean:.2f}'}</td>" if weighted else ""
+
     rows = "\n".join(
         f"<tr class='{'weak' if s.weak else ''}'><td>{s.id}</td><td>{html.escape(s.title)}</td><td>{s.supporting}</td>"
-        f"<td>{_pct(s.share)}</td><td>{'' if s.mean is None else f'{s.mean:.2f}'}</td>"
+        f"<td>{_pct(s.share)}</td><td>{'' if s.mean is None else f'{s.mean:.2f}'}</td>{weighted_cell(s)}"
         f"<td>{'weak' if s.weak else ''}</td></tr>"
         for s in report.subgoals
     )
@@ -143,7 +148,7 @@ tr.weak td {{ color: #b00; font-weight: 600; }}
 <p>{report.samples} samples · judge <code>{html.escape(str(report.judge.get('model', '—')))}</code> ·
 supporting = score ≥ {report.thresholds['support']} · off-goal samples: {report.off_goal} ·
 failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
-<table><tr><th>subgoal</th><th>title</th><th>supporting</th><th>share</th><th>mean</th><th></th></tr>
+<table><tr><th>subgoal</th><th>title</th><th>supporting</th><th>share</th><th>mean</th>{'<th>weighted mean</th>' if weighted else ''}<th></th></tr>
 {rows}</table>
 {charts}
 {'<h2>Failed judgments</h2><ul>' + failures + '</ul>' if failures else ''}

@@ -13,7 +13,7 @@ from goalcover.testing.fake_wire import tokenize
 from goalcover.tools import scoring
 from goalcover.tools.coverage import coverage
 from goalcover.tools.geval import digit_weighted, weighted_scores
-from goalcover.tools.report import to_markdown
+from goalcover.tools.report import to_html, to_markdown
 from goalcover.tools.store import Store
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
 from tests.tools.test_scoring import GOAL_FILE, contracts, open_ws  # noqa: F401 (contracts: a fixture)
@@ -113,7 +113,7 @@ def test_scoring_with_logprobs_records_a_weighted_score_beside_every_verdict(ws_
     report = coverage(ws)
     for row in report.subgoals:
         assert row.weighted_mean is not None and abs(row.weighted_mean - row.mean) < 0.5
-    assert "| weighted mean |" in to_markdown(report)
+    assert "| weighted mean |" in to_markdown(report) and "<th>weighted mean</th>" in to_html(report)
 
 
 def test_without_logprobs_nothing_is_asked_and_the_report_has_no_weighted_column(tmp_path, fake_openai, contracts):
@@ -125,7 +125,7 @@ def test_without_logprobs_nothing_is_asked_and_the_report_has_no_weighted_column
         assert not any("logprobs" in r.body for r in fake_openai.requests)
         report = coverage(ws)
     assert all(row.weighted_mean is None for row in report.subgoals)
-    assert "weighted mean" not in to_markdown(report)
+    assert "weighted mean" not in to_markdown(report) and "weighted mean" not in to_html(report)
 
 
 def test_a_workspace_from_before_weighted_scores_is_migrated_with_its_judgments_kept(tmp_path):
