@@ -25,7 +25,8 @@ from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller, Limits, Usage, estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
-    JUDGE_ANCHORS, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM, JUDGE_USER, RUBRIC, format_subgoals, neutralise,
+    JUDGE_ANCHORS, JUDGE_PAIR_PROMPT_VERSION, JUDGE_PAIR_SYSTEM, JUDGE_PAIR_USER, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM,
+    JUDGE_USER, RUBRIC, format_subgoals, neutralise,
 )
 from goalcover.tools.workspace import Workspace
 
@@ -62,18 +63,27 @@ def batched_schema(subgoal_ids: tuple[str, ...]) -> tuple[type[BaseModel], dict]
 
 
 def prompt_version(mode: Mode, anchors: bool = False) -> str:
-    return f"{JUDGE_PROMPT_VERSION}{'+anchors' if anchors else ''}/{mode}"
+    base = JUDGE_PAIR_PROMPT_VERSION if mode == "pair" else JUDGE_PROMPT_VERSION
+    return f"{base}{'+anchors' if anchors else ''}/{mode}"
 
 
-def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors: bool = False) -> list[BaseMessage]:
-    which = "this subgoal" if len(subgoals) == 1 else f"each of these {len(subgoals)} subgoals"
-    system = JUDGE_SYSTEM.format(goal=goal.text, which=which, subgoals=format_subgoals(subgoals), rubric=RUBRIC)
-    if anchors:
-        system += JUDGE_ANCHORS
+def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors: bool = False,
+                   mode: Mode = "batched") -> list[BaseMessage]:
+    """Batched: the subgoals in the system prompt, the sample after. Pair: the system prompt holds only
+    what every call shares, and the one subgoal follows the sample (see JUDGE_PAIR_PROMPT_VERSION)."""
     text = sample.text
     if len(text) > JUDGE_MAX_CHARS:
         text = text[:JUDGE_MAX_CHARS] + f"\n[… {len(sample.text) - JUDGE_MAX_CHARS:,} more characters not shown]"
-    return [SystemMessage(system), HumanMessage(JUDGE_USER.format(sample_id=sample.id, text=neutralise(text)))]
+    if mode == "pair":
+        system = JUDGE_PAIR_SYSTEM.format(goal=goal.text, rubric=RUBRIC)
+        user = JUDGE_PAIR_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals(subgoals))
+    else:
+        which = "this subgoal" if len(subgoals) == 1 else f"each of these {len(subgoals)} subgoals"
+        system = JUDGE_SYSTEM.format(goal=goal.text, which=which, subgoals=format_subgoals(subgoals), rubric=RUBRIC)
+        user = JUDGE_USER.format(sample_id=sample.id, text=neutralise(text))
+    if anchors:
+        system += JUDGE_ANCHORS
+    return [SystemMessage(system), HumanMessage(user)]
 
 
 @dataclass
@@ -144,7 +154,7 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
         else:
             tasks.extend(Task(sample, [s]) for s in missing)
     est_prompt = sum(
-        sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, t.subgoals, t.sample, anchors)) for t in tasks
+        sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, t.subgoals, t.sample, anchors, mode)) for t in tasks
     )
     to_score = sum(len(t.subgoals) for t in tasks)
     est_completion = to_score * EST_TOKENS_PER_VERDICT
@@ -212,7 +222,7 @@ async def run(
         nonlocal reserved, stopped
         while not queue.empty() and stopped is None:
             task = queue.get_nowait()
-            messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors)
+            messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors, mode)
             est_cost = config.cost(
                 sum(estimate_tokens(str(m.content)) for m in messages), EST_TOKENS_PER_VERDICT * len(task.subgoals)
             )

@@ -14,13 +14,14 @@ from goalcover.evals.harness import read_jsonl
 from goalcover.testing import Reply
 from goalcover.tools.goal import load_goal_file
 from tests.evals.rules import expected, goal_keyword_judge, text_of
+from tests.support.judges import judged_subgoals
 
 LIMIT = 4
 
 
 def harsher_on_s1_in_pair_mode(req):
     reply = goal_keyword_judge(req)
-    if reply is None or "score" not in (req.schema or {}).get("properties", {}) or "S1: " not in req.system:
+    if reply is None or "score" not in (req.schema or {}).get("properties", {}) or judged_subgoals(req) != ["S1"]:
         return reply
     verdict = json.loads(reply.content)
     return Reply.json({**verdict, "score": max(1, verdict["score"] - 1)})

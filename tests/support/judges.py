@@ -23,8 +23,8 @@ def judged_subgoals(req: ChatRequest) -> list[str]:
     """The subgoal ids a judge request asks for: the batched schema's keys, or the one subgoal of a pair call."""
     schema = req.schema or {}
     props = schema.get("properties", {})
-    if "score" in props:
-        return re.findall(r"^(S\d+): ", req.system, re.MULTILINE)
+    if "score" in props:  # pair mode names its subgoal after the sample
+        return re.findall(r"The subgoal to judge it against:\n(S\d+): ", req.text or "")[:1]
     return list(props)
 
 

@@ -98,6 +98,21 @@ def test_pair_mode_makes_one_call_per_pair_with_its_own_cache(ws, fake_openai):
     assert batched.est_prompt_tokens * 3 < plan.est_prompt_tokens
 
 
+def test_pair_calls_share_their_prefix_so_a_caching_server_reads_it_once(ws, fake_openai):
+    scoring.score(ws, "pair", concurrency=1)
+    requests = [r for r in fake_openai.requests if r.schema_name == "judgment"]
+    assert len({r.system for r in requests}) == 1  # one system prompt for the whole run
+    assert not re.search(r"^S\d+: ", requests[0].system, re.MULTILINE)
+    by_sample: dict[str, list[str]] = {}
+    for r in requests:
+        by_sample.setdefault(sample_of(r)[0], []).append(r.last_user)
+    for users in by_sample.values():
+        assert len(users) == 5
+        sample_part = {u[: u.index("</sample>")] for u in users}
+        assert len(sample_part) == 1  # the sample comes first, the same in every call of the sample
+        assert sorted(re.search(r"against:\n(S\d+): ", u).group(1) for u in users) == [f"S{i}" for i in range(1, 6)]
+
+
 def test_sample_text_stays_inside_the_data_block(ws, fake_openai, tmp_path):
     attack = {
         "id": "attack-1",
