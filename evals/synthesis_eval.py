@@ -5,9 +5,10 @@ left out — by default S1, account termination (the clause-topic patterns of ev
 that subgoal is (nearly) uncovered. The pipeline then runs as a user would: score → gaps of the target
 subgoal → `synthesize` `-n` candidates for its first gap → accept every kept candidate → coverage again.
 
-Reported: candidates generated, invalid, dropped as duplicates, rejected by the judge, kept; the judge's
-acceptance rate (kept / candidates it judged, i.e. generated - invalid - duplicates); the duplicate rate
-(duplicates / valid candidates); and, per subgoal, supporting samples, share and mean before and after
+Reported: candidates requested, returned by the model (generated; the rest are missing), invalid (not a
+record of the dataset's shape), dropped as duplicates, rejected by the judge, kept; the judge's acceptance
+rate (kept / candidates it judged, i.e. generated - invalid - duplicates); the duplicate rate (duplicates /
+valid candidates); and, per subgoal, supporting samples, share and mean before and after
 the accepted candidates (`coverage(ws).after`) — the lift should land on the target subgoal.
 
     python -m goalcover.evals.synthesis_eval --gguf ~/.cache/goalcover/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --limit 10 -n 5
@@ -70,8 +71,9 @@ def run(judge: Judge, limit: int = 30, n: int = 10, subgoal_id: str = "S1", work
         "samples": len(records),
         "subgoal_id": subgoal_id,
         "gap": {"id": gap.id, "kind": gap.kind, "label": gap.label, "size": gap.size},
-        "requested": n,
+        "requested": result.requested,
         "generated": result.generated,
+        "missing": result.missing,
         "invalid": result.invalid,
         "duplicates": result.duplicates,
         "rejected_by_judge": result.rejected_by_judge,
@@ -97,8 +99,8 @@ def markdown(report: dict) -> str:
     head = (f"### synthesis_eval — {report['model']} ({report['mode']}{', anchors' if report['anchors'] else ''}), "
             f"{report['samples']} contract clauses without {report['subgoal_id']}'s topic, gap {report['gap']['id']} "
             f"({report['gap']['kind']}: {report['gap']['label']}), {report['requested']} candidates asked for\n")
-    funnel = table(["generated", "invalid", "duplicates", "rejected by judge", "kept", "acceptance rate", "duplicate rate"],
-                   [[report["generated"], report["invalid"], report["duplicates"], report["rejected_by_judge"], report["kept"],
+    funnel = table(["generated", "missing", "invalid", "duplicates", "rejected by judge", "kept", "acceptance rate", "duplicate rate"],
+                   [[report["generated"], report["missing"], report["invalid"], report["duplicates"], report["rejected_by_judge"], report["kept"],
                      num(report["acceptance_rate"]), num(report["duplicate_rate"])]])
     rows = []
     for sid, before in report["coverage_before"].items():
@@ -109,8 +111,8 @@ def markdown(report: dict) -> str:
                      f"{'weak' if before['weak'] else 'ok'} → {'weak' if after['weak'] else 'ok'}"])
     lift = table(["subgoal", "supporting", "share", "mean", "weak"], rows)
     return (f"{head}\n{funnel}\n\nCoverage before → after accepting the {report['accepted']} kept candidates:\n\n{lift}\n\n"
-            f"Acceptance rate = kept / judged candidates (generated − invalid − duplicates); duplicate rate = "
-            f"duplicates / valid candidates.")
+            f"Generated: candidates the model returned (missing: asked for, not returned). Acceptance rate = kept / "
+            f"judged candidates (generated − invalid − duplicates); duplicate rate = duplicates / valid candidates.")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -55,11 +55,13 @@ class SynthesisResult(BaseModel):
     """`goalcover synthesize --json`; the first five keys are fixed by the design."""
 
     gap_id: str
-    generated: int
-    kept: int
+    generated: int = Field(description="candidates the model returned")
+    kept: int = Field(description="candidates kept for review: valid, not duplicates, supported by the judge")
     duplicates: int
     rejected_by_judge: int
-    invalid: int = 0
+    invalid: int = Field(0, description="returned candidates that are not a valid record of the dataset's shape")
+    requested: int = 0
+    missing: int = Field(0, description="requested candidates the model did not return (a failed or short reply)")
     kept_ids: list[str] = []
     calls: int = 0
     cost: float = 0.0
@@ -191,7 +193,7 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
     async def generate() -> tuple[list[tuple[str, str, BaseModel]], Usage, int]:
         produced: list[tuple[str, str, BaseModel]] = []
         usage = Usage()
-        invalid = 0
+        missing = 0
         difficulties = ["easy", "medium", "hard"]
         for start in range(0, n, BATCH):
             size = min(BATCH, n - start)
@@ -218,15 +220,16 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
             result = await caller.call(messages, schema, name="synthetic_samples", max_tokens=1200 * size)
             usage.add(result.usage)
             if result.value is None:
-                invalid += size
+                missing += size
                 continue
             got = result.value.candidates[:size]  # type: ignore[attr-defined]
-            invalid += max(0, size - len(got))
+            missing += max(0, size - len(got))
             produced += [(c.aspect, c.difficulty, c.sample) for c in got]
         await caller.aclose()
-        return produced, usage, invalid
+        return produced, usage, missing
 
-    produced, usage, invalid = asyncio.run(generate())
+    produced, usage, missing = asyncio.run(generate())
+    invalid = 0
     candidates: list[Sample] = []
     for aspect, _difficulty, output in produced:
         record = _to_record(shape, output, template)
@@ -273,6 +276,8 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
         duplicates=duplicates,
         rejected_by_judge=rejected_by_judge,
         invalid=invalid,
+        requested=n,
+        missing=missing,
         kept_ids=[s.id for s in accepted],
         calls=usage.calls,
         cost=round(usage.cost, 6),

@@ -386,8 +386,8 @@ def synthesize(
         print_json(result.model_dump())
         return
     out.print(
-        f"{result.gap_id}: generated {result.generated} · kept {result.kept} · duplicates {result.duplicates} · "
-        f"rejected by the judge {result.rejected_by_judge} · invalid {result.invalid}",
+        f"{result.gap_id}: generated {result.generated} of {result.requested} · kept {result.kept} · "
+        f"duplicates {result.duplicates} · rejected by the judge {result.rejected_by_judge} · invalid {result.invalid}",
         highlight=False,
     )
     if result.kept:

@@ -20,6 +20,7 @@ def test_synthesis_funnel_and_the_coverage_lift_of_the_uncovered_subgoal(tmp_pat
                                   "-n", str(N), "--out", str(tmp_path / "results")])
     assert report["samples"] == LIMIT and report["gap"]["kind"] == "uncovered"
     assert (report["generated"], report["invalid"], report["duplicates"], report["rejected_by_judge"], report["kept"]) == (N, 0, 1, 2, 7)
+    assert (report["requested"], report["missing"]) == (N, 0)
     assert report["accepted"] == 7
     assert report["acceptance_rate"] == round(7 / (N - 1), 3) and report["duplicate_rate"] == round(1 / N, 3)
     before, after = report["coverage_before"]["S1"], report["coverage_after"]["S1"]
@@ -33,4 +34,4 @@ def test_synthesis_funnel_and_the_coverage_lift_of_the_uncovered_subgoal(tmp_pat
         gained = report["coverage_after"][sid]["supporting"] - report["coverage_before"][sid]["supporting"]
         assert gained == sum(bool(re.search(pattern, " ".join(c), re.IGNORECASE)) for c in kept), sid
     md = (tmp_path / "results" / "synthesis_eval-fake-model.md").read_text()
-    assert "| 10 | 0 | 1 | 2 | 7 | 0.78 | 0.10 |" in md and "0 → 7" in md
+    assert "| 10 | 0 | 0 | 1 | 2 | 7 | 0.78 | 0.10 |" in md and "0 → 7" in md

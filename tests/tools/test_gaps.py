@@ -147,6 +147,23 @@ def test_synthesis_dedups_judges_and_waits_for_review(scored, fake_openai):
     assert "accepted synthetic samples" in render(report, "md")
 
 
+def test_synthesis_counts_what_the_model_did_not_return_apart_from_what_it_returned_broken(scored, fake_openai):
+    ws, _ = scored
+    gaps = find_gaps(ws, "S1")
+    writer = synth_writer(off_target=0)
+
+    def short(req):  # a small model that writes 3 of the 5 candidates asked for
+        reply = writer(req)
+        if reply is None:
+            return None
+        return Reply.json({"candidates": json.loads(reply.content)["candidates"][:3]})
+
+    fake_openai.rules.insert(0, short)
+    result = synthesize(ws, gaps[0].id, n=5)
+    assert (result.requested, result.generated, result.missing, result.invalid) == (5, 3, 2, 0)
+    assert result.kept + result.duplicates + result.rejected_by_judge == result.generated - result.invalid
+
+
 def test_export_filters_adds_and_writes_a_manifest(scored, fake_openai, tmp_path):
     ws, data = scored
     gaps = find_gaps(ws, "S1")
