@@ -1,6 +1,6 @@
 """Does the judge tell clearly relevant samples from clearly irrelevant ones? (and how fast is it?)
 
-Scores, in pair mode, N contract clauses that are plainly about account termination (they say "terminate"
+Scores, in pair mode (or `--mode batched`), N contract clauses that are plainly about account termination (they say "terminate"
 or "suspend") and N MBPP coding tasks (nothing to do with contracts) against the contracts goal's subgoal
 S1 "Account termination and suspension", then reports the mean score of each group, the separation (AUC:
 the chance a relevant sample outscores an irrelevant one, ties count half), accuracy at the support
@@ -61,7 +61,8 @@ def separation(rel: list[float], irr: list[float], threshold: float = 4) -> dict
     }
 
 
-def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprobs: int | None = None) -> dict:
+def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprobs: int | None = None,
+        mode: str = "pair") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rel_ids, irr_ids = pick(n, folder)
@@ -72,7 +73,7 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
             full = load_goal_file(GOAL_FILE)
             save_goal(ws, Goal(text=full.text, subgoals=[full.subgoals[0]]))
             start = time.perf_counter()
-            result = scoring.score(ws, "pair")
+            result = scoring.score(ws, mode)  # type: ignore[arg-type]
             elapsed = time.perf_counter() - start
             scores, judge = sample_scores(ws)
             weighted = sample_weighted(ws, ws.store.samples(), judge)
@@ -80,6 +81,7 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
     irr = [scores[i]["S1"][0] for i in irr_ids if "S1" in scores.get(i, {})]
     report = {
         "model": model,
+        "mode": mode,
         "anchors": anchors,
         "logprobs": logprobs,
         "samples": {"relevant": n, "irrelevant": n},
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("-n", type=int, default=10, help="samples per group")
     parser.add_argument("--anchors", action="store_true", help="add the few-shot rubric anchors to the judge prompt")
     parser.add_argument("--logprobs", type=int, metavar="K", help="ask for the top K logprobs (1-20) and report G-Eval weighted scores")
+    parser.add_argument("--mode", choices=["pair", "batched"], default="pair",
+                        help="the judge's prompt layout (one subgoal either way): pair names it after the sample, batched before")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results file")
     args = parser.parse_args(argv)
     proc = None
@@ -121,14 +125,15 @@ def main(argv: list[str] | None = None) -> dict:
         proc = serve(args.gguf, port=8091)
         args.base_url, args.model = "http://127.0.0.1:8091/v1", args.gguf.stem
     try:
-        report = run(args.base_url, args.model, args.n, args.anchors, args.logprobs)
+        report = run(args.base_url, args.model, args.n, args.anchors, args.logprobs, args.mode)
     finally:
         if proc is not None:
             from goalcover.tools.local import stop
 
             stop(proc)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", args.model) + ("-anchors" if args.anchors else "") + ("-logprobs" if args.logprobs else "")
+    name = (re.sub(r"[^A-Za-z0-9._-]+", "_", args.model) + ("-batched" if args.mode == "batched" else "")
+            + ("-anchors" if args.anchors else "") + ("-logprobs" if args.logprobs else ""))
     out = args.out / f"judge_separation-{name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
