@@ -31,7 +31,22 @@ JsonMode = Literal["auto", "json_schema", "json_object"]
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
-def make_chat_model(config: ModelConfig, max_retries: int, **kwargs: Any):
+def reply_limit(config: ModelConfig, max_tokens: int | None) -> dict[str, Any]:
+    """The request arguments that bound a reply to `max_tokens`, for this endpoint.
+
+    ChatOpenAI sends `max_tokens` as `max_completion_tokens`, OpenAI's current name, which OpenAI needs
+    (it refuses both at once) but llama-cpp-python's server ignores: a small model then writes until its
+    context is full (seen: 2,731 tokens where 200 were asked). Other endpoints get the original
+    `max_tokens` in the body, which every OpenAI-compatible server reads.
+    """
+    if not max_tokens:
+        return {}
+    if config.base_url is None or "api.openai.com" in config.base_url:
+        return {"max_tokens": max_tokens}
+    return {"extra_body": {"max_tokens": max_tokens}}
+
+
+def make_chat_model(config: ModelConfig, max_retries: int, max_tokens: int | None = None, **kwargs: Any):
     from langchain_openai import ChatOpenAI
     from langchain_openai._compat import httpx
 
@@ -44,6 +59,7 @@ def make_chat_model(config: ModelConfig, max_retries: int, **kwargs: Any):
         timeout=httpx.Timeout(config.timeout_s),
         max_retries=max_retries,
         stream_usage=True,
+        **reply_limit(config, max_tokens),
         **kwargs,
     )
 
@@ -278,7 +294,7 @@ class JsonCaller:
     async def _send(self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage,
                     max_tokens: int | None, top_logprobs: int | None = None) -> AIMessage:
         # A bound on the reply keeps a rambling small model from filling its context (and the bill).
-        extra: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+        extra = reply_limit(self.config, max_tokens)
         if top_logprobs:
             extra |= {"logprobs": True, "top_logprobs": top_logprobs}
         llm = self.llm.bind(response_format=self.response_format(name, json_schema), **extra)

@@ -9,7 +9,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from goalcover.testing import Reply
-from goalcover.tools.llm import JsonCaller, ReplyError, parse_json_reply
+from goalcover.tools.llm import JsonCaller, ReplyError, parse_json_reply, reply_limit
 from goalcover.tools.local import detect, probe, suggestion
 from goalcover.tools.settings import load_settings
 
@@ -65,6 +65,20 @@ def test_auto_mode_falls_back_to_json_object_when_json_schema_is_rejected(fake_o
     assert caller.json_mode == "json_object"
     assert "<schema>" in fake_openai.requests[-1].system  # the schema travels in the prompt too
     assert call(caller).value is not None and len(fake_openai.requests) == 3  # no second failed try
+
+
+def test_a_reply_bound_reaches_a_local_server_as_max_tokens(fake_openai):
+    """llama-cpp-python ignores `max_completion_tokens` (what ChatOpenAI sends for `max_tokens`)."""
+    fake_openai.rules.append(lambda req: Reply.json({"explanation": "fine", "score": 3}))
+    settings = load_settings(model="m", base_url=fake_openai.base_url, api_key="k")
+    caller = JsonCaller(settings.model_for("judge"), settings)
+    messages = [SystemMessage("Judge the sample."), HumanMessage("<sample>x</sample>")]
+    assert asyncio.run(caller.call(messages, Verdict, name="judgment", max_tokens=123)).value is not None
+    body = fake_openai.requests[-1].body
+    assert body.get("max_tokens") == 123 and "max_completion_tokens" not in body
+    # OpenAI itself gets its current name (it refuses both at once); langchain renames it on the way.
+    assert reply_limit(load_settings(model="gpt-4o-mini", api_key="k").model_for("judge"), 123) == {"max_tokens": 123}
+    assert reply_limit(settings.model_for("judge"), None) == {}
 
 
 def test_a_forced_json_schema_mode_reports_the_rejection(fake_openai):
