@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,12 +83,12 @@ def endpoint(args: argparse.Namespace) -> Iterator[Judge]:
         raise SystemExit("name an endpoint: --gguf FILE, or --model NAME [--base-url URL] (key in OPENAI_API_KEY)")
     proc = None
     base_url, model, local = args.base_url, args.model, False
-    if args.gguf:
-        from goalcover.tools.local import serve
-
-        proc = serve(args.gguf, port=args.port)
-        base_url, model, local = f"http://127.0.0.1:{args.port}/v1", args.gguf.stem, True
     try:
+        if args.gguf:
+            from goalcover.tools.local import serve
+
+            proc = serve(args.gguf, port=args.port)
+            base_url, model, local = f"http://127.0.0.1:{args.port}/v1", args.gguf.stem, True
         # A CPU server answers one request at a time and slowly: no point queueing, and wait long.
         yield Judge(
             model=model,
@@ -100,6 +101,8 @@ def endpoint(args: argparse.Namespace) -> Iterator[Judge]:
             # llama-cpp-python answers json_schema with a 500; skip that round trip in every workspace.
             json_mode="json_object" if local else None,
         )
+    except GoalCoverError as exc:  # a bad model file, a taken port, no model configured: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
     finally:
         if proc is not None:
             from goalcover.tools.local import stop

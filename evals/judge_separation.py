@@ -27,6 +27,7 @@ from pathlib import Path
 from goalcover.tools import scoring
 from goalcover.tools.coverage import sample_scores, sample_weighted
 from goalcover.tools.dataset import ingest_file
+from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.models import Goal
 from goalcover.tools.workspace import Workspace
@@ -119,13 +120,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results file")
     args = parser.parse_args(argv)
     proc = None
-    if args.gguf:
-        from goalcover.tools.local import serve
-
-        proc = serve(args.gguf, port=8091)
-        args.base_url, args.model = "http://127.0.0.1:8091/v1", args.gguf.stem
     try:
+        if args.gguf:
+            from goalcover.tools.local import serve
+
+            proc = serve(args.gguf, port=8091)
+            args.base_url, args.model = "http://127.0.0.1:8091/v1", args.gguf.stem
         report = run(args.base_url, args.model, args.n, args.anchors, args.logprobs, args.mode)
+    except GoalCoverError as exc:
+        raise SystemExit(f"error: {exc}") from None
     finally:
         if proc is not None:
             from goalcover.tools.local import stop

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -82,8 +83,11 @@ def serve(model: Path, port: int = 8080, host: str = "127.0.0.1", ctx: int = 409
             "the local server needs llama-cpp-python: `pip install 'goalcover[local]'` (it compiles llama.cpp, "
             "about 9 minutes on 2 cores), or run scripts/install-local.sh"
         ) from None
-    if probe(f"http://{host}:{port}/v1", 0.3) is not None:
-        raise BadInput(f"port {port} is taken by another server; choose another with --port")
+    # A connect, not an HTTP probe: a busy llama.cpp server holds its port without answering for minutes.
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        if sock.connect_ex((host, port)) == 0:
+            raise BadInput(f"port {port} is taken by another server; choose another with --port")
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", host, "--port", str(port),
         "--n_ctx", str(ctx), "--n_threads", str(threads or os.cpu_count() or 2),

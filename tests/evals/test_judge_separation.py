@@ -22,3 +22,13 @@ def test_separation_with_weighted_scores(tmp_path, fake_openai, fast_embeddings)
     saved = json.loads((tmp_path / "judge_separation-fake-model-logprobs.json").read_text())
     assert saved == report
     assert all(r.body.get("top_logprobs") == 5 for r in fake_openai.requests)
+
+
+def test_a_bad_model_file_is_one_line_not_a_traceback(tmp_path):
+    import pytest
+
+    from goalcover.evals import corruption
+
+    for main in (corruption.main, judge_separation.main):
+        with pytest.raises(SystemExit, match=r"^error: .*missing\.gguf: no such model file$"):
+            main(["--gguf", str(tmp_path / "missing.gguf"), "--out", str(tmp_path)])

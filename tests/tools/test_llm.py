@@ -95,3 +95,21 @@ def test_local_servers_are_detected_and_offered(fake_openai):
     assert f"OPENAI_BASE_URL={fake_openai.base_url}" in server.settings()
     assert probe("http://127.0.0.1:9/v1", timeout=0.2) is None
     assert "GOALCOVER_MODEL" in suggestion() or "goalcover local serve" in suggestion()
+
+
+def test_serve_refuses_a_port_held_by_a_server_that_does_not_answer(tmp_path):
+    """A busy llama.cpp server keeps its port but answers no probe for minutes: a connect tells."""
+    pytest.importorskip("llama_cpp.server")
+    import socket
+
+    from goalcover.tools.errors import BadInput
+    from goalcover.tools.local import serve
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + bytes(60))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(BadInput, match=f"port {port} is taken"):
+            serve(model, port=port)
