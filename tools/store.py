@@ -108,7 +108,11 @@ class Store:
         """Bring a workspace made by an earlier version up to this schema (columns added since)."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(judgments)")}
         if "weighted_score" not in columns:
-            self.db.execute("ALTER TABLE judgments ADD COLUMN weighted_score REAL CHECK (weighted_score BETWEEN 1 AND 5)")
+            try:
+                self.db.execute("ALTER TABLE judgments ADD COLUMN weighted_score REAL CHECK (weighted_score BETWEEN 1 AND 5)")
+            except sqlite3.OperationalError as exc:  # another process opening the same workspace got there first
+                if "duplicate column" not in str(exc):
+                    raise
 
     @property
     def db(self) -> sqlite3.Connection:
