@@ -94,15 +94,14 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
             error = failures_by_key.get((sample.content_hash, g.hash))
             if error and g.id not in scores.get(sample.id, {}):
                 failures.append(Failure(sample_id=sample.id, subgoal_id=g.id, error=error))
-    weighted = sample_weighted(ws, samples, judge)
-    rows = _rows(goal, scores, len(samples), failures, settings, best, weighted)
-    after = None
     from goalcover.tools.synthesis import list_synthetic
 
     accepted = [s.as_sample() for s in list_synthetic(ws, state="accepted")]
+    weighted = sample_weighted(ws, samples + accepted, judge)  # keyed by sample id: one lookup serves both
+    rows = _rows(goal, scores, len(samples), failures, settings, best, weighted)
+    after = None
     if accepted and judge:
         extra, _ = sample_scores(ws, accepted)
-        weighted |= sample_weighted(ws, accepted, judge)
         after = _rows(goal, {**scores, **extra}, len(samples) + len(accepted), failures, settings, best, weighted)
     complete = [sid for sid, per in scores.items() if len(per) == len(goal.subgoals)]
     off_goal = [sid for sid in complete if max(v for v, _ in scores[sid].values()) <= settings.off_goal_max]
