@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from goalcover.evals.harness import endpoint, slug
 from goalcover.tools import scoring
 from goalcover.tools.coverage import sample_scores, sample_weighted
 from goalcover.tools.dataset import ingest_file
-from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.models import Goal
 from goalcover.tools.workspace import Workspace
@@ -118,24 +118,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mode", choices=["pair", "batched"], default="pair",
                         help="the judge's prompt layout (one subgoal either way): pair names it after the sample, batched before")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results file")
+    parser.add_argument("--port", type=int, default=8091, help="port for --gguf's server")
     args = parser.parse_args(argv)
-    proc = None
-    try:
-        if args.gguf:
-            from goalcover.tools.local import serve
-
-            proc = serve(args.gguf, port=8091)
-            args.base_url, args.model = "http://127.0.0.1:8091/v1", args.gguf.stem
-        report = run(args.base_url, args.model, args.n, args.anchors, args.logprobs, args.mode)
-    except GoalCoverError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    finally:
-        if proc is not None:
-            from goalcover.tools.local import stop
-
-            stop(proc)
+    args.concurrency = None  # this measurement always judges one call at a time
+    # The shared endpoint starts and stops --gguf's server and turns engine errors into one line.
+    with endpoint(args) as judge:
+        report = run(judge.base_url, judge.model, args.n, args.anchors, args.logprobs, args.mode)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = (re.sub(r"[^A-Za-z0-9._-]+", "_", args.model) + ("-batched" if args.mode == "batched" else "")
+    name = (slug(judge.model) + ("-batched" if args.mode == "batched" else "")
             + ("-anchors" if args.anchors else "") + ("-logprobs" if args.logprobs else ""))
     out = args.out / f"judge_separation-{name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
