@@ -16,7 +16,7 @@ from goalcover.tools.geval import digit_weighted, weighted_scores
 from goalcover.tools.report import to_html, to_markdown
 from goalcover.tools.store import Store
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
-from tests.tools.test_scoring import GOAL_FILE, contracts, open_ws  # noqa: F401 (contracts: a fixture)
+from tests.tools.test_scoring import GOAL_FILE, contracts, open_ws, ws  # noqa: F401 (contracts, ws: fixtures)
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.goal import load_goal_file, save_goal
 
@@ -116,14 +116,10 @@ def test_scoring_with_logprobs_records_a_weighted_score_beside_every_verdict(ws_
     assert "| weighted mean |" in to_markdown(report) and "<th>weighted mean</th>" in to_html(report)
 
 
-def test_without_logprobs_nothing_is_asked_and_the_report_has_no_weighted_column(tmp_path, fake_openai, contracts):
-    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
-    with open_ws(tmp_path / "ws", fake_openai) as ws:
-        ingest_file(ws, contracts)
-        save_goal(ws, load_goal_file(GOAL_FILE))
-        scoring.score(ws)
-        assert not any("logprobs" in r.body for r in fake_openai.requests)
-        report = coverage(ws)
+def test_without_logprobs_nothing_is_asked_and_the_report_has_no_weighted_column(ws, fake_openai):
+    scoring.score(ws)
+    assert not any("logprobs" in r.body for r in fake_openai.requests)
+    report = coverage(ws)
     assert all(row.weighted_mean is None for row in report.subgoals)
     assert "weighted mean" not in to_markdown(report) and "weighted mean" not in to_html(report)
 
