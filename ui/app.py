@@ -1,22 +1,24 @@
 """The Chainlit chat app. `goalcover ui` (ui/serve.py) serves it; `chainlit run ui/app.py` does too.
 
-Handlers stay thin, in the Chainlit cookbook's way: each hands the user's message, upload or click to the
-browser session's `WebChat` (ui/webchat.py), which runs the agent or the engine and renders what comes
-back. The workspace comes from GOALCOVER_WORKSPACE; with GOALCOVER_UI_PASSWORD (or GOALCOVER_UI_USERS) set,
-users log in and each works in a workspace of their own (ui/webauth.py).
+Handlers stay thin, in the Chainlit cookbook's way: a message is awaited by the browser session's
+`WebChat` (ui/webchat.py), which iterates the agent graph's `astream` and renders it; each button runs its
+step through the engine (ui/actions.py). Chainlit's stop button cancels the task doing the work. The
+workspace comes from GOALCOVER_WORKSPACE; with GOALCOVER_UI_PASSWORD (or GOALCOVER_UI_USERS) set, users
+log in and each works in a workspace of their own (ui/webauth.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import chainlit as cl
 
 from goalcover.tools.settings import load_settings
 from goalcover.ui import webauth
-from goalcover.ui.webchat import SAY, WebChat
+from goalcover.ui.webchat import WebChat
 
 WORKSPACE = Path(load_settings().workspace).expanduser().resolve()
 webauth.ensure_auth_secret(WORKSPACE)
@@ -51,26 +53,22 @@ async def message(msg: cl.Message) -> None:
     await chat().handle(msg)
 
 
-@cl.on_stop
-async def stop() -> None:
-    if (web := chat()) is not None:
-        web.stop()
-
-
 @cl.on_chat_end
 async def end() -> None:
     if (web := chat()) is not None:
         web.leave(new_chat=cl.context.session.to_clear)
 
 
-# --- buttons: each runs as a task of its own, so the stop button works and the click returns at once ---
+# --- buttons ---------------------------------------------------------------------------------------
+# Chainlit runs an action callback inside the HTTP request of the click; the work runs as the session's
+# current task instead, so the click returns at once and the stop button cancels the work.
 
-def background(work) -> None:
+def background(work: Callable[[], Awaitable[None]]) -> None:
     async def run() -> None:
         await cl.context.emitter.task_start()
         try:
-            await work
-        except asyncio.CancelledError:  # the stop button, while waiting for the work to begin
+            await work()
+        except asyncio.CancelledError:  # the stop button, before the work could report it
             pass
         except Exception as exc:  # a bug: say so in the chat instead of failing silently
             logging.getLogger("goalcover.ui").exception("button failed")
@@ -81,49 +79,109 @@ def background(work) -> None:
     cl.context.session.current_task = asyncio.create_task(run())
 
 
-async def clicked(action: cl.Action) -> WebChat:
-    web = chat()
-    await web.disarm(action.payload.get("message"))
-    return web
+def button(*names: str, keep: bool = False):
+    """Register `fn(web, payload)` as the callback of the buttons `names`: the buttons of the clicked
+    message go away (unless `keep`), then the work runs alone, as the session's task."""
+
+    def register(fn: Callable[[WebChat, dict], Awaitable[None]]):
+        async def callback(clicked: cl.Action) -> None:
+            web = chat()
+            if not keep:
+                await web.out.disarm(clicked.payload.get("message"))
+            background(lambda: web.exclusive(fn, web, clicked.payload))
+
+        for name in names:
+            cl.action_callback(name)(callback)
+        return fn
+
+    return register
 
 
-@cl.action_callback("answer")
-async def on_answer(action: cl.Action) -> None:
-    web = await clicked(action)
-    background(web.answer(bool(action.payload.get("approve"))))
+@button("propose")
+async def on_propose(web: WebChat, p: dict) -> None:
+    await web.actions.propose(str(p.get("goal", "")))
 
 
-@cl.action_callback("approve_goal")
-@cl.action_callback("score")
-@cl.action_callback("find_gaps")
-@cl.action_callback("resume_scoring")
-async def on_say(action: cl.Action) -> None:
-    web = await clicked(action)
-    background(web.say(SAY[action.name]))
+@button("approve_goal")
+async def on_approve(web: WebChat, p: dict) -> None:
+    await web.actions.approve_goal()
 
 
-@cl.action_callback("fill_gap")
-async def on_fill(action: cl.Action) -> None:
-    background(chat().fill(str(action.payload.get("gap_id", "")), str(action.payload.get("gap_label", ""))))
+@button("score")
+async def on_score(web: WebChat, p: dict) -> None:
+    await web.actions.score()
 
 
-@cl.action_callback("review")
-async def on_review(action: cl.Action) -> None:
-    web = await clicked(action)
-    background(web.review(list(action.payload.get("ids", [])), bool(action.payload.get("accept"))))
+@button("score_run")
+async def on_score_run(web: WebChat, p: dict) -> None:
+    await web.actions.score_run()
 
 
-@cl.action_callback("export")
-async def on_export(action: cl.Action) -> None:
-    background(chat().export())
+@button("coverage", keep=True)
+async def on_coverage(web: WebChat, p: dict) -> None:
+    await web.actions.coverage()
 
 
-@cl.action_callback("report")
-async def on_report(action: cl.Action) -> None:
-    background(chat().report())
+@button("report", keep=True)
+async def on_report(web: WebChat, p: dict) -> None:
+    await web.actions.report()
 
 
-@cl.action_callback("ingest_mode")
-async def on_ingest_mode(action: cl.Action) -> None:
-    web = await clicked(action)
-    background(web.ingest_offered(str(action.payload.get("path", "")), str(action.payload.get("mode", ""))))
+@button("find_gaps")
+async def on_find_gaps(web: WebChat, p: dict) -> None:
+    await web.actions.find_gaps()
+
+
+@button("gaps_run")
+async def on_gaps_run(web: WebChat, p: dict) -> None:
+    await web.actions.gaps_run()
+
+
+@button("why", keep=True)
+async def on_why(web: WebChat, p: dict) -> None:
+    await web.actions.why(str(p.get("subgoal_id", "")))
+
+
+@button("show_sample", keep=True)
+async def on_show_sample(web: WebChat, p: dict) -> None:
+    await web.actions.show_sample([str(i) for i in p.get("ids", [])])
+
+
+@button("fill", keep=True)
+async def on_fill(web: WebChat, p: dict) -> None:
+    await web.actions.fill(str(p.get("gap_id", "")), str(p.get("gap_label", "")))
+
+
+@button("fill_run")
+async def on_fill_run(web: WebChat, p: dict) -> None:
+    await web.actions.fill_run(str(p.get("gap_id", "")), int(p.get("n", 10)))
+
+
+@button("review_list")
+async def on_review_list(web: WebChat, p: dict) -> None:
+    await web.actions.review_list()
+
+
+@button("review")
+async def on_review(web: WebChat, p: dict) -> None:
+    await web.actions.review([str(i) for i in p.get("ids", [])], bool(p.get("accept")))
+
+
+@button("export", keep=True)
+async def on_export(web: WebChat, p: dict) -> None:
+    await web.actions.export()
+
+
+@button("dismiss")
+async def on_dismiss(web: WebChat, p: dict) -> None:
+    await web.out.send("Not run: nothing was spent.")
+
+
+@button("answer")
+async def on_answer(web: WebChat, p: dict) -> None:
+    await web.answer(bool(p.get("approve")))
+
+
+@button("ingest_mode")
+async def on_ingest_mode(web: WebChat, p: dict) -> None:
+    await web.ingest_offered(str(p.get("path", "")), str(p.get("mode", "")))

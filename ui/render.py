@@ -100,14 +100,16 @@ def duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def progress_text(tool: str, done: int | None, total: int | None, fields: dict, eta_s: float | None) -> str:
+def progress_text(tool: str, done: int | None, total: int | None, fields: dict) -> str:
+    """One progress line from the engine's progress info (counts, cost, tokens, failures, its ETA)."""
     label = TOOL_LABELS.get(tool, tool.replace("_", " ").capitalize())
     if done is None or total is None:
         return f"**{label}**: {fields.get('stage', 'working')}…"
     share = done / total if total else 1.0
     parts = [f"**{label}**: {done:,}/{total:,} ({share:.0%})"]
-    if done < total and eta_s is not None:
-        parts.append(f"ETA {duration(eta_s)}")
+    eta = fields.get("eta_s")
+    if done < total and isinstance(eta, (int, float)):
+        parts.append(f"ETA {duration(eta)}")
     if "cost" in fields:
         parts.append(f"cost {fields['cost']}")
     if "tokens" in fields:
@@ -117,7 +119,28 @@ def progress_text(tool: str, done: int | None, total: int | None, fields: dict, 
     return " · ".join(parts)
 
 
-def approval_markdown(tool: str, question: str, plan: dict | None) -> str:
+# --- plans of paid steps ------------------------------------------------------------------------------
+
+PRICE_HELP = "set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK (USD per million tokens) to see it"
+
+
+def cost_text(cost: float | None, priced: bool, model: str = "") -> str:
+    """An estimated cost, or why it is unknown and how to make it known (never a bare $0.0000)."""
+    if not priced or cost is None:
+        return f"cost unknown: no price is set for {model or 'this model'} ({PRICE_HELP})"
+    return f"~${cost:.4f}"
+
+
+def plan_markdown(title: str, rows: list[tuple[str, str]], cost: str, question: str = "") -> str:
+    """A paid step's plan: what it calls, how many tokens, what it costs; then the question."""
+    lines = [f"**{title}**", "", "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rows], "", f"**Estimated cost:** {cost}"]
+    if question:
+        lines += ["", question]
+    return "\n".join(lines)
+
+
+def approval_markdown(tool: str, question: str, plan: dict | None, priced: bool = True) -> str:
+    """The agent's approval interrupt (scoring or synthesis it is about to run)."""
     lines = [f"**Approve {tool.replace('_', ' ')}?**", "", question]
     plan = plan or {}
     if "est_cost" in plan:
@@ -127,7 +150,7 @@ def approval_markdown(tool: str, question: str, plan: dict | None) -> str:
             "|---:|---:|---:|---:|---:|---:|---:|",
             f"| {plan.get('samples')} | {plan.get('subgoals')} | {plan.get('to_score')} | {plan.get('cached')} | "
             f"{plan.get('calls')} | {plan.get('est_prompt_tokens', 0) + plan.get('est_completion_tokens', 0):,} | "
-            f"${plan.get('est_cost', 0):.4f} |",
+            f"{cost_text(plan.get('est_cost'), priced, str(plan.get('model', '')))} |",
         ]
     elif plan:
         lines += ["", " · ".join(f"{k.replace('_', ' ')}: {v}" for k, v in plan.items())]
@@ -202,3 +225,73 @@ def gap_figure(gaps):
         height=160 + 40 * len(gaps),
     )
     return fig
+
+
+# --- the "why" answer and the workspace's state ---------------------------------------------------------
+
+def _share(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
+    """The answer's prose, then the facts it stands on: the subgoal's share against the others, its gaps
+    with counts, and quoted judge explanations with their sample ids."""
+    sub, cov = facts.get("subgoal", {}), facts.get("coverage", {})
+    lines = [f"**Why is {subgoal_id} ({sub.get('title', '')}) {'weak' if cov.get('weak') else 'covered as it is'}?**", "", answer, ""]
+    lines += ["**Its share against the other subgoals**", "", "| subgoal | supporting | share |", "|---|---:|---:|"]
+    rows = [{"id": subgoal_id, "title": sub.get("title", ""), "supporting": cov.get("supporting"), "share_pct": cov.get("share_pct")}]
+    rows += facts.get("other_subgoals", [])
+    for row in sorted(rows, key=lambda r: r["id"]):
+        mark = "**" if row["id"] == subgoal_id else ""
+        lines.append(f"| {mark}{row['id']} {row['title']}{mark} | {row['supporting']} | {row['share_pct']} |")
+    median = facts.get("other_subgoals_median_share_pct")
+    if median:
+        lines += ["", f"{subgoal_id}: {cov.get('share_pct')} of {facts.get('samples')} samples score ≥ {facts.get('support_threshold')}; "
+                      f"the median of the other subgoals is {median}."]
+    gaps = facts.get("gaps", [])
+    if gaps:
+        lines += ["", "**Its gaps**"]
+        for gap in gaps:
+            lines += ["", f"- **{gap['id']}** {gap['label']}: **{gap['size']}** samples. {gap.get('description', '')}"]
+            if gap.get("what_would_close_it"):
+                lines.append(f"  What would close it: {gap['what_would_close_it']}")
+            for ex in gap.get("examples", []):
+                lines.append(f"  > `{ex['sample_id']}` (score {ex['score']}): “{ex['explanation']}”")
+    elif cov.get("weak"):
+        lines += ["", "No gaps are stored for it yet: find gaps to see what its low-scoring samples lack."]
+    best = facts.get("best_supporting_samples", [])
+    if best:
+        lines += ["", "**Its best supporting samples**"]
+        lines += [f"> `{ex['sample_id']}` (score {ex['score']}): “{ex['explanation']}”" for ex in best]
+    return "\n".join(lines)
+
+
+def why_sample_ids(facts: dict, limit: int = 16) -> list[str]:
+    """The sample ids the answer quotes, in order, each once: the app offers each as a button."""
+    ids: list[str] = []
+    for ex in [e for g in facts.get("gaps", []) for e in g.get("examples", [])] + facts.get("best_supporting_samples", []):
+        if ex["sample_id"] not in ids:
+            ids.append(ex["sample_id"])
+    return ids[:limit]
+
+
+def status_markdown(info: dict, goal, draft: list | None, synthetic: dict[str, int], exports: list[str]) -> str:
+    """Where the workspace stands now, recomputed from it (what a reopened page shows after the history)."""
+    lines = ["**Where you are now** (from the workspace):", ""]
+    if info.get("samples"):
+        files = ", ".join(s["path"].rsplit("/", 1)[-1] for s in info.get("sources", []))
+        lines.append(f"- Dataset: **{info['samples']}** samples ({info.get('format')}) from {files}.")
+    else:
+        lines.append("- Dataset: none yet. Upload one (the paperclip, or drag a file into the chat).")
+    if goal is not None:
+        lines.append(f"- Goal: {goal.text} ({len(goal.subgoals)} approved subgoals: {', '.join(s.id for s in goal.subgoals)}).")
+    if draft:
+        lines.append(f"- Draft subgoals waiting for approval: {len(draft)}.")
+    if any(synthetic.values()):
+        lines.append(
+            f"- Synthetic samples: {synthetic.get('proposed', 0)} waiting for review, {synthetic.get('accepted', 0)} accepted, "
+            f"{synthetic.get('rejected', 0)} rejected."
+        )
+    if exports:
+        lines.append(f"- Exports: {', '.join(exports)}.")
+    return "\n".join(lines)

@@ -26,6 +26,7 @@ from goalcover.ui.common import WorkspaceOpt, run_alone
 APP = Path(__file__).resolve().with_name("app.py")
 # chainlit.md and .chainlit/config.toml live at the repository root (next to ui/).
 SOURCE_ROOT = APP.parents[1]
+PUBLIC = Path(__file__).resolve().with_name("public")  # served by Chainlit at /public
 APP_ROOT_NAME = ".chainlit-app"
 # Environment variables that would make Chainlit talk to a server of its own choosing at start.
 DROPPED_ENV = ("LITERAL_API_KEY", "LITERAL_API_URL", "DATABASE_URL")
@@ -50,6 +51,7 @@ max_size_mb = 200
 [UI]
 name = "GoalCover"
 cot = "full"
+custom_css = "/public/goalcover.css"
 """
 FALLBACK_WELCOME = "# GoalCover\n\nUpload your dataset (the paperclip, or drag and drop a file) and tell me your goal.\n"
 
@@ -67,6 +69,8 @@ def app_root(workspace: Path) -> Path:
         shutil.copyfile(welcome, root / "chainlit.md")
     else:
         (root / "chainlit.md").write_text(FALLBACK_WELCOME, encoding="utf-8")
+    if PUBLIC.is_dir():  # the stylesheet that makes action buttons look like buttons (config: custom_css)
+        shutil.copytree(PUBLIC, root / "public", dirs_exist_ok=True)
     return root
 
 

@@ -17,7 +17,7 @@ import pytest
 from goalcover.testing import FakeOpenAI
 from tests.conftest import BAD, SFT
 from tests.support.judges import CONTRACT_PATTERNS, topical_judge
-from tests.ui.conftest import ARTIFACTS, ROOT, S5_TITLE, Gate, agent_script, judge_calls, serve, shot, subgoal_rules, synthesizer
+from tests.ui.conftest import ARTIFACTS, GOAL, ROOT, S5_TITLE, Gate, agent_script, judge_calls, serve, shot, subgoal_rules, synthesizer
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -318,3 +318,96 @@ def test_logins_and_their_workspaces(tmp_path, monkeypatch):
     monkeypatch.delenv("CHAINLIT_AUTH_SECRET")
     webauth.ensure_auth_secret(tmp_path)  # kept across restarts
     assert os.environ["CHAINLIT_AUTH_SECRET"] == secret
+
+
+def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_path):
+    """The agent model only talks (the fake's plain replies: no agent script); every step is a button that
+    calls the engine, from the goal to the download, and a reopened page shows the workspace as it is."""
+    from playwright.sync_api import expect
+
+    gate = Gate(topical_judge(CONTRACT_PATTERNS), STOP_AFTER)
+    with FakeOpenAI(rules=[subgoal_rules, gate, synthesizer]) as fake, serve(tmp_path / "ws", fake) as url:
+        page = pages()
+        page.goto(url)
+        expect_text(page, "Start by uploading your dataset", 30_000)
+        upload(page, SFT / "contracts_alpaca.jsonl")
+        expect_text(page, re.compile(rf"{SAMPLES} samples \(alpaca, jsonl\)"), LONG)
+        idle(page)
+
+        # The model answers in words only; the app offers the step it did not take.
+        send(page, "My goal: a plain-English summarizer of terms-of-service clauses")
+        expect_text(page, "No tool is needed")
+        click(page, f"Propose subgoals for “{GOAL}”")
+        expect_text(page, "Draft subgoals")
+        expect_text(page, "S5. Disputes and arbitration")
+        shot(page, "buttons-draft")
+        button = page.get_by_role("button", name="Approve subgoals", exact=True).last
+        style = button.evaluate("e => { const s = getComputedStyle(e); return [s.borderTopWidth, s.borderTopStyle, s.backgroundColor, s.fontWeight] }")
+        assert style[0] != "0px" and style[1] == "solid" and style[2] not in ("rgba(0, 0, 0, 0)", "transparent") and int(style[3]) >= 600
+        click(page, "Approve subgoals")
+        expect_text(page, "Subgoals (saved)")
+
+        # Scoring: the plan and its cost first (no price set: it says so and how to set one), then progress and stop.
+        click(page, "Score the dataset")
+        expect_text(page, "Scoring plan")
+        expect_text(page, re.compile(r"cost unknown: no price is set for fake-model .*GOALCOVER_INPUT_PRICE_PER_MTOK"))
+        assert "$0.0000" not in page.content()
+        click(page, "Run it")
+        expect_text(page, re.compile(rf"Scoring\W+{STOP_AFTER}/{SAMPLES}"), LONG)
+        page.locator("#stop-button").click()
+        gate.opened.set()  # the calls in flight return and are kept
+        expect_text(page, "Scoring stopped.", 30_000)
+        idle(page)
+        click(page, "Resume scoring")
+        expect_text(page, re.compile(r"already scored \(not paid again\)"))
+        click(page, "Run it")
+        expect_text(page, "Scoring finished:", LONG)
+        idle(page)
+        assert judge_calls(fake) == SAMPLES  # nothing paid twice: the calls in flight at stop were kept
+        page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
+        assert page.locator(".js-plotly-plot").count() >= 2
+        expect_text(page, re.compile(r"Weak: .*S4"))
+
+        # Why, before and after the gaps are found: facts beside the prose, sample ids that open the sample.
+        click(page, "Find gaps")
+        expect_text(page, "Gap analysis plan")
+        click(page, "Run it")
+        expect_text(page, "Gaps in the weak subgoals", LONG)
+        idle(page)
+        click(page, "Why is S4 weak?")
+        expect_text(page, "Its share against the other subgoals", LONG)
+        expect_text(page, "Its gaps")
+        opener = page.get_by_role("button", name=re.compile(r"^Open contracts-legalsum\d+$")).first
+        sample_id = opener.inner_text().removeprefix("Open ").strip()
+        opener.click()
+        expect_text(page, re.compile(rf"{sample_id} \(line \d+\)"))
+        idle(page)
+        shot(page, "buttons-why")
+
+        # Fill a gap (plan first), review, export.
+        click(page, "Fill G1")
+        expect_text(page, "Synthesis plan for G1")
+        click(page, "Run it")
+        expect_text(page, re.compile(r"\d+ synthetic samples wait for your review"), LONG)
+        idle(page)
+        click(page, "Accept all")
+        accepted = expect_text(page, re.compile(r"Accepted all proposed samples\. Synthetic samples: \d+ accepted"), LONG)
+        kept = int(re.search(r"(\d+) accepted", accepted.inner_text()).group(1))
+        idle(page)
+        click(page, "Export dataset")
+        expect_text(page, re.compile(rf"Exported {SAMPLES + kept} samples"), LONG)
+        with page.expect_download() as download:
+            page.get_by_text("contracts_alpaca.goalcover.jsonl").last.click()
+        lines = download.value.path().read_text().splitlines()
+        assert len(lines) == SAMPLES + kept
+        idle(page)
+        assert fake.stats()["rule_errors"] == 0
+
+        # Reopened, the page shows the workspace as it is now: its charts and true counts.
+        page.reload()
+        expect_text(page, "Where you are now", 30_000)
+        expect_text(page, re.compile(rf"Synthetic samples: 0 waiting for review, {kept} accepted"))
+        expect_text(page, "contracts_alpaca.goalcover.jsonl")
+        page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
+        expect(page.get_by_role("button", name="Export dataset", exact=True).last).to_be_visible()
+        shot(page, "buttons-reopened")

@@ -1,0 +1,229 @@
+"""The buttons: each step of the journey — goal, approve, score, coverage, gaps, why, fill, review,
+export — done directly with the engine functions the agent's tools call, so the whole journey works even
+when the model never calls a tool. Paid steps (scoring, gap labelling, synthesis) show their plan and cost
+first and run only on "Run it". Stopping is cancelling the task (Chainlit's stop button): the engine keeps
+what was paid for, and the view says what is left.
+
+Every method runs as its own task (ui/app.py) and holds the chat's lock, one piece of work at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from goalcover.tools.errors import BadInput, GoalCoverError
+from goalcover.ui import plans, views
+from goalcover.ui.output import ProgressLine, action
+from goalcover.ui.views import call
+
+if TYPE_CHECKING:
+    from goalcover.ui.webchat import WebChat
+
+FILL_N = 10  # synthetic samples asked for by the "Fill" button
+
+
+def _not_now() -> Any:
+    return action("dismiss", "Not now")
+
+
+class Actions:
+    """What each button does, for one chat."""
+
+    def __init__(self, chat: "WebChat") -> None:
+        self.chat = chat
+
+    @property
+    def ws(self):
+        return self.chat.ws
+
+    @property
+    def out(self):
+        return self.chat.out
+
+    async def say(self, text: str) -> None:
+        await self.out.user(text, self.chat.user_name)
+
+    # --- the goal -------------------------------------------------------------------------------------
+    async def propose(self, goal: str) -> None:
+        """Split the goal into subgoals (the engine's proposal, as the agent's propose_subgoals)."""
+        from goalcover.tools.goal import propose_subgoals
+
+        await self.say(f"My goal: {goal}")
+        line = ProgressLine("propose_subgoals")
+        line.push(stage="drafting subgoals, then checking them for overlaps and vague wording")
+        try:
+            proposal = await propose_subgoals(self.ws, goal)
+        finally:
+            await line.end()
+        draft = [s.model_dump() for s in proposal.goal.subgoals]
+        await self.chat.set_draft(draft, proposal.goal.text)
+        await views.draft_view(self.out, [f"{s['id']}. {s['title']} — {s['description']}" for s in draft])
+
+    async def approve_goal(self) -> None:
+        """Save the draft (the one the agent or the Propose button made) as the workspace's goal."""
+        from goalcover.tools.goal import save_goal
+        from goalcover.tools.models import Goal, Subgoal
+
+        draft, text = await self.chat.current_draft()
+        if not draft:
+            await self.out.send("There is no draft to approve: the goal is already saved.", await views.next_actions(self.ws))
+            return
+        await self.say("I approve these subgoals.")
+        goal = Goal(text=text or "", subgoals=[Subgoal.model_validate(s) for s in draft])
+        await call(save_goal, self.ws, goal)
+        await self.chat.set_draft(None, goal.text, approved=[s.model_dump() for s in goal.subgoals])
+        await views.draft_view(self.out, [f"{s.id}. {s.title} — {s.description}" for s in goal.subgoals], approved=True)
+        await views.next_steps(self.out, self.ws, "Next, score the dataset against them: you see the plan and its cost first.")
+
+    # --- scoring --------------------------------------------------------------------------------------
+    async def score(self) -> None:
+        """The scoring plan and its cost; scoring itself starts on "Run it"."""
+        plan, raw = await asyncio.to_thread(plans.scoring_plan, self.ws)
+        if not raw.to_score:
+            await views.coverage_view(self.out, self.ws, "Every pair is scored already: nothing to pay for.")
+            return
+        await self.out.send(plan.markdown("Run it? Stopping keeps every judgment that arrived; running again pays only for the rest."),
+                            [action("score_run", "Run it"), _not_now()])
+
+    async def score_run(self) -> None:
+        from goalcover.tools import scoring
+
+        await self.say("Run the scoring.")
+        line = ProgressLine("run_scoring")
+        try:
+            result = await scoring.score(self.ws, progress=line.push)
+            line.push(stage="indexing explanations")
+            await call(scoring.index_scores, self.ws)
+        except asyncio.CancelledError:
+            await line.end(stopped=True)
+            await self.scoring_stopped()
+            return
+        await line.end()
+        await views.coverage_view(
+            self.out, self.ws, f"Scoring finished: {result.new} new judgments, {result.failed} failed, {result.calls} calls."
+        )
+
+    async def scoring_stopped(self) -> None:
+        try:
+            _, plan = await asyncio.to_thread(plans.scoring_plan, self.ws)
+        except GoalCoverError:
+            await self.out.send("Stopped.")
+            return
+        await self.out.send(
+            f"Scoring stopped. {plan.cached} of {plan.pairs} sample × subgoal pairs are scored and saved; {plan.to_score} "
+            "are left. Resuming scores only those: nothing already scored is paid again.",
+            [action("score", "Resume scoring"), *[a for a in await views.next_actions(self.ws) if a.name != "score"]],
+        )
+
+    async def coverage(self) -> None:
+        await views.coverage_view(self.out, self.ws)
+
+    async def report(self) -> None:
+        import chainlit as cl
+
+        from goalcover.tools.coverage import coverage
+        from goalcover.tools.report import render as render_report
+
+        report = await call(coverage, self.ws)
+        if not report.judge:
+            await self.out.send("There are no scores yet: score the dataset first.", await views.next_actions(self.ws))
+            return
+        path = self.ws.reports_dir / "coverage-report.html"
+        html = await asyncio.to_thread(render_report, report, "html")
+        await asyncio.to_thread(path.write_text, html, "utf-8")
+        await self.out.send("The coverage report (one HTML file, charts included, opens offline):",
+                            elements=[cl.File(name=path.name, path=str(path), display="inline")])
+
+    # --- gaps and why ---------------------------------------------------------------------------------
+    async def find_gaps(self) -> None:
+        """The gap-labelling plan; clustering and labels run on "Run it"."""
+        from goalcover.tools.coverage import coverage
+
+        report = await call(coverage, self.ws)
+        weak = [s.id for s in report.subgoals if s.weak]
+        if not weak:
+            await self.out.send("No subgoal is weak, so there are no gaps to find.", await views.next_actions(self.ws, skip=("find_gaps",)))
+            return
+        plan = await asyncio.to_thread(plans.gaps_plan, self.ws, weak)
+        await self.out.send(plan.markdown(), [action("gaps_run", "Run it"), _not_now()])
+
+    async def gaps_run(self) -> None:
+        from goalcover.tools.gaps import find_gaps
+
+        await self.say("Find the gaps of the weak subgoals.")
+        line = ProgressLine("find_gaps")
+        line.push(stage="clustering the judge's explanations and naming each gap")
+        try:
+            await find_gaps(self.ws)
+        finally:
+            await line.end()
+        await views.gaps_view(self.out, self.ws)
+
+    async def why(self, subgoal_id: str) -> None:
+        """Why a subgoal is weak: the engine's grounded answer (read-only), with its facts beside it."""
+        from goalcover.tools.why import why
+
+        await self.say(f"Why is {subgoal_id} weak?")
+        answer = await why(self.ws, subgoal_id)
+        await views.why_view(self.out, self.ws, answer.subgoal_id, answer.answer, answer.facts)
+
+    async def show_sample(self, ids: list[str]) -> None:
+        await views.sample_view(self.out, self.ws, ids)
+
+    # --- synthesis, review, export --------------------------------------------------------------------
+    async def fill(self, gap_id: str, label: str, n: int = FILL_N) -> None:
+        """The synthesis plan for a gap, if it is still the gap the button showed."""
+        from goalcover.tools.gaps import stored_gaps
+
+        gap = next((g for g in await call(stored_gaps, self.ws) if g.id == gap_id), None)
+        if gap is None or (label and gap.label != label):
+            await self.out.send("The gaps were found again since that button was shown. Here they are now:")
+            await views.gaps_view(self.out, self.ws)
+            return
+        _, scoring_plan = await asyncio.to_thread(plans.scoring_plan, self.ws)
+        per_call = scoring_plan.est_prompt_tokens // max(1, scoring_plan.calls) if scoring_plan.calls else 600
+        plan = await asyncio.to_thread(plans.synthesis_plan, self.ws, gap.id, n, per_call)
+        await self.out.send(plan.markdown("Run it? New samples wait for your review before they count."),
+                            [action("fill_run", "Run it", gap_id=gap.id, n=n), _not_now()])
+
+    async def fill_run(self, gap_id: str, n: int) -> None:
+        from goalcover.tools.synthesis import synthesize
+
+        await self.say(f"Fill gap {gap_id} with {n} synthetic samples.")
+        line = ProgressLine("synthesize_samples")
+        line.push(stage=f"generating {n} candidates, then judging them")
+        try:
+            result = await synthesize(self.ws, gap_id, n)
+        finally:
+            await line.end()
+        await self.out.send(f"Generated {result.generated}: {result.kept} kept for review, {result.duplicates} duplicates, "
+                            f"{result.rejected_by_judge} rejected by the judge.")
+        await views.synthetic_view(self.out, self.ws, gap_id)
+
+    async def review_list(self) -> None:
+        await views.synthetic_view(self.out, self.ws)
+
+    async def review(self, ids: list[str], accept: bool) -> None:
+        from goalcover.tools.synthesis import review
+
+        try:
+            items = await call(review, self.ws, ids if accept else [], [] if accept else ids)
+        except BadInput as exc:
+            await self.out.error(str(exc))
+            return
+        counts = {state: sum(i.state == state for i in items) for state in ("proposed", "accepted", "rejected")}
+        verb = "Accepted" if accept else "Rejected"
+        shown = ", ".join(ids) if ids != ["all"] else "all proposed samples"
+        await views.coverage_view(
+            self.out, self.ws,
+            f"{verb} {shown}. Synthetic samples: {counts['accepted']} accepted, {counts['rejected']} rejected, "
+            f"{counts['proposed']} waiting for review.",
+        )
+
+    async def export(self) -> None:
+        """The export the agent's export_dataset tool writes, by the same engine function."""
+        from goalcover.ui.exporting import export_to_workspace
+
+        result = await export_to_workspace(self.ws)
+        await views.export_view(self.out, self.ws, result)

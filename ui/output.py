@@ -1,0 +1,117 @@
+"""What the chat app sends to the browser: messages with buttons, and a live progress line.
+
+`Out` remembers which messages still have working buttons, so a used button disappears with its
+siblings (clicking "Run it" twice would run twice). `ProgressLine` redraws one message from the engine's
+progress info at most a few times a second, and the latest count is always drawn in the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import chainlit as cl
+from chainlit.utils import utc_now
+
+from goalcover.ui import render
+
+PROGRESS_EVERY_S = 0.25  # at most this often a progress line is redrawn
+
+
+def action(name: str, label: str, tooltip: str = "", **payload: Any) -> cl.Action:
+    """A button: `name` is the callback (ui/app.py), `payload` what it acts on."""
+    return cl.Action(name=name, label=label, payload=payload, tooltip=tooltip)
+
+
+class Out:
+    """The chat's output: messages, their buttons, errors."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, cl.Message] = {}  # messages whose buttons still work, by message id
+
+    async def send(self, content: str, actions: list[cl.Action] | None = None, elements: list | None = None) -> cl.Message:
+        """A message with buttons (remembered until one is used) and elements (sent one by one after it, so
+        charts keep their order: Chainlit sends a message's own elements all at once)."""
+        message = cl.Message(content=content, actions=actions or [])
+        for a in message.actions:
+            a.payload["message"] = message.id
+        await message.send()
+        for element in elements or []:
+            await element.send(for_id=message.id)
+        if message.actions:
+            self.live[message.id] = message
+        return message
+
+    async def user(self, text: str, author: str) -> None:
+        """What a button says for the user, shown as their message."""
+        await cl.Message(content=text, author=author, type="user_message").send()
+
+    async def error(self, text: str) -> None:
+        await cl.ErrorMessage(content=text, author="GoalCover").send()
+
+    async def disarm(self, message_id: str | None) -> None:
+        """Remove the buttons of a message once one of them was used."""
+        message = self.live.pop(message_id or "", None)
+        if message is not None:
+            await message.remove_actions()
+
+
+def tool_step(name: str, args: Any) -> cl.Step:
+    """A step for one tool call, placed like the messages around it (inside the current run, if any)."""
+    parent = cl.context.current_step
+    step = cl.Step(name=name, type="tool", show_input="json", parent_id=parent.id if parent else None)
+    step.input = args
+    step.start = utc_now()
+    return step
+
+
+class ProgressLine:
+    """One message that shows a piece of work's progress; `push` is synchronous, so the engine's progress
+    callback can call it directly, and drawing happens on the event loop."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        self.message: cl.Message | None = None
+        self.latest: tuple[int | None, int | None, dict] | None = None
+        self.counted = ""  # the last line with counts
+        self.drawn_at = 0.0
+        self.drawer: asyncio.Task | None = None
+
+    def push(self, done: int | None = None, total: int | None = None, **fields: Any) -> None:
+        self.latest = (done, total, fields)
+        if self.drawer is None or self.drawer.done():
+            self.drawer = asyncio.ensure_future(self._draw_soon())
+
+    async def _draw_soon(self) -> None:
+        await asyncio.sleep(max(0.0, self.drawn_at + PROGRESS_EVERY_S - time.monotonic()))
+        await self.draw()
+
+    async def draw(self) -> None:
+        if self.latest is None:
+            return
+        (done, total, fields), self.latest = self.latest, None
+        self.drawn_at = time.monotonic()
+        content = render.progress_text(self.tool, done, total, fields)
+        if done is None and self.counted:  # a stage after the counting: keep the counts in view
+            content = f"{self.counted} · {fields.get('stage', 'working')}…"
+        elif done is not None:
+            self.counted = content
+        if self.message is None:
+            self.message = cl.Message(content=content)
+            await self.message.send()
+        else:
+            self.message.content = content
+            await self.message.update()
+
+    async def end(self, stopped: bool = False) -> None:
+        """Draw what is pending, then leave the counts (marked when stopped)."""
+        if self.drawer is not None:
+            await asyncio.gather(self.drawer, return_exceptions=True)  # at most PROGRESS_EVERY_S
+        await self.draw()
+        if self.message is None:
+            return
+        final = (self.counted or self.message.content) + (" · **stopped**" if stopped else "")
+        if final != self.message.content:
+            self.message.content = final
+            await self.message.update()

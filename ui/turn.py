@@ -1,0 +1,153 @@
+"""One agent turn in the chat: the events of `Session.send` / `Session.answer` (the graph's `astream`)
+rendered as they arrive — the streamed reply, a step per tool call with its inputs and outputs, a live
+progress line, approval buttons, and the views a finished tool calls for (the draft, charts, gaps,
+samples to review, downloads).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import chainlit as cl
+from chainlit.utils import utc_now
+
+from goalcover.agent.session import Approval, Progress, Reply, Text, ToolStep
+from goalcover.tools.errors import GoalCoverError
+from goalcover.ui import plans, render, views
+from goalcover.ui.output import ProgressLine, action, tool_step
+
+if TYPE_CHECKING:
+    from goalcover.ui.webchat import WebChat
+
+
+class TurnView:
+    """How one turn's events show."""
+
+    def __init__(self, chat: "WebChat") -> None:
+        self.chat = chat
+        self.out = chat.out
+        self.streaming: cl.Message | None = None
+        self.steps: list[tuple[str, cl.Step]] = []
+        self.progress: ProgressLine | None = None
+        self.last_tool = ""
+        self.tools_done: list[str] = []
+
+    async def show(self, event) -> None:
+        if isinstance(event, Text):
+            if self.streaming is None:
+                self.streaming = cl.Message(content="")
+            await self.streaming.stream_token(event.text)
+        elif isinstance(event, Reply):
+            await self.reply(event.text)
+        elif isinstance(event, ToolStep):
+            await self.tool(event)
+        elif isinstance(event, Progress):
+            if self.progress is not None and self.progress.tool != event.tool:
+                await self.progress.end()
+                self.progress = None
+            if self.progress is None:
+                self.progress = ProgressLine(event.tool)
+            self.progress.push(event.done, event.total, **event.fields)
+        elif isinstance(event, Approval):
+            await approval(self.chat, event)
+
+    async def reply(self, text: str) -> None:
+        if self.streaming is not None:
+            self.streaming.content = text
+            await self.streaming.send()
+            self.streaming = None
+        else:
+            await cl.Message(content=text).send()
+
+    async def end_progress(self, stopped: bool = False) -> None:
+        if self.progress is not None:
+            await self.progress.end(stopped)
+            self.progress = None
+
+    async def tool(self, event: ToolStep) -> None:
+        if event.status == "start":
+            if self.streaming is not None:  # text before a tool call is a reply of its own
+                await self.reply(self.streaming.content)
+            step = tool_step(event.name, event.args)
+            await step.send()
+            self.steps.append((event.name, step))
+            self.last_tool = event.name
+            return
+        await self.end_progress()
+        found = next((i for i in range(len(self.steps) - 1, -1, -1) if self.steps[i][0] == event.name), None)
+        step = tool_step(event.name, event.args) if found is None else self.steps.pop(found)[1]
+        step.end = utc_now()
+        step.is_error = event.status == "error"
+        step.output = render.step_output(event.summary, event.display)
+        if event.status == "done" and event.name == "show_samples":
+            step.output = event.summary + "\n\n" + await views.samples_markdown(self.chat.ws, list(event.args.get("ids", [])))
+        await (step.send() if found is None else step.update())
+        if event.status == "done":
+            self.tools_done.append(event.name)
+            await self.after(event)
+
+    async def after(self, event: ToolStep) -> None:
+        """What a finished tool adds to the chat beyond its step."""
+        chat, ws, args = self.chat, self.chat.ws, event.args
+        if event.name in ("propose_subgoals", "edit_subgoals"):
+            await chat.show_draft(event.display)
+        elif event.name == "approve_goal" and event.display:
+            await chat.draft_done()
+            await views.draft_view(self.out, event.display, approved=True)
+        elif event.name == "discard_draft":
+            await chat.draft_done()
+        elif event.name in ("run_scoring", "coverage"):
+            await views.coverage_view(self.out, ws)
+        elif event.name == "review_synthetic" and (args.get("accept") or args.get("reject")):
+            await views.coverage_view(self.out, ws)
+        elif event.name == "find_gaps":
+            await views.gaps_view(self.out, ws, args.get("subgoal_id"))
+        elif event.name == "why_weak":
+            from goalcover.tools.why import why
+
+            answer = await why(ws, str(args.get("subgoal_id", "")), prose=False)  # the facts only: no model call
+            await views.why_view(self.out, ws, answer.subgoal_id, "The facts behind the answer:", answer.facts)
+        elif event.name == "synthesize_samples":
+            await views.synthetic_view(self.out, ws, args.get("gap_id"))
+        elif event.name == "export_dataset":
+            path = ws.exports_dir / str(args.get("filename", ""))
+            if path.is_file():
+                elements = [cl.File(name=path.name, path=str(path), display="inline")]
+                manifest = next((m for m in (path.with_name(path.name + ".manifest.json"), path.parent / "manifest.json") if m.is_file()), None)
+                if manifest is not None:
+                    elements.append(cl.File(name=manifest.name, path=str(manifest), display="inline"))
+                await self.out.send(f"{event.summary}. Download:", elements=elements)
+
+    async def finish(self, error: BaseException | None, stopped: bool = False) -> None:
+        """The end of a turn: close what is still open, say how it ended, offer the next steps."""
+        if self.streaming is not None:
+            await self.reply(self.streaming.content + (" …" if error or stopped else ""))
+        await self.end_progress(stopped=stopped)
+        open_tools = [name for name, _ in self.steps]
+        for _, step in self.steps:
+            step.end = utc_now()
+            step.is_error = True
+            step.output = "stopped" if stopped else f"not finished: {error}"
+            await step.update()
+        self.steps = []
+        if stopped:
+            tool = open_tools[-1] if open_tools else self.last_tool
+            if tool == "run_scoring":
+                await self.chat.actions.scoring_stopped()
+            else:
+                await self.out.send("Stopped. The conversation is kept: ask again to go on.", await views.next_actions(self.chat.ws))
+            return
+        if isinstance(error, GoalCoverError):
+            await self.out.error(str(error))
+        elif error is not None:
+            await self.chat.internal_error(error)
+
+
+async def approval(chat: "WebChat", event: Approval) -> None:
+    """The agent waits for a yes before a paid step: its plan and cost, and two buttons."""
+    role = "judge" if event.tool == "run_scoring" else "synth"
+    priced = plans.priced(chat.ws.settings.model_for(role))
+    await chat.out.send(
+        render.approval_markdown(event.tool, event.question, event.plan, priced=priced),
+        [action("answer", "Run it", approve=True), action("answer", "Don't run", approve=False)],
+    )

@@ -1,0 +1,201 @@
+"""Views of the workspace in the chat: coverage with its charts, gaps, the "why" answer with its facts,
+synthetic samples to review, exports, and where the user stands now. Every view ends with the buttons for
+what can be done next (`next_actions`), computed from the workspace, so no step is a dead end.
+
+Views read the workspace; they never change it (ui/actions.py does, through the engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+from typing import Any
+
+import chainlit as cl
+
+from goalcover.tools.workspace import Workspace
+from goalcover.ui import render
+from goalcover.ui.output import Out, action
+
+MAX_WHY_BUTTONS = 3  # "Why is S3 weak?" buttons offered at once
+MAX_FILL_BUTTONS = 4
+
+
+async def call(fn, *args: Any, **kwargs: Any) -> Any:
+    """Await an engine function: coroutines directly, blocking ones (file and index I/O) in a thread."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def as_dict(value: Any) -> dict:
+    return value.model_dump() if hasattr(value, "model_dump") else dict(value)
+
+
+# --- what can be done next ----------------------------------------------------------------------------
+
+def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> list[cl.Action]:
+    from goalcover.tools import scoring
+    from goalcover.tools.coverage import JUDGE_KEY, coverage
+    from goalcover.tools.gaps import stored_gaps
+    from goalcover.tools.goal import current_goal
+    from goalcover.tools.synthesis import list_synthetic
+
+    if not ws.store.count_samples():
+        return []
+    if draft:
+        return [action("approve_goal", "Approve subgoals", "save them as the goal")]
+    goal = current_goal(ws, required=False)
+    if goal is None:
+        if goal_text:
+            shown = goal_text if len(goal_text) <= 60 else goal_text[:57] + "…"
+            return [action("propose", f"Propose subgoals for “{shown}”", "split this goal into checkable subgoals", goal=goal_text)]
+        return []
+    found = scoring.plan(ws)
+    plan = found[0] if isinstance(found, tuple) else found
+    acts: list[cl.Action] = []
+    if plan.to_score:
+        acts.append(action("score", "Resume scoring" if plan.cached else "Score the dataset", "see the plan and its cost first"))
+    if ws.store.get_meta(JUDGE_KEY) is None:
+        return acts
+    report = coverage(ws)
+    weak = [s.id for s in report.subgoals if s.weak]
+    gaps = [g for g in stored_gaps(ws) if g.subgoal_id in weak] if weak else []
+    acts.append(action("coverage", "Show coverage"))
+    if weak and not gaps:
+        acts.append(action("find_gaps", "Find gaps", "what the weak subgoals' low-scoring samples lack"))
+    acts += [action("why", f"Why is {sid} weak?", subgoal_id=sid) for sid in weak[:MAX_WHY_BUTTONS]]
+    acts += [action("fill", f"Fill {g.id}", f"synthetic samples for {g.label}", gap_id=g.id, gap_label=g.label) for g in gaps[:MAX_FILL_BUTTONS]]
+    proposed = list_synthetic(ws, state="proposed")
+    if proposed:
+        acts.append(action("review_list", f"Review {len(proposed)} synthetic samples"))
+    acts += [action("export", "Export dataset", "the dataset in its own format, with the accepted synthetic samples"),
+             action("report", "HTML report")]
+    return acts
+
+
+async def next_actions(ws: Workspace, draft: list | None = None, goal_text: str | None = None, skip: tuple[str, ...] = ()) -> list[cl.Action]:
+    """The buttons for every step that can be taken now (leaving out `skip`, the step just shown)."""
+    acts = await asyncio.to_thread(_next_actions, ws, draft, goal_text)
+    return [a for a in acts if a.name not in skip]
+
+
+async def next_steps(out: Out, ws: Workspace, text: str = "What next?", **kwargs: Any) -> None:
+    acts = await next_actions(ws, **kwargs)
+    if acts:
+        await out.send(text, acts)
+
+
+# --- the views ----------------------------------------------------------------------------------------
+
+async def coverage_view(out: Out, ws: Workspace, intro: str = "") -> None:
+    """Coverage per subgoal with its two charts, and what to do next."""
+    from goalcover.tools.coverage import coverage
+    from goalcover.tools.report import figures
+
+    report = await call(coverage, ws)
+    if not report.judge:
+        await out.send(intro or "There are no scores yet.", await next_actions(ws))
+        return
+    bars, heat = await asyncio.to_thread(figures, report)
+    text = (intro + "\n\n" if intro else "") + render.coverage_markdown(report)
+    await out.send(
+        text,
+        await next_actions(ws, skip=("coverage",)),
+        [cl.Plotly(name="coverage", figure=bars, display="inline", size="large"),
+         cl.Plotly(name="scores", figure=heat, display="inline", size="large")],
+    )
+
+
+async def gaps_view(out: Out, ws: Workspace, subgoal_id: str | None = None) -> None:
+    from goalcover.tools.gaps import stored_gaps
+
+    gaps = [g for g in await call(stored_gaps, ws) if subgoal_id is None or g.subgoal_id == subgoal_id.upper()]
+    if not gaps:
+        await out.send(render.gaps_markdown(gaps), await next_actions(ws, skip=("find_gaps",)))
+        return
+    acts = [action("fill", f"Fill {g.id}", f"synthetic samples for {g.label}", gap_id=g.id, gap_label=g.label) for g in gaps]
+    acts += [action("why", f"Why is {sid} weak?", subgoal_id=sid) for sid in dict.fromkeys(g.subgoal_id for g in gaps)]
+    await out.send(render.gaps_markdown(gaps), acts,
+                   [cl.Plotly(name="gaps", figure=render.gap_figure(gaps), display="inline", size="large")])
+
+
+async def why_view(out: Out, ws: Workspace, subgoal_id: str, answer: str, facts: Any) -> None:
+    """The answer beside its facts; each quoted sample id is a button that opens the sample."""
+    facts = as_dict(facts)
+    ids = render.why_sample_ids(facts)
+    acts = [action("show_sample", f"Open {sid}", "show this sample", ids=[sid]) for sid in ids]
+    acts += [action("fill", f"Fill {g['id']}", f"synthetic samples for {g['label']}", gap_id=g["id"], gap_label=g["label"])
+             for g in facts.get("gaps", [])[:MAX_FILL_BUTTONS]]
+    if not facts.get("gaps") and facts.get("coverage", {}).get("weak"):
+        acts.append(action("find_gaps", "Find gaps"))
+    await out.send(render.why_markdown(subgoal_id, answer, facts), acts)
+
+
+async def samples_markdown(ws: Workspace, ids: list[str]) -> str:
+    samples = await asyncio.to_thread(ws.store.samples, ids)
+    return "\n\n---\n\n".join(f"**{s.id}** (line {s.line})\n\n{render.sample_markdown(s.record, s.format, s.text)}" for s in samples)
+
+
+async def sample_view(out: Out, ws: Workspace, ids: list[str]) -> None:
+    text = await samples_markdown(ws, ids)
+    await out.send(text or f"No sample {', '.join(ids)} in this workspace.")
+
+
+async def synthetic_view(out: Out, ws: Workspace, gap_id: str | None = None) -> None:
+    """The synthetic samples waiting for review, readable, each with accept and reject buttons."""
+    from goalcover.tools.synthesis import list_synthetic
+
+    items = await call(list_synthetic, ws, gap_id.upper() if gap_id else None, "proposed")
+    if not items:
+        await out.send("No synthetic samples wait for review.", await next_actions(ws, skip=("review_list",)))
+        return
+    for item in items:
+        head = f"**{item.id}** · {item.gap_id} ({item.subgoal_id}) · judge score {item.judge_score}"
+        why = f"\n\n> {item.judge_explanation}" if item.judge_explanation else ""
+        await out.send(
+            f"{head}{why}\n\n{render.sample_markdown(item.record, item.format, item.text)}",
+            [action("review", "Accept", ids=[item.id], accept=True), action("review", "Reject", ids=[item.id], accept=False)],
+        )
+    await out.send(
+        f"{len(items)} synthetic samples wait for your review.",
+        [action("review", "Accept all", ids=["all"], accept=True), action("review", "Reject all", ids=["all"], accept=False)],
+    )
+
+
+async def draft_view(out: Out, lines: list[str], approved: bool = False) -> cl.Message:
+    if approved:
+        return await out.send(render.draft_markdown(lines, approved=True))
+    return await out.send(render.draft_markdown(lines), [action("approve_goal", "Approve subgoals", "save them as the goal")])
+
+
+async def export_view(out: Out, ws: Workspace, result: Any) -> None:
+    path, manifest = str(result.path), getattr(result, "manifest", None)
+    files = [cl.File(name=Path(path).name, path=path, display="inline")]
+    if manifest:
+        files.append(cl.File(name=Path(manifest).name, path=str(manifest), display="inline"))
+    await out.send(
+        f"Exported **{result.written}** samples ({result.synthetic} synthetic, {result.dropped} dropped) to `{path}`. Download:",
+        elements=files,
+    )
+
+
+async def status_view(out: Out, ws: Workspace, draft: list | None) -> None:
+    """Where the user stands, recomputed from the workspace: for a reopened page, after its history."""
+    from goalcover.tools.coverage import JUDGE_KEY
+    from goalcover.tools.dataset import describe
+    from goalcover.tools.goal import current_goal
+    from goalcover.tools.synthesis import list_synthetic
+
+    info = await call(describe, ws)
+    goal = await asyncio.to_thread(current_goal, ws, False)
+    synthetic = {state: len(await call(list_synthetic, ws, None, state)) for state in ("proposed", "accepted", "rejected")}
+    exports = sorted(p.name for p in ws.exports_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    await out.send(render.status_markdown(info, goal, draft, synthetic, exports))
+    if draft:
+        await draft_view(out, [f"{s['id']}. {s['title']} — {s['description']}" for s in draft])
+    elif goal is not None and ws.store.get_meta(JUDGE_KEY) is not None:
+        await coverage_view(out, ws)
+        return
+    await next_steps(out, ws, draft=draft)
