@@ -90,7 +90,7 @@ class Actions:
         from goalcover.tools import scoring
 
         await self.say("Run the scoring.")
-        line = ProgressLine("run_scoring")
+        line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge")))
         try:
             result = await scoring.score(self.ws, progress=line.push)
             line.push(stage="indexing explanations")

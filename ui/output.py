@@ -68,18 +68,27 @@ def tool_step(name: str, args: Any) -> cl.Step:
 
 class ProgressLine:
     """One message that shows a piece of work's progress; `push` is synchronous, so the engine's progress
-    callback can call it directly, and drawing happens on the event loop."""
+    callback can call it directly, and drawing happens on the event loop. `priced=False` leaves out the
+    engine's running cost (it would read $0.0000 for a model without a price)."""
 
-    def __init__(self, tool: str) -> None:
+    def __init__(self, tool: str, priced: bool = True) -> None:
         self.tool = tool
+        self.priced = priced
         self.message: cl.Message | None = None
-        self.latest: tuple[int | None, int | None, dict] | None = None
+        self.pending: str | None = None  # the line to draw next
         self.counted = ""  # the last line with counts
         self.drawn_at = 0.0
         self.drawer: asyncio.Task | None = None
 
     def push(self, done: int | None = None, total: int | None = None, **fields: Any) -> None:
-        self.latest = (done, total, fields)
+        if not self.priced:
+            fields.pop("cost", None)
+        if done is not None:
+            self.counted = self.pending = render.progress_text(self.tool, done, total, fields)
+        elif self.counted:  # a stage after the counting (indexing explanations): keep the counts in view
+            self.pending = f"{self.counted} · {fields.get('stage', 'working')}…"
+        else:
+            self.pending = render.progress_text(self.tool, None, None, fields)
         if self.drawer is None or self.drawer.done():
             self.drawer = asyncio.ensure_future(self._draw_soon())
 
@@ -88,15 +97,10 @@ class ProgressLine:
         await self.draw()
 
     async def draw(self) -> None:
-        if self.latest is None:
+        if self.pending is None:
             return
-        (done, total, fields), self.latest = self.latest, None
+        content, self.pending = self.pending, None
         self.drawn_at = time.monotonic()
-        content = render.progress_text(self.tool, done, total, fields)
-        if done is None and self.counted:  # a stage after the counting: keep the counts in view
-            content = f"{self.counted} · {fields.get('stage', 'working')}…"
-        elif done is not None:
-            self.counted = content
         if self.message is None:
             self.message = cl.Message(content=content)
             await self.message.send()

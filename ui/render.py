@@ -15,6 +15,7 @@ STEP_CHARS = 3_000  # of a tool's output shown in its step
 
 TOOL_LABELS = {
     "ingest": "Ingesting",
+    "propose_subgoals": "Proposing subgoals",
     "run_scoring": "Scoring",
     "find_gaps": "Finding gaps",
     "synthesize_samples": "Generating samples",

@@ -31,6 +31,7 @@ class TurnView:
         self.progress: ProgressLine | None = None
         self.last_tool = ""
         self.tools_done: list[str] = []
+        self.asked = False  # the turn ended on an approval the user is to answer
 
     async def show(self, event) -> None:
         if isinstance(event, Text):
@@ -46,9 +47,11 @@ class TurnView:
                 await self.progress.end()
                 self.progress = None
             if self.progress is None:
-                self.progress = ProgressLine(event.tool)
+                role = "judge" if event.tool == "run_scoring" else "synth" if event.tool == "synthesize_samples" else "agent"
+                self.progress = ProgressLine(event.tool, plans.priced(self.chat.ws.settings.model_for(role)))
             self.progress.push(event.done, event.total, **event.fields)
         elif isinstance(event, Approval):
+            self.asked = True
             await approval(self.chat, event)
 
     async def reply(self, text: str) -> None:

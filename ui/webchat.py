@@ -171,7 +171,7 @@ class WebChat:
         finally:
             _running.discard(key)
         await view.finish(None)
-        if not view.tools_done:  # the model only talked: offer the steps it did not take
+        if not view.tools_done and not view.asked:  # the model only talked: offer the steps it did not take
             draft, _ = await self.current_draft()
             await views.next_steps(self.out, self.ws, "Or do the next step yourself:", draft=draft, goal_text=self.goal_text)
 

@@ -124,8 +124,9 @@ def test_whole_journey_from_upload_to_download(pages, tmp_path):
         expect_text(page, "Subgoals (saved)")
         idle(page)
 
-        # Scoring asks first, shows live progress, stops cleanly and resumes without paying twice.
-        click(page, "Score the dataset")
+        # Asked in words, the agent's scoring waits for approval, shows live progress, stops cleanly (the
+        # calls in flight are kept) and resumes without paying twice.
+        send(page, "Score the dataset.")
         expect_text(page, "Approve run scoring?")
         expect_text(page, f"{SAMPLES} model calls")
         idle(page)
@@ -134,21 +135,21 @@ def test_whole_journey_from_upload_to_download(pages, tmp_path):
         expect_text(page, re.compile(rf"Scoring\W+{STOP_AFTER}/{SAMPLES}"), LONG)
         shot(page, "scoring-progress")
         page.locator("#stop-button").click()
-        gate.opened.set()  # the calls in flight return; the stopped run throws their answers away
+        gate.opened.set()  # the calls in flight return, and the stopped run keeps their answers
         expect_text(page, "Scoring stopped.", 30_000)
         idle(page)
         stopped_at = judge_calls(fake)
         assert STOP_AFTER <= stopped_at <= STOP_AFTER + CONCURRENCY
 
-        click(page, "Resume scoring")
+        send(page, "Continue scoring the dataset where it stopped.")
         expect_count(page, "Approve run scoring?", 2)
-        expect_text(page, f"{STOP_AFTER * SUBGOAL_COUNT} pairs are already scored")
+        cached = int(re.search(r"(\d+) pairs are already scored", expect_text(page, "pairs are already scored").inner_text()).group(1))
+        assert cached == stopped_at * SUBGOAL_COUNT
         click(page, "Run it")
         expect_text(page, re.compile(rf"Scoring\W+\d+/\d+ \(100%\)"), LONG)
         expect_text(page, "Scoring finished:", LONG)
         idle(page)
-        # Every sample judged once, except the few calls in flight when stop was pressed.
-        assert SAMPLES <= judge_calls(fake) <= SAMPLES + CONCURRENCY
+        assert judge_calls(fake) == SAMPLES  # every sample judged once: nothing paid twice
         charts = page.locator(".js-plotly-plot")
         charts.first.wait_for(state="visible", timeout=30_000)
         assert charts.count() >= 2
@@ -169,18 +170,22 @@ def test_whole_journey_from_upload_to_download(pages, tmp_path):
             page.get_by_text("coverage-report.html").last.click()
         assert "Coverage report" in report.value.path().read_text()
 
-        # Why is S4 weak? An answer from the data, with sample ids.
+        # Gaps (the button shows the labelling plan first), synthesis asked in words behind approval, review.
+        click(page, "Find gaps")
+        expect_text(page, "Gap analysis plan")
+        click(page, "Run it")
+        expect_text(page, "Gaps in the weak subgoals", LONG)
+        idle(page)
+
+        # Why is S4 weak? An answer from the data (read-only: it reads the stored gaps), with its facts beside it.
         send(page, "Why is S4 weak?")
         answer = expect_text(page, "Example samples:", LONG)
         assert re.search(r"contracts-legalsum\d+", answer.inner_text())
+        expect_text(page, "Its share against the other subgoals")
         idle(page)
         shot(page, "why")
 
-        # Gaps, synthesis behind approval, review.
-        click(page, "Find gaps")
-        expect_text(page, "Gaps in the weak subgoals", LONG)
-        idle(page)
-        click(page, "Fill G1")
+        send(page, "Fill gap G1 with 5 synthetic samples.")
         expect_text(page, "Approve synthesize samples?")
         click(page, "Run it")
         expect_text(page, re.compile(r"\d+ synthetic samples wait for your review"), LONG)
