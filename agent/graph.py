@@ -15,7 +15,6 @@ sent to the model is bounded in size.
 
 from __future__ import annotations
 
-import contextvars
 import html
 import json
 import re
@@ -35,8 +34,9 @@ from pydantic import ValidationError
 from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.prompts import PROBE_SYSTEM, PROBE_TOOL, SYSTEM, TOOL_RESULT
 from goalcover.agent.state import InputState, State
-from goalcover.agent.tools import BY_NAME, PAID, TOOLS, ToolContext, ToolResult, args_model, isolated, tool_spec
-from goalcover.tools.errors import GoalCoverError
+from goalcover.agent.tools import BY_NAME, PAID, TOOLS, ToolContext, ToolResult, args_model, tool_spec
+from goalcover.tools.errors import GoalCoverError, describe_validation_error
+from goalcover.tools.llm import ENGINE_CALL
 from goalcover.tools.settings import ModelConfig
 from goalcover.tools.workspace import Workspace
 
@@ -57,17 +57,15 @@ def build_graph(
 
     config = config or AgentConfig.from_workspace(ws)
     llm = model or make_chat_model(config.model, max_retries=ws.settings.max_retries)
-    if config.probe_tool_calling:
-        ensure_tool_calling(ws, llm, config.model)
     decide = llm.bind_tools([tool_spec(fn) for fn in TOOLS])
 
-    def agent(state: State) -> dict:
+    async def agent(state: State) -> dict:
         facts = workspace_facts(ws, state)
         history, left_out = bounded_history(close_dangling_calls(state.messages), config.max_history_tokens)
         summary = workspace_summary(replace(state, **facts), left_out)
         system = SystemMessage(SYSTEM.format(threshold=ws.settings.support_threshold, workspace=summary))
         try:
-            reply = decide.invoke([system, *history])
+            reply = await decide.ainvoke([system, *history])
         except openai.APIError as exc:
             raise GoalCoverError(f"the agent model {config.model.model!r} failed: {_brief_api_error(exc)}") from None
         return {"messages": [reply], "decisions": {}, **facts}
@@ -86,8 +84,8 @@ def build_graph(
         run = {"tool": call["name"], "status": decision, "plan": shown.get("plan")}
         return {"decisions": {**state.decisions, call["id"]: decision}, "run": run}
 
-    def tools(state: State) -> dict:
-        emit = _node_writer()
+    async def tools(state: State) -> dict:
+        emit = get_stream_writer()
         view, updates, replies = state, {}, []
         for call in pending_calls(state.messages):
             if "error" in call:  # arguments that are not JSON: langchain's invalid_tool_calls
@@ -98,7 +96,7 @@ def build_graph(
             if call["name"] in PAID and call["id"] not in state.decisions:
                 break  # confirm asks the user, then this node goes on from here
             emit({"tool": {"id": call["id"], "name": call["name"], "args": call["args"], "status": "start"}})
-            result, error = _run_tool(ToolContext(ws, view, config, emit), call, state.decisions)
+            result, error = await _run_tool(ToolContext(ws, view, config, emit), call, state.decisions)
             if result is not None:
                 view = replace(view, **result.update)
                 updates.update(result.update)
@@ -129,13 +127,6 @@ def build_graph(
     builder.add_conditional_edges("tools", route_after_tools, ["confirm", "agent"])
     builder.add_edge("confirm", "tools")
     return builder.compile(checkpointer=checkpointer, name="goalcover")
-
-
-def _node_writer():
-    """The node's stream writer, callable from anywhere: it reads the node's config from the context, and
-    tools run engine work in a context of its own (see `tools.isolated`)."""
-    writer, here = get_stream_writer(), contextvars.copy_context()
-    return lambda event: here.copy().run(writer, event)
 
 
 def pending_calls(messages: list[AnyMessage]) -> list[dict]:
@@ -172,7 +163,7 @@ def is_yes(answer: Any) -> bool:
 
 # --- running one tool call --------------------------------------------------------------------------
 
-def _run_tool(ctx: ToolContext, call: dict, decisions: dict[str, str]) -> tuple[ToolResult | None, str | None]:
+async def _run_tool(ctx: ToolContext, call: dict, decisions: dict[str, str]) -> tuple[ToolResult | None, str | None]:
     """(result, None) or (None, the error the model should read). Never raises for the tool's own faults."""
     name = call["name"]
     fn = BY_NAME.get(name)
@@ -189,7 +180,7 @@ def _run_tool(ctx: ToolContext, call: dict, decisions: dict[str, str]) -> tuple[
                 update={"run": {**(ctx.state.run or {}), "status": "declined"}},
             ), None
     try:
-        return fn(ctx, args_model(fn).model_validate(call["args"])), None
+        return await fn(ctx, args_model(fn).model_validate(call["args"])), None
     except ValidationError as exc:
         return None, f"invalid arguments for {name}: {_error_text(exc)}"
     except GoalCoverError as exc:
@@ -202,7 +193,7 @@ def _run_tool(ctx: ToolContext, call: dict, decisions: dict[str, str]) -> tuple[
 
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5])
+        return describe_validation_error(exc, limit=5)
     return str(exc)
 
 
@@ -321,7 +312,7 @@ def workspace_summary(state: State, left_out: int = 0) -> str:
 
 # --- can this model call tools? ---------------------------------------------------------------------
 
-def ensure_tool_calling(ws: Workspace, llm: BaseChatModel, model: ModelConfig) -> None:
+async def ensure_tool_calling(ws: Workspace, llm: BaseChatModel, model: ModelConfig) -> None:
     """One forced tool call, once per model and endpoint (remembered in the workspace); a GoalCoverError
     naming the model when it cannot call tools."""
     key = [model.model, model.base_url]
@@ -343,10 +334,10 @@ def ensure_tool_calling(ws: Workspace, llm: BaseChatModel, model: ModelConfig) -
     messages = [SystemMessage(PROBE_SYSTEM), HumanMessage("Are you ready?")]
     try:
         try:
-            reply = isolated(llm.bind_tools([tool], tool_choice="required").invoke, messages)
+            reply = await llm.bind_tools([tool], tool_choice="required").ainvoke(messages, config=ENGINE_CALL)
         except openai.BadRequestError:
             # Some servers call tools but refuse tool_choice="required"; ask again with the default choice.
-            reply = isolated(llm.bind_tools([tool]).invoke, messages)
+            reply = await llm.bind_tools([tool]).ainvoke(messages, config=ENGINE_CALL)
     except openai.BadRequestError as exc:
         raise GoalCoverError(need.format(why=f"refused a request with tools ({_brief_api_error(exc)})")) from None
     except openai.APIError as exc:

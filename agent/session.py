@@ -1,10 +1,10 @@
 """One conversation with the agent as a stream of plain events that any UI renders (terminal, Chainlit).
 
-    session = Session(ws, thread_id)
-    for event in session.send("my goal is ..."):   # Text, Reply, ToolStep, Progress, Approval
-        ...
-    for event in session.answer(True):             # after an Approval: run the paid step (False: don't)
-        ...
+    async with await Session.open(ws, thread_id) as session:
+        async for event in session.send("my goal is ..."):   # Text, Reply, ToolStep, Progress, Approval
+            ...
+        async for event in session.answer(True):             # after an Approval: run the paid step (False: don't)
+            ...
 
 The thread is checkpointed in the workspace, so a Session opened later (another process) with the same
 thread id continues the conversation, including an approval that was left unanswered.
@@ -12,7 +12,7 @@ thread id continues the conversation, including an approval that was left unansw
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -21,7 +21,7 @@ from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 
 from goalcover.agent.configuration import AgentConfig
-from goalcover.agent.graph import build_graph
+from goalcover.agent.graph import build_graph, ensure_tool_calling
 from goalcover.agent.threads import new_thread_id, open_checkpointer, remember_thread, thread_config
 from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.workspace import Workspace
@@ -72,26 +72,54 @@ Event = Union[Text, Reply, ToolStep, Progress, Approval]
 
 
 class Session:
-    def __init__(
-        self,
+    """One conversation with the agent over a checkpointed thread of the workspace.
+
+    Open it with `await Session.open(ws, thread_id)` (or `async with await Session.open(...)`) on the event
+    loop that will drive it, and close it with `await session.aclose()`. Stopping a turn is cancelling the
+    task that iterates `send`/`answer`: tools stop taking new work and keep what was paid for.
+    """
+
+    def __init__(self, ws: Workspace, graph, checkpointer, thread_id: str, config: AgentConfig, owned_model=None) -> None:
+        self.ws = ws
+        self.graph = graph
+        self.checkpointer = checkpointer
+        self.thread_id = thread_id
+        self.config = config
+        self._owned_model = owned_model  # a ChatOpenAI this session made: its HTTP client closes with it
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
         ws: Workspace,
         thread_id: str | None = None,
         *,
         config: AgentConfig | None = None,
         model=None,
-    ) -> None:
-        self.ws = ws
-        self.config = config or AgentConfig.from_workspace(ws)
-        self.checkpointer = open_checkpointer(ws)
+    ) -> "Session":
+        """Build the graph on the workspace's checkpointer and, once per model and endpoint, check that
+        the agent model can call tools. Raises ConfigError (no model) and GoalCoverError (the model
+        cannot call tools or cannot be reached)."""
+        from goalcover.tools.llm import make_chat_model
+
+        config = config or AgentConfig.from_workspace(ws)
+        owned = None if model is not None else make_chat_model(config.model, max_retries=ws.settings.max_retries)
+        llm = model or owned
+        checkpointer = await open_checkpointer(ws)
         try:
-            self.graph = build_graph(ws, checkpointer=self.checkpointer, config=self.config, model=model)
+            graph = build_graph(ws, checkpointer=checkpointer, config=config, model=llm)
+            if config.probe_tool_calling:
+                await ensure_tool_calling(ws, llm, config.model)
         except BaseException:
-            self.checkpointer.conn.close()
+            await checkpointer.conn.close()
+            await _close_model(owned)
             raise
-        self.thread_id = thread_id or new_thread_id()
-        remember_thread(ws, self.thread_id)
+        session = cls(ws, graph, checkpointer, thread_id or new_thread_id(), config, owned)
+        remember_thread(ws, session.thread_id)
+        return session
 
     def new_thread(self) -> str:
+        """Start a new conversation (the old one stays in the workspace); returns its id."""
         self.thread_id = new_thread_id()
         remember_thread(self.ws, self.thread_id)
         return self.thread_id
@@ -100,37 +128,54 @@ class Session:
     def run_config(self) -> dict:
         return thread_config(self.thread_id, self.config.recursion_limit)
 
-    def messages(self) -> list[AnyMessage]:
-        return list(self.graph.get_state(self.run_config).values.get("messages", []))
+    async def messages(self) -> list[AnyMessage]:
+        """The thread's messages so far, oldest first."""
+        return list((await self.graph.aget_state(self.run_config)).values.get("messages", []))
 
-    def pending(self) -> list[Approval]:
+    async def pending(self) -> list[Approval]:
         """Approvals this thread is waiting for (e.g. left open when the last process ended)."""
-        return [_approval(i.value) for i in self.graph.get_state(self.run_config).interrupts]
+        return [_approval(i.value) for i in (await self.graph.aget_state(self.run_config)).interrupts]
 
-    def send(self, text: str) -> Iterator[Event]:
-        yield from self._stream({"messages": [HumanMessage(text)]})
+    def send(self, text: str) -> AsyncIterator[Event]:
+        """Events of the agent's turn for the user's `text`."""
+        return self._stream({"messages": [HumanMessage(text)]})
 
-    def answer(self, approve: bool) -> Iterator[Event]:
-        yield from self._stream(Command(resume=approve))
+    def answer(self, approve: bool) -> AsyncIterator[Event]:
+        """Events after answering the pending Approval: run the paid step (True) or not."""
+        return self._stream(Command(resume=approve))
 
-    def _stream(self, graph_input: Any) -> Iterator[Event]:
+    async def _stream(self, graph_input: Any) -> AsyncIterator[Event]:
         try:
-            for mode, chunk in self.graph.stream(graph_input, self.run_config, stream_mode=["messages", "custom", "updates"]):
-                yield from _events(mode, chunk)
+            async for mode, chunk in self.graph.astream(graph_input, self.run_config, stream_mode=["messages", "custom", "updates"]):
+                for event in _events(mode, chunk):
+                    yield event
         except GraphRecursionError:
             raise GoalCoverError(
                 f"the agent took more than {self.config.recursion_limit} steps on one message and was stopped; "
                 "ask again more specifically"
             ) from None
 
-    def close(self) -> None:
-        self.checkpointer.conn.close()
+    async def aclose(self) -> None:
+        """Close the checkpointer's connection and the agent model's HTTP client (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.checkpointer.conn.close()
+        await _close_model(self._owned_model)
 
-    def __enter__(self) -> "Session":
+    async def __aenter__(self) -> "Session":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+async def _close_model(model) -> None:
+    """Close a ChatOpenAI's async HTTP client on this loop (left to the garbage collector, it is closed
+    later on a loop that has ended, with a traceback)."""
+    client = getattr(model, "root_async_client", None)
+    if client is not None:
+        await client.close()
 
 
 def _events(mode: str, chunk: Any) -> Iterator[Event]:

@@ -1,6 +1,6 @@
 """Conversation threads, checkpointed in the workspace's own SQLite file.
 
-LangGraph's SqliteSaver creates its tables (`checkpoints`, `writes`) next to the engine's in
+LangGraph's AsyncSqliteSaver (the async twin of SqliteSaver: same tables, same file) creates its tables (`checkpoints`, `writes`) next to the engine's in
 `goalcover.sqlite`, so deleting the workspace deletes the conversations too. It gets its own connection:
 both connections use WAL, and the busy timeout makes either wait for the other's short write transactions
 instead of failing with "database is locked".
@@ -8,10 +8,10 @@ instead of failing with "database is locked".
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 
-from langgraph.checkpoint.sqlite import SqliteSaver
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from goalcover.tools.workspace import DB_NAME, Workspace
 
@@ -19,26 +19,39 @@ LAST_THREAD_KEY = "last_thread"
 BUSY_TIMEOUT_S = 30
 
 
-def open_checkpointer(ws: Workspace) -> SqliteSaver:
-    """A SqliteSaver on the workspace's database; close it with `saver.conn.close()`."""
-    conn = sqlite3.connect(ws.root / DB_NAME, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    saver = SqliteSaver(conn)
-    saver.setup()
+async def open_checkpointer(ws: Workspace) -> AsyncSqliteSaver:
+    """An AsyncSqliteSaver on the workspace's database, set up; close it with `await saver.conn.close()`
+    on the same event loop."""
+    # Autocommit: the saver writes with one `await` per statement and commits with another, and the engine
+    # writes to the same file synchronously on the event loop's thread. With an implicit transaction left
+    # open across an await, an engine write would wait (on the loop's thread) for a commit that needs the
+    # loop: "database is locked" after the busy timeout. One statement, one transaction, no such wait.
+    conn = await aiosqlite.connect(ws.root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        await conn.execute("PRAGMA journal_mode=WAL")
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+    except BaseException:
+        await conn.close()
+        raise
     return saver
 
 
 def new_thread_id() -> str:
+    """A fresh thread id: 12 hex characters."""
     return uuid.uuid4().hex[:12]
 
 
 def last_thread(ws: Workspace) -> str | None:
+    """The id of the workspace's last conversation, or None."""
     return ws.store.get_meta(LAST_THREAD_KEY)
 
 
 def remember_thread(ws: Workspace, thread_id: str) -> None:
+    """Make `thread_id` the conversation a plain `goalcover chat` (or a reopened page) continues."""
     ws.store.set_meta(LAST_THREAD_KEY, thread_id)
 
 
 def thread_config(thread_id: str, recursion_limit: int = 60) -> dict:
+    """The LangGraph run config for one thread."""
     return {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit}

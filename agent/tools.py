@@ -10,27 +10,23 @@ messages the model can read.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
 from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.draft import EditOp, apply_edits
-from goalcover.agent.prompts import CRITIQUE_SYSTEM, CRITIQUE_USER
 from goalcover.tools import scoring
 from goalcover.tools.coverage import JUDGE_KEY, sample_scores
 from goalcover.tools.coverage import coverage as coverage_report
 from goalcover.tools.errors import BadInput, GoalCoverError
-from goalcover.tools.goal import ProposedSubgoal, ProposedSubgoals, current_goal, save_goal
-from goalcover.tools.llm import JsonCaller
+from goalcover.tools.goal import current_goal, save_goal
+from goalcover.tools.goal import propose_subgoals as engine_propose
 from goalcover.tools.models import Goal, Subgoal
-from goalcover.tools.prompts import DECOMPOSE_SYSTEM
 from goalcover.tools.workspace import Workspace
 
 # The dataset, index, gaps, why, synthesis and export modules are imported where used: they load Chroma,
@@ -59,12 +55,6 @@ class ToolResult:
     display: list[str] = field(default_factory=list)  # lines a UI may show as they are (e.g. the draft)
 
 
-def isolated(fn: Callable, *args, **kwargs):
-    """Run engine work outside the graph's callback context: the judge's and proposer's own model calls
-    are the engine's business, not tokens of the agent's reply."""
-    return contextvars.Context().run(fn, *args, **kwargs)
-
-
 def _subgoal_lines(subgoals: list[Subgoal]) -> list[str]:
     return [f"{s.id}. {s.title} — {s.description}" for s in subgoals]
 
@@ -83,7 +73,7 @@ class NoArgs(BaseModel):
     pass
 
 
-def describe_dataset(ctx: ToolContext, args: NoArgs) -> ToolResult:
+async def describe_dataset(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """What the workspace holds: number of samples, format, source files, length statistics, the approved
     goal (if any) and whether samples have been scored."""
     from goalcover.tools.dataset import describe
@@ -108,14 +98,14 @@ class SearchArgs(BaseModel):
     where: list[str] = Field([], description='raw filters FIELD=VALUE / FIELD<=N on sample metadata, e.g. "score_S3<=2"')
 
 
-def search_samples(ctx: ToolContext, args: SearchArgs) -> ToolResult:
+async def search_samples(ctx: ToolContext, args: SearchArgs) -> ToolResult:
     """Semantic search over the samples, optionally filtered by judge scores (after scoring) or metadata.
     Returns sample ids, similarity, scores and the start of each sample's text."""
     from goalcover.tools.dataset import search
     from goalcover.tools.index import parse_where
 
     clauses = [f"score_{f.subgoal.upper()}{f.op}{f.score}" for f in args.scores] + list(args.where)
-    hits = isolated(search, ctx.ws, args.query, args.k, parse_where(clauses))
+    hits = await asyncio.to_thread(search, ctx.ws, args.query, args.k, parse_where(clauses))
     rows = [
         {
             "id": h.id,
@@ -137,7 +127,7 @@ class ShowArgs(BaseModel):
     ids: list[str] = Field(min_length=1, max_length=10, description="sample ids, as returned by other tools")
 
 
-def show_samples(ctx: ToolContext, args: ShowArgs) -> ToolResult:
+async def show_samples(ctx: ToolContext, args: ShowArgs) -> ToolResult:
     """The full text of samples by id, with their judge scores and explanations per subgoal (after
     scoring)."""
     found = ctx.ws.store.samples(args.ids)
@@ -166,53 +156,18 @@ class ProposeArgs(BaseModel):
     guidance: str | None = Field(None, description="anything the user asked for about the subgoals")
 
 
-def propose_subgoals(ctx: ToolContext, args: ProposeArgs) -> ToolResult:
+async def propose_subgoals(ctx: ToolContext, args: ProposeArgs) -> ToolResult:
     """Propose 4 to 8 subgoals for the goal (the agent model drafts them, then critiques its draft for
     atomicity, overlap and checkability). Replaces any unsaved draft; show the user the returned list."""
-    proposal, issues, usage = isolated(asyncio.run, _propose(ctx, args))
-    subgoals = [Subgoal(id=f"S{n}", **s) for n, s in enumerate(proposal, start=1)]
-    data = {"goal": args.goal, "draft": _draft_view(subgoals), "critique": issues, "approved": False, "cost_usd": round(usage, 6)}
+    proposal = await engine_propose(ctx.ws, args.goal, args.guidance)
+    subgoals = proposal.goal.subgoals
+    data = {"goal": args.goal, "draft": _draft_view(subgoals), "critique": proposal.issues, "approved": False, "cost_usd": proposal.cost}
     return ToolResult(
         data,
         f"{len(subgoals)} subgoals proposed",
         update={"goal_text": args.goal, "draft": [s.model_dump() for s in subgoals], "approved": False},
         display=_subgoal_lines(subgoals),
     )
-
-
-class _Critique(BaseModel):
-    issues: list[str] = Field(description="problems found in the proposal (bundles, overlaps, vague wording); empty if none")
-    subgoals: list[ProposedSubgoal] = Field(min_length=4, max_length=8, description="the improved list")
-
-
-async def _propose(ctx: ToolContext, args: ProposeArgs) -> tuple[list[dict], list[str], float]:
-    caller = JsonCaller(ctx.ws.settings.model_for("agent"), ctx.ws.settings)
-    try:
-        return await _propose_with(caller, args)
-    finally:
-        # Close the client on the loop it was used on; left to the garbage collector, it tries later on a
-        # closed loop and prints a traceback.
-        await caller.llm.root_async_client.close()
-
-
-async def _propose_with(caller, args: ProposeArgs) -> tuple[list[dict], list[str], float]:
-    goal = args.goal.strip() + (f"\n(The user adds: {args.guidance.strip()})" if args.guidance else "")
-    first = await caller.call(
-        [SystemMessage(DECOMPOSE_SYSTEM.format(low=4, high=8)), HumanMessage(f"My goal: {goal}")], ProposedSubgoals, name="subgoals"
-    )
-    if first.value is None:
-        raise GoalCoverError(f"the agent model did not return usable subgoals ({first.error})")
-    proposal = [s.model_dump() for s in first.value.subgoals]
-    listing = "\n".join(f"{n}. {s['title']} — {s['description']} (evidence: {s['evidence']})" for n, s in enumerate(proposal, 1))
-    second = await caller.call(
-        [SystemMessage(CRITIQUE_SYSTEM.format(low=4, high=8)), HumanMessage(CRITIQUE_USER.format(goal=goal, proposal=listing))],
-        _Critique,
-        name="subgoal_critique",
-    )
-    cost = first.usage.cost + second.usage.cost
-    if second.value is None:  # the first proposal is still good enough to show
-        return proposal, [f"(the self-critique failed: {second.error})"], cost
-    return [s.model_dump() for s in second.value.subgoals], second.value.issues, cost
 
 
 def _current_draft(ctx: ToolContext) -> list[Subgoal]:
@@ -230,7 +185,7 @@ class EditArgs(BaseModel):
     )
 
 
-def edit_subgoals(ctx: ToolContext, args: EditArgs) -> ToolResult:
+async def edit_subgoals(ctx: ToolContext, args: EditArgs) -> ToolResult:
     """Change the draft subgoals exactly as the user asked: merge, split, edit (rewrite a title,
     description or evidence, e.g. make a vague one concrete), add, drop, rename. Ids refer to the list as
     last shown to the user; the result is renumbered S1..Sn. Edits the approved goal if there is no draft."""
@@ -248,7 +203,7 @@ def edit_subgoals(ctx: ToolContext, args: EditArgs) -> ToolResult:
     )
 
 
-def approve_goal(ctx: ToolContext, args: NoArgs) -> ToolResult:
+async def approve_goal(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """Save the draft subgoals as the workspace's goal. Call only when the user has clearly approved the
     list as last shown. Scores of unchanged subgoals are kept; changed or new ones are scored next run."""
     if not ctx.state.draft:
@@ -268,7 +223,7 @@ def approve_goal(ctx: ToolContext, args: NoArgs) -> ToolResult:
     )
 
 
-def discard_draft(ctx: ToolContext, args: NoArgs) -> ToolResult:
+async def discard_draft(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """Throw away the unsaved draft subgoals (the workspace's approved goal, if any, stays as it is)."""
     goal = _workspace_goal(ctx.ws)
     kept = None if goal is None else _draft_view(goal.subgoals)
@@ -298,7 +253,7 @@ def _plan(ctx: ToolContext, mode: str) -> dict:
     return plan.model_dump()
 
 
-def estimate_scoring(ctx: ToolContext, args: ScoringArgs) -> ToolResult:
+async def estimate_scoring(ctx: ToolContext, args: ScoringArgs) -> ToolResult:
     """What scoring would do and cost, without calling any model: pairs to score, pairs already cached,
     model calls, estimated tokens and USD."""
     plan = _plan(ctx, args.mode)
@@ -322,7 +277,7 @@ def scoring_preview(ctx: ToolContext, args: RunScoringArgs) -> dict | None:
     }
 
 
-def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
+async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
     """Score every sample against every subgoal with the LLM judge (paid; the user confirms the plan
     first). Only missing pairs are scored; results are saved as they arrive."""
     _require_no_draft(ctx)
@@ -330,9 +285,9 @@ def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
     def progress(done: int, total: int, **fields: Any) -> None:
         ctx.progress("run_scoring", done, total, **fields)
 
-    result = isolated(asyncio.run, scoring.run(ctx.ws, args.mode, max_cost=args.max_cost, progress=progress))
+    result = await scoring.score(ctx.ws, args.mode, max_cost=args.max_cost, progress=progress)
     ctx.emit({"progress": {"tool": "run_scoring", "stage": "indexing explanations"}})
-    isolated(scoring.index_scores, ctx.ws)
+    await asyncio.to_thread(scoring.index_scores, ctx.ws)
     data = result.model_dump()
     status = "stopped" if result.stopped else "done"
     return ToolResult(
@@ -370,7 +325,7 @@ def _row(row) -> dict:
     }
 
 
-def coverage(ctx: ToolContext, args: CoverageArgs) -> ToolResult:
+async def coverage(ctx: ToolContext, args: CoverageArgs) -> ToolResult:
     """Per-subgoal coverage from the judge's scores: supporting samples (score at or above the support
     threshold), share, mean score, histogram of scores 1-5, whether it is weak, the best sample ids; plus
     off-goal samples, failed and unscored pairs."""
@@ -396,7 +351,7 @@ class CompareArgs(BaseModel):
     ids: list[SubgoalRef] = Field(min_length=2, max_length=8, description="subgoal ids to compare")
 
 
-def compare_subgoals(ctx: ToolContext, args: CompareArgs) -> ToolResult:
+async def compare_subgoals(ctx: ToolContext, args: CompareArgs) -> ToolResult:
     """Compare subgoals side by side: coverage of each, and how many samples support several of them at
     once versus only one (with example ids)."""
     report = _coverage(ctx)
@@ -424,7 +379,7 @@ class SubgoalArgs(BaseModel):
     k: int = Field(5, ge=1, le=20, description="how many lowest- and highest-scoring samples to list")
 
 
-def subgoal_details(ctx: ToolContext, args: SubgoalArgs) -> ToolResult:
+async def subgoal_details(ctx: ToolContext, args: SubgoalArgs) -> ToolResult:
     """One subgoal in detail: its definition, coverage, and the lowest- and highest-scoring samples with
     the judge's explanation of each score (what the sample shows and lacks)."""
     report = _coverage(ctx)
@@ -451,14 +406,14 @@ class GapsArgs(BaseModel):
     subgoal_id: SubgoalRef | None = Field(None, description="only this subgoal's gaps, weak or not (default: every weak subgoal)")
 
 
-def find_gaps(ctx: ToolContext, args: GapsArgs) -> ToolResult:
+async def find_gaps(ctx: ToolContext, args: GapsArgs) -> ToolResult:
     """Capability gaps of weak subgoals: the judge's low-score explanations clustered by what is missing,
     each named, with its size, what would close it and representative sample ids. The first run names
     gaps with a few agent-model calls; unchanged data costs nothing again."""
     from goalcover.tools.gaps import find_gaps as engine_find_gaps
 
     ctx.emit({"progress": {"tool": "find_gaps", "stage": "clustering explanations"}})
-    gaps = isolated(engine_find_gaps, ctx.ws, args.subgoal_id)
+    gaps = await engine_find_gaps(ctx.ws, args.subgoal_id)
     rows = [
         {
             "id": g.id,
@@ -480,16 +435,16 @@ class WhyArgs(BaseModel):
     subgoal_id: SubgoalRef = Field(description='e.g. "S3"')
 
 
-def why_weak(ctx: ToolContext, args: WhyArgs) -> ToolResult:
+async def why_weak(ctx: ToolContext, args: WhyArgs) -> ToolResult:
     """Why one subgoal is weakly covered, from the data: computed facts (its coverage against the other
     subgoals, its gaps with sizes, example samples with the judge's explanations, the best supporting
     samples) and a short answer whose every number and id was checked against those facts."""
     from goalcover.tools.why import why
 
-    answer = isolated(why, ctx.ws, args.subgoal_id)
+    answer = await why(ctx.ws, args.subgoal_id)
     return ToolResult(
-        {"subgoal_id": answer.subgoal_id, "answer": answer.answer, "grounded_by": answer.grounded_by, "facts": answer.facts},
-        f"{answer.subgoal_id}: {len(answer.facts.get('gaps', []))} gaps",
+        {"subgoal_id": answer.subgoal_id, "answer": answer.answer, "grounded_by": answer.grounded_by, "facts": answer.facts.model_dump()},
+        f"{answer.subgoal_id}: {len(answer.facts.gaps)} gaps",
     )
 
 
@@ -516,14 +471,14 @@ def synthesis_preview(ctx: ToolContext, args: SynthesizeArgs) -> dict:
     }
 
 
-def synthesize_samples(ctx: ToolContext, args: SynthesizeArgs) -> ToolResult:
+async def synthesize_samples(ctx: ToolContext, args: SynthesizeArgs) -> ToolResult:
     """Generate new training samples for one gap, in the dataset's own shape (paid: the synth model writes
     them and the judge scores them; the user confirms first). Duplicates and samples the judge does not
     find supporting the subgoal are dropped; the kept ones wait for the user's review."""
     from goalcover.tools.synthesis import synthesize
 
     ctx.emit({"progress": {"tool": "synthesize_samples", "stage": f"generating {args.n} candidates"}})
-    result = isolated(synthesize, ctx.ws, args.gap_id, args.n, args.guidance)
+    result = await synthesize(ctx.ws, args.gap_id, args.n, args.guidance)
     return ToolResult(
         result.model_dump(),
         f"{result.generated} generated, {result.kept} kept for review, {result.duplicates} duplicates",
@@ -537,14 +492,14 @@ class ReviewArgs(BaseModel):
     gap_id: str | None = Field(None, description="only this gap's samples")
 
 
-def review_synthetic(ctx: ToolContext, args: ReviewArgs) -> ToolResult:
+async def review_synthetic(ctx: ToolContext, args: ReviewArgs) -> ToolResult:
     """List the synthetic samples (state proposed, accepted or rejected; text, judge score and
     explanation) and, only when the user says so, accept or reject them by id. Accepted samples count in
     coverage ("after") and can be exported."""
     from goalcover.tools.synthesis import list_synthetic, review
 
     if args.accept or args.reject:
-        items = isolated(review, ctx.ws, list(args.accept), list(args.reject), args.gap_id)
+        items = review(ctx.ws, list(args.accept), list(args.reject), args.gap_id)
     else:
         items = list_synthetic(ctx.ws, args.gap_id)
     counts = {state: sum(i.state == state for i in items) for state in ("proposed", "accepted", "rejected")}
@@ -564,7 +519,7 @@ class ExportArgs(BaseModel):
     with_synthetic: bool = Field(False, description="add the accepted synthetic samples")
 
 
-def export_dataset(ctx: ToolContext, args: ExportArgs) -> ToolResult:
+async def export_dataset(ctx: ToolContext, args: ExportArgs) -> ToolResult:
     """Write the dataset in its own format into the workspace's exports/ folder (never anywhere else),
     optionally without off-goal samples and with the accepted synthetic samples, plus a manifest.json."""
     from goalcover.tools.export import export
@@ -573,13 +528,13 @@ def export_dataset(ctx: ToolContext, args: ExportArgs) -> ToolResult:
     target = (folder / args.filename).resolve()
     if not target.is_relative_to(folder) or target == folder:
         raise BadInput(f"{args.filename}: exports go inside {folder}; give a file name there, not a path outside it")
-    result = isolated(export, ctx.ws, target, drop_off_goal=args.drop_off_goal, with_synthetic=args.with_synthetic, allowed_root=folder)
+    result = await asyncio.to_thread(export, ctx.ws, target, drop_off_goal=args.drop_off_goal, with_synthetic=args.with_synthetic, allowed_root=folder)
     return ToolResult(result.model_dump(), f"{result.written} written to {result.path} ({result.dropped} dropped, {result.synthetic} synthetic)")
 
 
 # --- the registry -----------------------------------------------------------------------------------
 
-TOOLS: list[Callable[..., ToolResult]] = [
+TOOLS: list[Callable[..., Awaitable[ToolResult]]] = [
     describe_dataset,
     search_samples,
     show_samples,

@@ -21,6 +21,8 @@ Embedding (ingest) happens once, before any timing; each measurement scores a fr
 
 from __future__ import annotations
 
+import asyncio
+
 import argparse
 import itertools
 import logging
@@ -196,7 +198,7 @@ class Bench:
                 self.fake.set_faults(faults)
                 self.fake.reset_stats()
                 cpu, start = time.process_time(), time.perf_counter()
-                result = scoring.score(ws, mode, concurrency=concurrency)
+                result = asyncio.run(scoring.score(ws, mode, concurrency=concurrency))
                 elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
                 stats = self.fake.stats()
         finally:

@@ -17,6 +17,8 @@ The paper reports a 25.6% drop on the target against 2.1% on the others, d = 1.2
 
 from __future__ import annotations
 
+import asyncio
+
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +42,7 @@ def score_file(judge: Judge, folder: Path, data: Path, goal_file: Path) -> tuple
     with judge.open(folder) as ws:
         ingest_file(ws, data)
         save_goal(ws, load_goal_file(goal_file))
-        result = scoring.score(ws, judge.mode)
+        result = asyncio.run(scoring.score(ws, judge.mode))
         scores, _ = sample_scores(ws)
     cost = {"calls": result.calls, "failed": result.failed, "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens, "seconds": result.elapsed_s}

@@ -26,6 +26,8 @@ would flag every subgoal. The experiment therefore sets weak_mean to 1.0 (share 
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 import tempfile
 from collections import defaultdict
@@ -54,9 +56,9 @@ def apps_of(goal_file: Path) -> dict[str, str]:
 def pipeline(ws, judge: Judge, data: Path) -> dict:
     """Ingest (again), score what is missing, and find the gaps; what was flagged."""
     ingest_file(ws, data)
-    scored = scoring.score(ws, judge.mode)
+    scored = asyncio.run(scoring.score(ws, judge.mode))
     report = coverage(ws)
-    gaps = find_gaps(ws)
+    gaps = asyncio.run(find_gaps(ws))
     return {
         "samples": report.samples,
         "judge_calls": scored.calls,

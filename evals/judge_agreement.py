@@ -14,6 +14,8 @@ and, per mode, the judge calls, prompt and completion tokens (as the endpoint re
 
 from __future__ import annotations
 
+import asyncio
+
 import math
 import tempfile
 from pathlib import Path
@@ -63,7 +65,7 @@ def run(judge: Judge, limit: int = 20, domain: str = "contracts", workdir: Path 
         threshold = ws.settings.support_threshold
         for mode in MODES:
             log(f"{domain}: scoring {len(samples)} samples × {len(goal.subgoals)} subgoals in {mode} mode")
-            result = scoring.score(ws, mode)
+            result = asyncio.run(scoring.score(ws, mode))
             version = ws.store.get_meta(JUDGE_KEY)["prompt_version"]  # the run records the version it used
             judged = ws.store.judgments_for(version, model)
             verdicts[mode] = {(s.id, g.id): judged[(s.content_hash, g.hash)][0]

@@ -17,6 +17,8 @@ the accepted candidates (`coverage(ws).after`) — the lift should land on the t
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 import tempfile
 from pathlib import Path
@@ -50,13 +52,13 @@ def run(judge: Judge, limit: int = 30, n: int = 10, subgoal_id: str = "S1", work
         ingest_file(ws, write_jsonl(Path(tmp) / "contracts.jsonl", records))
         save_goal(ws, load_goal_file(GOAL_FILE))
         log(f"scoring {len(records)} clauses, none about {subgoal_id}'s topic")
-        scored = scoring.score(ws, judge.mode)
-        gaps = find_gaps(ws, subgoal_id)
+        scored = asyncio.run(scoring.score(ws, judge.mode))
+        gaps = asyncio.run(find_gaps(ws, subgoal_id))
         if not gaps:
             raise SystemExit(f"no gap on {subgoal_id}: every sample below the support threshold is needed for one")
         gap = gaps[0]
         log(f"synthesizing {n} candidates for {gap.id} ({gap.kind}: {gap.label})")
-        result = synthesize(ws, gap.id, n=n)
+        result = asyncio.run(synthesize(ws, gap.id, n=n))
         accepted = review(ws, accept=["all"], gap_id=gap.id) if result.kept else []
         after = coverage(ws)
         before_rows = _rows(after.subgoals)

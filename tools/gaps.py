@@ -20,7 +20,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from goalcover.tools.coverage import coverage, sample_scores
-from goalcover.tools.errors import GoalCoverError
+from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller
 from goalcover.tools.models import Goal, Subgoal
@@ -28,6 +28,9 @@ from goalcover.tools.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOV
 from goalcover.tools.workspace import Workspace
 
 GAPS_KEY = "gaps"
+GAP_COUNTER_KEY = "gaps_last_number"
+# A new cluster is the same gap as a stored one when they share at least this share of their members.
+SAME_GAP_OVERLAP = 0.5
 MAX_GAPS_PER_SUBGOAL = 5
 REPRESENTATIVES = 5
 EXPLANATIONS_PER_LABEL = 8
@@ -134,13 +137,56 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
-    """Gaps of every weak subgoal (and of `subgoal_id`, weak or not); stored in the workspace."""
-    from goalcover.tools.scoring import index_scores
+async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
+    """Gaps of every weak subgoal (and of `subgoal_id`, weak or not), stored in the workspace; returns
+    those of `subgoal_id` when given, else all.
 
+    Clustering runs in a worker thread (CPU); naming calls the agent model once per new cluster (labels are
+    cached by their input, so unchanged data costs nothing). Ids are stable: a cluster that shares most of
+    its members with a stored gap of the same subgoal keeps that gap's id; new clusters get ids never used
+    before in this workspace. Raises GoalCoverError when nothing is scored yet or a label cannot be had,
+    BadInput for an unknown subgoal.
+    """
     goal = current_goal(ws)
     assert goal is not None
     wanted = goal.subgoal(subgoal_id) if subgoal_id else None
+    pending = await asyncio.to_thread(_clusters, ws, goal, wanted)
+    names: list[dict] = []
+    if pending:
+        async with JsonCaller(ws.settings.model_for("agent"), ws.settings) as caller:
+            names = await asyncio.gather(
+                *(
+                    _uncovered(ws, caller, goal, subgoal) if explanations is None else _label(ws, caller, goal, subgoal, explanations)
+                    for subgoal, _, _, explanations in pending
+                )
+            )
+    fresh = [
+        Gap(
+            id="",
+            subgoal_id=subgoal.id,
+            kind="uncovered" if explanations is None else "cluster",
+            label=name["label"],
+            description=name["description"],
+            fill_hint=name.get("fill_hint") or "new samples covering: " + "; ".join(name.get("aspects", [])),
+            aspects=name.get("aspects", []),
+            size=len(members),
+            sample_ids=reps[:REPRESENTATIVES],
+            member_ids=members,
+        )
+        for (subgoal, members, reps, explanations), name in zip(pending, names)
+    ]
+    last = ws.store.get_meta(GAP_COUNTER_KEY, 0)
+    gaps = assign_ids(fresh, stored_gaps(ws), last)
+    ws.store.set_meta(GAP_COUNTER_KEY, max([last] + [_number(g.id) for g in gaps]))
+    ws.store.set_meta(GAPS_KEY, [g.model_dump() for g in gaps])
+    return [g for g in gaps if wanted is None or g.subgoal_id == wanted.id]
+
+
+def _clusters(ws: Workspace, goal: Goal, wanted: Subgoal | None) -> list[tuple[Subgoal, list[str], list[str], list[str] | None]]:
+    """(subgoal, member ids, representative ids, explanations to name it by — None for `uncovered`) for
+    each cluster of low-score explanations of the target subgoals. CPU work: embedding and clustering."""
+    from goalcover.tools.scoring import index_scores
+
     report = coverage(ws)
     if not report.judge:
         raise GoalCoverError("no scores yet: run `goalcover score` first")
@@ -148,8 +194,7 @@ def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     scores, _ = sample_scores(ws)
     threshold = ws.settings.support_threshold
     targets = [s for s in goal.subgoals if (wanted and s.id == wanted.id) or any(r.id == s.id and r.weak for r in report.subgoals)]
-    caller: JsonCaller | None = None
-    pending: list[tuple[Subgoal, list[str], list[str], list[str] | None]] = []  # subgoal, members, reps, explanations
+    pending: list[tuple[Subgoal, list[str], list[str], list[str] | None]] = []
     for subgoal in targets:
         row = next(r for r in report.subgoals if r.id == subgoal.id)
         low = sorted(sid for sid, per in scores.items() if subgoal.id in per and per[subgoal.id][0] < threshold)
@@ -172,46 +217,53 @@ def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
             member_ids = [ids[i] for i in members]
             reps = _representatives(member_ids, vectors[members], max(REPRESENTATIVES, EXPLANATIONS_PER_LABEL))
             pending.append((subgoal, member_ids, reps, [scores[i][subgoal.id][1] for i in reps[:EXPLANATIONS_PER_LABEL]]))
-    if pending:
-        caller = JsonCaller(ws.settings.model_for("agent"), ws.settings)
-    # One event loop for all labels: the model client belongs to the loop it was first used on.
-    names = asyncio.run(_name_all(ws, caller, goal, pending)) if pending else []
-    gaps = [
-        Gap(
-            id=f"G{n}",
-            subgoal_id=subgoal.id,
-            kind="uncovered" if explanations is None else "cluster",
-            label=name["label"],
-            description=name["description"],
-            fill_hint=name.get("fill_hint") or "new samples covering: " + "; ".join(name.get("aspects", [])),
-            aspects=name.get("aspects", []),
-            size=len(members),
-            sample_ids=reps[:REPRESENTATIVES],
-            member_ids=members,
-        )
-        for n, ((subgoal, members, reps, explanations), name) in enumerate(zip(pending, names), start=1)
-    ]
-    ws.store.set_meta(GAPS_KEY, [g.model_dump() for g in gaps])
-    return [g for g in gaps if wanted is None or g.subgoal_id == wanted.id]
+    return pending
 
 
-async def _name_all(ws: Workspace, caller: JsonCaller, goal: Goal, pending) -> list[dict]:
-    async with caller:
-        return await asyncio.gather(
-            *(
-                _uncovered(ws, caller, goal, subgoal) if explanations is None else _label(ws, caller, goal, subgoal, explanations)
-                for subgoal, _, _, explanations in pending
-            )
-        )
+def _number(gap_id: str) -> int:
+    return int(gap_id[1:]) if gap_id[1:].isdigit() else 0
+
+
+def jaccard(a: list[str], b: list[str]) -> float:
+    """|a ∩ b| / |a ∪ b| of two id lists (0.0 when both are empty)."""
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / len(sa | sb) if sa | sb else 0.0
+
+
+def assign_ids(fresh: list[Gap], stored: list[Gap], last_number: int = 0) -> list[Gap]:
+    """Give each new gap the id of the stored gap of the same subgoal it overlaps most (Jaccard of members
+    at least SAME_GAP_OVERLAP; best pairs first, each stored id used once); the others get G<n> with n
+    above every id issued so far (`last_number` and the stored ones), so an id never changes meaning."""
+    pairs = sorted(
+        (-jaccard(new.member_ids, old.member_ids), i, old.id)
+        for i, new in enumerate(fresh)
+        for old in stored
+        if old.subgoal_id == new.subgoal_id
+    )
+    ids: dict[int, str] = {}
+    taken: set[str] = set()
+    for negative, i, old_id in pairs:
+        if -negative < SAME_GAP_OVERLAP or i in ids or old_id in taken:
+            continue
+        ids[i] = old_id
+        taken.add(old_id)
+    counter = max([last_number] + [_number(g.id) for g in stored])
+    out = []
+    for i, gap in enumerate(fresh):
+        if i not in ids:
+            counter += 1
+            ids[i] = f"G{counter}"
+        out.append(gap.model_copy(update={"id": ids[i]}))
+    return out
 
 
 def stored_gaps(ws: Workspace) -> list[Gap]:
+    """The gaps the last `find_gaps` stored, in its order; reads only (no clustering, no model)."""
     return [Gap.model_validate(g) for g in ws.store.get_meta(GAPS_KEY, [])]
 
 
 def get_gap(ws: Workspace, gap_id: str) -> Gap:
-    from goalcover.tools.errors import BadInput
-
+    """The stored gap `gap_id` (case-insensitive); raises BadInput naming the gaps there are."""
     gaps = stored_gaps(ws)
     for gap in gaps:
         if gap.id == gap_id.upper():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import yaml
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError
 
-from goalcover.tools.errors import BadInput, GoalCoverError
+from goalcover.tools.errors import BadInput, GoalCoverError, describe_validation_error
 from goalcover.tools.llm import JsonCaller
 from goalcover.tools.models import Goal, Subgoal
-from goalcover.tools.prompts import DECOMPOSE_SYSTEM
+from goalcover.tools.prompts import CRITIQUE_SYSTEM, CRITIQUE_USER, DECOMPOSE_SYSTEM
 from goalcover.tools.workspace import Workspace
 
 GOAL_KEY = "goal"
@@ -42,9 +41,7 @@ def load_goal_file(path: Path) -> Goal:
     try:
         goal = Goal.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
-        raise BadInput(f"{path}: field {field!r}: {err['msg']}") from None
+        raise BadInput(f"{path}: {describe_validation_error(exc)}") from None
     ids = [s.id for s in goal.subgoals]
     if len(set(ids)) != len(ids):
         raise BadInput(f"{path}: subgoal ids repeat ({', '.join(ids)})")
@@ -77,21 +74,59 @@ class ProposedSubgoals(BaseModel):
     subgoals: list[ProposedSubgoal] = Field(min_length=4, max_length=8, description="the subgoals, 4 to 8")
 
 
-def decompose(ws: Workspace, text: str, low: int = 4, high: int = 8) -> Goal:
-    """Ask the agent model for atomic, non-overlapping, checkable subgoals."""
+class SubgoalCritique(BaseModel):
+    issues: list[str] = Field(description="problems found in the proposal (bundles, overlaps, vague wording); empty if none")
+    subgoals: list[ProposedSubgoal] = Field(min_length=4, max_length=8, description="the improved list")
+
+
+class Proposal(BaseModel):
+    """What `propose_subgoals` returns: the subgoals (numbered S1..Sn), the self-critique's findings, cost."""
+
+    goal: Goal
+    issues: list[str] = Field(default_factory=list, description="what the self-critique found and fixed")
+    cost: float = Field(0.0, description="USD spent on the two calls (0 when the model has no price)")
+    calls: int = 0
+
+
+async def propose_subgoals(ws: Workspace, text: str, guidance: str | None = None, low: int = 4, high: int = 8) -> Proposal:
+    """Draft `low`..`high` subgoals for `text` with the agent model, then have it critique its own draft for
+    atomicity, overlap and checkability and return the improved list. The one proposal the CLI
+    (`goalcover goal TEXT`), the terminal chat and the web app all use.
+
+    Raises BadInput for an empty goal and GoalCoverError when the model returns no usable subgoals (a
+    failed critique keeps the first draft and says so in `issues`).
+    """
     if not text.strip():
         raise BadInput("goal: the goal text is empty")
-    caller = JsonCaller(ws.settings.model_for("agent"), ws.settings)
-    messages = [SystemMessage(DECOMPOSE_SYSTEM.format(low=low, high=high)), HumanMessage(f"My goal: {text.strip()}")]
-    async def ask():
-        async with caller:
-            return await caller.call(messages, ProposedSubgoals, name="subgoals", max_tokens=1500)
+    goal_text = text.strip()
+    asked = goal_text + (f"\n(The user adds: {guidance.strip()})" if guidance and guidance.strip() else "")
+    async with JsonCaller(ws.settings.model_for("agent"), ws.settings) as caller:
+        first = await caller.call(
+            [SystemMessage(DECOMPOSE_SYSTEM.format(low=low, high=high)), HumanMessage(f"My goal: {asked}")],
+            ProposedSubgoals, name="subgoals", max_tokens=1500,
+        )
+        if first.value is None:
+            raise GoalCoverError(f"the agent model did not return usable subgoals ({first.error})")
+        draft = first.value.subgoals
+        listing = "\n".join(f"{n}. {s.title} — {s.description} (evidence: {s.evidence})" for n, s in enumerate(draft, 1))
+        second = await caller.call(
+            [SystemMessage(CRITIQUE_SYSTEM.format(low=low, high=high)), HumanMessage(CRITIQUE_USER.format(goal=asked, proposal=listing))],
+            SubgoalCritique, name="subgoal_critique", max_tokens=2000,
+        )
+    if second.value is None:  # the first draft is still good enough to show
+        chosen, issues = draft, [f"(the self-critique failed: {second.error})"]
+    else:
+        chosen, issues = second.value.subgoals, second.value.issues
+    subgoals = [Subgoal(id=f"S{n}", **s.model_dump()) for n, s in enumerate(chosen, start=1)]
+    return Proposal(
+        goal=Goal(text=goal_text, subgoals=subgoals), issues=issues,
+        cost=round(first.usage.cost + second.usage.cost, 6), calls=first.usage.calls + second.usage.calls,
+    )
 
-    result = asyncio.run(ask())
-    if result.value is None:
-        raise GoalCoverError(f"the agent model did not return usable subgoals ({result.error})")
-    subgoals = [Subgoal(id=f"S{n}", **s.model_dump()) for n, s in enumerate(result.value.subgoals, start=1)]
-    return Goal(text=text.strip(), subgoals=subgoals)
+
+async def decompose(ws: Workspace, text: str, low: int = 4, high: int = 8) -> Goal:
+    """The proposed goal alone (see `propose_subgoals`); raises what it raises."""
+    return (await propose_subgoals(ws, text, low=low, high=high)).goal
 
 
 def goal_to_yaml(goal: Goal) -> str:

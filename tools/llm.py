@@ -24,11 +24,19 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from goalcover.tools.errors import describe_validation_error
 from goalcover.tools.settings import ModelConfig, Settings
+from goalcover.tools.tokens import estimate_tokens
 
 T = TypeVar("T", bound=BaseModel)
 JsonMode = Literal["auto", "json_schema", "json_object"]
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+# The run config of the engine's own model calls. No callbacks: when the engine runs inside a LangGraph
+# node, LangChain would otherwise inherit the node's callbacks from the context, so the judge's JSON would
+# stream to the chat as if it were the agent's reply (and calls would switch to streaming).
+ENGINE_CALL: dict[str, Any] = {"callbacks": []}
 
 
 def reply_limit(config: ModelConfig, max_tokens: int | None) -> dict[str, Any]:
@@ -47,8 +55,8 @@ def reply_limit(config: ModelConfig, max_tokens: int | None) -> dict[str, Any]:
 
 
 def make_chat_model(config: ModelConfig, max_retries: int, max_tokens: int | None = None, **kwargs: Any):
+    import httpx
     from langchain_openai import ChatOpenAI
-    from langchain_openai._compat import httpx
 
     return ChatOpenAI(
         model=config.model,
@@ -62,11 +70,6 @@ def make_chat_model(config: ModelConfig, max_retries: int, max_tokens: int | Non
         **reply_limit(config, max_tokens),
         **kwargs,
     )
-
-
-def estimate_tokens(text: str) -> int:
-    """A local estimate (tokenizers of hosted models are not available offline): ~4 characters a token."""
-    return math.ceil(len(text) / 4)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -131,10 +134,7 @@ def parse_json_reply(content: str, schema: type[T]) -> tuple[T, bool]:
     try:
         return schema.model_validate(data), repaired
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise ReplyError(f"the reply does not match the schema ({problems})") from None
+        raise ReplyError(f"the reply does not match the schema ({describe_validation_error(exc, limit=5)})") from None
 
 
 @dataclass
@@ -309,5 +309,5 @@ class JsonCaller:
         async for attempt in retrying:
             with attempt:
                 usage.calls += 1
-                return await llm.ainvoke(messages)
+                return await llm.ainvoke(messages, config=ENGINE_CALL)
         raise AssertionError("unreachable: tenacity reraises the last error")

@@ -71,6 +71,24 @@ subgoals that are:
 For each subgoal give a short title (3 to 8 words), a one-sentence description, and what a training sample
 that supports it shows (the evidence a judge would look for). Reply with one JSON object only."""
 
+CRITIQUE_SYSTEM = """\
+You review a proposed split of a goal into {low} to {high} subgoals for auditing fine-tuning data. Check \
+each subgoal:
+- atomic: it names one capability, not a bundle ("X and Y" usually means two);
+- non-overlapping: no two subgoals could be satisfied by the same skill;
+- checkable: a reader can tell from one training sample whether it exercises the subgoal (no vague words \
+like "good", "robust", "high quality" without saying what is seen).
+List the problems you find (empty if none), then give the improved list: split bundles, merge overlaps, \
+make vague ones concrete, keep good ones unchanged. Keep {low} to {high} subgoals, each with a short title \
+(3 to 8 words), a one-sentence description and the evidence a judge would look for. Reply with one JSON \
+object only."""
+
+CRITIQUE_USER = """\
+The goal: {goal}
+
+The proposal:
+{proposal}"""
+
 _DELIMITER = re.compile(r"<(/?\s*sample)", re.IGNORECASE)
 
 

@@ -22,7 +22,8 @@ from goalcover.tools.coverage import JUDGE_KEY
 from goalcover.tools.errors import BadInput
 from goalcover.tools.geval import weighted_scores
 from goalcover.tools.goal import current_goal
-from goalcover.tools.llm import JsonCaller, Limits, Usage, estimate_tokens
+from goalcover.tools.llm import JsonCaller, Limits, Usage
+from goalcover.tools.tokens import estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
     JUDGE_ANCHORS, JUDGE_PAIR_PROMPT_VERSION, JUDGE_PAIR_SYSTEM, JUDGE_PAIR_USER, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM,
@@ -38,6 +39,7 @@ EST_TOKENS_PER_VERDICT = 60
 # An explanation is one or two sentences; a verdict that runs past this is a model rambling.
 MAX_TOKENS_PER_VERDICT = 200
 Progress = Callable[..., None]
+INDEXED_SCORE_KEYS = "indexed_score_keys"  # meta: the score_* metadata keys last written to Chroma
 
 
 class Verdict(BaseModel):
@@ -191,7 +193,7 @@ def _row(task: Task, subgoal: Subgoal, version: str, model: str, **values) -> di
     }
 
 
-async def run(
+async def score(
     ws: Workspace,
     mode: Mode = "batched",
     *,
@@ -200,7 +202,16 @@ async def run(
     progress: Progress | None = None,
     samples: list[Sample] | None = None,
 ) -> ScoreResult:
-    """Score every missing pair; safe to interrupt at any point and run again."""
+    """Judge every missing sample × subgoal pair (of `samples`, default the dataset) and commit each
+    judgment the moment it arrives.
+
+    At most `concurrency` calls (default GOALCOVER_CONCURRENCY) are in flight; `max_cost` (USD) stops
+    before a call that could cross it; `progress(done, total, tokens=…, cost=…, failed=…)` is called after
+    each call. Cancelling the task is the stop button: no new call starts, the calls in flight finish and
+    are saved (so none is paid twice), the run is recorded as `interrupted`, and CancelledError propagates;
+    a second cancellation while draining abandons the calls in flight. Raises BadInput (unknown mode, no
+    samples) and ConfigError (no judge model).
+    """
     started = time.monotonic()
     samples = ws.store.samples() if samples is None else samples
     score_plan, tasks, goal = plan(ws, mode, samples)
@@ -217,6 +228,50 @@ async def run(
     queue: asyncio.Queue[Task] = asyncio.Queue()
     for task in tasks:
         queue.put_nowait(task)
+    in_flight: set[asyncio.Task] = set()
+
+    async def judge_one(task: Task, messages: list[BaseMessage]) -> None:
+        """One call and its commit: runs to the end even when the run is cancelled (it is shielded)."""
+        if mode == "batched":
+            ids = tuple(s.id for s in task.subgoals)
+            schema, json_schema = batched_schema(ids)
+            result = await caller.call(
+                messages, schema, name="judgment", json_schema=json_schema,
+                max_tokens=MAX_TOKENS_PER_VERDICT * len(task.subgoals), top_logprobs=top_logprobs,
+            )
+            verdicts = {s.id: getattr(result.value, s.id) for s in task.subgoals} if result.value else {}
+            weighted = weighted_scores(result.logprobs, ids, {k: v.score for k, v in verdicts.items()})
+        else:
+            result = await caller.call(
+                messages, Verdict, name="judgment", json_schema=VERDICT_SCHEMA, max_tokens=MAX_TOKENS_PER_VERDICT,
+                top_logprobs=top_logprobs,
+            )
+            only = task.subgoals[0].id
+            verdicts = {only: result.value} if result.value else {}
+            found = weighted_scores(result.logprobs, expected={None: result.value.score}) if result.value else {}
+            weighted = {only: found[None]} if None in found else {}
+        usage.add(result.usage)
+        if verdicts:
+            ws.store.save_judgments(
+                [
+                    _row(task, s, version, config.model, score=verdicts[s.id].score, explanation=verdicts[s.id].explanation,
+                         weighted_score=weighted.get(s.id))
+                    for s in task.subgoals
+                ]
+            )
+            counts["new"] += len(task.subgoals)
+        else:
+            ws.store.save_failures([_row(task, s, version, config.model, error=result.error or "no reply") for s in task.subgoals])
+            counts["failed_now"] += len(task.subgoals)
+        counts["done"] += 1
+        if progress:
+            progress(
+                counts["done"],
+                len(tasks),
+                tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
+                cost=f"${usage.cost:.4f}",
+                failed=counts["failed_now"],
+            )
 
     async def worker() -> None:
         nonlocal reserved, stopped
@@ -230,58 +285,34 @@ async def run(
                 stopped = f"max-cost {max_cost:g} reached"
                 return
             reserved += est_cost
+            job = asyncio.ensure_future(judge_one(task, messages))
+            in_flight.add(job)
+            job.add_done_callback(in_flight.discard)
             try:
-                if mode == "batched":
-                    ids = tuple(s.id for s in task.subgoals)
-                    schema, json_schema = batched_schema(ids)
-                    result = await caller.call(
-                        messages, schema, name="judgment", json_schema=json_schema,
-                        max_tokens=MAX_TOKENS_PER_VERDICT * len(task.subgoals), top_logprobs=top_logprobs,
-                    )
-                    verdicts = {s.id: getattr(result.value, s.id) for s in task.subgoals} if result.value else {}
-                    weighted = weighted_scores(result.logprobs, ids, {k: v.score for k, v in verdicts.items()})
-                else:
-                    result = await caller.call(
-                        messages, Verdict, name="judgment", json_schema=VERDICT_SCHEMA, max_tokens=MAX_TOKENS_PER_VERDICT,
-                        top_logprobs=top_logprobs,
-                    )
-                    only = task.subgoals[0].id
-                    verdicts = {only: result.value} if result.value else {}
-                    found = weighted_scores(result.logprobs, expected={None: result.value.score}) if result.value else {}
-                    weighted = {only: found[None]} if None in found else {}
+                # Shielded: cancelling the worker (the stop button, Ctrl-C) must not cancel a paid call.
+                await asyncio.shield(job)
             finally:
                 reserved -= est_cost
-            usage.add(result.usage)
-            if verdicts:
-                ws.store.save_judgments(
-                    [
-                        _row(task, s, version, config.model, score=verdicts[s.id].score, explanation=verdicts[s.id].explanation,
-                             weighted_score=weighted.get(s.id))
-                        for s in task.subgoals
-                    ]
-                )
-                counts["new"] += len(task.subgoals)
-            else:
-                ws.store.save_failures([_row(task, s, version, config.model, error=result.error or "no reply") for s in task.subgoals])
-                counts["failed_now"] += len(task.subgoals)
-            counts["done"] += 1
-            if progress:
-                progress(
-                    counts["done"],
-                    len(tasks),
-                    tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
-                    cost=f"${usage.cost:.4f}",
-                    failed=counts["failed_now"],
-                )
 
     workers = [asyncio.create_task(worker()) for _ in range(min(concurrency or ws.settings.concurrency, max(1, len(tasks))))]
     status = "interrupted"
     try:
         await asyncio.gather(*workers)
         status = "stopped" if stopped else "done"
+    except asyncio.CancelledError:
+        stopped = "stopped by the user"
+        for w in workers:
+            w.cancel()
+        # Drain: the calls already sent are paid for; wait for their replies and commit them. A second
+        # cancellation lands here and abandons them (gather cancels its children).
+        if in_flight:
+            await asyncio.gather(*list(in_flight), return_exceptions=True)
+        raise
     finally:
         for w in workers:
             w.cancel()
+        for job in list(in_flight):  # only left when the drain itself was cancelled
+            job.cancel()
         await caller.aclose()
         result = ScoreResult(
             judgments=0,
@@ -306,8 +337,7 @@ async def run(
     return result
 
 
-def score(ws: Workspace, mode: Mode = "batched", **kwargs) -> ScoreResult:
-    return asyncio.run(run(ws, mode, **kwargs))
+run = score  # the name the agent and the web app used before scoring became a coroutine
 
 
 def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
@@ -325,11 +355,11 @@ def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
     if not judge:
         return 0
     # Scores: merge into the metadata; None removes keys of subgoals that no longer exist.
-    keys = sorted(set(ws.store.get_meta("indexed_score_keys", [])) | {f"score_{g.id}" for g in goal.subgoals})
+    keys = sorted(set(ws.store.get_meta(INDEXED_SCORE_KEYS, [])) | {f"score_{g.id}" for g in goal.subgoals})
     ids = list(scores)
     metadatas = [{k: scores[i].get(k.removeprefix("score_"), (None,))[0] for k in keys} for i in ids]
     ws.index.update_metadata(ids, metadatas)
-    ws.store.set_meta("indexed_score_keys", [f"score_{g.id}" for g in goal.subgoals])
+    ws.store.set_meta(INDEXED_SCORE_KEYS, [f"score_{g.id}" for g in goal.subgoals])
 
     # Explanations: one document per sample × subgoal.
     hashes = {s.id: s.content_hash for s in ws.store.samples()}
@@ -339,7 +369,7 @@ def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
         for sid, per in scores.items()
         for gid, (score, text) in per.items()
     }
-    indexed = dict(ws.store.db.execute("SELECT doc_id, judgment_key FROM indexed_explanations"))
+    indexed = ws.store.indexed_explanations()
     todo = [doc for doc, (key, *_rest) in wanted.items() if indexed.get(doc) != key]
     stale = [doc for doc in indexed if doc not in wanted]
     batch = 512
@@ -353,15 +383,10 @@ def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
             [{"sample_id": wanted[d][1], "subgoal_id": wanted[d][2], "score": wanted[d][3]} for d in chunk],
             name="judgments",
         )
-        with ws.store.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO indexed_explanations (doc_id, judgment_key) VALUES (?, ?)",
-                [(d, wanted[d][0]) for d in chunk],
-            )
+        ws.store.mark_indexed([(d, wanted[d][0]) for d in chunk])
         if progress:
             progress(min(start + batch, len(todo)), len(todo))
     if stale:
         ws.index.delete(stale, name="judgments")
-        with ws.store.transaction() as conn:
-            conn.executemany("DELETE FROM indexed_explanations WHERE doc_id = ?", [(d,) for d in stale])
+        ws.store.unmark_indexed(stale)
     return len(todo)

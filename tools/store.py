@@ -285,3 +285,63 @@ class Store:
             Sample(id=i, format=f, source=src, line=ln, record=json.loads(rec), raw=raw, text=text)
             for i, f, src, ln, rec, raw, text in rows
         ]
+
+    # --- synthetic samples ------------------------------------------------------------------------
+    SYNTHETIC_COLUMNS = (
+        "id", "gap_id", "subgoal_id", "format", "record", "text", "model", "prompt_version", "judge_score",
+        "judge_explanation", "state",
+    )
+
+    def synthetic_rows(self, gap_id: str | None = None, state: str | None = None) -> list[dict]:
+        """Synthetic samples as dicts of SYNTHETIC_COLUMNS (`record` decoded), oldest first, optionally of one
+        gap and/or one review state."""
+        rows = self.db.execute(
+            f"SELECT {', '.join(self.SYNTHETIC_COLUMNS)} FROM synthetic "
+            "WHERE (? IS NULL OR gap_id = ?) AND (? IS NULL OR state = ?) ORDER BY created_at, id",
+            (gap_id, gap_id, state, state),
+        ).fetchall()
+        return [{**dict(zip(self.SYNTHETIC_COLUMNS, r)), "record": json.loads(r[4])} for r in rows]
+
+    def save_synthetic(self, rows: list[dict]) -> None:
+        """Insert or replace synthetic samples (dicts with SYNTHETIC_COLUMNS plus `content_hash`) in one
+        transaction."""
+        columns = (*self.SYNTHETIC_COLUMNS, "content_hash")
+        with self.transaction() as conn:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO synthetic ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [
+                    tuple(json.dumps(r["record"], ensure_ascii=False) if c == "record" else r[c] for c in columns)
+                    for r in rows
+                ],
+            )
+
+    def set_synthetic_states(self, accepted: Iterable[str], rejected: Iterable[str]) -> None:
+        """Mark synthetic samples accepted or rejected by id, in one transaction."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE synthetic SET state = 'accepted' WHERE id = ?", [(i,) for i in accepted])
+            conn.executemany("UPDATE synthetic SET state = 'rejected' WHERE id = ?", [(i,) for i in rejected])
+
+    # --- the explanations index ----------------------------------------------------------------------
+    def indexed_explanations(self) -> dict[str, str]:
+        """Chroma `judgments` doc id -> the judgment key it was embedded from."""
+        return dict(self.db.execute("SELECT doc_id, judgment_key FROM indexed_explanations"))
+
+    def mark_indexed(self, pairs: list[tuple[str, str]]) -> None:
+        """Record (doc id, judgment key) pairs as embedded."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO indexed_explanations (doc_id, judgment_key) VALUES (?, ?)", pairs)
+
+    def unmark_indexed(self, doc_ids: list[str]) -> None:
+        """Forget embedded explanations whose docs were deleted."""
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM indexed_explanations WHERE doc_id = ?", [(d,) for d in doc_ids])
+
+
+def _record_json(record: dict) -> str:
+    """A record as JSON text; values JSON cannot hold (bytes, datetimes, …) are tagged, losslessly."""
+    return json.dumps(to_storable(record), ensure_ascii=False)
+
+
+def _sample(row: tuple) -> Sample:
+    i, f, src, ln, part, rec, raw, text = row
+    return Sample(id=i, format=f, source=src, line=ln, part=part, record=from_storable(json.loads(rec)), raw=raw, text=text)

@@ -101,32 +101,19 @@ def batch_schema(shape: Shape) -> type[BaseModel]:
 # --- storage ----------------------------------------------------------------------------------------
 
 def list_synthetic(ws: Workspace, gap_id: str | None = None, state: ReviewState | None = None) -> list[SyntheticSample]:
-    query = (
-        "SELECT id, gap_id, subgoal_id, format, record, text, model, prompt_version, judge_score, judge_explanation, state "
-        "FROM synthetic WHERE (? IS NULL OR gap_id = ?) AND (? IS NULL OR state = ?) ORDER BY created_at, id"
-    )
-    rows = ws.store.db.execute(query, (gap_id, gap_id, state, state)).fetchall()
-    keys = list(SyntheticSample.model_fields)
-    return [SyntheticSample(**{**dict(zip(keys, r)), "record": json.loads(r[4])}) for r in rows]
+    """The synthetic samples, oldest first, optionally of one gap and/or review state."""
+    return [SyntheticSample(**row) for row in ws.store.synthetic_rows(gap_id, state)]
 
 
 def _save(ws: Workspace, items: list[SyntheticSample]) -> None:
-    with ws.store.transaction() as conn:
-        conn.executemany(
-            "INSERT OR REPLACE INTO synthetic (id, gap_id, subgoal_id, format, record, text, content_hash, model, "
-            "prompt_version, judge_score, judge_explanation, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (s.id, s.gap_id, s.subgoal_id, s.format, json.dumps(s.record, ensure_ascii=False), s.text,
-                 content_hash(s.text), s.model, s.prompt_version, s.judge_score, s.judge_explanation, s.state)
-                for s in items
-            ],
-        )
+    ws.store.save_synthetic([{**s.model_dump(), "content_hash": content_hash(s.text)} for s in items])
 
 
 def review(
     ws: Workspace, accept: list[str] = (), reject: list[str] = (), gap_id: str | None = None  # type: ignore[assignment]
 ) -> list[SyntheticSample]:
-    """Set review states (`all` selects every proposed sample, of `gap_id` if given); returns the samples."""
+    """Set review states (`all` selects every proposed sample, of `gap_id` if given); returns the samples
+    (of `gap_id`, if given). Raises BadInput for an unknown id or one both accepted and rejected."""
     known = {s.id: s for s in list_synthetic(ws, gap_id)}
     proposed = [i for i, s in known.items() if s.state == "proposed"]
 
@@ -144,9 +131,7 @@ def review(
     accepted, rejected = resolve(accept), resolve(reject)
     if set(accepted) & set(rejected):
         raise BadInput(f"accepted and rejected at once: {', '.join(sorted(set(accepted) & set(rejected)))}")
-    with ws.store.transaction() as conn:
-        conn.executemany("UPDATE synthetic SET state = 'accepted' WHERE id = ?", [(i,) for i in accepted])
-        conn.executemany("UPDATE synthetic SET state = 'rejected' WHERE id = ?", [(i,) for i in rejected])
+    ws.store.set_synthetic_states(accepted, rejected)
     return list_synthetic(ws, gap_id)
 
 
@@ -173,7 +158,13 @@ def _to_record(shape: Shape, produced: BaseModel, template: dict) -> dict[str, A
     return {**extra, **record}
 
 
-def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = None) -> SynthesisResult:
+async def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = None) -> SynthesisResult:
+    """Write `n` candidates for gap `gap_id` in the dataset's shape (in calls of BATCH), keep the valid,
+    non-duplicate ones the judge finds supporting the gap's subgoal, and store them as `proposed`.
+
+    Raises BadInput (n < 1, unknown gap, no samples) and ConfigError (no synth or judge model).
+    Cancelling stops after the current call; candidates already judged are kept in the judgment cache.
+    """
     if n < 1:
         raise BadInput("synthesize: -n must be at least 1")
     gap = get_gap(ws, gap_id)
@@ -225,10 +216,10 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
             got = result.value.candidates[:size]  # type: ignore[attr-defined]
             missing += max(0, size - len(got))
             produced += [(c.aspect, c.difficulty, c.sample) for c in got]
-        await caller.aclose()
         return produced, usage, missing
 
-    produced, usage, missing = asyncio.run(generate())
+    async with caller:
+        produced, usage, missing = await generate()
     invalid = 0
     candidates: list[Sample] = []
     for aspect, _difficulty, output in produced:
@@ -243,7 +234,7 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
             record["id"] = sid
         candidates.append(Sample(id=sid, format=shape, source="synthetic", line=0, record=record, text=text))
 
-    kept, duplicates = _deduplicate(ws, candidates)
+    kept, duplicates = await asyncio.to_thread(_deduplicate, ws, candidates)
     rejected_by_judge = 0
     accepted: list[SyntheticSample] = []
     if kept:
@@ -251,7 +242,7 @@ def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = N
         from goalcover.tools.coverage import JUDGE_KEY
 
         mode = (ws.store.get_meta(JUDGE_KEY) or {}).get("mode", "batched")
-        judged = scoring.score(ws, mode, samples=kept)
+        judged = await scoring.score(ws, mode, samples=kept)
         usage.calls += judged.calls
         usage.cost += judged.cost
         version = scoring.prompt_version(mode, ws.settings.judge_anchors)

@@ -1,7 +1,8 @@
 """`goalcover chat`: the agent in the terminal.
 
 Streams the agent's replies, shows each tool call as one compact step, draws progress bars for long
-tools, and asks y/n before anything is paid for. Reads lines from a pipe as well as from a terminal, so
+tools, and asks y/n before anything is paid for. Ctrl-C stops the running turn (scoring keeps what it
+paid for) and, at the prompt, leaves. Reads lines from a pipe as well as from a terminal, so
 `printf 'hello\\n/quit\\n' | goalcover chat` works (and tests drive it that way). Commands: /new (a new
 conversation), /quit. The thread id is printed at the start and the end; `--thread ID` continues it later,
 and without flags the workspace's last conversation continues.
@@ -9,8 +10,11 @@ and without flags the workspace's last conversation continues.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional, TextIO
 
@@ -46,11 +50,6 @@ class Terminal:
         line = line.rstrip("\n")
         self.console.print(f"{prompt} {line}", markup=False, highlight=False)
         return line
-
-    def ask_yes(self, question: str) -> bool:
-        answer = self.read(f"{question} [y/N]")
-        return (answer or "").strip().lower() in ("y", "yes")
-
 
 class Renderer:
     """Turns session events into terminal output."""
@@ -139,15 +138,72 @@ class Renderer:
         self.console.print(Panel("\n".join(lines), title=f"approve {approval.tool}?", expand=False), highlight=False)
 
 
-def run_chat(
+class LineReader:
+    """Reads the user's lines without blocking the event loop: each read runs in a daemon thread, so a
+    Ctrl-C at the prompt ends the chat at once (the abandoned read dies with the process)."""
+
+    def __init__(self, term: Terminal) -> None:
+        self.term = term
+
+    async def read(self, prompt: str) -> str | None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str | None] = loop.create_future()
+
+        def work() -> None:
+            try:
+                line = self.term.read(prompt)
+            except (EOFError, KeyboardInterrupt, OSError):
+                line = None
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(line))
+
+        threading.Thread(target=work, name="goalcover-chat-input", daemon=True).start()
+        return await done
+
+    async def ask_yes(self, question: str) -> bool:
+        answer = await self.read(f"{question} [y/N]")
+        return (answer or "").strip().lower() in ("y", "yes")
+
+
+class Interrupts:
+    """Ctrl-C during a turn stops the turn (a second Ctrl-C stops it harder: paid calls in flight are
+    abandoned); Ctrl-C at the prompt leaves the chat."""
+
+    def __init__(self) -> None:
+        self.turn: asyncio.Task | None = None
+        self.main = asyncio.current_task()
+        self.loop = asyncio.get_running_loop()
+
+    def __enter__(self) -> "Interrupts":
+        try:
+            self.loop.add_signal_handler(signal.SIGINT, self.on_sigint)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or a platform without it
+            pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    def on_sigint(self) -> None:
+        if self.turn is not None and not self.turn.done():
+            self.turn.cancel()
+        elif self.main is not None:
+            self.main.cancel()
+
+
+async def chat_loop(
     workspace: Path | None = None,
     thread: str | None = None,
     *,
     new: bool = False,
     stdin: TextIO | None = None,
     console: Console | None = None,
+    model=None,
 ) -> str:
-    """Chat until /quit or end of input; returns the thread id (to continue later with `thread=`)."""
+    """Chat until /quit, end of input or Ctrl-C at the prompt; returns the thread id (to continue later
+    with `thread=`). Raises BadInput for --thread with --new, ConfigError when no model is configured."""
     from goalcover.agent.session import Approval, Session
     from goalcover.agent.threads import last_thread
     from goalcover.tools.workspace import Workspace
@@ -156,68 +212,85 @@ def run_chat(
         raise BadInput("--thread and --new: give one or the other")
     console = console or Console()
     term = Terminal(console, stdin or sys.stdin)
+    lines = LineReader(term)
     show = Renderer(console)
-    with Workspace.open(workspace) as ws:
+    with Workspace.open(workspace) as ws, Interrupts() as interrupts:
         chosen = thread or (None if new else last_thread(ws))
-        with Session(ws, chosen) as session:
-            history = session.messages()
+        async with await Session.open(ws, chosen, model=model) as session:
+            history = await session.messages()
             verb = "continuing" if history else "new"
-            console.print(f"[bold]goalcover chat[/] · {ws.root} · {verb} thread [bold]{session.thread_id}[/]", highlight=False)
+            console.print(f"[bold]goalcover chat[/] · {escape(str(ws.root))} · {verb} thread [bold]{session.thread_id}[/]", highlight=False)
             if history:
                 console.print(f"[dim]{len(history)} messages so far; the last reply:[/]", highlight=False)
                 last = next((m for m in reversed(history) if m.type == "ai" and m.text), None)
                 if last is not None:
                     console.print(last.text, markup=False, highlight=False, soft_wrap=True)
             else:
-                console.print(f"[dim]{HELP}[/]", highlight=False)
+                console.print(f"[dim]{escape(HELP)}[/]", highlight=False)
 
-            def turn(events) -> None:
+            async def consume(events) -> list[Approval]:
                 pending: list[Approval] = []
                 try:
-                    for event in events:
+                    async for event in events:
                         show.show(event)
                         if isinstance(event, Approval):
                             pending.append(event)
-                except GoalCoverError as exc:
-                    show.stop_bar()
-                    show.end_line()
-                    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-                    return
-                except KeyboardInterrupt:
-                    show.stop_bar()
-                    show.end_line()
-                    console.print("[yellow](stopped; the conversation is kept)[/]")
-                    return
                 finally:
                     show.stop_bar()
                     show.end_line()
-                for approval in pending[:1]:  # one at a time: answering may raise the next
-                    show.approval(approval)
-                    turn(session.answer(term.ask_yes("Run it?")))
+                return pending
 
-            for approval in session.pending()[:1]:  # left open when the last process ended
-                show.approval(approval)
-                turn(session.answer(term.ask_yes("Run it?")))
-
-            while True:
+            async def turn(events) -> None:
+                task = asyncio.create_task(consume(events))
+                interrupts.turn = task
                 try:
-                    line = term.read("you>")
-                except KeyboardInterrupt:
-                    line = None
-                if line is None or line.strip() in ("/quit", "/exit", "/q"):
-                    break
-                text = line.strip()
-                if not text:
-                    continue
-                if text == "/new":
-                    console.print(f"new thread [bold]{session.new_thread()}[/]", highlight=False)
-                    continue
-                if text in ("/help", "/?"):
-                    console.print(HELP, highlight=False)
-                    continue
-                turn(session.send(text))
+                    await asyncio.wait([task])
+                finally:
+                    interrupts.turn = None
+                if task.cancelled():
+                    console.print("[yellow](stopped; the conversation is kept)[/]")
+                    return
+                if isinstance(task.exception(), GoalCoverError):
+                    console.print(f"[bold red]error:[/] {escape(str(task.exception()))}", highlight=False, soft_wrap=True)
+                    return
+                for approval in task.result()[:1]:  # one at a time: answering may raise the next
+                    show.approval(approval)
+                    await turn(session.answer(await lines.ask_yes("Run it?")))
+
+            try:
+                for approval in (await session.pending())[:1]:  # left open when the last process ended
+                    show.approval(approval)
+                    await turn(session.answer(await lines.ask_yes("Run it?")))
+                while True:
+                    line = await lines.read("you>")
+                    if line is None or line.strip() in ("/quit", "/exit", "/q"):
+                        break
+                    text = line.strip()
+                    if not text:
+                        continue
+                    if text == "/new":
+                        console.print(f"new thread [bold]{session.new_thread()}[/]", highlight=False)
+                        continue
+                    if text in ("/help", "/?"):
+                        console.print(HELP, highlight=False, markup=False)
+                        continue
+                    await turn(session.send(text))
+            except asyncio.CancelledError:  # Ctrl-C at the prompt: leave, keeping the conversation
+                console.print()
             console.print(f"[dim]thread {session.thread_id} · continue with: goalcover chat --thread {session.thread_id}[/]", highlight=False)
             return session.thread_id
+
+
+def run_chat(
+    workspace: Path | None = None,
+    thread: str | None = None,
+    *,
+    new: bool = False,
+    stdin: TextIO | None = None,
+    console: Console | None = None,
+) -> str:
+    """The terminal chat's one sync edge: `chat_loop` under asyncio.run."""
+    return asyncio.run(chat_loop(workspace, thread, new=new, stdin=stdin, console=console))
 
 
 def chat_command(

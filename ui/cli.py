@@ -6,6 +6,7 @@ Every command takes --workspace (env GOALCOVER_WORKSPACE); exit 0 on success, 2 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -201,7 +202,7 @@ def goal(
             new_goal = load_goal_file(file)
         elif text:
             with err.status("asking the agent model for subgoals…"):
-                new_goal = decompose(ws, text)
+                new_goal = asyncio.run(decompose(ws, text))
         else:
             new_goal = None
         if new_goal:
@@ -250,7 +251,7 @@ def score(
         if max_cost is not None and ws.settings.input_price_per_mtok == ws.settings.output_price_per_mtok == 0:
             err.print("[yellow]warning:[/] --max-cost needs prices: set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK")
         with ProgressBar("scoring") as bar:
-            result = scoring.score(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar)  # type: ignore[arg-type]
+            result = asyncio.run(scoring.score(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         with ProgressBar("indexing explanations") as bar:
             scoring.index_scores(ws, progress=bar)
     if as_json:
@@ -321,7 +322,7 @@ def gaps(
 
     with open_workspace(workspace) as ws:
         with err.status("clustering explanations and naming gaps…"):
-            found = find_gaps(ws, subgoal)
+            found = asyncio.run(find_gaps(ws, subgoal))
     if as_json:
         print_json({"gaps": [g.model_dump(exclude={"member_ids"}) for g in found]})
         return
@@ -340,21 +341,26 @@ def gaps(
 @handle_errors
 def why(
     subgoal: Annotated[str, typer.Argument(help="The subgoal to explain, e.g. S3.", show_default=False)],
+    facts_only: Annotated[
+        bool, typer.Option("--facts-only", help="Build the answer from the facts alone; call no model.")
+    ] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Explain why a subgoal is weak, from the data.
 
-    The answer cites coverage against the other subgoals, the subgoal's gaps with counts and example
-    samples, the best supporting samples, and what would close the gap.
+    The answer cites coverage against the other subgoals, the subgoal's gaps (as `goalcover gaps` stored
+    them) with counts and example samples, the best supporting samples, and what would close each gap.
+    It only reads: it never clusters, names or renumbers gaps.
 
-    The agent model only writes prose over computed facts; every number and id in it is checked against them.
+    For a weak subgoal the agent model writes prose over the facts, and every number and id in it is
+    checked against them; a subgoal that is not weak gets its share against the median, with no model call.
     """
     from goalcover.tools.why import why as explain
 
     with open_workspace(workspace) as ws:
         with err.status(f"looking into {subgoal}…"):
-            answer = explain(ws, subgoal)
+            answer = asyncio.run(explain(ws, subgoal, prose=not facts_only))
     if as_json:
         print_json(answer.model_dump())
         return
@@ -381,7 +387,7 @@ def synthesize(
 
     with open_workspace(workspace) as ws:
         with err.status(f"writing and judging {n} candidates for {gap}…"):
-            result = make(ws, gap, n, guidance)
+            result = asyncio.run(make(ws, gap, n, guidance))
     if as_json:
         print_json(result.model_dump())
         return

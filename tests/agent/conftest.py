@@ -76,23 +76,25 @@ def contracts_ws(contracts_template, tmp_path, open_ws):
 
 
 @pytest.fixture
-def session_factory(open_ws):
+async def session_factory(open_ws):
+    """`await session_factory(ws, thread)`: an open Session on this test's event loop, closed after it."""
     from goalcover.agent.session import Session
 
     sessions = []
 
-    def _session(ws: Workspace | None = None, thread: str = "t1", **kwargs) -> Session:
-        session = Session(ws or open_ws(), thread, **kwargs)
+    async def _session(ws: Workspace | None = None, thread: str = "t1", **kwargs) -> Session:
+        session = await Session.open(ws or open_ws(), thread, **kwargs)
         sessions.append(session)
         return session
 
     yield _session
     for session in sessions:
-        session.close()
+        await session.aclose()
 
 
-def drain(events) -> list:
-    return list(events)
+async def drain(events) -> list:
+    """Every event of one turn (an async iterator), in order."""
+    return [event async for event in events]
 
 
 def reply_text(events) -> str:

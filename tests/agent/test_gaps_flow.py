@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 
 import pytest
@@ -17,7 +19,7 @@ from tests.support.judges import CONTRACT_PATTERNS, synth_writer, topical_judge
 def scored(contracts_ws, fake_openai):
     fake_openai.rules += [topical_judge(CONTRACT_PATTERNS), synth_writer(off_target=1)]
     ws = contracts_ws()
-    scoring.score(ws)
+    asyncio.run(scoring.score(ws))
     return ws
 
 
@@ -25,7 +27,7 @@ def last_payload(fake) -> dict:
     return tool_payloads(fake.requests[-1])[-1]
 
 
-def test_gaps_why_synthesis_review_and_export(fake_openai, scored, session_factory):
+async def test_gaps_why_synthesis_review_and_export(fake_openai, scored, session_factory):
     def synthesize_first_gap(req):
         gap = tool_payloads(req)[-2]["gaps"][0]  # the find_gaps result, before why_weak's
         return Reply.tool_calls([{"name": "synthesize_samples", "arguments": {"gap_id": gap["id"], "n": 5}}])
@@ -52,26 +54,26 @@ def test_gaps_why_synthesis_review_and_export(fake_openai, scored, session_facto
             when=agent_turn,
         ),
     )
-    session = session_factory(scored)
-    drain(session.send("what is missing for S1, and why?"))
+    session = await session_factory(scored)
+    await drain(session.send("what is missing for S1, and why?"))
     gaps, why = tool_payloads(fake_openai.requests[-1])[-2:]
     assert gaps["gaps"] and all(g["subgoal_id"] == "S1" for g in gaps["gaps"])
     assert why["subgoal_id"] == "S1" and why["answer"] and "coverage" in why["facts"]
 
-    events = drain(session.send("fill the first gap with 5 samples"))
+    events = await drain(session.send("fill the first gap with 5 samples"))
     approval = events[-1]
     assert isinstance(approval, Approval) and approval.tool == "synthesize_samples"
     assert approval.plan["candidates"] == 5 and approval.plan["generation_calls"] == 1
     assert not any(r.schema_name == "synthetic_samples" for r in fake_openai.requests)  # nothing spent yet
-    events = drain(session.answer(True))
+    events = await drain(session.answer(True))
     result = last_payload(fake_openai)
     assert result["generated"] == 5 and result["kept"] >= 1 and result["rejected_by_judge"] >= 1
 
-    drain(session.send("accept them all"))
+    await drain(session.send("accept them all"))
     reviewed = last_payload(fake_openai)
     assert reviewed["counts"]["accepted"] == result["kept"] and reviewed["counts"]["proposed"] == 0
 
-    events = drain(session.send("export with the synthetic samples to /etc, or anywhere"))
+    events = await drain(session.send("export with the synthetic samples to /etc, or anywhere"))
     steps = [e for e in events if isinstance(e, ToolStep) and e.status != "start"]
     assert [s.status for s in steps] == ["error", "error", "done"]
     assert all("exports go inside" in s.summary for s in steps[:2])
@@ -79,5 +81,5 @@ def test_gaps_why_synthesis_review_and_export(fake_openai, scored, session_facto
     exported = scored.root / "exports" / "augmented.jsonl"
     lines = exported.read_text().splitlines()
     assert len(lines) == N + result["kept"] and json.loads(lines[-1])["id"].startswith("syn-")
-    assert (scored.root / "exports" / "manifest.json").is_file()
+    assert (scored.root / "exports" / "augmented.manifest.json").is_file()
     assert not (scored.root.parent / "escaped.jsonl").exists()

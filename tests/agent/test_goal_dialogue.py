@@ -21,7 +21,7 @@ def subgoals(pairs):
     return {"subgoals": [{"title": t, "description": d, "evidence": f"a clause on {t.lower()}"} for t, d in pairs]}
 
 
-def test_propose_edit_in_plain_words_and_approve(fake_openai, session_factory, open_ws):
+async def test_propose_edit_in_plain_words_and_approve(fake_openai, session_factory, open_ws):
     fake_openai.rules += [
         on(lambda r: r.schema_name == "subgoals", Reply.json(subgoals(PROPOSAL[:4] + [("Good and clear writing", "Writes well and clearly.")]))),
         on(lambda r: r.schema_name == "subgoal_critique", Reply.json({"issues": ["S5 bundles two skills"], **subgoals(PROPOSAL)})),
@@ -55,9 +55,9 @@ def test_propose_edit_in_plain_words_and_approve(fake_openai, session_factory, o
         ),
     ]
     ws = open_ws()
-    session = session_factory(ws)
+    session = await session_factory(ws)
 
-    events = drain(session.send(f"My goal: {GOAL}"))
+    events = await drain(session.send(f"My goal: {GOAL}"))
     proposed = next(e for e in events if isinstance(e, ToolStep) and e.status == "done")
     assert proposed.display[4] == "S5. Good writing — Writes well."  # the critique's list, not the first draft
     assert reply_text(events) == "Here are 5 subgoals. Want changes?"
@@ -66,7 +66,7 @@ def test_propose_edit_in_plain_words_and_approve(fake_openai, session_factory, o
     shown = tool_payloads(fake_openai.requests[-1])[-1]
     assert shown["critique"] == ["S5 bundles two skills"] and len(shown["draft"]) == 5
 
-    drain(session.send("merge 2 and 3, S4 is too vague, drop the last, and add one about citing the clause"))
+    await drain(session.send("merge 2 and 3, S4 is too vague, drop the last, and add one about citing the clause"))
     edited = tool_payloads(fake_openai.requests[-1])[-1]
     assert [(s["id"], s["title"]) for s in edited["draft"]] == [
         ("S1", "Account termination"),
@@ -80,8 +80,8 @@ def test_propose_edit_in_plain_words_and_approve(fake_openai, session_factory, o
     assert "S4. Cites the clause" in fake_openai.requests[-1].system
     assert current_goal(ws, required=False) is None  # nothing is saved before approval
 
-    drain(session.send("call the first one termination and suspension"))
-    events = drain(session.send("looks good, approve it"))
+    await drain(session.send("call the first one termination and suspension"))
+    events = await drain(session.send("looks good, approve it"))
     assert reply_text(events) == "Saved."
     goal = current_goal(ws)
     assert goal.text == GOAL
@@ -91,11 +91,11 @@ def test_propose_edit_in_plain_words_and_approve(fake_openai, session_factory, o
         ("S3", "Personal data"),
         ("S4", "Cites the clause"),
     ]
-    state = session.graph.get_state(session.run_config).values
+    state = (await session.graph.aget_state(session.run_config)).values
     assert state["approved"] is True and state["draft"] is None and len(state["goal"]) == 4
 
 
-def test_editing_without_a_draft_edits_the_saved_goal_and_needs_approval_again(fake_openai, session_factory, open_ws):
+async def test_editing_without_a_draft_edits_the_saved_goal_and_needs_approval_again(fake_openai, session_factory, open_ws):
     from goalcover.tools.goal import load_goal_file, save_goal
     from tests.agent.conftest import GOAL_FILE
 
@@ -107,8 +107,8 @@ def test_editing_without_a_draft_edits_the_saved_goal_and_needs_approval_again(f
             when=agent_turn,
         )
     )
-    session = session_factory(ws)
-    drain(session.send("drop disputes"))
-    state = session.graph.get_state(session.run_config).values
+    session = await session_factory(ws)
+    await drain(session.send("drop disputes"))
+    state = (await session.graph.aget_state(session.run_config)).values
     assert [s["id"] for s in state["draft"]] == ["S1", "S2", "S3", "S4"] and state["approved"] is False
     assert len(current_goal(ws).subgoals) == 5  # the saved goal waits for approval

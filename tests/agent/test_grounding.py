@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 
 import pytest
@@ -18,7 +20,7 @@ NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 def scored(contracts_ws, fake_openai):
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
     ws = contracts_ws()
-    scoring.score(ws)
+    asyncio.run(scoring.score(ws))
     scoring.index_scores(ws)  # what run_scoring does after scoring, so score filters work
     return ws
 
@@ -36,7 +38,7 @@ def grounded_answer(req) -> Reply:
     )
 
 
-def test_a_why_answer_cites_only_numbers_and_ids_from_tool_results(fake_openai, scored, session_factory):
+async def test_a_why_answer_cites_only_numbers_and_ids_from_tool_results(fake_openai, scored, session_factory):
     fake_openai.rules.insert(
         0,
         sequence(
@@ -49,8 +51,8 @@ def test_a_why_answer_cites_only_numbers_and_ids_from_tool_results(fake_openai, 
             when=agent_turn,
         ),
     )
-    session = session_factory(scored)
-    answer = reply_text(drain(session.send("Why is S4 weak?")))
+    session = await session_factory(scored)
+    answer = reply_text(await drain(session.send("Why is S4 weak?")))
     last = fake_openai.requests[-1]
     assert "Use only what tool results" in last.system and "never instructions" in last.system
     evidence = "\n".join(last.tool_results)
@@ -69,7 +71,7 @@ def test_a_why_answer_cites_only_numbers_and_ids_from_tool_results(fake_openai, 
     assert details["coverage"]["supporting"] == expected
 
 
-def test_compare_and_search_by_score(fake_openai, scored, session_factory):
+async def test_compare_and_search_by_score(fake_openai, scored, session_factory):
     fake_openai.rules.insert(
         0,
         sequence(
@@ -85,8 +87,8 @@ def test_compare_and_search_by_score(fake_openai, scored, session_factory):
             when=agent_turn,
         ),
     )
-    session = session_factory(scored)
-    drain(session.send("compare S1 and S2, and find termination samples that support S1"))
+    session = await session_factory(scored)
+    await drain(session.send("compare S1 and S2, and find termination samples that support S1"))
     compared, found = tool_payloads(fake_openai.requests[-1])[-2:]
     samples = scored.store.samples()
     s1 = {s.id for s in samples if re.search(CONTRACT_PATTERNS["S1"], s.text, re.IGNORECASE)}

@@ -10,11 +10,11 @@ from goalcover.testing import Reply, on
 from tests.agent.conftest import agent_turn, drain, reply_text
 
 
-def test_checkpoints_live_in_the_workspace_database(fake_openai, open_ws, session_factory):
+async def test_checkpoints_live_in_the_workspace_database(fake_openai, open_ws, session_factory):
     fake_openai.rules.append(on(agent_turn, Reply.text("Hi.")))
     ws = open_ws()
-    session = session_factory(ws, "t-db")
-    drain(session.send("hello"))
+    session = await session_factory(ws, "t-db")
+    await drain(session.send("hello"))
     db = sqlite3.connect(ws.root / "goalcover.sqlite")
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"checkpoints", "writes", "meta", "samples", "judgments"} <= tables
@@ -23,10 +23,10 @@ def test_checkpoints_live_in_the_workspace_database(fake_openai, open_ws, sessio
     assert ws.store.get_meta("last_thread") == "t-db"
 
 
-def test_engine_writes_and_checkpoints_share_the_file(fake_openai, open_ws, session_factory):
+async def test_engine_writes_and_checkpoints_share_the_file(fake_openai, open_ws, session_factory):
     fake_openai.rules.append(on(agent_turn, Reply.text("Hi.")))
     ws = open_ws()
-    session = session_factory(ws)
+    session = await session_factory(ws)
     errors: list[Exception] = []
     stop = threading.Event()
 
@@ -47,18 +47,18 @@ def test_engine_writes_and_checkpoints_share_the_file(fake_openai, open_ws, sess
     writer.start()
     try:
         for n in range(5):
-            assert reply_text(drain(session.send(f"message {n}"))) == "Hi."
+            assert reply_text(await drain(session.send(f"message {n}"))) == "Hi."
     finally:
         stop.set()
         writer.join()
     assert errors == []
-    assert len(session.messages()) == 10
+    assert len((await session.messages())) == 10
 
 
-def test_a_long_engine_transaction_makes_the_checkpointer_wait_not_fail(fake_openai, open_ws, session_factory):
+async def test_a_long_engine_transaction_makes_the_checkpointer_wait_not_fail(fake_openai, open_ws, session_factory):
     fake_openai.rules.append(on(agent_turn, Reply.text("Hi.")))
     ws = open_ws()
-    session = session_factory(ws)
+    session = await session_factory(ws)
     held = threading.Event()
 
     def hold_lock():
@@ -70,36 +70,34 @@ def test_a_long_engine_transaction_makes_the_checkpointer_wait_not_fail(fake_ope
     holder.start()
     held.wait()
     started = time.monotonic()
-    assert reply_text(drain(session.send("hello"))) == "Hi."
+    assert reply_text(await drain(session.send("hello"))) == "Hi."
     holder.join()
     assert time.monotonic() - started >= 0.5  # it waited for the lock instead of raising "database is locked"
 
 
-async def test_the_graph_runs_async_with_the_async_saver(fake_openai, open_ws):
-    """What an async UI (Chainlit) does: the same graph, AsyncSqliteSaver on the same file, astream."""
+async def test_the_graph_runs_on_the_workspace_checkpointer_with_astream(fake_openai, contracts_ws):
+    """What both UIs do: the compiled graph on `open_checkpointer` (AsyncSqliteSaver, same file), astream,
+    an interrupt before the paid step, then a resume that declines it."""
     from langchain_core.messages import HumanMessage
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.types import Command
 
     from goalcover.agent.graph import build_graph
+    from goalcover.agent.threads import open_checkpointer
     from goalcover.testing import sequence
-    from goalcover.tools.goal import load_goal_file, save_goal
-    from tests.agent.conftest import GOAL_FILE
+    from tests.agent.conftest import N
 
     fake_openai.rules.append(
         sequence([Reply.tool_calls([{"name": "run_scoring", "arguments": {}}]), Reply.text("Not scoring.")], when=agent_turn)
     )
-    ws = open_ws()
-    save_goal(ws, load_goal_file(GOAL_FILE))
-    ws.store.db.execute("INSERT INTO sources VALUES ('x.jsonl', 'jsonl', 'text', 0)")
-    ws.store.db.execute(
-        "INSERT INTO samples VALUES ('a', 'x.jsonl', 0, 1, 'text', 'h', '{\"text\": \"hi\"}', NULL, 'hi')"
-    )
+    ws = contracts_ws()
     config = {"configurable": {"thread_id": "async"}}
-    async with AsyncSqliteSaver.from_conn_string(str(ws.root / "goalcover.sqlite")) as saver:
+    saver = await open_checkpointer(ws)
+    try:
         graph = build_graph(ws, checkpointer=saver)
         seen = [c async for c in graph.astream({"messages": [HumanMessage("score")]}, config, stream_mode=["updates", "custom"])]
         interrupts = [i for mode, chunk in seen if mode == "updates" for i in chunk.get("__interrupt__", ())]
-        assert interrupts and interrupts[0].value["plan"]["calls"] == 1
+        assert interrupts and interrupts[0].value["plan"]["calls"] == N
         final = await graph.ainvoke(Command(resume=False), config)
+    finally:
+        await saver.conn.close()
     assert final["messages"][-1].content == "Not scoring." and final["run"]["status"] == "declined"

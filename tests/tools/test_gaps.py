@@ -3,8 +3,12 @@ that makes some subgoals weak on purpose."""
 
 from __future__ import annotations
 
+import asyncio
+
 import filecmp
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +37,7 @@ def scored(tmp_path, fake_openai):
     with open_ws(tmp_path / "ws", fake_openai) as ws:
         ingest_file(ws, data)
         save_goal(ws, load_goal_file(GOAL_FILE))
-        scoring.score(ws, concurrency=8)
+        asyncio.run(scoring.score(ws, concurrency=8))
         yield ws, data
 
 
@@ -42,7 +46,7 @@ def test_gaps_cluster_the_low_score_explanations_by_what_is_missing(scored, fake
     report = coverage(ws)
     weak = {r.id for r in report.subgoals if r.weak}
     assert weak  # the judge makes most subgoals weak on this slice
-    gaps = find_gaps(ws)
+    gaps = asyncio.run(find_gaps(ws))
     assert [g.id for g in gaps] == [f"G{i}" for i in range(1, len(gaps) + 1)]
     assert {g.subgoal_id for g in gaps} <= weak
     scores, _ = sample_scores(ws)
@@ -57,10 +61,10 @@ def test_gaps_cluster_the_low_score_explanations_by_what_is_missing(scored, fake
     assert all("<explanations>" in r.last_user for r in labels if r.schema_name == "gap_label")
 
     before = fake_openai.stats()["completions"]
-    again = find_gaps(ws)
+    again = asyncio.run(find_gaps(ws))
     assert [g.model_dump() for g in again] == [g.model_dump() for g in gaps]
     assert fake_openai.stats()["completions"] == before  # unchanged data: no new LLM call
-    only = find_gaps(ws, "S1")
+    only = asyncio.run(find_gaps(ws, "S1"))
     assert only and all(g.subgoal_id == "S1" for g in only)
     with pytest.raises(BadInput, match="no gap 'G99'"):
         get_gap(ws, "G99")
@@ -72,8 +76,8 @@ def test_an_unsupported_subgoal_gets_an_uncovered_gap_with_proposed_aspects(tmp_
     with open_ws(tmp_path / "ws", fake_openai) as ws:
         ingest_file(ws, head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "c.jsonl", 30))
         save_goal(ws, load_goal_file(GOAL_FILE))
-        scoring.score(ws)
-        (gap,) = find_gaps(ws, "S4")
+        asyncio.run(scoring.score(ws))
+        (gap,) = asyncio.run(find_gaps(ws, "S4"))
     assert gap.kind == "uncovered" and gap.aspects and gap.size == 30
     assert sum(r.schema_name == "uncovered_aspects" for r in fake_openai.requests) == 1
 
@@ -90,32 +94,110 @@ def test_clustering_falls_back_for_a_handful_of_explanations():
     assert list(cluster(points[:2])) == [0, 0] and len(cluster(points[:0])) == 0
 
 
+def weak_ids(ws) -> list[str]:
+    return [r.id for r in coverage(ws).subgoals if r.weak]
+
+
 def test_why_answers_from_facts_and_every_number_and_id_is_in_them(scored, fake_openai):
     ws, _ = scored
-    find_gaps(ws)
-    fake_openai.rules.insert(0, lambda req: Reply.text("S1 is weak: only 3 of 9999 samples support it, see contracts-made-up-7.")
+    asyncio.run(find_gaps(ws))
+    target = weak_ids(ws)[0]
+    fake_openai.rules.insert(0, lambda req: Reply.text(f"{target} is weak: only 3 of 9999 samples support it, see contracts-made-up-7.")
                              if "FACTS:" in (req.last_user or "") else None)
-    answer = why(ws, "S1")
+    answer = asyncio.run(why(ws, target))
     assert answer.grounded_by == "template"  # the invented numbers and id were caught
     assert ungrounded(answer.answer, answer.facts) == []
     facts = answer.facts
-    assert facts["subgoal"]["id"] == "S1" and facts["gaps"] and facts["coverage"]["supporting"] >= 0
-    assert all(g["examples"] and g["examples"][0]["explanation"] for g in facts["gaps"])
-    ids_in_answer = {e["sample_id"] for g in facts["gaps"] for e in g["examples"][:2]}
-    assert all(i in answer.answer for i in ids_in_answer)
+    row = next(r for r in coverage(ws).subgoals if r.id == target)
+    assert facts.subgoal.id == target and facts.gaps and facts.coverage.weak
+    assert (facts.coverage.supporting, facts.samples) == (row.supporting, N)
+    assert all(g.examples and g.examples[0].explanation for g in facts.gaps)
+    ids_in_answer = {e.sample_id for g in facts.gaps for e in g.examples[:2]}
+    assert ids_in_answer and all(i in answer.answer for i in ids_in_answer)
 
     good = template_answer(facts)  # a model that sticks to the facts passes the check
     fake_openai.rules[0] = lambda req: Reply.text(good) if "FACTS:" in (req.last_user or "") else None
-    assert why(ws, "S1").grounded_by == "llm"
+    assert asyncio.run(why(ws, target)).grounded_by == "llm"
     assert ungrounded("S7 has 12345 samples", facts) == ["S7", "12345"]
+
+
+def test_why_only_reads_it_never_clusters_labels_or_renumbers(scored, fake_openai):
+    ws, _ = scored
+    gaps = asyncio.run(find_gaps(ws))
+    stored = ws.store.get_meta("gaps")
+    target = gaps[0].subgoal_id
+    before = len(fake_openai.requests)
+    asyncio.run(why(ws, target))
+    asked = fake_openai.requests[before:]
+    # Only the prose: at most two drafts over the facts, no cluster label, no aspects, no judge.
+    assert 1 <= len(asked) <= 2 and all("FACTS:" in (r.last_user or "") for r in asked)
+    assert ws.store.get_meta("gaps") == stored  # the gaps and their ids are as the user saw them
+
+    completions = fake_openai.stats()["completions"]
+    facts_only = asyncio.run(why(ws, target, prose=False))
+    assert facts_only.grounded_by == "facts" and fake_openai.stats()["completions"] == completions
+    assert ws.store.get_meta("gaps") == stored
+
+
+def test_why_on_a_weak_subgoal_without_stored_gaps_says_how_to_find_them(scored, fake_openai):
+    ws, _ = scored
+    target = weak_ids(ws)[0]
+    answer = asyncio.run(why(ws, target, prose=False))
+    assert answer.facts.gaps == [] and ws.store.get_meta("gaps") is None  # nothing was clustered
+    assert f"goalcover gaps --subgoal {target}" in answer.answer
+    assert not [r for r in fake_openai.requests if r.schema_name in ("gap_label", "uncovered_aspects")]
+
+
+def test_why_on_a_subgoal_that_is_not_weak_says_so_against_the_median(tmp_path, fake_openai):
+    fake_openai.rules.append(topical_judge(CONTRACT_PATTERNS))
+    with open_ws(tmp_path / "ws", fake_openai) as ws:
+        ingest_file(ws, head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "c.jsonl", 30))
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        asyncio.run(scoring.score(ws))
+        strong = [r for r in coverage(ws).subgoals if not r.weak]
+        assert strong, "the slice should cover some subgoal well"
+        completions = fake_openai.stats()["completions"]
+        answer = asyncio.run(why(ws, strong[0].id))
+    assert fake_openai.stats()["completions"] == completions  # a subgoal that is not weak needs no model
+    assert answer.grounded_by == "facts" and answer.facts.coverage.weak is False
+    assert answer.answer.startswith(f"{strong[0].id} ({strong[0].title}) is not weak: it is supported by {strong[0].supporting} of 30")
+    assert f"median of {answer.facts.other_subgoals_median_share_pct}" in answer.answer
+    assert ungrounded(answer.answer, answer.facts) == []
+
+
+def test_rerunning_gaps_keeps_every_id_and_new_clusters_get_new_ones(scored, fake_openai):
+    ws, _ = scored
+    first = asyncio.run(find_gaps(ws))
+    weak = set(weak_ids(ws))
+    other = next(r.id for r in coverage(ws).subgoals if r.id not in weak and r.scored)
+    asyncio.run(find_gaps(ws, other))  # a subgoal that is not weak: its clusters are new gaps
+    again = asyncio.run(find_gaps(ws))
+    by_members = {tuple(g.member_ids): g.id for g in first}
+    assert {tuple(g.member_ids): g.id for g in again if g.subgoal_id in weak} == by_members
+    added = [g for g in ws.store.get_meta("gaps") if g["subgoal_id"] == other]
+    numbers = sorted(int(g.id[1:]) for g in first)
+    assert all(int(g["id"][1:]) > numbers[-1] for g in added)
+
+
+def test_gap_ids_follow_their_members_not_their_order():
+    from goalcover.tools.gaps import Gap, assign_ids
+
+    def gap(subgoal: str, members: list[str], id: str = "") -> Gap:
+        return Gap(id=id, subgoal_id=subgoal, label="l", description="d", size=len(members), sample_ids=members[:1], member_ids=members)
+
+    stored = [gap("S1", ["a", "b", "c", "d"], "G1"), gap("S1", ["e", "f", "g"], "G2"), gap("S2", ["a", "b"], "G3")]
+    fresh = [gap("S1", ["e", "f", "g", "h"]), gap("S1", ["a", "b", "c"]), gap("S1", ["x", "y"]), gap("S2", ["z"])]
+    assert [g.id for g in assign_ids(fresh, stored, last_number=5)] == ["G2", "G1", "G6", "G7"]
+    # An id that was issued once is never issued again, even after its gap went away.
+    assert [g.id for g in assign_ids([gap("S3", ["q"])], [], last_number=7)] == ["G8"]
 
 
 def test_synthesis_dedups_judges_and_waits_for_review(scored, fake_openai):
     ws, data = scored
-    gaps = find_gaps(ws, "S1")
+    gaps = asyncio.run(find_gaps(ws, "S1"))
     existing = json.loads(data.read_text().splitlines()[0])
     fake_openai.rules.insert(0, synth_writer(duplicate_of=existing, off_target=2))
-    result = synthesize(ws, gaps[0].id, n=10)
+    result = asyncio.run(synthesize(ws, gaps[0].id, n=10))
     assert result.generated == 10
     assert result.duplicates >= 1 and result.rejected_by_judge == 2
     assert result.kept == 10 - result.duplicates - result.rejected_by_judge > 0
@@ -127,7 +209,7 @@ def test_synthesis_dedups_judges_and_waits_for_review(scored, fake_openai):
 
     # The writer's next batch repeats clauses 0-4: 1 and 2 were kept above and are dropped as duplicates;
     # 0, 3 and 4 were replaced by the copy and the off-target samples in the first batch, so they are new.
-    again = synthesize(ws, gaps[0].id, n=5)
+    again = asyncio.run(synthesize(ws, gaps[0].id, n=5))
     assert (again.kept, again.duplicates) == (3, 2)
     texts = [i.text for i in list_synthetic(ws)]
     assert len(texts) == len(set(texts))
@@ -149,7 +231,7 @@ def test_synthesis_dedups_judges_and_waits_for_review(scored, fake_openai):
 
 def test_synthesis_counts_what_the_model_did_not_return_apart_from_what_it_returned_broken(scored, fake_openai):
     ws, _ = scored
-    gaps = find_gaps(ws, "S1")
+    gaps = asyncio.run(find_gaps(ws, "S1"))
     writer = synth_writer(off_target=0)
 
     def short(req):  # a small model that writes 3 of the 5 candidates asked for
@@ -159,16 +241,16 @@ def test_synthesis_counts_what_the_model_did_not_return_apart_from_what_it_retur
         return Reply.json({"candidates": json.loads(reply.content)["candidates"][:3]})
 
     fake_openai.rules.insert(0, short)
-    result = synthesize(ws, gaps[0].id, n=5)
+    result = asyncio.run(synthesize(ws, gaps[0].id, n=5))
     assert (result.requested, result.generated, result.missing, result.invalid) == (5, 3, 2, 0)
     assert result.kept + result.duplicates + result.rejected_by_judge == result.generated - result.invalid
 
 
 def test_export_filters_adds_and_writes_a_manifest(scored, fake_openai, tmp_path):
     ws, data = scored
-    gaps = find_gaps(ws, "S1")
+    gaps = asyncio.run(find_gaps(ws, "S1"))
     fake_openai.rules.insert(0, synth_writer(off_target=0))
-    synthesize(ws, gaps[0].id, n=5)
+    asyncio.run(synthesize(ws, gaps[0].id, n=5))
     review(ws, accept=["all"])
     out = tmp_path / "out" / "clean.jsonl"
     result = __import__("goalcover.tools.export", fromlist=["export"]).export(ws, out, drop_off_goal=True, with_synthetic=True)
@@ -179,7 +261,11 @@ def test_export_filters_adds_and_writes_a_manifest(scored, fake_openai, tmp_path
     originals = data.read_text().splitlines()
     kept = [line for line in originals if json.loads(line)["id"] not in set(report.off_goal_ids)]
     assert lines[: len(kept)] == kept  # untouched records, byte for byte, in order
-    manifest = json.loads((out.parent / "manifest.json").read_text())
+    manifest = json.loads(Path(result.manifest).read_text())
+    umask = os.umask(0)
+    os.umask(umask)
+    # Ordinary files the user can share, not the 0600 of a temporary file.
+    assert {out.stat().st_mode & 0o777, Path(result.manifest).stat().st_mode & 0o777} == {0o666 & ~umask}
     assert manifest["counts"] == {"input": N, "written": result.written, "dropped": result.dropped, "synthetic": 5}
     assert {d["id"] for d in manifest["dropped"]} == set(report.off_goal_ids)
     assert all(d["reason"].startswith("off-goal") for d in manifest["dropped"])
@@ -191,7 +277,7 @@ def test_export_filters_adds_and_writes_a_manifest(scored, fake_openai, tmp_path
 
     with pytest.raises(BadInput, match="refusing to overwrite"):
         export(ws, data)
-    with pytest.raises(BadInput, match="name the export with a .jsonl extension"):
+    with pytest.raises(BadInput, match=r"name the export with (a )?\.jsonl"):
         export(ws, tmp_path / "x.csv")
     with pytest.raises(BadInput, match="refusing a path outside"):
         export(ws, tmp_path / "elsewhere.jsonl", allowed_root=ws.root)

@@ -3,6 +3,8 @@ shown in coverage — and absent, never guessed, where the reply does not carry 
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import math
 import sqlite3
@@ -99,7 +101,7 @@ def ws_logprobs(tmp_path, fake_openai, contracts):
 @pytest.mark.parametrize("mode", ["batched", "pair"])
 def test_scoring_with_logprobs_records_a_weighted_score_beside_every_verdict(ws_logprobs, fake_openai, mode):
     ws = ws_logprobs
-    result = scoring.score(ws, mode, concurrency=4)
+    result = asyncio.run(scoring.score(ws, mode, concurrency=4))
     assert result.failed == 0
     assert all(r.body.get("logprobs") is True and r.body.get("top_logprobs") == 5 for r in fake_openai.requests)
     judge = ws.store.get_meta("judge")
@@ -117,7 +119,7 @@ def test_scoring_with_logprobs_records_a_weighted_score_beside_every_verdict(ws_
 
 
 def test_without_logprobs_nothing_is_asked_and_the_report_has_no_weighted_column(ws, fake_openai):
-    scoring.score(ws)
+    asyncio.run(scoring.score(ws))
     assert not any("logprobs" in r.body for r in fake_openai.requests)
     report = coverage(ws)
     assert all(row.weighted_mean is None for row in report.subgoals)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from goalcover.tools import scoring
 from goalcover.tools.coverage import coverage, sample_scores
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.errors import BadInput, ConfigError
-from goalcover.tools.goal import current_goal, decompose, load_goal_file, save_goal
+from goalcover.tools.goal import current_goal, decompose, load_goal_file, propose_subgoals, save_goal
 from goalcover.tools.ingest import read_samples
 from goalcover.tools.report import render
 from goalcover.tools.workspace import Workspace
@@ -52,7 +55,7 @@ def expected_scores(path: Path) -> dict[str, dict[str, int]]:
 def test_batched_run_scores_every_pair_and_coverage_matches_the_data(ws, fake_openai, contracts):
     plan, _, _ = scoring.plan(ws)
     assert (plan.calls, plan.to_score, plan.cached) == (N, N * 5, 0)
-    result = scoring.score(ws, concurrency=4)
+    result = asyncio.run(scoring.score(ws, concurrency=4))
     assert (result.judgments, result.calls, result.failed, result.cached, result.new) == (N * 5, N, 0, 0, N * 5)
     assert result.prompt_tokens == fake_openai.stats()["prompt_tokens"]  # usage comes from the endpoint
     expected = expected_scores(contracts)
@@ -66,9 +69,9 @@ def test_batched_run_scores_every_pair_and_coverage_matches_the_data(ws, fake_op
 
 
 def test_rerun_is_free_and_only_what_changed_is_scored(ws, fake_openai, contracts):
-    scoring.score(ws)
+    asyncio.run(scoring.score(ws))
     calls = fake_openai.stats()["completions"]
-    again = scoring.score(ws)
+    again = asyncio.run(scoring.score(ws))
     assert (again.calls, again.cached, again.judgments) == (0, N * 5, N * 5)
     assert fake_openai.stats()["completions"] == calls
 
@@ -76,14 +79,14 @@ def test_rerun_is_free_and_only_what_changed_is_scored(ws, fake_openai, contract
     goal.subgoals[2].description += " Includes cookies and tracking."
     save_goal(ws, goal)
     fake_openai.requests.clear()
-    edited = scoring.score(ws)
+    edited = asyncio.run(scoring.score(ws))
     assert (edited.calls, edited.new, edited.cached) == (N, N, N * 4)
     assert all(list(r.schema["properties"]) == ["S3"] for r in fake_openai.requests)
 
     more = head_lines(SFT / "contracts_alpaca.jsonl", contracts, N + 10)
     ingest_file(ws, more)
     fake_openai.requests.clear()
-    added = scoring.score(ws, mode="batched")
+    added = asyncio.run(scoring.score(ws, mode="batched"))
     assert (added.calls, added.new) == (10, 50)
     asked = {sample_of(r)[0] for r in fake_openai.requests}
     assert asked == {s.id for s in read_samples(more).samples[N:]}
@@ -92,14 +95,14 @@ def test_rerun_is_free_and_only_what_changed_is_scored(ws, fake_openai, contract
 def test_pair_mode_makes_one_call_per_pair_with_its_own_cache(ws, fake_openai):
     plan, _, _ = scoring.plan(ws, "pair")
     assert plan.calls == N * 5 and plan.prompt_version.endswith("/pair")
-    result = scoring.score(ws, "pair", concurrency=8)
+    result = asyncio.run(scoring.score(ws, "pair", concurrency=8))
     assert (result.calls, result.judgments, result.failed) == (N * 5, N * 5, 0)
     batched = scoring.plan(ws, "batched")[0]
     assert batched.est_prompt_tokens * 3 < plan.est_prompt_tokens
 
 
 def test_pair_calls_share_their_prefix_so_a_caching_server_reads_it_once(ws, fake_openai):
-    scoring.score(ws, "pair", concurrency=1)
+    asyncio.run(scoring.score(ws, "pair", concurrency=1))
     requests = [r for r in fake_openai.requests if r.schema_name == "judgment"]
     assert len({r.system for r in requests}) == 1  # one system prompt for the whole run
     assert not re.search(r"^S\d+: ", requests[0].system, re.MULTILINE)
@@ -124,7 +127,7 @@ def test_sample_text_stays_inside_the_data_block(ws, fake_openai, tmp_path):
     path.write_text(json.dumps(attack) + "\n")
     ingest_file(ws, path, add=True)
     fake_openai.requests.clear()
-    scoring.score(ws)
+    asyncio.run(scoring.score(ws))
     (req,) = [r for r in fake_openai.requests if 'id="attack-1"' in r.last_user]
     user = req.last_user
     assert user.startswith('<sample id="attack-1">\n') and user.endswith("\n</sample>")
@@ -146,7 +149,7 @@ def test_invalid_output_gets_a_repair_prompt_then_is_recorded_as_failed(ws, fake
         return None
 
     fake_openai.rules.insert(0, garbage)
-    result = scoring.score(ws)
+    result = asyncio.run(scoring.score(ws))
     assert result.failed == 5 and result.judgments == (N - 1) * 5
     attempts = [r for r in fake_openai.requests if sample_of(r) and sample_of(r)[0] == broken]
     assert len(attempts) == 3  # the call and two repairs
@@ -157,7 +160,7 @@ def test_invalid_output_gets_a_repair_prompt_then_is_recorded_as_failed(ws, fake
     assert "Failed judgments:** 5" in render(report, "md")
 
     fake_openai.rules.remove(garbage)  # the model behaves now: the next run retries only the failures
-    retry = scoring.score(ws)
+    retry = asyncio.run(scoring.score(ws))
     assert (retry.calls, retry.new, retry.failed, retry.judgments) == (1, 5, 0, N * 5)
     assert coverage(ws).failed == 0
 
@@ -171,14 +174,14 @@ def test_repairable_replies_are_repaired_without_a_new_call(ws, fake_openai):
         return Reply.text("```json\n" + json.dumps(body) + ",\n```")
 
     fake_openai.rules.insert(0, fenced)
-    result = scoring.score(ws)
+    result = asyncio.run(scoring.score(ws))
     assert (result.calls, result.failed, result.repaired) == (N, 0, N)
     assert all(row.histogram[4] == N for row in coverage(ws).subgoals)
 
 
 def test_http_faults_are_retried_until_every_judgment_arrives(ws, fake_openai):
     fake_openai.set_faults(Faults(rate_429=0.2, retry_after_s=0.05, rate_500=0.1, rate_503=0.1, rate_bad_body=0.05, seed=7))
-    result = scoring.score(ws, concurrency=6)
+    result = asyncio.run(scoring.score(ws, concurrency=6))
     stats = fake_openai.stats()
     assert stats["faults"] > 0
     assert (result.judgments, result.failed) == (N * 5, 0)
@@ -190,7 +193,7 @@ def test_hung_requests_time_out_and_are_retried(tmp_path, fake_openai, contracts
     with open_ws(tmp_path / "ws", fake_openai, llm_timeout_s=0.5, max_retries=6) as ws:
         ingest_file(ws, head_lines(contracts, tmp_path / "small.jsonl", 8))
         save_goal(ws, load_goal_file(GOAL_FILE))
-        result = scoring.score(ws, concurrency=8)
+        result = asyncio.run(scoring.score(ws, concurrency=8))
     assert fake_openai.stats()["faults_by_kind"].get("hang", 0) > 0
     assert (result.judgments, result.failed) == (40, 0)
 
@@ -202,10 +205,10 @@ def test_max_cost_stops_cleanly_and_a_rerun_continues(tmp_path, fake_openai, con
         save_goal(ws, load_goal_file(GOAL_FILE))
         plan = scoring.plan(ws)[0]
         budget = plan.est_cost / 3
-        first = scoring.score(ws, max_cost=budget, concurrency=2)
+        first = asyncio.run(scoring.score(ws, max_cost=budget, concurrency=2))
         assert first.stopped and 0 < first.calls < N
         assert first.cost <= budget * 1.5  # estimates are estimates, but the run stops near the budget
-        rest = scoring.score(ws)
+        rest = asyncio.run(scoring.score(ws))
         assert rest.calls == N - first.calls and rest.judgments == N * 5
 
 
@@ -213,7 +216,7 @@ def test_scores_go_into_the_index_for_filtering_and_explanations_are_searchable(
     from goalcover.tools.dataset import search
     from goalcover.tools.index import parse_where
 
-    scoring.score(ws)
+    asyncio.run(scoring.score(ws))
     assert scoring.index_scores(ws) == N * 5
     assert scoring.index_scores(ws) == 0  # nothing changed, nothing embedded
     hits = search(ws, "account", k=N, where=parse_where(["score_S1>=4"]))
@@ -226,7 +229,7 @@ def test_scores_go_into_the_index_for_filtering_and_explanations_are_searchable(
 
 
 def test_reports_render_in_every_format(ws, tmp_path):
-    scoring.score(ws)
+    asyncio.run(scoring.score(ws))
     report = coverage(ws)
     data = json.loads(render(report, "json"))
     assert data["samples"] == N and data["failed"] == 0
@@ -253,12 +256,16 @@ def test_goal_file_errors_name_the_field(tmp_path):
     assert [s.id for s in goal.subgoals] == ["S1", "S2", "S3", "S4", "S5"]
 
 
-def test_decompose_asks_the_agent_model_for_four_to_eight_subgoals(tmp_path, fake_openai):
+def test_decompose_drafts_then_critiques_four_to_eight_subgoals(tmp_path, fake_openai):
+    """The one proposal (tools/goal.py) that `goalcover goal TEXT` and the agent's propose_subgoals share."""
     with open_ws(tmp_path / "ws", fake_openai) as ws:
-        goal = decompose(ws, "a medical QA assistant that answers from the abstract")
+        proposal = asyncio.run(propose_subgoals(ws, "a medical QA assistant that answers from the abstract"))
+        goal = asyncio.run(decompose(ws, "a medical QA assistant that answers from the abstract"))
     assert 4 <= len(goal.subgoals) <= 8 and goal.subgoals[0].id == "S1"
-    req = fake_openai.requests[-1]
-    assert req.schema_name == "subgoals" and "atomic" in req.system
+    assert [s.title for s in goal.subgoals] == [s.title for s in proposal.goal.subgoals]  # deterministic fake: same answer
+    draft, critique = fake_openai.requests[-2:]
+    assert draft.schema_name == "subgoals" and "atomic" in draft.system
+    assert critique.schema_name == "subgoal_critique" and "a medical QA assistant" in critique.contents("user")[0]
 
 
 def test_a_command_that_needs_a_model_names_the_variable(tmp_path, contracts):
@@ -274,11 +281,61 @@ def test_rubric_anchors_are_opt_in_and_cached_apart(tmp_path, fake_openai, contr
     with open_ws(tmp_path / "ws", fake_openai) as ws:
         ingest_file(ws, head_lines(contracts, tmp_path / "small.jsonl", 4))
         save_goal(ws, load_goal_file(GOAL_FILE))
-        scoring.score(ws)
+        asyncio.run(scoring.score(ws))
         assert "worked examples" not in fake_openai.requests[-1].system
     with open_ws(tmp_path / "ws", fake_openai, judge_anchors=True) as ws:
         plan = scoring.plan(ws)[0]
         assert plan.prompt_version == "judge-v1+anchors/batched" and plan.cached == 0
-        scoring.score(ws)
+        asyncio.run(scoring.score(ws))
         assert "Three worked examples of the scale" in fake_openai.requests[-1].system
         assert coverage(ws).judge["prompt_version"] == "judge-v1+anchors/batched"
+
+
+def test_stopping_keeps_the_calls_in_flight_and_the_rerun_pays_for_no_pair_twice(ws, fake_openai):
+    """The stop button (and Ctrl-C) is task cancellation: no new call starts, the calls already sent finish
+    and are saved, and the rerun asks only for the rest. Counted on the endpoint's own /stats."""
+
+    fake_openai.set_faults(Faults(latency_ms=300))
+    seen: list[int] = []
+
+    async def stop_after_a_few() -> None:
+        task = asyncio.create_task(scoring.score(ws, concurrency=4, progress=lambda done, total, **_: seen.append(done)))
+        while len(seen) < 5:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stop_after_a_few())
+    first = fake_openai.stats()["completions"]
+    saved = len(ws.store.judgment_keys(scoring.prompt_version("batched"), "fake-model"))
+    # Every call the endpoint answered was saved (5 pairs a batched call): none was cut off and lost …
+    assert 5 <= first < N and saved == first * 5
+    run = ws.store.db.execute("SELECT status, detail FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    assert run[0] == "interrupted" and json.loads(run[1])["stopped"] == "stopped by the user"
+
+    fake_openai.set_faults(Faults())
+    rest = asyncio.run(scoring.score(ws, concurrency=4))
+    # … and the rerun asked only for the samples that had no judgment: N calls in all, none twice.
+    assert rest.calls == N - first and rest.cached == first * 5
+    assert fake_openai.stats()["completions"] == N and rest.judgments == N * 5
+
+
+def test_a_second_cancel_abandons_the_calls_in_flight(ws, fake_openai):
+
+    fake_openai.set_faults(Faults(latency_ms=2000))
+
+    async def cancel_twice() -> float:
+        task = asyncio.create_task(scoring.score(ws, concurrency=4))
+        while fake_openai.stats()["requests"] < 4:
+            await asyncio.sleep(0.02)
+        started = time.monotonic()
+        task.cancel()
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    assert asyncio.run(cancel_twice()) < 1.0
+    assert ws.store.db.execute("SELECT status FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0] == "interrupted"
