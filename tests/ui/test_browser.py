@@ -268,6 +268,22 @@ def test_login_keeps_users_apart(browser, tmp_path):
         assert (tmp_path / "ws" / ".ui-auth-secret").stat().st_mode & 0o077 == 0
 
 
+
+def test_an_upload_named_in_any_script_ingests_as_the_cli_does(pages, tmp_path):
+    """`训练数据.jsonl` keeps its name and extension in the workspace: the same samples and shape as
+    `goalcover ingest` finds in it (it once lost its extension and was an "unknown file type")."""
+    source = tmp_path / "训练数据.jsonl"
+    shutil.copyfile(SFT / "contracts_alpaca.jsonl", source)
+    with FakeOpenAI() as fake, serve(tmp_path / "ws", fake) as url:
+        page = pages()
+        page.goto(url)
+        expect_text(page, "Start by uploading your dataset", 30_000)
+        upload(page, source)
+        expect_text(page, re.compile(rf"训练数据\.jsonl: {SAMPLES} samples \(alpaca, jsonl\)"), LONG)
+        idle(page)
+    assert (tmp_path / "ws" / "uploads" / "训练数据.jsonl").read_bytes() == source.read_bytes()
+
+
 # --- the app's pieces, without a browser ------------------------------------------------------------
 
 def test_serve_keeps_chainlit_in_the_workspace_and_offline(tmp_path, monkeypatch):
@@ -288,6 +304,16 @@ def test_serve_keeps_chainlit_in_the_workspace_and_offline(tmp_path, monkeypatch
     # `goalcover ui` starts fast: Chainlit is imported by the server it execs, not by the command.
     probe = "import sys, goalcover.ui.serve; sys.exit('chainlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
+
+def test_upload_names_stay_readable_and_safe():
+    from goalcover.ui.webchat import safe_file_name
+
+    assert safe_file_name("训练数据.jsonl") == "训练数据.jsonl"
+    assert safe_file_name("données été.csv") == "données_été.csv"
+    assert safe_file_name("../../etc/passwd") == "passwd" and safe_file_name("C:\\data\\x.parquet") == "x.parquet"
+    assert safe_file_name(".jsonl") == "dataset.jsonl" and safe_file_name("") == "dataset"
+    assert safe_file_name("shards.jsonl.gz") == "shards.jsonl.gz"
 
 
 def test_samples_read_as_turns_and_code():
