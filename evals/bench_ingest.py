@@ -20,7 +20,7 @@ from goalcover.tools.embeddings import embed
 from goalcover.tools.ingest import read_samples
 from goalcover.tools.workspace import Workspace
 
-DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sft"
+DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ from goalcover.tools.goal import save_goal
 from goalcover.tools.models import Goal, Subgoal
 from goalcover.tools.workspace import Workspace
 
-DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sft"
+DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 # Self-instruct's user-oriented tasks, topped up with MBPP when the largest level needs more samples.
 DEFAULT_FILES = "selfinstruct_alpaca.jsonl,mbpp_alpaca.jsonl"
 MODEL = "fake-model"

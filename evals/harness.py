@@ -23,7 +23,7 @@ from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
-SFT = ROOT.parent / "shared" / "datasets" / "sft"
+SFT = ROOT / "tests" / "data" / "sft"  # vendored real datasets (tests/data/README.md)
 GOALS = ROOT / "evals" / "goals"
 RESULTS = ROOT / "evals" / "results"
 # judge_separation uses 8091; another port lets both run on one machine.

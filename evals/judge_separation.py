@@ -33,7 +33,7 @@ from goalcover.tools.models import Goal
 from goalcover.tools.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
-SFT = ROOT.parent / "shared" / "datasets" / "sft"
+SFT = ROOT / "tests" / "data" / "sft"  # vendored real datasets (tests/data/README.md)
 GOAL_FILE = ROOT / "evals" / "goals" / "contracts.yaml"
 RESULTS = ROOT / "evals" / "results"
 

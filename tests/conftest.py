@@ -1,4 +1,4 @@
-"""Shared fixtures: the real datasets beside the checkout, fresh workspaces, the fake OpenAI endpoint."""
+"""Shared fixtures: the real datasets vendored in tests/data, fresh workspaces, the fake OpenAI endpoint."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ pytest_plugins = ["goalcover.testing.pytest_plugin"]
 
 
 # Resolved, as the engine resolves the files it reads (and names them so in its messages).
-DATASETS = Path(os.environ.get("GOALCOVER_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")).resolve()
+DATASETS = Path(os.environ.get("GOALCOVER_DATASETS", Path(__file__).resolve().parent / "data")).resolve()
 SFT = DATASETS / "sft"
 BAD = DATASETS / "bad"
+HUNT = DATASETS / "hunt"
 
 
 def pytest_configure(config):
     if not SFT.is_dir():
-        raise pytest.UsageError(f"the shared datasets are missing: expected {SFT} (set GOALCOVER_DATASETS)")
+        raise pytest.UsageError(f"the test datasets are missing: expected {SFT} (tests/data, or set GOALCOVER_DATASETS)")
 
 
 @pytest.fixture(autouse=True)

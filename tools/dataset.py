@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from goalcover.tools.errors import BadInput
-from goalcover.tools.index import SearchHit, sample_metadata
-from goalcover.tools.ingest import read_samples
+from goalcover.tools.index import STAGING, SearchHit, sample_metadata
+from goalcover.tools.ingest import IdRegistry, scan
+from goalcover.tools.store import INGEST_PENDING
 from goalcover.tools.models import IngestResult, LengthStats, Sample, Shape
 from goalcover.tools.workspace import Workspace
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int | None], None]
 CHARS_PER_TOKEN = 4  # a local estimate: tokenizers of hosted models are not available offline
 
 
@@ -59,6 +61,23 @@ def _check_source(ws: Workspace, path: str, shape: Shape, add: bool, replace: bo
     return False
 
 
+class _StagedIds(IdRegistry):
+    """Duplicate-id checks against the staging table, so memory stays flat however big the file."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.store = ws.store
+        self.pending: dict[str, int] = {}  # the chunk not staged yet
+
+    def line_of(self, sample_id: str) -> int | None:
+        return self.pending.get(sample_id) or self.store.staged_line(sample_id)
+
+    def add(self, sample_id: str, line: int) -> None:
+        self.pending[sample_id] = line
+
+    def staged(self) -> None:
+        self.pending.clear()
+
+
 def ingest_file(
     ws: Workspace,
     path: Path,
@@ -69,109 +88,181 @@ def ingest_file(
     skip_invalid: bool = False,
     progress: Progress | None = None,
 ) -> IngestResult:
+    """Read `path` (file, .gz/.zst, folder of shards, save_to_disk folder) into the workspace, atomically.
+
+    Streams in chunks: each chunk is checked, its new or changed samples embedded into a staging
+    collection and its rows staged in SQLite; one transaction then swaps the staged samples in, and the
+    staged vectors are moved into the index (`finish_ingest`, redone on the next open if killed). A
+    failure or kill before that transaction leaves the workspace exactly as it was. Raises BadInput for a
+    bad file, record or workspace conflict; progress(done, None) is called per chunk (the total is unknown
+    while streaming)."""
     settings = ws.settings
-    read = read_samples(
+    finish_ingest(ws)  # a committed ingest that was killed before its index step: complete it first
+    _abandon_staging(ws)
+    chunk_size = max(settings.embed_batch_size, 256)
+    rejected_log = _RejectedLog(ws, path.expanduser().resolve())
+    reading = scan(
         path,
         shape,
         skip_invalid=skip_invalid,
         max_sample_chars=settings.max_sample_chars,
         warn_sample_chars=settings.warn_sample_chars,
+        ids=(staged_ids := _StagedIds(ws)),
+        keep_rejected=10,
+        on_reject=rejected_log.write,
     )
-    source = read.samples[0].source
-    if _check_source(ws, source, read.shape, add, replace):
-        ws.index.reset()
-        with ws.store.transaction() as conn:
-            ws.store.clear_samples(conn)
-
-    held = ws.store.sample_hashes()
-    new, changed, unchanged = [], [], []
-    for sample in read.samples:
-        if sample.id not in held:
-            new.append(sample)
-            continue
-        old_hash, old_source = held[sample.id]
-        if old_source != source:
-            raise BadInput(f"{source}: line {sample.line}: id {sample.id!r} is already in the workspace from {old_source}")
-        (unchanged if old_hash == sample.content_hash else changed).append(sample)
-    current = {s.id for s in read.samples}
-    removed = [i for i, (_, src) in held.items() if src == source and i not in current]
-
-    to_embed = new + changed
-    positions = {s.id: n for n, s in enumerate(read.samples)}
-    with ws.store.transaction() as conn:
-        ws.store.add_source(conn, source, read.file_type, read.shape)
-    if to_embed:
-        _embed_and_index(ws, to_embed, positions, progress)
-    with ws.store.transaction() as conn:
-        # Unchanged samples may have moved in the file; their rows are cheap to rewrite, their vectors stay.
-        ws.store.upsert_samples(conn, ((positions[s.id], s) for s in unchanged))
-        ws.store.delete_samples(conn, removed)
-    if removed:
-        ws.index.delete(removed)
-
-    report = _write_rejected(ws, Path(source), read.rejected) if read.rejected else None
-    seen: set[str] = set()
-    duplicates = 0
-    for sample in read.samples:
-        duplicates += sample.content_hash in seen
-        seen.add(sample.content_hash)
-    lengths = [len(s.text) for s in read.samples]
+    source = str(reading.path)
+    reset = False
+    position = embedded = 0
+    skipped_fields: dict[str, list] = {}
+    try:
+        for chunk in _chunks(reading.samples, chunk_size):
+            if position == 0:
+                assert reading.shape is not None
+                reset = _check_source(ws, source, reading.shape, add, replace)
+            held = {} if reset else ws.store.held([s.id for s in chunk])
+            rows, to_embed = [], []
+            for sample in chunk:
+                old = held.get(sample.id)
+                if old is not None and old[1] != source:
+                    raise BadInput(f"{source}: line {sample.line}: id {sample.id!r} is already in the workspace from {old[1]}")
+                status = "new" if old is None else ("unchanged" if old[0] == sample.content_hash else "changed")
+                rows.append((position, sample, status))
+                position += 1
+                if status != "unchanged":
+                    to_embed.append(sample)
+            if to_embed:
+                _embed_into_staging(ws, to_embed, skipped_fields)
+                embedded += len(to_embed)
+            ws.store.stage_samples(rows)
+            staged_ids.staged()
+            if progress:
+                progress(position, None)
+        assert reading.shape is not None
+        counts, duplicates, lengths = ws.store.staged_stats()
+        removed = ws.store.commit_ingest(source, reading.file_type, reading.shape, reading.layout.model_dump(), replace=reset)
+    except BaseException:
+        _abandon_staging(ws)
+        rejected_log.discard()
+        raise
+    finish_ingest(ws)
+    report = rejected_log.keep()
+    warnings = reading.warnings + [
+        f"field {name!r} ({count:,} samples): {why}; kept for export, left out of the index's filters"
+        for name, (why, count) in skipped_fields.items()
+    ]
     return IngestResult(
-        samples=len(read.samples),
-        format=read.shape,
-        invalid=len(read.rejected),
-        new=len(new),
-        unchanged=len(unchanged),
-        changed=len(changed),
-        removed=len(removed),
-        embedded=len(to_embed),
+        samples=position,
+        format=reading.shape,
+        invalid=reading.rejected_count,
+        new=counts.get("new", 0),
+        unchanged=counts.get("unchanged", 0),
+        changed=counts.get("changed", 0),
+        removed=removed,
+        embedded=embedded,
         file=source,
-        file_type=read.file_type,
+        file_type=reading.file_type,
         exact_duplicates=duplicates,
         chars=length_stats(lengths),
         est_tokens=length_stats([math.ceil(n / CHARS_PER_TOKEN) for n in lengths]),
-        warnings=read.warnings,
+        warnings=warnings,
         rejected_report=str(report) if report else None,
     )
 
 
-def _embed_and_index(ws: Workspace, samples: list[Sample], positions: dict[str, int], progress: Progress | None) -> None:
-    """Embed in batches and commit each batch to Chroma and SQLite, so a kill loses at most one batch."""
+def _chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
+    chunk: list[Sample] = []
+    for sample in samples:
+        chunk.append(sample)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _embed_into_staging(ws: Workspace, samples: list[Sample], skipped_fields: dict[str, list]) -> None:
     from goalcover.tools.embeddings import embed
 
-    batch = max(ws.settings.embed_batch_size, 256)
-    done = 0
-    for start in range(0, len(samples), batch):
-        chunk = samples[start : start + batch]
-        vectors = embed([s.text for s in chunk], ws.settings.embed_batch_size)
-        ws.index.upsert([s.id for s in chunk], vectors, [s.text for s in chunk], [sample_metadata(s) for s in chunk])
-        with ws.store.transaction() as conn:
-            ws.store.upsert_samples(conn, ((positions[s.id], s) for s in chunk))
-        done += len(chunk)
-        if progress:
-            progress(done, len(samples))
+    metadatas = []
+    for sample in samples:
+        meta, skipped = sample_metadata(sample)
+        metadatas.append(meta)
+        for name, why in skipped.items():
+            skipped_fields.setdefault(name, [why, 0])[1] += 1
+    vectors = embed([s.text for s in samples], ws.settings.embed_batch_size)
+    ws.index.upsert([s.id for s in samples], vectors, [s.text for s in samples], metadatas, name=STAGING)
 
 
-def _write_rejected(ws: Workspace, source: Path, rejected) -> Path:
-    folder = ws.root / "rejected"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{source.name}.rejected.jsonl"
-    with path.open("w", encoding="utf-8") as out:
-        for item in rejected:
-            out.write(json.dumps({"file": str(source), "line": item.line, "reason": item.reason}, ensure_ascii=False) + "\n")
-    return path
+def _abandon_staging(ws: Workspace) -> None:
+    """Drop what an ingest that never committed left behind (staged rows and vectors)."""
+    if ws.store.get_meta(INGEST_PENDING) is not None:
+        return
+    ws.index.reset(STAGING)
+    ws.store.clear_staging()
+
+
+def finish_ingest(ws: Workspace) -> None:
+    """Apply a committed ingest to the index: drop removed ids (or the whole collection after a
+    --replace), move the staged vectors in, then clear the staging state. Every step is idempotent, so a
+    kill anywhere here is completed by the next call (ingest, or opening the workspace's index)."""
+    finish_pending_ingest(ws.store, ws.index)
+
+
+def finish_pending_ingest(store, index) -> None:
+    """`finish_ingest` on a store and an index (called by Workspace.index as it opens)."""
+    pending = store.get_meta(INGEST_PENDING)
+    if pending is None:
+        return
+    if pending.get("reset"):
+        index.reset()
+    while ids := store.removed_ids():
+        index.delete(ids)
+        store.forget_removed(ids)
+    index.move(STAGING)
+    store.finish_ingest()
+
+
+class _RejectedLog:
+    """Rejected records written to `rejected/<file>.rejected.jsonl` as they come (a temporary file until
+    the ingest commits), so a file with a million bad lines does not fill memory."""
+
+    def __init__(self, ws: Workspace, source: Path) -> None:
+        self.path = ws.root / "rejected" / f"{source.name}.rejected.jsonl"
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.source = source
+        self.out = None
+
+    def write(self, item) -> None:
+        if self.out is None:
+            self.path.parent.mkdir(exist_ok=True)
+            self.out = self.tmp.open("w", encoding="utf-8")
+        self.out.write(json.dumps({"file": str(self.source), "line": item.line, "reason": item.reason}, ensure_ascii=False) + "\n")
+
+    def keep(self) -> Path | None:
+        if self.out is None:
+            return None
+        self.out.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.tmp.unlink(missing_ok=True)
 
 
 def describe(ws: Workspace) -> dict[str, Any]:
-    """What the workspace holds, for the CLI, the agent and the UI."""
-    samples = ws.store.samples()
-    if not samples:
+    """What the workspace holds, for the CLI, the agent and the UI: {samples, format, sources, chars,
+    est_tokens} (length statistics in characters and estimated tokens), from SQL, without loading samples."""
+    lengths = ws.store.sample_lengths()
+    if not lengths:
         return {"samples": 0, "sources": []}
-    lengths = [len(s.text) for s in samples]
+    sources = ws.store.sources()
     return {
-        "samples": len(samples),
-        "format": samples[0].format,
-        "sources": ws.store.sources(),
+        "samples": len(lengths),
+        "format": sources[0]["shape"],
+        "sources": [{k: v for k, v in src.items() if k != "layout"} for src in sources],
         "chars": length_stats(lengths).model_dump(),
         "est_tokens": length_stats([math.ceil(n / CHARS_PER_TOKEN) for n in lengths]).model_dump(),
     }

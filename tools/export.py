@@ -1,15 +1,21 @@
 """Export: the filtered and augmented dataset in the user's own shape and file type, with a manifest.
 
-Untouched records come out exactly as they came in (JSONL lines byte for byte, other types record for
-record). Files are written atomically, never over an input file, and `manifest.json` beside the export
-says what was dropped and why, where each synthetic sample came from, and the coverage before and after.
+Untouched records come out exactly as they came in: JSONL byte for byte (BOM, line ends and all), JSON
+array elements and CSV rows as written, Parquet under its own schema, in the same container (gzip/zstd,
+a folder of shards, a save_to_disk folder). Files are written atomically, never over an input file, and
+`<name>.manifest.json` beside each export says what was dropped and why, where each synthetic sample came
+from, and the coverage before and after.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
+import os
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,9 +27,10 @@ from goalcover.tools.coverage import coverage
 from goalcover.tools.errors import BadInput
 from goalcover.tools.files import write_atomic
 from goalcover.tools.goal import current_goal
-from goalcover.tools.ingest import file_type_of
 from goalcover.tools.models import Sample
+from goalcover.tools.readers import SourceLayout
 from goalcover.tools.synthesis import list_synthetic
+from goalcover.tools.values import to_storable
 from goalcover.tools.workspace import Workspace
 
 
@@ -37,23 +44,39 @@ class ExportResult(BaseModel):
     manifest: str
 
 
-def _jsonl(samples: list[Sample], synthetic: list[dict]) -> bytes:
-    lines = [s.raw if s.raw is not None else json.dumps(s.record, ensure_ascii=False) for s in samples]
+def _lines_text(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+    """JSON Lines as the source wrote them: its BOM, its line ends, its final newline; untouched lines
+    byte for byte (the raw line as read)."""
+    lines = [s.raw if s.raw is not None else json.dumps(to_storable(s.record), ensure_ascii=False) for s in samples]
     lines += [json.dumps(r, ensure_ascii=False) for r in synthetic]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    text = layout.newline.join(lines) + (layout.newline if layout.final_newline or synthetic else "")
+    return ("\ufeff" if layout.bom else "").encode("utf-8") + text.encode("utf-8")
 
 
-def _json(samples: list[Sample], synthetic: list[dict]) -> bytes:
-    return (json.dumps([s.record for s in samples] + synthetic, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+def _json(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+    """A JSON array whose untouched elements are their original text (numbers and key order as written)."""
+    items = [s.raw if s.raw is not None else json.dumps(to_storable(s.record), ensure_ascii=False) for s in samples]
+    items += [json.dumps(r, ensure_ascii=False) for r in synthetic]
+    body = "[\n" + ",\n".join(items) + "\n]\n" if items else "[]\n"
+    return ("\ufeff" if layout.bom else "").encode("utf-8") + body.encode("utf-8")
 
 
-def _csv(samples: list[Sample], synthetic: list[dict], header: list[str]) -> bytes:
+def _csv(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+    """CSV in the source's dialect (delimiter, line ends, BOM) under its verbatim header; untouched rows
+    keep every cell, unnamed columns included; synthetic rows fill the named columns."""
+    header = layout.csv_header or _header([s.record for s in samples] + synthetic)
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for record in [s.record for s in samples] + synthetic:
-        writer.writerow({k: _cell(record.get(k)) for k in header})
-    return buffer.getvalue().encode("utf-8")
+    writer = csv.writer(buffer, delimiter=layout.csv_delimiter or ",", lineterminator=layout.newline)
+    writer.writerow(header)
+    names = [h.strip() for h in header]
+    for sample in samples:
+        if sample.raw is not None and layout.csv_header is not None:
+            writer.writerow(json.loads(sample.raw))
+        else:
+            writer.writerow([_cell(sample.record.get(n)) if n else "" for n in names])
+    for record in synthetic:
+        writer.writerow([_cell(record.get(n)) if n else "" for n in names])
+    return ("\ufeff" if layout.bom else "").encode("utf-8") + buffer.getvalue().encode("utf-8")
 
 
 def _cell(value: Any) -> str:
@@ -62,22 +85,121 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _parquet(samples: list[Sample], synthetic: list[dict], source: Path) -> bytes:
+def _arrow_table(records: list[dict], layout: SourceLayout):
+    import pyarrow as pa
+
+    schema = layout.schema()
+    try:
+        return pa.Table.from_pylist(records, schema=schema)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise BadInput(f"the records do not fit the source's columns ({exc}); export synthetic samples to JSONL instead") from None
+
+
+def _parquet(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+    """Parquet under the source's own Arrow schema, so bytes, timestamps, decimals and structs come back
+    as the types they were."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(source) if source.exists() else None
-    table = pa.Table.from_pylist([s.record for s in samples] + synthetic, schema=schema)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
+    pq.write_table(_arrow_table([s.record for s in samples] + synthetic, layout), sink)
     return sink.getvalue().to_pybytes()
 
 
-def _header(samples: list[Sample], synthetic: list[dict]) -> list[str]:
+def _header(records: list[dict]) -> list[str]:
     header: list[str] = []
-    for record in [s.record for s in samples] + synthetic:
+    for record in records:
         header += [k for k in record if k not in header]
     return header
+
+
+def _compress(data: bytes, compression: str | None) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(data, mtime=0)
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(data)
+    return data
+
+
+def _file_bytes(file_type: str, samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+    if file_type == "jsonl":
+        data = _lines_text(samples, synthetic, layout)
+    elif file_type == "json":
+        data = _json(samples, synthetic, layout)
+    elif file_type == "csv":
+        data = _csv(samples, synthetic, layout)
+    else:
+        data = _parquet(samples, synthetic, layout)
+    return _compress(data, layout.compression)
+
+
+def _expected_names(source: Path, file_type: str, layout: SourceLayout) -> list[str]:
+    """The endings an export of this source may have: its own, or the file type's usual one."""
+    if layout.container != "file":
+        return []
+    own = "".join(source.suffixes[-2:]) if layout.compression else source.suffix
+    usual = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet"}[file_type]
+    usual += {"gzip": ".gz", "zstd": ".zst"}.get(layout.compression or "", "")
+    return list(dict.fromkeys([own.lower(), usual]))
+
+
+def _write_folder(output: Path, file_type: str, samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
+    """A folder of shards like the source's: each kept sample back in its own shard; synthetic samples
+    in one more shard. Written beside the target and renamed into place."""
+    if output.exists() and any(output.iterdir()):
+        raise BadInput(f"{output}: exists and is not empty; exports of folder datasets go to a new folder")
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        by_part: dict[str, list[Sample]] = {part: [] for part in layout.shards}
+        for sample in samples:
+            by_part.setdefault(sample.part or layout.shards[0], []).append(sample)
+        for part, kept in by_part.items():
+            target = staging / part
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_file_bytes(file_type, kept, [], layout))
+        if synthetic:
+            first = Path(layout.shards[0])
+            name = first.name[: len(first.name) - len("".join(first.suffixes))] + "-synthetic" + "".join(first.suffixes)
+            (staging / first.parent / name).write_bytes(_file_bytes(file_type, [], synthetic, layout))
+        _publish(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_hf(output: Path, samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
+    """A Hugging Face `save_to_disk` folder (needs the `datasets` package: goalcover[hf])."""
+    try:
+        from datasets import Dataset
+    except ImportError:
+        raise BadInput("exporting a Hugging Face save_to_disk folder needs the datasets package: pip install 'goalcover[hf]'") from None
+    if output.exists() and any(output.iterdir()):
+        raise BadInput(f"{output}: exists and is not empty; exports of folder datasets go to a new folder")
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        Dataset(_arrow_table([s.record for s in samples] + synthetic, layout)).save_to_disk(str(staging / "data"))
+        _publish(staging / "data", output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(folder: Path, output: Path) -> None:
+    if output.exists():
+        output.rmdir()  # checked empty above
+    os.replace(folder, output)
+    for path in [output, *output.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def manifest_path_for(output: Path) -> Path:
+    """`clean.jsonl` -> `clean.manifest.json` beside it (each export its own manifest); a folder export's
+    manifest sits beside the folder."""
+    base = output.name
+    for suffix in reversed(output.suffixes[-2:]):
+        base = base.removesuffix(suffix) if suffix.lower() in (".gz", ".zst", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq") else base
+    return output.with_name(f"{base or output.name}.manifest.json")
 
 
 def export(
@@ -99,12 +221,13 @@ def export(
     if output in inputs:
         raise BadInput(f"{output}: is an input file of this workspace; refusing to overwrite it")
     file_type = sources[0]["file_type"]
-    try:
-        wanted = file_type_of(output)
-    except BadInput:
-        wanted = None
-    if wanted != file_type:
-        raise BadInput(f"{output}: the dataset is {file_type}; name the export with a .{file_type} extension")
+    layout = SourceLayout.model_validate(sources[0].get("layout") or {})
+    source_path = Path(sources[0]["path"])
+    names = _expected_names(source_path, file_type, layout)
+    if names and not output.name.lower().endswith(tuple(names)):
+        raise BadInput(f"{output}: the dataset is {file_type}; name the export with {' or '.join(names)} at the end")
+    if not names and output.suffix:
+        raise BadInput(f"{output}: the dataset is a folder ({layout.container}); give a folder name for the export, not a file name")
 
     samples = ws.store.samples()
     dropped: list[dict] = []
@@ -119,15 +242,12 @@ def export(
     synthetic = list_synthetic(ws, state="accepted") if with_synthetic else []
     records = [s.record for s in synthetic]
 
-    if file_type == "jsonl":
-        data = _jsonl(samples, records)
-    elif file_type == "json":
-        data = _json(samples, records)
-    elif file_type == "csv":
-        data = _csv(samples, records, _header(samples, records))
+    if layout.container == "hf":
+        _write_hf(output, samples, records, layout)
+    elif layout.container == "folder":
+        _write_folder(output, file_type, samples, records, layout)
     else:
-        data = _parquet(samples, records, Path(sources[0]["path"]))
-    write_atomic(output, data)
+        write_atomic(output, _file_bytes(file_type, samples, records, layout))
 
     goal = current_goal(ws, required=False)
     manifest = {
@@ -147,7 +267,7 @@ def export(
         "coverage_after": [r.model_dump() for r in report.after] if report and report.after and with_synthetic else None,
         "judge": report.judge if report else None,
     }
-    manifest_path = write_atomic(output.parent / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    manifest_path = write_atomic(manifest_path_for(output), json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return ExportResult(
         path=str(output), written=len(samples) + len(records), dropped=len(dropped), synthetic=len(records), manifest=str(manifest_path)
     )

@@ -18,18 +18,26 @@ from pydantic import BaseModel
 from goalcover.tools.embeddings import MiniLMEmbedding
 from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.tools.models import Sample
+from goalcover.tools.values import FIELD_PREFIX, index_fields
 
 SAMPLES = "samples"
-# Record fields too long or too nested to filter on are left out of the metadata.
-MAX_META_CHARS = 256
+# Where an ingest puts its vectors until it commits (see dataset.ingest_file).
+STAGING = "samples-staging"
+# Metadata keys GoalCover writes itself; the record's own fields live under `field.` (values.FIELD_PREFIX).
+SYSTEM_KEYS = ("source", "format", "line", "content_hash")
+SYSTEM_KEY = re.compile(r"^(score|weighted)_S\d+$")
 WHERE_OPS = {"<=": "$lte", ">=": "$gte", "!=": "$ne", "=": "$eq", "<": "$lt", ">": "$gt"}
 
 
 class SearchHit(BaseModel):
+    """One search result: cosine similarity in [-1, 1], the sample's text view, GoalCover's metadata
+    (source, format, line, score_S1 …) and the record's own indexed fields (by their own names)."""
+
     id: str
     similarity: float
     text: str
     metadata: dict[str, Any]
+    fields: dict[str, Any] = {}
 
 
 def _collection_prefix(workspace: Path) -> str:
@@ -37,20 +45,29 @@ def _collection_prefix(workspace: Path) -> str:
     return f"{name[:40]}-"
 
 
-def sample_metadata(sample: Sample) -> dict[str, Any]:
-    """Where the sample came from plus its short scalar fields (e.g. a category label) for `--where`."""
+def sample_metadata(sample: Sample) -> tuple[dict[str, Any], dict[str, str]]:
+    """(Chroma metadata, {field: why it is not in the index}) for one sample: where it came from, plus the
+    record's short scalar fields (e.g. a category label) under `field.NAME` for `--where NAME=…`.
+
+    The namespace keeps a user's own `score_S1` apart from the judge's `score_S1`, and makes every key one
+    Chroma accepts (it refuses `""`, `$…`, `#…` and drops `chroma:…`); see values.index_fields."""
     meta: dict[str, Any] = {
-        "source": Path(sample.source).name,
+        "source": Path(sample.part or sample.source).name,
         "format": sample.format,
         "line": sample.line,
         "content_hash": sample.content_hash,
     }
-    for key, value in sample.record.items():
-        if key in meta or key == "id":
-            continue
-        if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= MAX_META_CHARS):
-            meta[key] = value
-    return meta
+    fields, skipped = index_fields(sample.record)
+    meta.update(fields)
+    return meta, skipped
+
+
+def where_key(name: str) -> str:
+    """The metadata key a `--where` field names: GoalCover's own keys (source, format, line, score_S3, …)
+    as they are, `field.NAME` as written, any other name as the record's field `field.NAME`."""
+    if name in SYSTEM_KEYS or SYSTEM_KEY.match(name) or name.startswith(FIELD_PREFIX):
+        return name
+    return FIELD_PREFIX + name
 
 
 def parse_where(clauses: Sequence[str]) -> dict[str, Any] | None:
@@ -72,7 +89,7 @@ def parse_where(clauses: Sequence[str]) -> dict[str, Any] | None:
             value = raw == "true"
         if op in ("<", ">", "<=", ">=") and isinstance(value, str):
             raise BadInput(f"--where {clause!r}: {op} needs a number")
-        parts.append({field: {WHERE_OPS[op]: value}})
+        parts.append({where_key(field): {WHERE_OPS[op]: value}})
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else {"$and": parts}
@@ -135,6 +152,26 @@ class Index:
         for start in starts:
             self.collection(name).delete(ids=ids[start : start + size])
 
+    def move(self, source: str, target: str = SAMPLES, page: int = 1000) -> None:
+        """Upsert every entry of collection `source` (vectors, documents, metadata) into `target`, then
+        drop `source`. Idempotent: a move killed half-way is completed by running it again."""
+        if source not in self._names():
+            return
+        staged = self.collection(source)
+        offset = 0
+        while True:
+            got = staged.get(limit=page, offset=offset, include=["embeddings", "documents", "metadatas"])
+            if not got["ids"]:
+                break
+            self.collection(target).upsert(
+                ids=got["ids"], embeddings=got["embeddings"], documents=got["documents"], metadatas=got["metadatas"]
+            )
+            offset += len(got["ids"])
+        self.reset(source)
+
+    def _names(self) -> set[str]:
+        return {c.name.removeprefix(self.prefix) for c in self.client.list_collections() if c.name.startswith(self.prefix)}
+
     def count(self, name: str = SAMPLES) -> int:
         return self.collection(name).count()
 
@@ -156,7 +193,10 @@ class Index:
             )
         except ValueError as exc:
             raise BadInput(f"--where: Chroma refused the filter ({exc})") from None
-        return [
-            SearchHit(id=i, similarity=round(1.0 - float(d), 4), text=doc or "", metadata=meta or {})
-            for i, d, doc, meta in zip(found["ids"][0], found["distances"][0], found["documents"][0], found["metadatas"][0])
-        ]
+        hits = []
+        for i, d, doc, meta in zip(found["ids"][0], found["distances"][0], found["documents"][0], found["metadatas"][0]):
+            meta = meta or {}
+            own = {k.removeprefix(FIELD_PREFIX): v for k, v in meta.items() if k.startswith(FIELD_PREFIX)}
+            system = {k: v for k, v in meta.items() if not k.startswith(FIELD_PREFIX)}
+            hits.append(SearchHit(id=i, similarity=round(1.0 - float(d), 4), text=doc or "", metadata=system, fields=own))
+        return hits

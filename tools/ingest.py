@@ -2,23 +2,26 @@
 
 Every problem becomes one message naming the file and the line (or record, or row) and the field: users
 hand us real, messy files, and a traceback or a silently dropped row would cost them trust or data.
+Reading streams (see `readers`): `scan` yields one checked `Sample` (or `Rejected`) at a time, so a file
+of any size goes through in bounded memory; `read_samples` collects them for small files and tests.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from goalcover.tools.errors import BadInput
+from goalcover.tools.errors import BadInput, describe_validation_error
 from goalcover.tools.models import SHAPES, FileType, Sample, Shape, content_hash
+from goalcover.tools.readers import RawRecord, Rejected, SourceLayout, file_type_of, loads, open_source
+from goalcover.tools.values import check_text
+
+__all__ = ["RawRecord", "Rejected", "file_type_of", "parse_record", "read_samples", "scan", "text_view"]
 
 # Which key marks which shape, in the order they are tried (a chat record may also carry a `text` key).
 SIGNATURES: tuple[tuple[str, Shape], ...] = (
@@ -32,7 +35,8 @@ SHAPE_HELP = (
     "alpaca (instruction, input, output), messages (messages: [{role, content}]), "
     "sharegpt (conversations: [{from, value}]), prompt-completion (prompt, completion), text (text)"
 )
-BINARY_SNIFF_BYTES = 8192
+# Long-sample warnings beyond this many are counted, not listed.
+MAX_LISTED_WARNINGS = 20
 
 
 # --- record shapes ---------------------------------------------------------------------------------
@@ -86,216 +90,96 @@ RECORD_MODELS: dict[Shape, type[_Record]] = {
 SHAREGPT_ROLES = {"human": "user", "gpt": "assistant"}
 
 
-def _content_text(content: str | list[dict[str, Any]] | None) -> str:
+# Placeholders for parts of a message the judge cannot read, so it knows they were there.
+PART_PLACEHOLDERS = {"image_url": "[image]", "image": "[image]", "input_image": "[image]", "input_audio": "[audio]", "audio": "[audio]", "file": "[file]", "video": "[video]"}
+
+
+def _content_text(content: Any) -> str:
+    """A message's content as text: strings as they are, text parts joined, other parts as placeholders."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    parts = []
+    for part in content if isinstance(content, list) else [content]:
+        if not isinstance(part, dict):
+            parts.append(str(part))
+        elif isinstance(part.get("text"), str):
+            parts.append(part["text"])
+        else:
+            kind = str(part.get("type", "part"))
+            parts.append(PART_PLACEHOLDERS.get(kind, f"[{kind}]"))
+    return "\n".join(parts)
+
+
+def _as_json_text(value: Any) -> str:
+    """Tool definitions and call arguments as compact JSON (strings holding JSON are shown as they are)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _tool_call_text(call: Any) -> str:
+    """`name(arguments)` for an OpenAI tool call ({function: {name, arguments}}) or a bare {name, arguments}."""
+    if not isinstance(call, dict):
+        return _as_json_text(call)
+    fn = call.get("function") if isinstance(call.get("function"), dict) else call
+    return f"{fn.get('name', '?')}({_as_json_text(fn.get('arguments', ''))})"
+
+
+def _extras(parsed: _Record) -> dict[str, Any]:
+    return parsed.model_extra or {}
+
+
+def _preamble(extras: dict[str, Any]) -> list[str]:
+    """Record-level `system` prompt and `tools` definitions (LLaMA-Factory, OpenAI fine-tuning files)."""
+    parts = []
+    if extras.get("system"):
+        parts.append(f"system: {_content_text(extras['system'])}")
+    if extras.get("tools"):
+        parts.append(f"tools: {_as_json_text(extras['tools'])}")
+    return parts
+
+
+def _message_text(message: ChatMessage) -> str:
+    extras = _extras(message)
+    lines = []
+    text = _content_text(message.content)
+    if text:
+        lines.append(text)
+    calls = extras.get("tool_calls") or ([extras["function_call"]] if extras.get("function_call") else [])
+    for call in calls if isinstance(calls, list) else [calls]:
+        lines.append(f"[tool call] {_tool_call_text(call)}")
+    role = message.role
+    if role in ("tool", "function"):
+        name = extras.get("name") or extras.get("tool_call_id")
+        role = f"{role} result" + (f" ({name})" if name else "")
+    return f"{role}: " + "\n".join(lines)
+
+
+SHAREGPT_LABELS = {"human": "user", "gpt": "assistant", "function_call": "assistant [tool call]", "observation": "tool result"}
 
 
 def text_view(shape: Shape, parsed: _Record) -> str:
-    """One readable text per sample, the same for every shape, for the embedder and the judge."""
+    """One readable text per sample, the same for every shape, for the embedder and the judge: what the
+    model will learn from, system prompts, tool definitions, tool calls and tool results included."""
     if isinstance(parsed, AlpacaRecord):
-        parts = [f"Instruction: {parsed.instruction}"]
+        parts = _preamble(_extras(parsed))
+        for turn in _extras(parsed).get("history") or []:  # LLaMA-Factory: earlier [instruction, response] turns
+            if isinstance(turn, list) and len(turn) == 2:
+                parts += [f"Instruction: {turn[0]}", f"Response: {turn[1]}"]
+        parts.append(f"Instruction: {parsed.instruction}")
         if parsed.input:
             parts.append(f"Input: {parsed.input}")
         parts.append(f"Response: {parsed.output}")
         return "\n\n".join(parts)
     if isinstance(parsed, MessagesRecord):
-        return "\n\n".join(f"{m.role}: {_content_text(m.content)}" for m in parsed.messages)
+        return "\n\n".join(_preamble(_extras(parsed)) + [_message_text(m) for m in parsed.messages])
     if isinstance(parsed, ShareGPTRecord):
-        return "\n\n".join(f"{SHAREGPT_ROLES.get(t.from_, t.from_)}: {t.value}" for t in parsed.conversations)
+        turns = [f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: {t.value}" for t in parsed.conversations]
+        return "\n\n".join(_preamble(_extras(parsed)) + turns)
     if isinstance(parsed, PromptCompletionRecord):
         return f"Prompt: {parsed.prompt}\n\nCompletion: {parsed.completion}"
     assert isinstance(parsed, TextRecord)
     return parsed.text
-
-
-# --- reading files ---------------------------------------------------------------------------------
-
-@dataclass
-class RawRecord:
-    line: int
-    record: dict[str, Any]
-    raw: str | None = None  # the JSONL line as read, for byte-exact export
-
-
-@dataclass
-class Rejected:
-    line: int
-    reason: str
-
-
-def file_type_of(path: Path, forced: str | None = None) -> FileType:
-    if forced:
-        return forced  # type: ignore[return-value]
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
-    if suffix == ".json":
-        return "json"
-    if suffix in (".csv", ".tsv"):
-        return "csv"
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    raise BadInput(f"{path}: unknown file type {suffix or '(no extension)'!r}; GoalCover reads .jsonl, .json, .csv and .parquet")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (write null or a number)")
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValueError("nested too deeply to be a training record") from None
-
-
-def _check_binary(path: Path, data: bytes) -> None:
-    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
-        raise BadInput(f"{path}: not a text/JSON file (it contains NUL bytes); is it binary or compressed?")
-
-
-def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = raw[exc.start]
-        raise BadInput(
-            f"{path}: line {lineno}: not valid UTF-8 (byte 0x{bad:02X} at column {exc.start + 1}); "
-            "save the file as UTF-8"
-        ) from None
-
-
-def _decode_document(path: Path, data: bytes) -> str:
-    """A whole text file (BOM allowed) as str, or a BadInput naming the line of the first bad byte."""
-    _check_binary(path, data)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data.count(b"\n", 0, exc.start) + 1
-        raise BadInput(f"{path}: line {lineno}: not valid UTF-8 (byte 0x{data[exc.start]:02X}); save the file as UTF-8") from None
-
-
-def read_jsonl(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
-    _check_binary(path, data)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for lineno, raw_line in enumerate(data.split(b"\n"), start=1):
-        raw_line = raw_line.removesuffix(b"\r")
-        if not raw_line.strip():
-            continue
-        try:
-            line = _decode_line(path, lineno, raw_line)
-        except BadInput as exc:
-            yield Rejected(lineno, str(exc).split(": ", 1)[1])
-            continue
-        try:
-            value = _loads(line)
-        except json.JSONDecodeError as exc:
-            yield Rejected(lineno, f"line {lineno}: not valid JSON ({exc.msg}, column {exc.colno})")
-            continue
-        except ValueError as exc:
-            yield Rejected(lineno, f"line {lineno}: {exc}")
-            continue
-        if not isinstance(value, dict):
-            yield Rejected(lineno, f"line {lineno}: expected a JSON object, got {type(value).__name__}")
-            continue
-        yield RawRecord(lineno, value, raw=line)
-
-
-def read_json(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
-    text = _decode_document(path, data)
-    decoder = json.JSONDecoder(parse_constant=_reject_constant)
-    pos = _skip_ws(text, 0)
-    if pos >= len(text):
-        raise BadInput(f"{path}: no samples (the file is empty)")
-    if text[pos] != "[":
-        try:
-            value = _loads(text)
-        except (ValueError, json.JSONDecodeError):
-            value = None
-        got = f"an object with keys {', '.join(map(repr, list(value)[:5]))}" if isinstance(value, dict) else "something else"
-        raise BadInput(f"{path}: expected a JSON array of records, got {got}; for one record per line use .jsonl")
-    pos = _skip_ws(text, pos + 1)
-    number = 0
-    while pos < len(text) and text[pos] != "]":
-        number += 1
-        lineno = text.count("\n", 0, pos) + 1
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-        except RecursionError:
-            raise BadInput(f"{path}: line {lineno}: record {number} is nested too deeply to be a training record") from None
-        except ValueError as exc:
-            raise BadInput(f"{path}: line {lineno}: {exc}") from None
-        if isinstance(value, dict):
-            yield RawRecord(lineno, value)
-        else:
-            yield Rejected(lineno, f"line {lineno}: record {number} is a {type(value).__name__}, expected an object")
-        pos = _skip_ws(text, end)
-        if pos < len(text) and text[pos] == ",":
-            pos = _skip_ws(text, pos + 1)
-        elif pos < len(text) and text[pos] != "]":
-            lineno = text.count("\n", 0, pos) + 1
-            raise BadInput(f"{path}: line {lineno}: expected ',' or ']' after record {number}")
-    if pos >= len(text):
-        raise BadInput(f"{path}: line {text.count(chr(10)) + 1}: the JSON array is not closed (file truncated?)")
-
-
-_WS = re.compile(r"\s*")
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    return _WS.match(text, pos).end()  # type: ignore[union-attr]
-
-
-def read_csv(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
-    text = _decode_document(path, data)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise BadInput(f"{path}: no samples (the file is empty)")
-        known = {key for key, _ in SIGNATURES}
-        if not known & {h.strip() for h in header}:
-            shown = ", ".join(repr(h) for h in header[:4])
-            raise BadInput(
-                f"{path}: line 1: the CSV header ({shown}) names no known column; the first row must be a header "
-                f"naming the columns of one shape: {SHAPE_HELP}"
-            )
-        header = [h.strip() for h in header]
-        row_start = reader.line_num + 1
-        for row in reader:
-            lineno = row_start
-            row_start = reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                yield Rejected(lineno, f"line {lineno}: {len(row)} cells, but the header has {len(header)} columns")
-                continue
-            yield RawRecord(lineno, dict(zip(header, row)))
-    except csv.Error as exc:
-        raise BadInput(f"{path}: line {reader.line_num}: broken CSV ({exc}); check the quotes on that row") from None
-
-
-def read_parquet(path: Path, data: bytes) -> Iterator[RawRecord | Rejected]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BadInput(f"{path}: not a readable Parquet file ({exc})") from None
-    for number, record in enumerate(table.to_pylist(), start=1):
-        yield RawRecord(number, record)
-
-
-READERS = {"jsonl": read_jsonl, "json": read_json, "csv": read_csv, "parquet": read_parquet}
 
 
 # --- shapes ----------------------------------------------------------------------------------------
@@ -307,22 +191,12 @@ def detect_shape(record: dict[str, Any]) -> Shape | None:
     return None
 
 
-def _pydantic_message(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(err["loc"]))
-    if err["type"] == "missing":
-        return f"field {field!r} is missing"
-    got = err.get("input")
-    got_text = f" (got {type(got).__name__})" if got is not None and err["type"].endswith("_type") else ""
-    return f"field {field!r}: {err['msg']}{got_text}"
-
-
 def _decode_json_cells(record: dict[str, Any], shape: Shape) -> dict[str, Any]:
     """CSV cells are strings; chat shapes keep their turns as JSON in one cell."""
     key = {"messages": "messages", "sharegpt": "conversations"}.get(shape)
     if key and isinstance(record.get(key), str):
         try:
-            return {**record, key: _loads(record[key])}
+            return {**record, key: loads(record[key])[0]}
         except ValueError:
             return record
     return record
@@ -334,7 +208,7 @@ def parse_record(raw: RawRecord, shape: Shape) -> tuple[_Record, str]:
     try:
         parsed = model.model_validate(_decode_json_cells(raw.record, shape))
     except ValidationError as exc:
-        raise ValueError(_pydantic_message(exc)) from None
+        raise ValueError(describe_validation_error(exc)) from None
     return parsed, text_view(shape, parsed)
 
 
@@ -347,6 +221,151 @@ def _record_id(record: dict[str, Any]) -> str | None:
     return str(value)
 
 
+class IdRegistry:
+    """Ids seen so far in one read, id -> line. In memory by default; `dataset.ingest_file` passes one
+    backed by its SQLite staging table, so a file of any size is checked in bounded memory."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, int] = {}
+
+    def line_of(self, sample_id: str) -> int | None:
+        return self._lines.get(sample_id)
+
+    def add(self, sample_id: str, line: int) -> None:
+        self._lines[sample_id] = line
+
+
+@dataclass
+class Scan:
+    """A file being read: `samples` yields checked Samples one at a time; `shape`, `file_type` and
+    `layout` are known once the first sample is out; `rejected` and `warnings` fill as it goes.
+
+    Without `skip_invalid` the first problem raises BadInput naming the file and line; with it, bad records
+    go to `on_reject` (or `rejected`) with their reasons — nothing is dropped without a trace."""
+
+    path: Path
+    file_type: FileType
+    layout: SourceLayout
+    shape: Shape | None = None
+    rejected: list[Rejected] = field(default_factory=list)
+    rejected_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+    long_samples: int = 0
+    samples: Iterator[Sample] = iter(())
+
+
+def scan(
+    path: Path,
+    shape: Shape | Literal["auto"] = "auto",
+    *,
+    skip_invalid: bool = False,
+    max_sample_chars: int = 2_000_000,
+    warn_sample_chars: int = 100_000,
+    ids: IdRegistry | None = None,
+    keep_rejected: int | None = None,
+    on_reject: Callable[[Rejected], None] | None = None,
+) -> Scan:
+    """Open `path` (a file, a .gz/.zst file, a folder of shards or a save_to_disk folder) for streaming.
+
+    Raises BadInput at once for a missing path, an unknown type or format; later problems raise from
+    iterating `samples` (or are collected with `skip_invalid`). `keep_rejected` caps how many Rejected
+    are kept in memory (all are counted, and all go to `on_reject` when given)."""
+    path = path.expanduser().resolve()
+    if shape != "auto" and shape not in SHAPES:
+        raise BadInput(f"unknown format {shape!r}; choose auto or one of: {', '.join(SHAPES)}")
+    opened = open_source(path)
+    result = Scan(path, opened.file_type, opened.layout, warnings=list(opened.notes))
+    result.samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
+    return result
+
+
+def _samples(
+    result: Scan,
+    records: Iterator[RawRecord | Rejected],
+    shape: Shape | Literal["auto"],
+    skip_invalid: bool,
+    max_sample_chars: int,
+    warn_sample_chars: int,
+    ids: IdRegistry,
+    keep_rejected: int | None,
+    on_reject: Callable[[Rejected], None] | None,
+) -> Iterator[Sample]:
+    path = result.path
+    result.shape = None if shape == "auto" else shape
+    first_line = 0
+    collisions: dict[str, int] = {}
+    produced = 0
+
+    def reject(line: int, reason: str) -> None:
+        if not skip_invalid:
+            raise BadInput(f"{path}: {reason}")
+        result.rejected_count += 1
+        if keep_rejected is None or len(result.rejected) < keep_rejected:
+            result.rejected.append(Rejected(line, reason))
+        if on_reject:
+            on_reject(Rejected(line, reason))
+
+    for item in records:
+        if isinstance(item, Rejected):
+            reject(item.line, item.reason)
+            continue
+        where = f"line {item.line}" if result.file_type in ("jsonl", "csv", "json") else f"row {item.line}"
+        if item.file and item.file != str(path):
+            where = f"{Path(item.file).name}: {where}"
+        found = detect_shape(item.record)
+        if found is None and result.shape is None:
+            keys = ", ".join(map(repr, list(item.record)[:6])) or "none"
+            reject(item.line, f"{where}: no known shape (keys: {keys}); GoalCover reads {SHAPE_HELP}; use --format to choose one")
+            continue
+        if result.shape is None:
+            result.shape, first_line = found, item.line
+        elif shape == "auto" and found != result.shape:
+            reject(
+                item.line,
+                f"{where}: the shape changes from {result.shape} (since line {first_line}) to {found or 'an unknown shape'}; "
+                "a file holds one shape",
+            )
+            continue
+        try:
+            check_text(item.record)
+            parsed, text = parse_record(item, result.shape)
+            own_id = _record_id(item.record)
+        except ValueError as exc:
+            reject(item.line, f"{where}: {exc}")
+            continue
+        size = len(item.raw) if item.raw is not None else len(text)
+        if size > max_sample_chars:
+            reject(item.line, f"{where}: the sample has {size:,} characters, over the limit of {max_sample_chars:,} (GOALCOVER_MAX_SAMPLE_CHARS)")
+            continue
+        result.warnings += item.warnings
+        if size > warn_sample_chars:
+            result.long_samples += 1
+            if result.long_samples <= MAX_LISTED_WARNINGS:
+                result.warnings.append(f"{where}: a long sample ({size:,} characters); it is kept whole, but judged and embedded by its start")
+        sample_id = own_id or f"h-{content_hash(text)[:16]}"
+        if own_id is None and ids.line_of(sample_id) is not None:
+            # The same content twice without ids: both are kept, the copy gets a numbered id.
+            collisions[sample_id] = collisions.get(sample_id, 1) + 1
+            sample_id = f"{sample_id}-{collisions[sample_id]}"
+        first = ids.line_of(sample_id)
+        if first is not None:
+            reject(item.line, f"{where}: id {sample_id!r} is used again (first on line {first}); ids must be unique")
+            continue
+        ids.add(sample_id, item.line)
+        produced += 1
+        part = str(Path(item.file).relative_to(path)) if item.file and item.file != str(path) else None
+        yield Sample(
+            id=sample_id, format=result.shape, source=str(path), line=item.line, record=item.record, raw=item.raw, text=text, part=part
+        )
+
+    if result.long_samples > MAX_LISTED_WARNINGS:
+        result.warnings.append(f"… and {result.long_samples - MAX_LISTED_WARNINGS:,} more long samples")
+    if not produced:
+        if result.rejected_count:
+            raise BadInput(f"{path}: no valid samples ({result.rejected_count} rejected; first: {result.rejected[0].reason})")
+        raise BadInput(f"{path}: no samples (the file has no records)")
+
+
 @dataclass
 class ReadResult:
     samples: list[Sample]
@@ -354,6 +373,7 @@ class ReadResult:
     file_type: FileType
     rejected: list[Rejected]
     warnings: list[str]
+    layout: SourceLayout
 
 
 def read_samples(
@@ -364,81 +384,9 @@ def read_samples(
     max_sample_chars: int = 2_000_000,
     warn_sample_chars: int = 100_000,
 ) -> ReadResult:
-    """Read, validate and identify every record of one file.
-
-    Without `skip_invalid` the first problem raises BadInput; with it, bad records are collected as
-    Rejected (with reasons) and the rest are returned — nothing is dropped without a trace.
-    """
-    path = path.expanduser().resolve()
-    if not path.exists():
-        raise BadInput(f"{path}: no such file")
-    if path.is_dir():
-        raise BadInput(f"{path}: is a directory; give the dataset file itself")
-    if shape != "auto" and shape not in SHAPES:
-        raise BadInput(f"unknown format {shape!r}; choose auto or one of: {', '.join(SHAPES)}")
-    ftype = file_type_of(path)
-    data = path.read_bytes()
-    if not data.strip():
-        raise BadInput(f"{path}: no samples (the file is empty)")
-
-    samples: list[Sample] = []
-    rejected: list[Rejected] = []
-    warnings: list[str] = []
-    file_shape: Shape | None = None if shape == "auto" else shape
-    first_line = 0
-    seen_ids: dict[str, int] = {}
-
-    def reject(line: int, reason: str) -> None:
-        if not skip_invalid:
-            raise BadInput(f"{path}: {reason}")
-        rejected.append(Rejected(line, reason))
-
-    for item in READERS[ftype](path, data):
-        if isinstance(item, Rejected):
-            reject(item.line, item.reason)
-            continue
-        where = f"line {item.line}" if ftype in ("jsonl", "csv", "json") else f"row {item.line}"
-        found = detect_shape(item.record)
-        if found is None and file_shape is None:
-            keys = ", ".join(map(repr, list(item.record)[:6])) or "none"
-            reject(item.line, f"{where}: no known shape (keys: {keys}); GoalCover reads {SHAPE_HELP}; use --format to choose one")
-            continue
-        if file_shape is None:
-            file_shape, first_line = found, item.line
-        elif shape == "auto" and found != file_shape:
-            reject(
-                item.line,
-                f"{where}: the shape changes from {file_shape} (since line {first_line}) to {found or 'an unknown shape'}; "
-                "a file holds one shape",
-            )
-            continue
-        try:
-            parsed, text = parse_record(item, file_shape)
-            own_id = _record_id(item.record)
-        except ValueError as exc:
-            reject(item.line, f"{where}: {exc}")
-            continue
-        size = len(item.raw) if item.raw is not None else len(text)
-        if size > max_sample_chars:
-            reject(item.line, f"{where}: the sample has {size:,} characters, over the limit of {max_sample_chars:,} (GOALCOVER_MAX_SAMPLE_CHARS)")
-            continue
-        if size > warn_sample_chars:
-            warnings.append(f"{where}: a long sample ({size:,} characters); it is kept whole, but judged and embedded by its start")
-        sample_id = own_id or f"h-{content_hash(text)[:16]}"
-        if own_id is None and sample_id in seen_ids:
-            copies = sum(1 for s in seen_ids if s == sample_id or s.startswith(sample_id + "-"))
-            sample_id = f"{sample_id}-{copies + 1}"
-        if sample_id in seen_ids:
-            reject(item.line, f"{where}: id {sample_id!r} is used again (first on line {seen_ids[sample_id]}); ids must be unique")
-            continue
-        seen_ids[sample_id] = item.line
-        samples.append(
-            Sample(id=sample_id, format=file_shape, source=str(path), line=item.line, record=item.record, raw=item.raw, text=text)
-        )
-
-    if not samples:
-        if rejected:
-            raise BadInput(f"{path}: no valid samples ({len(rejected)} rejected; first: {rejected[0].reason})")
-        raise BadInput(f"{path}: no samples (the file has no records)")
-    assert file_shape is not None
-    return ReadResult(samples, file_shape, ftype, rejected, warnings)
+    """Every record of one source, read and checked into memory (for small files and tests; ingest
+    streams with `scan`). Raises BadInput as `scan` does."""
+    reading = scan(path, shape, skip_invalid=skip_invalid, max_sample_chars=max_sample_chars, warn_sample_chars=warn_sample_chars)
+    samples = list(reading.samples)
+    assert reading.shape is not None
+    return ReadResult(samples, reading.shape, reading.file_type, reading.rejected, reading.warnings, reading.layout)

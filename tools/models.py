@@ -12,7 +12,7 @@ from goalcover.tools.errors import BadInput
 
 Shape = Literal["alpaca", "messages", "sharegpt", "prompt-completion", "text"]
 SHAPES: tuple[Shape, ...] = ("alpaca", "messages", "sharegpt", "prompt-completion", "text")
-FileType = Literal["jsonl", "json", "csv", "parquet"]
+FileType = Literal["jsonl", "json", "csv", "parquet", "arrow"]
 
 
 def content_hash(text: str) -> str:
@@ -27,7 +27,12 @@ class Sample(BaseModel):
     source: str = Field(description="absolute path of the file it came from")
     line: int = Field(description="1-based line (JSONL, CSV) or record number (JSON, Parquet)")
     record: dict[str, Any] = Field(description="the original record, untouched, for lossless export")
-    raw: str | None = Field(None, description="the original JSONL line, so export can write it back byte for byte")
+    raw: str | None = Field(
+        None,
+        description="the record's original text so export can write it back unchanged: the JSONL line, the JSON "
+        "array element, or a CSV row's cells as a JSON list",
+    )
+    part: str | None = Field(None, description="the shard it came from, relative to a folder source")
     text: str = Field(description="the view used for embedding and judging")
 
     @property

@@ -14,6 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from goalcover.tools.models import Sample
+from goalcover.tools.values import from_storable, to_storable
+
+# Meta key of a committed ingest whose index changes are not all applied yet (see dataset.finish_ingest).
+INGEST_PENDING = "ingest_pending"
+SAMPLE_COLUMNS = "id, format, source, line, part, record, raw, text"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +89,21 @@ CREATE TABLE IF NOT EXISTS synthetic (
     state TEXT NOT NULL DEFAULT 'proposed' CHECK (state IN ('proposed', 'accepted', 'rejected')),
     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
+-- An ingest in progress: its samples, staged here until one transaction swaps them in (atomic ingest).
+CREATE TABLE IF NOT EXISTS ingest_staging (
+    id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    part TEXT,
+    format TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    record TEXT NOT NULL,
+    raw TEXT,
+    text TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('new', 'changed', 'unchanged'))
+);
+-- Ids the committed ingest removed, until their vectors are gone from the index too.
+CREATE TABLE IF NOT EXISTS ingest_removed (id TEXT PRIMARY KEY);
 -- What the Chroma `judgments` collection holds, so syncing it embeds only what changed.
 CREATE TABLE IF NOT EXISTS indexed_explanations (doc_id TEXT PRIMARY KEY, judgment_key TEXT NOT NULL);
 """
@@ -106,10 +126,17 @@ class Store:
 
     def _migrate(self) -> None:
         """Bring a workspace made by an earlier version up to this schema (columns added since)."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(judgments)")}
-        if "weighted_score" not in columns:
+        added = (
+            ("judgments", "weighted_score", "REAL CHECK (weighted_score BETWEEN 1 AND 5)"),
+            ("sources", "layout", "TEXT NOT NULL DEFAULT '{}'"),
+            ("samples", "part", "TEXT"),
+        )
+        for table, column, declaration in added:
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column in columns:
+                continue
             try:
-                self.db.execute("ALTER TABLE judgments ADD COLUMN weighted_score REAL CHECK (weighted_score BETWEEN 1 AND 5)")
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             except sqlite3.OperationalError as exc:  # another process opening the same workspace got there first
                 if "duplicate column" not in str(exc):
                     raise
@@ -153,19 +180,12 @@ class Store:
 
     # --- sources and samples ----------------------------------------------------------------------
     def sources(self) -> list[dict]:
-        rows = self.db.execute("SELECT path, file_type, shape FROM sources ORDER BY position").fetchall()
-        return [{"path": p, "file_type": f, "shape": s} for p, f, s in rows]
+        """[{path, file_type, shape, layout}] in the order added; `layout` is readers.SourceLayout's dict."""
+        rows = self.db.execute("SELECT path, file_type, shape, layout FROM sources ORDER BY position").fetchall()
+        return [{"path": p, "file_type": f, "shape": s, "layout": json.loads(lay or "{}")} for p, f, s, lay in rows]
 
-    def add_source(self, conn: sqlite3.Connection, path: str, file_type: str, shape: str) -> None:
-        position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM sources").fetchone()[0]
-        conn.execute(
-            "INSERT OR IGNORE INTO sources (path, file_type, shape, position) VALUES (?, ?, ?, ?)",
-            (path, file_type, shape, position),
-        )
-
-    def clear_samples(self, conn: sqlite3.Connection) -> None:
-        conn.execute("DELETE FROM samples")
-        conn.execute("DELETE FROM sources")
+    def count_samples(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
     def sample_hashes(self, source: str | None = None) -> dict[str, tuple[str, str]]:
         """id -> (content hash, source), optionally for one source file."""
@@ -174,21 +194,97 @@ class Store:
             query, args = query + " WHERE source = ?", (source,)
         return {i: (h, s) for i, h, s in self.db.execute(query, args)}
 
-    def upsert_samples(self, conn: sqlite3.Connection, samples: Iterable[tuple[int, Sample]]) -> None:
-        conn.executemany(
-            "INSERT OR REPLACE INTO samples (id, source, position, line, format, content_hash, record, raw, text) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (s.id, s.source, pos, s.line, s.format, s.content_hash, json.dumps(s.record, ensure_ascii=False), s.raw, s.text)
-                for pos, s in samples
-            ],
-        )
-
     def delete_samples(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
         conn.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
 
-    def count_samples(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+    def sample_lengths(self) -> list[int]:
+        """The text view's length (characters) of every sample, for the dataset summary."""
+        return [n for (n,) in self.db.execute("SELECT length(text) FROM samples")]
+
+    def held(self, ids: list[str]) -> dict[str, tuple[str, str]]:
+        """id -> (content hash, source) for those of `ids` the workspace holds (ids in chunks of 500)."""
+        out: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for i, h, src in self.db.execute(f"SELECT id, content_hash, source FROM samples WHERE id IN ({marks})", chunk):
+                out[i] = (h, src)
+        return out
+
+    # --- atomic ingest: stage, commit in one transaction, then apply to the index -----------------
+    def clear_staging(self) -> None:
+        """Forget an ingest that never committed (its staged rows and removed-id list)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM ingest_staging")
+            conn.execute("DELETE FROM ingest_removed")
+
+    def stage_samples(self, rows: list[tuple[int, Sample, str]]) -> None:
+        """Stage (position, sample, status) rows of the ingest in progress, in one short transaction."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO ingest_staging (id, position, line, part, format, content_hash, record, raw, text, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(s.id, pos, s.line, s.part, s.format, s.content_hash, _record_json(s.record), s.raw, s.text, status) for pos, s, status in rows],
+            )
+
+    def staged_line(self, sample_id: str) -> int | None:
+        row = self.db.execute("SELECT line FROM ingest_staging WHERE id = ?", (sample_id,)).fetchone()
+        return row[0] if row else None
+
+    def staged_stats(self) -> tuple[dict[str, int], int, list[int]]:
+        """({status: count}, exact duplicates by content, text lengths) of the staged ingest."""
+        counts = dict(self.db.execute("SELECT status, COUNT(*) FROM ingest_staging GROUP BY status").fetchall())
+        total, distinct = self.db.execute("SELECT COUNT(*), COUNT(DISTINCT content_hash) FROM ingest_staging").fetchone()
+        lengths = [n for (n,) in self.db.execute("SELECT length(text) FROM ingest_staging")]
+        return counts, total - distinct, lengths
+
+    def commit_ingest(self, source: str, file_type: str, shape: str, layout: dict, *, replace: bool) -> int:
+        """Swap the staged samples in, in one transaction: with `replace` the workspace's samples and
+        sources go; otherwise this source's samples that are no longer in the file go (their ids are kept
+        in `ingest_removed` until the index has dropped them). Records INGEST_PENDING for the index
+        step and returns how many samples were removed."""
+        with self.transaction() as conn:
+            if replace:
+                conn.execute("DELETE FROM samples")
+                conn.execute("DELETE FROM sources")
+                removed = 0
+            else:
+                conn.execute(
+                    "INSERT OR IGNORE INTO ingest_removed SELECT id FROM samples WHERE source = ? "
+                    "AND id NOT IN (SELECT id FROM ingest_staging)",
+                    (source,),
+                )
+                removed = conn.execute("SELECT COUNT(*) FROM ingest_removed").fetchone()[0]
+                conn.execute("DELETE FROM samples WHERE id IN (SELECT id FROM ingest_removed)")
+            conn.execute(
+                "INSERT OR REPLACE INTO samples (id, source, position, line, part, format, content_hash, record, raw, text) "
+                "SELECT id, ?, position, line, part, format, content_hash, record, raw, text FROM ingest_staging",
+                (source,),
+            )
+            position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM sources").fetchone()[0]
+            conn.execute(
+                "INSERT INTO sources (path, file_type, shape, position, layout) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET file_type = excluded.file_type, shape = excluded.shape, layout = excluded.layout",
+                (source, file_type, shape, position, json.dumps(layout)),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (INGEST_PENDING, json.dumps({"reset": replace}))
+            )
+        return removed
+
+    def removed_ids(self, limit: int = 5000) -> list[str]:
+        return [i for (i,) in self.db.execute("SELECT id FROM ingest_removed LIMIT ?", (limit,))]
+
+    def forget_removed(self, ids: list[str]) -> None:
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM ingest_removed WHERE id = ?", [(i,) for i in ids])
+
+    def finish_ingest(self) -> None:
+        """The index has every change of the committed ingest: drop the staging rows and the pending mark."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM ingest_staging")
+            conn.execute("DELETE FROM ingest_removed")
+            conn.execute("DELETE FROM meta WHERE key = ?", (INGEST_PENDING,))
 
     # --- judgments --------------------------------------------------------------------------------
     def judgment_keys(self, prompt_version: str, model: str) -> set[tuple[str, str]]:
@@ -265,26 +361,28 @@ class Store:
         )
 
     def samples(self, ids: Iterable[str] | None = None) -> list[Sample]:
-        """Samples in file order (sources in the order added, then position)."""
-        query = (
-            "SELECT s.id, s.format, s.source, s.line, s.record, s.raw, s.text FROM samples s "
-            "JOIN sources src ON src.path = s.source"
-        )
+        """Samples in file order (sources in the order added, then position), or the given ids in their
+        order. Loads them all: prefer `iter_samples` for whole-dataset passes."""
         if ids is None:
-            rows = self.db.execute(query + " ORDER BY src.position, s.position").fetchall()
-        else:
-            wanted = list(ids)
-            rows = []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows += self.db.execute(query + f" WHERE s.id IN ({marks})", chunk).fetchall()
-            order = {i: n for n, i in enumerate(wanted)}
-            rows.sort(key=lambda r: order[r[0]])
-        return [
-            Sample(id=i, format=f, source=src, line=ln, record=json.loads(rec), raw=raw, text=text)
-            for i, f, src, ln, rec, raw, text in rows
-        ]
+            return list(self.iter_samples())
+        wanted = list(ids)
+        rows = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += self.db.execute(f"SELECT {SAMPLE_COLUMNS} FROM samples WHERE id IN ({marks})", chunk).fetchall()
+        order = {i: n for n, i in enumerate(wanted)}
+        rows.sort(key=lambda r: order[r[0]])
+        return [_sample(row) for row in rows]
+
+    def iter_samples(self, batch: int = 1000) -> Iterator[Sample]:
+        """Every sample in file order, fetched `batch` rows at a time (bounded memory)."""
+        cursor = self.db.execute(
+            f"SELECT {', '.join('s.' + c.strip() for c in SAMPLE_COLUMNS.split(','))} FROM samples s "
+            "JOIN sources src ON src.path = s.source ORDER BY src.position, s.position"
+        )
+        while rows := cursor.fetchmany(batch):
+            yield from (_sample(row) for row in rows)
 
     # --- synthetic samples ------------------------------------------------------------------------
     SYNTHETIC_COLUMNS = (

@@ -34,9 +34,12 @@ class Workspace:
     @cached_property
     def index(self):
         # Imported late: Chroma and the embedder take seconds to import, and many commands need neither.
+        from goalcover.tools.dataset import finish_pending_ingest
         from goalcover.tools.index import Index
 
-        return Index(self.root, self.settings.chroma_url, self.settings.embed_batch_size)
+        index = Index(self.root, self.settings.chroma_url, self.settings.embed_batch_size)
+        finish_pending_ingest(self.store, index)  # an ingest killed after its commit: apply it now
+        return index
 
     @property
     def exports_dir(self) -> Path:

@@ -82,8 +82,10 @@ def test_search_finds_the_sample_by_meaning_and_filters_by_field(workspace, tmp_
     hits = search(workspace, "make this sentence shorter and clearer", k=3)
     assert hits[0].id == "user_oriented_task_0-0" and hits[0].similarity > 0.4
     filtered = search(workspace, "write an email", k=5, where=parse_where(["app=Gmail"]))
-    assert filtered and all(h.metadata["app"] == "Gmail" for h in filtered)
-    assert parse_where(["score_S3<=2", "app!=Gmail"]) == {"$and": [{"score_S3": {"$lte": 2}}, {"app": {"$ne": "Gmail"}}]}
+    assert filtered and all(h.fields["app"] == "Gmail" for h in filtered)
+    # The record's own fields live under `field.`; the judge's scores keep their names.
+    assert parse_where(["score_S3<=2", "app!=Gmail"]) == {"$and": [{"score_S3": {"$lte": 2}}, {"field.app": {"$ne": "Gmail"}}]}
+    assert parse_where(["field.score_S1=5"]) == {"field.score_S1": {"$eq": 5}}
     with pytest.raises(BadInput, match="expected FIELD=VALUE"):
         parse_where(["nonsense"])
 

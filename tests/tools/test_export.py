@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,7 +25,8 @@ def test_every_shared_file_round_trips_byte_for_byte(name, tmp_path):
         result = export(ws, tmp_path / "out" / name)
     assert result.written == SFT_FILES[name][0] and result.dropped == result.synthetic == 0
     assert (tmp_path / "out" / name).read_bytes() == (SFT / name).read_bytes()
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads(Path(result.manifest).read_text())
+    assert Path(result.manifest).name == name.removesuffix(".jsonl") + ".manifest.json"
     assert manifest["counts"]["written"] == result.written and manifest["shape"] == SFT_FILES[name][1]
 
 

@@ -150,7 +150,7 @@ def test_skip_invalid_keeps_valid_rows_and_reports_the_rest():
 
 
 def test_directories_and_missing_files(tmp_path):
-    with pytest.raises(BadInput, match="is a directory"):
+    with pytest.raises(BadInput, match="a folder with no data files"):
         read_samples(tmp_path)
     with pytest.raises(BadInput, match="no such file"):
         read_samples(tmp_path / "nope.jsonl")
