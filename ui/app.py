@@ -56,6 +56,8 @@ async def message(msg: cl.Message) -> None:
 @cl.on_chat_end
 async def end() -> None:
     if (web := chat()) is not None:
+        if cl.context.session.to_clear and (task := cl.context.session.current_task) is not None and not task.done():
+            task.cancel()  # "New chat": the work of the conversation left behind stops, keeping what it paid for
         web.leave(new_chat=cl.context.session.to_clear)
 
 

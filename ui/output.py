@@ -115,7 +115,7 @@ class ProgressLine:
         await self.draw()
         if self.message is None:
             return
-        final = (self.counted or self.message.content) + (" · **stopped**" if stopped else "")
+        final = (self.counted.removesuffix("…") or self.message.content) + (" · **stopped**" if stopped else "")
         if final != self.message.content:
             self.message.content = final
             await self.message.update()

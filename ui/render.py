@@ -104,8 +104,10 @@ def duration(seconds: float) -> str:
 def progress_text(tool: str, done: int | None, total: int | None, fields: dict) -> str:
     """One progress line from the engine's progress info (counts, cost, tokens, failures, its ETA)."""
     label = TOOL_LABELS.get(tool, tool.replace("_", " ").capitalize())
-    if done is None or total is None:
+    if done is None:
         return f"**{label}**: {fields.get('stage', 'working')}…"
+    if total is None:  # a stream of unknown length (ingest reads in chunks)
+        return f"**{label}**: {done:,} {fields.get('unit', 'done')}…"
     share = done / total if total else 1.0
     parts = [f"**{label}**: {done:,}/{total:,} ({share:.0%})"]
     eta = fields.get("eta_s")

@@ -261,8 +261,8 @@ class WebChat:
         line.push(stage=f"reading and checking {path.name}")
         loop, stop = asyncio.get_running_loop(), threading.Event()
 
-        def progress(done: int, total: int, **fields: Any) -> None:  # in the worker thread
-            loop.call_soon_threadsafe(lambda: line.push(done, total))
+        def progress(done: int, total: int | None, **fields: Any) -> None:  # in the worker thread
+            loop.call_soon_threadsafe(lambda: line.push(done, total, unit="records read"))
             if stop.is_set():
                 raise IngestStopped()
 
