@@ -25,7 +25,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from goalcover.tools.errors import BadInput, GoalCoverError
-from goalcover.ui.common import WorkspaceOpt, run_alone
+from goalcover.ui.common import WorkspaceOpt, exit_now, run_alone
 
 HELP = "Type your message. /new starts a new conversation, /quit leaves (the conversation is kept)."
 
@@ -312,7 +312,10 @@ def chat_command(
 
 def main() -> None:
     """`python -m goalcover.ui.chat`: the same command on its own, with the CLI's error handling."""
-    run_alone(chat_command)
+    try:
+        run_alone(chat_command)
+    except SystemExit as done:
+        exit_now(done.code)
 
 
 if __name__ == "__main__":

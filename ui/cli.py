@@ -534,7 +534,15 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
-    app()
+    """The `goalcover` entry point; the chat leaves without the interpreter's slow teardown (see exit_now)."""
+    try:
+        app()
+    except SystemExit as done:
+        if sys.argv[1:2] == ["chat"]:
+            from goalcover.ui.common import exit_now
+
+            exit_now(done.code)
+        raise
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -66,3 +67,12 @@ def run_alone(command) -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(handle_errors(command))
     app()
+
+
+def exit_now(code: int | str | None = 0) -> None:
+    """End the process at once, skipping the interpreter's teardown (about 2,000 imported modules: 0.6 to
+    1 s on 2 cores, long enough to make Ctrl-C in `goalcover chat` feel stuck). Only for entry points,
+    after the command has closed its workspace and sessions: everything durable is committed by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
