@@ -32,6 +32,7 @@ class TurnView:
         self.last_tool = ""
         self.tools_done: list[str] = []
         self.asked = False  # the turn ended on an approval the user is to answer
+        self.deferred: list = []  # views shown once the agent's reply is complete
 
     async def show(self, event) -> None:
         if isinstance(event, Text):
@@ -105,11 +106,8 @@ class TurnView:
             await views.coverage_view(self.out, ws)
         elif event.name == "find_gaps":
             await views.gaps_view(self.out, ws, args.get("subgoal_id"))
-        elif event.name == "why_weak":
-            from goalcover.tools.why import why
-
-            answer = await why(ws, str(args.get("subgoal_id", "")), prose=False)  # the facts only: no model call
-            await views.why_view(self.out, ws, answer.subgoal_id, "The facts behind the answer:", answer.facts)
+        elif event.name == "why_weak":  # the facts go beside the agent's answer, after it
+            self.deferred.append(lambda: self.why_facts(str(args.get("subgoal_id", ""))))
         elif event.name == "synthesize_samples":
             await views.synthetic_view(self.out, ws, args.get("gap_id"))
         elif event.name == "export_dataset":
@@ -144,6 +142,14 @@ class TurnView:
             await self.out.error(str(error))
         elif error is not None:
             await self.chat.internal_error(error)
+        for show in self.deferred:
+            await show()
+
+    async def why_facts(self, subgoal_id: str) -> None:
+        from goalcover.tools.why import why
+
+        answer = await why(self.chat.ws, subgoal_id, prose=False)  # the facts only: no model call
+        await views.why_view(self.out, self.chat.ws, answer.subgoal_id, "The facts behind the answer above:", answer.facts)
 
 
 async def approval(chat: "WebChat", event: Approval) -> None:
