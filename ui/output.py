@@ -115,7 +115,10 @@ class ProgressLine:
         await self.draw()
         if self.message is None:
             return
-        final = (self.counted.removesuffix("…") or self.message.content) + (" · **stopped**" if stopped else "")
+        if self.counted:
+            final = self.counted.removesuffix("…") + (" · **stopped**" if stopped else "")
+        else:  # a stage line only ("drafting subgoals…"): say how it ended
+            final = render.progress_text(self.tool, None, None, {"stage": "stopped" if stopped else "done"}).removesuffix("…")
         if final != self.message.content:
             self.message.content = final
             await self.message.update()
