@@ -148,9 +148,7 @@ def _expected_names(source: Path, file_type: str, layout: SourceLayout) -> list[
 def _write_folder(output: Path, file_type: str, samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
     """A folder of shards like the source's: each kept sample back in its own shard; synthetic samples
     in one more shard. Written beside the target and renamed into place."""
-    if output.exists() and any(output.iterdir()):
-        raise BadInput(f"{output}: exists and is not empty; exports of folder datasets go to a new folder")
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    staging = _folder_staging(output)
     try:
         by_part: dict[str, list[Sample]] = {part: [] for part in layout.shards}
         for sample in samples:
@@ -175,14 +173,20 @@ def _write_hf(output: Path, samples: list[Sample], synthetic: list[dict], layout
         from datasets import Dataset
     except ImportError:
         raise BadInput("exporting a Hugging Face save_to_disk folder needs the datasets package: pip install 'goalcover[hf]'") from None
-    if output.exists() and any(output.iterdir()):
-        raise BadInput(f"{output}: exists and is not empty; exports of folder datasets go to a new folder")
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    staging = _folder_staging(output)
     try:
         Dataset(_arrow_table([s.record for s in samples] + synthetic, layout)).save_to_disk(str(staging / "data"))
         _publish(staging / "data", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _folder_staging(output: Path) -> Path:
+    """A fresh temporary folder beside `output`, where a folder export is built before it is renamed."""
+    if output.is_file() or (output.is_dir() and any(output.iterdir())):
+        raise BadInput(f"{output}: exists; exports of folder datasets go to a new (or empty) folder")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
 
 
 def _publish(folder: Path, output: Path) -> None:

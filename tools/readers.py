@@ -132,7 +132,8 @@ def _open(source: SourceFile) -> IO[bytes]:
     if source.compression == "zstd":
         import zstandard
 
-        return zstandard.open(source.path, "rb")
+        # Buffered, so lines can be iterated (zstandard's reader only reads).
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(source.path.open("rb"), closefd=True))
     return source.path.open("rb")
 
 
