@@ -14,6 +14,7 @@ from typing import Any
 
 import chainlit as cl
 
+from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.workspace import Workspace
 from goalcover.ui import render
 from goalcover.ui.output import Out, action
@@ -52,11 +53,15 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
             shown = goal_text if len(goal_text) <= 60 else goal_text[:57] + "…"
             return [action("propose", f"Propose subgoals for “{shown}”", "split this goal into checkable subgoals", goal=goal_text)]
         return []
-    found = scoring.plan(ws)
-    plan = found[0] if isinstance(found, tuple) else found
+    try:
+        found = scoring.plan(ws)
+        plan = found[0] if isinstance(found, tuple) else found
+    except GoalCoverError:  # e.g. no judge model configured: the button's plan says what to set
+        plan = None
     acts: list[cl.Action] = []
-    if plan.to_score:
-        acts.append(action("score", "Resume scoring" if plan.cached else "Score the dataset", "see the plan and its cost first"))
+    if plan is None or plan.to_score:
+        resume = plan is not None and plan.cached
+        acts.append(action("score", "Resume scoring" if resume else "Score the dataset", "see the plan and its cost first"))
     if ws.store.get_meta(JUDGE_KEY) is None:
         return acts
     report = coverage(ws)

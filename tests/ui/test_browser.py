@@ -442,3 +442,34 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
         page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
         expect(page.get_by_role("button", name="Export dataset", exact=True).last).to_be_visible()
         shot(page, "buttons-reopened")
+
+
+def test_a_cost_without_a_price_says_how_to_set_one():
+    from goalcover.ui.render import approval_markdown, cost_text
+
+    assert cost_text(0.0123, True) == "~$0.0123"
+    unknown = cost_text(0.0, False, "gpt-x")
+    assert "$0.0000" not in unknown and "no price is set for gpt-x" in unknown and "GOALCOVER_INPUT_PRICE_PER_MTOK" in unknown
+    plan = {"samples": 3, "subgoals": 2, "to_score": 6, "cached": 0, "calls": 3, "est_prompt_tokens": 900,
+            "est_completion_tokens": 360, "est_cost": 0.0, "model": "gpt-x"}
+    assert "$0.0000" not in approval_markdown("run_scoring", "Score?", plan, priced=False)
+
+
+def test_the_why_answer_shows_its_facts():
+    from goalcover.ui.render import why_markdown, why_sample_ids
+
+    example = {"sample_id": "s-7", "score": 2, "explanation": "never mentions arbitration"}
+    facts = {
+        "subgoal": {"id": "S4", "title": "Changes", "description": "…"}, "samples": 100,
+        "coverage": {"supporting": 3, "share": 0.03, "share_pct": "3.0%", "weak": True},
+        "other_subgoals": [{"id": "S1", "title": "Termination", "supporting": 40, "share_pct": "40.0%", "mean": 3.1}],
+        "other_subgoals_median_share_pct": "40.0%", "support_threshold": 4,
+        "gaps": [{"id": "G2", "label": "notice periods", "description": "no notice", "size": 12, "what_would_close_it": "x",
+                  "examples": [example]}],
+        "best_supporting_samples": [{"sample_id": "s-1", "score": 5, "explanation": "shows it"}],
+    }
+    text = why_markdown("S4", "S4 is weak because …", facts)
+    assert "S4 is weak because" in text and "| **S4 Changes** | 3 | 3.0% |" in text and "| S1 Termination | 40 | 40.0% |" in text
+    assert "**G2** notice periods: **12** samples" in text and "`s-7` (score 2): “never mentions arbitration”" in text
+    assert "the median of the other subgoals is 40.0%" in text
+    assert why_sample_ids(facts) == ["s-7", "s-1"]
