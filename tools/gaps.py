@@ -150,7 +150,7 @@ async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     goal = current_goal(ws)
     assert goal is not None
     wanted = goal.subgoal(subgoal_id) if subgoal_id else None
-    pending = await asyncio.to_thread(_clusters, ws, goal, wanted)
+    targets, pending = await asyncio.to_thread(_clusters, ws, goal, wanted)
     names: list[dict] = []
     if pending:
         async with JsonCaller(ws.settings.model_for("agent"), ws.settings) as caller:
@@ -176,15 +176,23 @@ async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
         for (subgoal, members, reps, explanations), name in zip(pending, names)
     ]
     last = ws.store.get_meta(GAP_COUNTER_KEY, 0)
-    gaps = assign_ids(fresh, stored_gaps(ws), last)
+    before = stored_gaps(ws)
+    gaps = assign_ids(fresh, before, last)
+    # Gaps of subgoals this run did not look at (found earlier with --subgoal) stay, as long as the
+    # subgoal does: a later `goalcover gaps` must not take away a gap the user is filling.
+    current = {s.id for s in goal.subgoals}
+    kept = [g for g in before if g.subgoal_id in current and g.subgoal_id not in targets]
     ws.store.set_meta(GAP_COUNTER_KEY, max([last] + [_number(g.id) for g in gaps]))
-    ws.store.set_meta(GAPS_KEY, [g.model_dump() for g in gaps])
+    ws.store.set_meta(GAPS_KEY, [g.model_dump() for g in kept + gaps])
     return [g for g in gaps if wanted is None or g.subgoal_id == wanted.id]
 
 
-def _clusters(ws: Workspace, goal: Goal, wanted: Subgoal | None) -> list[tuple[Subgoal, list[str], list[str], list[str] | None]]:
-    """(subgoal, member ids, representative ids, explanations to name it by — None for `uncovered`) for
-    each cluster of low-score explanations of the target subgoals. CPU work: embedding and clustering."""
+def _clusters(
+    ws: Workspace, goal: Goal, wanted: Subgoal | None
+) -> tuple[set[str], list[tuple[Subgoal, list[str], list[str], list[str] | None]]]:
+    """The target subgoal ids (the weak ones and `wanted`), and (subgoal, member ids, representative ids,
+    explanations to name it by — None for `uncovered`) for each cluster of their low-score explanations.
+    CPU work: embedding and clustering."""
     from goalcover.tools.scoring import index_scores
 
     report = coverage(ws)
@@ -217,7 +225,7 @@ def _clusters(ws: Workspace, goal: Goal, wanted: Subgoal | None) -> list[tuple[S
             member_ids = [ids[i] for i in members]
             reps = _representatives(member_ids, vectors[members], max(REPRESENTATIVES, EXPLANATIONS_PER_LABEL))
             pending.append((subgoal, member_ids, reps, [scores[i][subgoal.id][1] for i in reps[:EXPLANATIONS_PER_LABEL]]))
-    return pending
+    return {s.id for s in targets}, pending
 
 
 def _number(gap_id: str) -> int:

@@ -126,8 +126,24 @@ def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai
     assert gaps and set(gaps[0]) >= {"id", "subgoal_id", "label", "description", "size", "sample_ids"}
     s1 = json.loads(run("gaps", "--subgoal", "S1", "-w", ws, "--json").stdout)["gaps"][0]
     assert s1["subgoal_id"] == "S1"
+    from goalcover.tools.workspace import Workspace
+
+    def stored_gaps() -> list[dict]:
+        with Workspace.open(ws) as opened:
+            return opened.store.get_meta("gaps")
+
+    before_why, requests = stored_gaps(), len(fake_openai.requests)
     answer = json.loads(run("why", "S1", "-w", ws, "--json").stdout)
     assert answer["subgoal_id"] == "S1" and answer["answer"] and answer["facts"]["gaps"]
+    # why only reads: no clustering, no gap label, no renumbering; at most the prose drafts over the facts
+    assert all("FACTS:" in (r.last_user or "") for r in fake_openai.requests[requests:])
+    assert len(fake_openai.requests) - requests <= 2 and stored_gaps() == before_why
+    completions = fake_openai.stats()["completions"]
+    facts_only = json.loads(run("why", "S1", "--facts-only", "-w", ws, "--json").stdout)
+    assert facts_only["grounded_by"] == "facts" and facts_only["facts"] == answer["facts"]
+    assert fake_openai.stats()["completions"] == completions and stored_gaps() == before_why  # no model call at all
+    rerun = json.loads(run("gaps", "-w", ws, "--json").stdout)["gaps"]
+    assert [(g["id"], g["sample_ids"]) for g in rerun] == [(g["id"], g["sample_ids"]) for g in gaps]  # stable ids
     made = json.loads(run("synthesize", "--gap", s1["id"], "-n", "5", "-w", ws, "--json").stdout)
     assert {k: made[k] for k in ("gap_id", "generated", "kept")} == {"gap_id": s1["id"], "generated": 5, "kept": 5}
     assert made["duplicates"] == made["rejected_by_judge"] == 0
