@@ -201,6 +201,10 @@ async def status_view(out: Out, ws: Workspace, draft: list | None) -> None:
     if draft:
         await draft_view(out, [f"{s['id']}. {s['title']} — {s['description']}" for s in draft])
     elif goal is not None and ws.store.get_meta(JUDGE_KEY) is not None:
+        from goalcover.tools.gaps import stored_gaps
+
+        if await call(stored_gaps, ws):
+            await gaps_view(out, ws)
         await coverage_view(out, ws)
         return
     await next_steps(out, ws, draft=draft)
