@@ -1,16 +1,27 @@
-"""Benchmark: does the index add little on top of embedding, and is re-ingesting nearly free?
+"""Benchmark: does the index add little on top of embedding, is re-ingesting nearly free, and does
+ingest memory stay flat as files grow?
 
 Prints ratios against baselines measured in the same run (machines here are noisy):
 - ingest throughput / raw embedding throughput of the same model on the same texts (target >= 0.8);
-- re-ingest time of an unchanged file / first ingest time (target <= 0.05).
+- re-ingest time of an unchanged file / first ingest time (target <= 0.05);
+- with --memory: peak RSS of a whole ingest (a fresh process each) at 10^4 and 10^5 synthetic samples
+  built from the real files' records, and the growth per 10x (target <= 2x). The embedder is replaced
+  by random unit vectors in those processes only (its memory does not depend on the file's size, and
+  10^5 real embeddings take most of an hour on 2 cores); reading, checking, staging, the index and its
+  commit all run for real.
 
-    python -m goalcover.evals.bench_ingest [--datasets DIR] [--limit N]
+    python -m goalcover.evals.bench_ingest [--datasets DIR] [--limit N] [--memory [--sizes 10000,100000]]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +34,68 @@ from goalcover.tools.workspace import Workspace
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 
 
+def synthetic_file(source: Path, n: int, out: Path) -> Path:
+    """`n` alpaca records cycled from a real file's, each with its own id and a numbered instruction."""
+    records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with out.open("w", encoding="utf-8") as f:
+        for i, record in zip(range(n), itertools.cycle(records)):
+            f.write(json.dumps({**record, "id": f"syn-{i}", "instruction": f"{record['instruction']} (#{i})"}, ensure_ascii=False) + "\n")
+    return out
+
+
+def memory_child(path: Path, workspace: Path) -> None:
+    """Run in a fresh process: ingest `path` with a stand-in embedder; print RSS figures (MiB) as JSON."""
+    import numpy as np
+
+    from goalcover.tools import embeddings
+
+    rng = np.random.default_rng(0)
+
+    def fake_embed(texts, batch_size=64):
+        vectors = rng.standard_normal((len(texts), 384)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    embeddings.embed = fake_embed  # the ingest imports it at call time
+    with Workspace.open(workspace) as ws:
+        ws.index.count()  # Chroma loaded before the baseline
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        start = time.perf_counter()
+        result = ingest_file(ws, path)
+        seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"samples": result.samples, "base_mib": base, "peak_mib": peak, "seconds": seconds}))
+
+
+def memory(datasets: Path, sizes: list[int]) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-mem-"))
+    try:
+        rows = []
+        for n in sizes:
+            data = synthetic_file(datasets / "mbpp_alpaca.jsonl", n, tmp / f"syn-{n}.jsonl")
+            code = "import sys; from pathlib import Path; from goalcover.evals.bench_ingest import memory_child; memory_child(Path(sys.argv[1]), Path(sys.argv[2]))"
+            out = subprocess.run([sys.executable, "-c", code, str(data), str(tmp / f"ws-{n}")], capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            size_mib = data.stat().st_size / 2**20
+            print(f"{n:>8,} samples ({size_mib:6.1f} MiB file): peak RSS {row['peak_mib']:7.1f} MiB "
+                  f"(after imports {row['base_mib']:7.1f} MiB, ingest adds {row['peak_mib'] - row['base_mib']:6.1f} MiB) in {row['seconds']:6.1f} s")
+        for small, big in zip(rows, rows[1:]):
+            per10 = (big["peak_mib"] / small["peak_mib"]) ** (1 / max(1e-9, __import__("math").log10(big["samples"] / small["samples"])))
+            print(f"peak RSS growth per 10x samples: {per10:.2f}x  (target <= 2x)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder of .jsonl files to ingest")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N records of each file (0: all)")
+    parser.add_argument("--memory", action="store_true", help="measure peak RSS at --sizes instead of throughput")
+    parser.add_argument("--sizes", default="10000,100000", help="sample counts for --memory, comma-separated")
     args = parser.parse_args()
+    if args.memory:
+        memory(args.datasets, [int(n) for n in args.sizes.split(",")])
+        return
 
     files = sorted(args.datasets.glob("*.jsonl"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
