@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from goalcover.tools.errors import BadInput, describe_validation_error
 from goalcover.tools.models import SHAPES, FileType, Sample, Shape, content_hash
 from goalcover.tools.readers import RawRecord, Rejected, SourceLayout, file_type_of, loads, open_source
-from goalcover.tools.values import check_text
+from goalcover.tools.values import check_text, to_storable
 
 __all__ = ["RawRecord", "Rejected", "file_type_of", "parse_record", "read_samples", "scan", "text_view"]
 
@@ -328,10 +328,14 @@ def _samples(
             continue
         try:
             check_text(item.record)
+            to_storable(item.record)  # every value can be stored and exported as it came
             parsed, text = parse_record(item, result.shape)
             own_id = _record_id(item.record)
         except ValueError as exc:
             reject(item.line, f"{where}: {exc}")
+            continue
+        except RecursionError:
+            reject(item.line, f"{where}: nested too deeply to be a training record")
             continue
         size = len(item.raw) if item.raw is not None else len(text)
         if size > max_sample_chars:

@@ -527,11 +527,38 @@ def open_source(path: Path) -> Opened:
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: no samples (the file is empty)")
     layout.compression = source.compression
-    if source.file_type == "json" and looks_like_json_lines(source):
+    if source.file_type == "json" and _guarded_check(source):
         layout.named_json = True
         note = f"{path.name}: named .json but holds JSON Lines (one record per line); read as JSON Lines"
-        return Opened(path, "jsonl", layout, read_jsonl(source, layout), [note])
-    return Opened(path, source.file_type, layout, READERS[source.file_type](source, layout))
+        return Opened(path, "jsonl", layout, _guard(read_jsonl(source, layout), source), [note])
+    return Opened(path, source.file_type, layout, _guard(READERS[source.file_type](source, layout), source))
+
+
+def _decompression_error(source: SourceFile, exc: Exception) -> BadInput:
+    kind = {"gzip": "gzip", "zstd": "zstd"}.get(source.compression or "", "")
+    return BadInput(f"{source.path}: not a readable {kind} file ({exc}); is it complete and really {kind}-compressed?")
+
+
+def _guarded_check(source: SourceFile) -> bool:
+    try:
+        return looks_like_json_lines(source)
+    except Exception as exc:  # a broken compressed stream: gzip, zlib and zstandard each raise their own
+        if source.compression:
+            raise _decompression_error(source, exc) from None
+        raise
+
+
+def _guard(records: Iterator[RawRecord | Rejected], source: SourceFile) -> Iterator[RawRecord | Rejected]:
+    """Turn a broken compressed stream (bad header, truncated, corrupt) into one BadInput naming the file."""
+    if not source.compression:
+        yield from records
+        return
+    try:
+        yield from records
+    except BadInput:
+        raise
+    except Exception as exc:  # gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError
+        raise _decompression_error(source, exc) from None
 
 
 def _tag_files(items: Iterator[tuple[Path, RawRecord]]) -> Iterator[RawRecord]:

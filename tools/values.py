@@ -24,6 +24,8 @@ import decimal
 import math
 from typing import Any
 
+from goalcover.tools.errors import field_path
+
 TAG = "$goalcover"
 FIELD_PREFIX = "field."
 # Longer strings are text, not labels: not worth a metadata filter.
@@ -33,10 +35,7 @@ INT64 = (-(2**63), 2**63 - 1)
 
 def field_name(path: tuple[str | int, ...]) -> str:
     """("messages", 0, "content") -> "messages[0].content", as error messages name fields."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(record)"
+    return field_path(path) or "(record)"
 
 
 def check_text(value: Any, path: tuple[str | int, ...] = ()) -> None:
@@ -52,7 +51,11 @@ def check_text(value: Any, path: tuple[str | int, ...] = ()) -> None:
             ) from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            check_text(key, path)
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = key.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+                raise ValueError(f"the key {shown!r} in {field_name(path)!r} holds a lone surrogate, which is not valid Unicode") from None
             check_text(item, (*path, key))
     elif isinstance(value, list):
         for n, item in enumerate(value):
@@ -83,7 +86,7 @@ def to_storable(value: Any) -> Any:
         return {TAG: "decimal", "value": str(value)}
     if hasattr(value, "tolist"):  # numpy arrays and scalars from Arrow extension types
         return to_storable(value.tolist())
-    raise ValueError(f"a value of type {type(value).__name__} cannot be stored")
+    raise ValueError(f"a value of type {type(value).__name__} cannot be stored; convert that column to text or numbers")
 
 
 _DECODE = {
