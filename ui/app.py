@@ -176,7 +176,9 @@ async def on_export(web: WebChat, p: dict) -> None:
 
 @button("dismiss")
 async def on_dismiss(web: WebChat, p: dict) -> None:
-    await web.out.send("Not run: nothing was spent.")
+    from goalcover.ui import views
+
+    await web.out.send("Not run: nothing was spent.", await views.next_actions(web.ws))
 
 
 @button("answer")

@@ -32,9 +32,12 @@ log = logging.getLogger("goalcover.ui")
 HISTORY_SHOWN = 80  # messages replayed when a conversation is reopened
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".gz", ".zst")
 
-# The one piece of state shared by the browser sessions of this server: which conversations have a turn
-# running (a reloaded page is a new session on the same conversation, while the old one may still be working).
-_running: set[tuple[Path, str]] = set()
+# The one piece of state shared by the browser sessions of this server: one lock per workspace, so a
+# reloaded page (a new session, while the old one may still be scoring) or a second window never runs a
+# second piece of work on the same workspace — two scoring runs would pay twice.
+_locks: dict[Path, asyncio.Lock] = {}
+BUSY = ("Still working on an earlier request in this workspace (in this window, another one, or before the page "
+        "was reloaded): wait for it to finish, or press stop in the window doing it.")
 
 
 class IngestStopped(Exception):
@@ -51,7 +54,7 @@ class WebChat:
         self.ws: Workspace | None = None
         self.session = None  # the agent session, opened on first use
         self.agent_error: str | None = None
-        self.lock = asyncio.Lock()  # one piece of work at a time
+        self.lock = _locks.setdefault(root, asyncio.Lock())  # one piece of work at a time, per workspace
         self.out = Out()
         self.actions = Actions(self)
         self.offered: set[str] = set()  # files the user was asked about (replace or add), the only ones a button may ingest
@@ -110,7 +113,7 @@ class WebChat:
     async def exclusive(self, work: Callable[..., Any], *args: Any) -> None:
         """Run `work(*args)` (a button's action) holding the lock; engine errors become one clear message."""
         if self.lock.locked():
-            await self.out.send("Still working on the last request: wait for it, or press stop.")
+            await self.out.send(BUSY)
             return
         async with self.lock:
             try:
@@ -125,6 +128,9 @@ class WebChat:
         """Uploaded files are ingested, a typed file path too, and any text goes to the agent."""
         files = [e for e in message.elements if getattr(e, "path", None)]
         text = message.content.strip()
+        if self.lock.locked():
+            await self.out.send(BUSY)
+            return
         async with self.lock:
             for element in files:
                 await self.ingest_upload(element)
@@ -152,13 +158,7 @@ class WebChat:
         if session is None:
             await views.next_steps(self.out, self.ws, "Without the agent, these buttons do each step:", goal_text=self.goal_text)
             return
-        key = (self.root, session.thread_id)
-        if key in _running:
-            await self.out.send("This conversation is still working in another window (or before the page was "
-                                "reloaded). Wait until it is done, then reload this page.")
-            return
         view = TurnView(self)
-        _running.add(key)
         try:
             async for event in start(session):
                 await view.show(event)
@@ -168,8 +168,6 @@ class WebChat:
         except Exception as exc:
             await view.finish(exc)
             return
-        finally:
-            _running.discard(key)
         await view.finish(None)
         if not view.tools_done and not view.asked:  # the model only talked: offer the steps it did not take
             draft, _ = await self.current_draft()

@@ -473,3 +473,11 @@ def test_the_why_answer_shows_its_facts():
     assert "**G2** notice periods: **12** samples" in text and "`s-7` (score 2): “never mentions arbitration”" in text
     assert "the median of the other subgoals is 40.0%" in text
     assert why_sample_ids(facts) == ["s-7", "s-1"]
+
+
+def test_windows_on_one_workspace_share_one_lock(tmp_path):
+    """A reloaded page (a new session while the old one may still be scoring) cannot start a second run."""
+    from goalcover.ui.webchat import WebChat
+
+    first, second, other = WebChat(tmp_path / "ws"), WebChat(tmp_path / "ws"), WebChat(tmp_path / "users" / "bob")
+    assert first.lock is second.lock and first.lock is not other.lock
