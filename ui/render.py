@@ -1,7 +1,7 @@
 """What the chat app shows, as plain text and figures: samples, progress lines, approvals, charts.
 
 Pure functions (no Chainlit here), so they read top to bottom and are easy to check on their own;
-ui/webchat.py puts their output into Chainlit messages, steps and elements.
+ui/views.py, ui/turn.py and ui/output.py put their output into Chainlit messages, steps and elements.
 """
 
 from __future__ import annotations
@@ -177,24 +177,6 @@ def draft_markdown(lines: list[str], approved: bool = False) -> str:
     body = "\n".join(f"- {line}" for line in lines)
     tail = "" if approved else "\n\nAsk for changes in your words (\"merge S2 and S3\", \"S4 is too vague\"), or approve them."
     return f"{head}\n\n{body}{tail}"
-
-
-def coverage_markdown(report) -> str:
-    weak = [s.id for s in report.subgoals if s.weak]
-    lines = [
-        f"**Coverage** of {report.samples:,} samples (a sample supports a subgoal at score ≥ {report.thresholds['support']}):",
-        "",
-        "| subgoal | supporting | share | mean | |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for s in report.subgoals:
-        mean = "—" if s.mean is None else f"{s.mean:.2f}"
-        lines.append(f"| {s.id} {s.title} | {s.supporting} | {100 * s.share:.1f}% | {mean} | {'**weak**' if s.weak else ''} |")
-    if report.after:
-        after = ", ".join(f"{a.id} {100 * b.share:.1f}% → {100 * a.share:.1f}%" for b, a in zip(report.subgoals, report.after) if a.supporting != b.supporting)
-        lines += ["", f"With {report.synthetic_accepted} accepted synthetic samples: {after or 'no change in support'}."]
-    lines += ["", f"Weak: {', '.join(weak) or 'none'} · off-goal samples: {report.off_goal} · failed judgments: {report.failed} · not yet scored: {report.unscored}"]
-    return "\n".join(lines)
 
 
 def gaps_markdown(gaps) -> str:

@@ -97,14 +97,14 @@ async def next_steps(out: Out, ws: Workspace, text: str = "What next?", **kwargs
 async def coverage_view(out: Out, ws: Workspace, intro: str = "") -> None:
     """Coverage per subgoal with its two charts, and what to do next."""
     from goalcover.tools.coverage import coverage
-    from goalcover.tools.report import figures
+    from goalcover.tools.report import coverage_markdown, figures
 
     report = await call(coverage, ws)
     if not report.judge:
         await out.send(intro or "There are no scores yet.", await next_actions(ws))
         return
     bars, heat = await asyncio.to_thread(figures, report)
-    text = (intro + "\n\n" if intro else "") + render.coverage_markdown(report)
+    text = (intro + "\n\n" if intro else "") + coverage_markdown(report)
     await out.send(
         text,
         await next_actions(ws, skip=("coverage",)),
