@@ -27,6 +27,7 @@ from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.tools.goal import current_goal, save_goal
 from goalcover.tools.goal import propose_subgoals as engine_propose
 from goalcover.tools.models import Goal, Subgoal
+from goalcover.tools.plans import scoring_plan, synthesis_plan
 from goalcover.tools.workspace import Workspace
 
 # The dataset, index, gaps, why, synthesis and export modules are imported where used: they load Chroma,
@@ -255,26 +256,20 @@ def _plan(ctx: ToolContext, mode: str) -> dict:
 
 async def estimate_scoring(ctx: ToolContext, args: ScoringArgs) -> ToolResult:
     """What scoring would do and cost, without calling any model: pairs to score, pairs already cached,
-    model calls, estimated tokens and USD."""
-    plan = _plan(ctx, args.mode)
-    return ToolResult(plan, f"{plan['calls']} calls, ~${plan['est_cost']:.4f}")
+    model calls, estimated tokens and USD (or that the price is unknown)."""
+    shown = scoring_plan(ctx.ws, args.mode)
+    return ToolResult({**_plan(ctx, args.mode), "cost": shown.cost}, shown.text())
 
 
 def scoring_preview(ctx: ToolContext, args: RunScoringArgs) -> dict | None:
-    """The plan the user approves before run_scoring spends anything; None when nothing would be paid."""
+    """The plan the user approves before run_scoring spends anything: {"plan": ScorePlan fields plus
+    `title`, `rows`, `cost` (text)}, "question"}; None when nothing would be paid."""
     _require_no_draft(ctx)
-    plan = _plan(ctx, args.mode)
-    if plan["calls"] == 0:
+    shown = scoring_plan(ctx.ws, args.mode, args.max_cost)
+    if shown.free:
         return None
-    return {
-        "plan": plan,
-        "question": (
-            f"Score {plan['to_score']} sample × subgoal pairs with {plan['model']}: {plan['calls']} model calls, "
-            f"~{plan['est_prompt_tokens'] + plan['est_completion_tokens']:,} tokens, ~${plan['est_cost']:.4f}"
-            + (f" (stops at ${args.max_cost:g})" if args.max_cost is not None else "")
-            + f"; {plan['cached']} pairs are already scored. Run it?"
-        ),
-    }
+    plan = {**_plan(ctx, args.mode), "title": shown.title, "rows": [list(r) for r in shown.rows], "cost": shown.cost}
+    return {"plan": plan, "question": f"{shown.text()}; {plan['cached']:,} pairs are already scored. Run it?"}
 
 
 async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
@@ -455,20 +450,20 @@ class SynthesizeArgs(BaseModel):
 
 
 def synthesis_preview(ctx: ToolContext, args: SynthesizeArgs) -> dict:
+    """The plan the user approves before synthesize_samples spends anything: {"plan": PaidPlan fields plus
+    gap_id and candidates, "question"}."""
     from goalcover.tools.gaps import get_gap
     from goalcover.tools.synthesis import BATCH
 
+    shown = synthesis_plan(ctx.ws, args.gap_id, args.n)
     gap = get_gap(ctx.ws, args.gap_id)
-    synth, judge = ctx.ws.settings.model_for("synth").model, ctx.ws.settings.model_for("judge").model
-    calls = -(-args.n // BATCH)
-    return {
-        "plan": {"gap_id": gap.id, "label": gap.label, "subgoal_id": gap.subgoal_id, "candidates": args.n,
-                 "generation_calls": calls, "judge_calls_at_most": args.n, "synth_model": synth, "judge_model": judge},
-        "question": (
-            f"Generate {args.n} synthetic samples for {gap.id} ({gap.label}, {gap.subgoal_id}) with {synth}: {calls} "
-            f"generation calls, then up to {args.n} judge calls with {judge}. Run it?"
-        ),
+    plan = {
+        **shown.model_dump(mode="json"), "gap_id": gap.id, "label": gap.label, "subgoal_id": gap.subgoal_id,
+        "candidates": args.n, "generation_calls": -(-args.n // BATCH), "judge_calls_at_most": args.n,
+        "synth_model": ctx.ws.settings.model_for("synth", need_key=False).model,
+        "judge_model": ctx.ws.settings.model_for("judge", need_key=False).model,
     }
+    return {"plan": plan, "question": f"{shown.text()}. Run it?"}
 
 
 async def synthesize_samples(ctx: ToolContext, args: SynthesizeArgs) -> ToolResult:

@@ -12,7 +12,7 @@ ReportFormat = Literal["md", "html", "json"]
 
 
 def to_json(report: CoverageReport) -> dict:
-    """The design's fixed keys (samples, failed, subgoals[id, title, supporting, share, mean, weak]) and more."""
+    """`goalcover report --json`: the design's fixed keys (samples, failed, subgoals[id, title, supporting, share, mean, weak]) and more."""
     return report.model_dump()
 
 
@@ -20,7 +20,40 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _mean(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def coverage_markdown(report: CoverageReport) -> str:
+    """Coverage in a few lines for a chat (the web app, the terminal): one row per subgoal (supporting
+    samples, share in %, mean score 1-5, weak), the change with accepted synthetic samples, and the counts
+    of weak, off-goal, failed and unscored. The full report is `to_markdown`."""
+    weak = [s.id for s in report.subgoals if s.weak]
+    lines = [
+        f"**Coverage** of {report.samples:,} samples (a sample supports a subgoal at score ≥ {report.thresholds['support']}):",
+        "",
+        "| subgoal | supporting | share | mean | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for s in report.subgoals:
+        lines.append(f"| {s.id} {s.title} | {s.supporting} | {_pct(s.share)} | {_mean(s.mean)} | {'**weak**' if s.weak else ''} |")
+    if report.after:
+        after = ", ".join(
+            f"{a.id} {_pct(b.share)} → {_pct(a.share)}" for b, a in zip(report.subgoals, report.after) if a.supporting != b.supporting
+        )
+        lines += ["", f"With {report.synthetic_accepted} accepted synthetic samples: {after or 'no change in support'}."]
+    lines += [
+        "",
+        f"Weak: {', '.join(weak) or 'none'} · off-goal samples: {report.off_goal} · failed judgments: {report.failed} · "
+        f"not yet scored: {report.unscored}",
+    ]
+    return "\n".join(lines)
+
+
 def to_markdown(report: CoverageReport) -> str:
+    """The full coverage report as Markdown (`goalcover report`): per-subgoal table with the score
+    histogram (and G-Eval weighted means when recorded), before/after synthetic samples, off-goal sample
+    ids (first 20), failed judgments (first 20). `coverage_markdown` is the short form."""
     judge = report.judge
     lines = [
         "# Coverage report",
@@ -66,7 +99,9 @@ def to_markdown(report: CoverageReport) -> str:
 
 
 def figures(report: CoverageReport):
-    """Coverage per subgoal and the subgoal × score heatmap, as Plotly figures (the UI reuses them)."""
+    """(bars, heatmap): share of supporting samples per subgoal in % (red = weak; grouped with "after"
+    when synthetic samples were accepted), and samples per score 1-5 by subgoal (colour scale from 0).
+    Plotly figures; the HTML report and the web app both use them."""
     import plotly.graph_objects as go
 
     ids = [s.id for s in report.subgoals]
@@ -105,6 +140,7 @@ def figures(report: CoverageReport):
             x=["1", "2", "3", "4", "5"],
             y=labels,
             colorscale="Blues",
+            zmin=0,  # an empty cell is white, not the palest shade of the smallest count
             text=[[str(s.histogram.get(k, 0)) for k in range(1, 6)] for s in report.subgoals],
             texttemplate="%{text}",
         )

@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     max_sample_chars: int = Field(2_000_000, ge=1, description="samples longer than this are refused")
     warn_sample_chars: int = Field(100_000, ge=1, description="samples longer than this are ingested with a warning")
 
-    def model_for(self, role: Role) -> ModelConfig:
-        """The endpoint for one role, or a ConfigError naming exactly what to set."""
+    def model_for(self, role: Role, need_key: bool = True) -> ModelConfig:
+        """The endpoint for one role, or a ConfigError naming exactly what to set. With `need_key=False`
+        (plans and dry runs, which call nothing) only the model name is required."""
         model = getattr(self, f"{role}_model") or self.model
         base_url = getattr(self, f"{role}_base_url") or self.base_url
         api_key = getattr(self, f"{role}_api_key") or self.api_key
@@ -95,9 +96,12 @@ class Settings(BaseSettings):
         if not model:
             raise ConfigError(
                 f"No model is configured for the {role} role: set {prefix}_MODEL (or GOALCOVER_MODEL for every "
-                f"role) and OPENAI_BASE_URL (or {prefix}_BASE_URL) for an OpenAI-compatible endpoint "
-                "(OpenAI, vLLM, llama.cpp server, Ollama)."
+                f"role), and for a hosted API OPENAI_API_KEY (or {prefix}_API_KEY; OpenAI unless OPENAI_BASE_URL "
+                f"says otherwise), or for a local server OPENAI_BASE_URL (or {prefix}_BASE_URL: vLLM, llama.cpp "
+                "server, Ollama)."
             )
+        if not api_key and not need_key:
+            api_key = "not-needed"
         if not api_key:
             if base_url is None:
                 raise ConfigError(

@@ -125,17 +125,13 @@ class Renderer:
             self.bar = None
 
     def approval(self, approval) -> None:
-        lines = [approval.question]
+        """The plan of a paid step as the engine wrote it (tools/plans.py), then the question."""
         plan = approval.plan or {}
-        if plan and "est_cost" not in plan:
-            lines.append(" · ".join(f"{k.replace('_', ' ')} {v}" for k, v in plan.items()))
-        elif plan:
-            lines.append(
-                f"mode {plan.get('mode')} · {plan.get('samples')} samples × {plan.get('subgoals')} subgoals · "
-                f"{plan.get('to_score')} to score, {plan.get('cached')} cached · {plan.get('calls')} calls · "
-                f"~{plan.get('est_prompt_tokens', 0):,} + {plan.get('est_completion_tokens', 0):,} tokens · ~${plan.get('est_cost', 0):.4f}"
-            )
-        self.console.print(Panel("\n".join(lines), title=f"approve {approval.tool}?", expand=False), highlight=False)
+        lines = [f"{what}: {value}" for what, value in plan.get("rows") or []]
+        if plan.get("cost"):
+            lines.append(f"estimated cost: {plan['cost']}")
+        lines.append(approval.question)
+        self.console.print(Panel(escape("\n".join(lines)), title=f"approve {approval.tool}?", expand=False), highlight=False)
 
 
 class LineReader:

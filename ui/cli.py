@@ -237,16 +237,16 @@ def score(
 
     with open_workspace(workspace) as ws:
         if dry_run:
-            plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
+            from goalcover.tools.plans import scoring_plan
+
             if as_json:
+                plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
                 print_json(plan.model_dump())
                 return
-            out.print(
-                f"{plan.calls} calls ({plan.mode}) to score {plan.to_score} of {plan.pairs} sample × subgoal pairs "
-                f"({plan.cached} cached) with {plan.model}: ~{plan.est_prompt_tokens:,} prompt + "
-                f"~{plan.est_completion_tokens:,} completion tokens, ~${plan.est_cost:.4f}",
-                highlight=False,
-            )
+            shown = scoring_plan(ws, mode, max_cost)
+            out.print(shown.text(), highlight=False, markup=False)
+            for what, value in shown.rows:
+                out.print(f"  {what}: {value}", highlight=False, markup=False)
             return
         if max_cost is not None and ws.settings.input_price_per_mtok == ws.settings.output_price_per_mtok == 0:
             err.print("[yellow]warning:[/] --max-cost needs prices: set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK")

@@ -89,7 +89,7 @@ def test_pipe_answers_the_approval_and_new_starts_a_thread(fake_openai, monkeypa
         keyword_judge(CONTRACT_PATTERNS),
     ]
     first, out = chat(workspace, "score the data\ny\n/new\nhello\n")
-    assert "approve run_scoring?" in out and "20 calls" in out and "Run it? [y/N] y" in out
+    assert "approve run_scoring?" in out and "20 model calls" in out and "cost unknown: no price is set for fake-model" in out and "Run it? [y/N] y" in out
     assert "→ run_scoring {}" in out and "✓ run_scoring: 100 new judgments, 0 failed, 20 calls" in out
     assert "run_scoring: 20/20" in out  # progress, one line when piped
     assert "Scored all 20 samples." in out

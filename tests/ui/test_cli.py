@@ -89,6 +89,14 @@ def test_goal_score_report_through_the_cli(tmp_path, fake_openai, monkeypatch):
     assert [s["id"] for s in goal["subgoals"]] == ["S1", "S2", "S3", "S4", "S5"]
     plan = json.loads(run("score", "--dry-run", "-w", ws, "--json").stdout)
     assert (plan["calls"], plan["to_score"]) == (12, 60)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    text = run("score", "--dry-run", "-w", ws)  # a dry run needs the model name only, no key and no endpoint
+    assert text.exit_code == 0, text.stderr
+    assert "Score 60 sample × subgoal pairs with fake-model: 12 model calls" in text.stdout
+    assert "cost unknown: no price is set for fake-model" in text.stdout  # not a bare $0.0000
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     assert fake_openai.stats()["requests"] == 0  # a dry run calls nothing
     scored = json.loads(run("score", "-w", ws, "--json").stdout)
     assert {k: scored[k] for k in ("judgments", "calls", "failed", "cached")} == {"judgments": 60, "calls": 12, "failed": 0, "cached": 0}
@@ -109,6 +117,7 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
     run("ingest", str(data), "-w", ws)
     result = run("goal", "a contracts summarizer", "-w", ws)
     assert result.exit_code == 2 and "GOALCOVER_AGENT_MODEL" in result.stderr
+    assert "OPENAI_API_KEY" in result.stderr and "OPENAI_BASE_URL" in result.stderr  # hosted and local, both named
 
 
 def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai, monkeypatch):
