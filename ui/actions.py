@@ -13,7 +13,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from goalcover.tools.errors import BadInput, GoalCoverError
-from goalcover.ui import plans, views
+from goalcover.tools import plans
+from goalcover.ui import views
 from goalcover.ui.output import ProgressLine, action
 from goalcover.ui.views import call
 
@@ -79,8 +80,8 @@ class Actions:
     # --- scoring --------------------------------------------------------------------------------------
     async def score(self) -> None:
         """The scoring plan and its cost; scoring itself starts on "Run it"."""
-        plan, raw = await asyncio.to_thread(plans.scoring_plan, self.ws)
-        if not raw.to_score:
+        plan = await asyncio.to_thread(plans.scoring_plan, self.ws)
+        if plan.free:
             await views.coverage_view(self.out, self.ws, "Every pair is scored already: nothing to pay for.")
             return
         await self.out.send(plan.markdown("Run it? Stopping keeps every judgment that arrived; running again pays only for the rest."),
@@ -90,7 +91,7 @@ class Actions:
         from goalcover.tools import scoring
 
         await self.say("Run the scoring.")
-        line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge")))
+        line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge", need_key=False)))
         try:
             result = await scoring.score(self.ws, progress=line.push)
             line.push(stage="indexing explanations")
@@ -105,8 +106,10 @@ class Actions:
         )
 
     async def scoring_stopped(self) -> None:
+        from goalcover.tools import scoring
+
         try:
-            _, plan = await asyncio.to_thread(plans.scoring_plan, self.ws)
+            plan, _, _ = await asyncio.to_thread(scoring.plan, self.ws)
         except GoalCoverError:
             await self.out.send("Stopped.")
             return
@@ -145,7 +148,7 @@ class Actions:
         if not weak:
             await self.out.send("No subgoal is weak, so there are no gaps to find.", await views.next_actions(self.ws, skip=("find_gaps",)))
             return
-        plan = await asyncio.to_thread(plans.gaps_plan, self.ws, weak)
+        plan = await asyncio.to_thread(plans.gaps_plan, self.ws)
         await self.out.send(plan.markdown(), [action("gaps_run", "Run it"), _not_now()])
 
     async def gaps_run(self) -> None:
@@ -181,9 +184,7 @@ class Actions:
             await self.out.send("The gaps were found again since that button was shown. Here they are now:")
             await views.gaps_view(self.out, self.ws)
             return
-        _, scoring_plan = await asyncio.to_thread(plans.scoring_plan, self.ws)
-        per_call = scoring_plan.est_prompt_tokens // max(1, scoring_plan.calls) if scoring_plan.calls else 600
-        plan = await asyncio.to_thread(plans.synthesis_plan, self.ws, gap.id, n, per_call)
+        plan = await asyncio.to_thread(plans.synthesis_plan, self.ws, gap.id, n)
         await self.out.send(plan.markdown("Run it? New samples wait for your review before they count."),
                             [action("fill_run", "Run it", gap_id=gap.id, n=n), _not_now()])
 

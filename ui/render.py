@@ -10,6 +10,8 @@ import json
 import re
 from typing import Any
 
+from goalcover.tools.plans import cost_text
+
 SAMPLE_CHARS = 1_500  # of one field of a sample shown in the chat; the rest is summarised
 STEP_CHARS = 3_000  # of a tool's output shown in its step
 
@@ -122,31 +124,14 @@ def progress_text(tool: str, done: int | None, total: int | None, fields: dict) 
     return " · ".join(parts)
 
 
-# --- plans of paid steps ------------------------------------------------------------------------------
-
-PRICE_HELP = "set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK (USD per million tokens) to see it"
-
-
-def cost_text(cost: float | None, priced: bool, model: str = "") -> str:
-    """An estimated cost, or why it is unknown and how to make it known (never a bare $0.0000)."""
-    if not priced or cost is None:
-        return f"cost unknown: no price is set for {model or 'this model'} ({PRICE_HELP})"
-    return f"~${cost:.4f}"
-
-
-def plan_markdown(title: str, rows: list[tuple[str, str]], cost: str, question: str = "") -> str:
-    """A paid step's plan: what it calls, how many tokens, what it costs; then the question."""
-    lines = [f"**{title}**", "", "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rows], "", f"**Estimated cost:** {cost}"]
-    if question:
-        lines += ["", question]
-    return "\n".join(lines)
-
-
 def approval_markdown(tool: str, question: str, plan: dict | None, priced: bool = True) -> str:
     """The agent's approval interrupt (scoring or synthesis it is about to run)."""
+
     lines = [f"**Approve {tool.replace('_', ' ')}?**", "", question]
     plan = plan or {}
-    if "est_cost" in plan:
+    if plan.get("rows"):  # the engine's PaidPlan (tools/plans.py), as the buttons show it
+        lines += ["", "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in plan["rows"]], "", f"**Estimated cost:** {plan.get('cost', '')}"]
+    elif "est_cost" in plan:  # an approval left open by an older version
         lines += [
             "",
             "| samples | subgoals | to score | already scored | model calls | est. tokens | est. cost |",

@@ -13,7 +13,8 @@ from chainlit.utils import utc_now
 
 from goalcover.agent.session import Approval, Progress, Reply, Text, ToolStep
 from goalcover.tools.errors import GoalCoverError
-from goalcover.ui import plans, render, views
+from goalcover.tools import plans
+from goalcover.ui import render, views
 from goalcover.ui.output import ProgressLine, action, tool_step
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class TurnView:
                 self.progress = None
             if self.progress is None:
                 role = "judge" if event.tool == "run_scoring" else "synth" if event.tool == "synthesize_samples" else "agent"
-                self.progress = ProgressLine(event.tool, plans.priced(self.chat.ws.settings.model_for(role)))
+                self.progress = ProgressLine(event.tool, plans.priced(self.chat.ws.settings.model_for(role, need_key=False)))
             self.progress.push(event.done, event.total, **event.fields)
         elif isinstance(event, Approval):
             self.asked = True
@@ -155,7 +156,7 @@ class TurnView:
 async def approval(chat: "WebChat", event: Approval) -> None:
     """The agent waits for a yes before a paid step: its plan and cost, and two buttons."""
     role = "judge" if event.tool == "run_scoring" else "synth"
-    priced = plans.priced(chat.ws.settings.model_for(role))
+    priced = plans.priced(chat.ws.settings.model_for(role, need_key=False))
     await chat.out.send(
         render.approval_markdown(event.tool, event.question, event.plan, priced=priced),
         [action("answer", "Run it", approve=True), action("answer", "Don't run", approve=False)],

@@ -172,7 +172,7 @@ def test_whole_journey_from_upload_to_download(pages, tmp_path):
 
         # Gaps (the button shows the labelling plan first), synthesis asked in words behind approval, review.
         click(page, "Find gaps")
-        expect_text(page, "Gap analysis plan")
+        expect_text(page, "Find the gaps of S4, S5")
         click(page, "Run it")
         expect_text(page, "Gaps in the weak subgoals", LONG)
         idle(page)
@@ -380,7 +380,7 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
 
         # Scoring: the plan and its cost first (no price set: it says so and how to set one), then progress and stop.
         click(page, "Score the dataset")
-        expect_text(page, "Scoring plan")
+        expect_text(page, f"Score {SAMPLES * SUBGOAL_COUNT:,} sample × subgoal pairs with fake-model")
         expect_text(page, re.compile(r"cost unknown: no price is set for fake-model .*GOALCOVER_INPUT_PRICE_PER_MTOK"))
         assert "$0.0000" not in page.content()
         click(page, "Run it")
@@ -401,7 +401,7 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
 
         # Why, before and after the gaps are found: facts beside the prose, sample ids that open the sample.
         click(page, "Find gaps")
-        expect_text(page, "Gap analysis plan")
+        expect_text(page, "Find the gaps of S4, S5")
         click(page, "Run it")
         expect_text(page, "Gaps in the weak subgoals", LONG)
         idle(page)
@@ -417,7 +417,7 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
 
         # Fill a gap (plan first), review, export.
         click(page, "Fill G1")
-        expect_text(page, "Synthesis plan for G1")
+        expect_text(page, re.compile(r"Write 10 samples for G1 \("))
         click(page, "Run it")
         expect_text(page, re.compile(r"\d+ synthetic samples wait for your review"), LONG)
         idle(page)
@@ -445,7 +445,8 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
 
 
 def test_a_cost_without_a_price_says_how_to_set_one():
-    from goalcover.ui.render import approval_markdown, cost_text
+    from goalcover.tools.plans import cost_text
+    from goalcover.ui.render import approval_markdown
 
     assert cost_text(0.0123, True) == "~$0.0123"
     unknown = cost_text(0.0, False, "gpt-x")
