@@ -21,7 +21,8 @@ from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 
 from goalcover.agent.configuration import AgentConfig
-from goalcover.agent.graph import build_graph, ensure_tool_calling
+from goalcover.agent.graph import build_graph
+from goalcover.agent.probe import ensure_tool_calling
 from goalcover.agent.threads import new_thread_id, open_checkpointer, remember_thread, thread_config
 from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.workspace import Workspace

@@ -15,6 +15,8 @@ JUDGE_KEY = "judge"
 
 
 class SubgoalCoverage(BaseModel):
+    """One subgoal's row of the coverage report."""
+
     id: str
     title: str
     supporting: int = Field(description="samples scoring at or above the support threshold")
@@ -31,12 +33,30 @@ class SubgoalCoverage(BaseModel):
 
 
 class Failure(BaseModel):
+    """A sample × subgoal pair whose judgment failed (retried by the next run)."""
+
     sample_id: str
     subgoal_id: str
     error: str
 
 
+class Thresholds(BaseModel):
+    """The rules coverage was computed with (from settings): scores are 1-5, shares fractions 0-1."""
+
+    support: int = Field(description="a sample supports a subgoal at this score or above")
+    weak_share: float = Field(description="weak when fewer than this share of samples support it")
+    weak_relative: float = Field(description="... or less than this times the median subgoal's share")
+    weak_mean: float | None = Field(description="... or, when set, a mean score below this")
+    off_goal_max: int = Field(description="a sample is off-goal when no subgoal scores above this")
+
+    def __getitem__(self, key: str):
+        """`thresholds["support"]`, as callers written against the earlier dict read it."""
+        return getattr(self, key)
+
+
 class CoverageReport(BaseModel):
+    """Per-subgoal coverage of the dataset (and with accepted synthetic samples, in `after`)."""
+
     goal: str
     samples: int
     failed: int = Field(description="sample × subgoal pairs whose judgment failed (retried on the next run)")
@@ -44,15 +64,16 @@ class CoverageReport(BaseModel):
     subgoals: list[SubgoalCoverage]
     off_goal: int = Field(description="samples that no subgoal scores above the off-goal threshold")
     off_goal_ids: list[str]
-    judge: dict
-    thresholds: dict
+    judge: dict = Field(description="the judge the scores come from: model, prompt_version, mode; empty before scoring")
+    thresholds: Thresholds
     failures: list[Failure] = []
     synthetic_accepted: int = 0
     after: list[SubgoalCoverage] | None = Field(None, description="coverage with the accepted synthetic samples added")
 
 
 def sample_scores(ws: Workspace, samples: list[Sample] | None = None) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
-    """sample id -> subgoal id -> (score, explanation), for the current goal and the last judge."""
+    """(sample id -> subgoal id -> (score 1-5, explanation), the judge's meta) for the current goal and the
+    last judge, over `samples` (default the dataset); ({}, {}) before any scoring."""
     goal = current_goal(ws)
     judge = ws.store.get_meta(JUDGE_KEY)
     if judge is None:
@@ -80,6 +101,10 @@ def sample_weighted(ws: Workspace, samples: list[Sample], judge: dict) -> dict[s
 
 
 def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
+    """Coverage of the current goal from the last judge's stored judgments (no model call): per subgoal,
+    supporting samples, share, mean, histogram, weak flag and the `best` best sample ids; off-goal samples,
+    failed and unscored pairs; coverage after accepted synthetic samples. Raises BadInput when the
+    workspace has no goal or no samples."""
     goal = current_goal(ws)
     assert goal is not None
     settings = ws.settings
@@ -94,9 +119,11 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
             error = failures_by_key.get((sample.content_hash, g.hash))
             if error and g.id not in scores.get(sample.id, {}):
                 failures.append(Failure(sample_id=sample.id, subgoal_id=g.id, error=error))
-    from goalcover.tools.synthesis import list_synthetic
-
-    accepted = [s.as_sample() for s in list_synthetic(ws, state="accepted")]
+    # Read from the store, not through synthesis.py: synthesis depends on coverage, not the other way round.
+    accepted = [
+        Sample(id=r["id"], format=r["format"], source="synthetic", line=0, record=r["record"], text=r["text"])
+        for r in ws.store.synthetic_rows(state="accepted")
+    ]
     weighted = sample_weighted(ws, samples + accepted, judge)  # keyed by sample id: one lookup serves both
     rows = _rows(goal, scores, len(samples), failures, settings, best, weighted)
     after = None
@@ -115,13 +142,13 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         off_goal=len(off_goal),
         off_goal_ids=off_goal,
         judge=judge or {},
-        thresholds={
-            "support": settings.support_threshold,
-            "weak_share": settings.weak_share,
-            "weak_relative": settings.weak_relative,
-            "weak_mean": settings.weak_mean,
-            "off_goal_max": settings.off_goal_max,
-        },
+        thresholds=Thresholds(
+            support=settings.support_threshold,
+            weak_share=settings.weak_share,
+            weak_relative=settings.weak_relative,
+            weak_mean=settings.weak_mean,
+            off_goal_max=settings.off_goal_max,
+        ),
         failures=failures,
         synthetic_accepted=len(accepted),
         after=after,

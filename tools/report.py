@@ -30,7 +30,7 @@ def coverage_markdown(report: CoverageReport) -> str:
     of weak, off-goal, failed and unscored. The full report is `to_markdown`."""
     weak = [s.id for s in report.subgoals if s.weak]
     lines = [
-        f"**Coverage** of {report.samples:,} samples (a sample supports a subgoal at score ≥ {report.thresholds['support']}):",
+        f"**Coverage** of {report.samples:,} samples (a sample supports a subgoal at score ≥ {report.thresholds.support}):",
         "",
         "| subgoal | supporting | share | mean | |",
         "|---|---:|---:|---:|---|",
@@ -61,7 +61,7 @@ def to_markdown(report: CoverageReport) -> str:
         f"**Goal:** {report.goal}",
         "",
         f"{report.samples} samples · judge `{judge.get('model', '—')}` ({judge.get('prompt_version', '—')}) · "
-        f"a sample supports a subgoal at score ≥ {report.thresholds['support']}",
+        f"a sample supports a subgoal at score ≥ {report.thresholds.support}",
         "",
     ]
     # The G-Eval column appears only when the judge recorded weighted scores (GOALCOVER_JUDGE_LOGPROBS).
@@ -88,7 +88,7 @@ def to_markdown(report: CoverageReport) -> str:
             mb = f"{b.mean:.2f}" if b.mean is not None else "—"
             ma = f"{a.mean:.2f}" if a.mean is not None else "—"
             lines.append(f"| {b.id} | {b.supporting} | {a.supporting} | {_pct(b.share)} | {_pct(a.share)} | {mb} | {ma} |")
-    lines += ["", f"**Off-goal samples** (no subgoal above {report.thresholds['off_goal_max']}): {report.off_goal}"]
+    lines += ["", f"**Off-goal samples** (no subgoal above {report.thresholds.off_goal_max}): {report.off_goal}"]
     if report.off_goal_ids:
         shown = ", ".join(f"`{i}`" for i in report.off_goal_ids[:20])
         lines.append(f"{shown}{' …' if len(report.off_goal_ids) > 20 else ''}")
@@ -129,7 +129,7 @@ def figures(report: CoverageReport):
         )
         bars.update_layout(barmode="group")
     bars.update_layout(
-        title=f"Samples supporting each subgoal (score ≥ {report.thresholds['support']}); red = weak",
+        title=f"Samples supporting each subgoal (score ≥ {report.thresholds.support}); red = weak",
         yaxis_title="% of samples",
         xaxis_title="subgoal",
         template="plotly_white",
@@ -182,7 +182,7 @@ tr.weak td {{ color: #b00; font-weight: 600; }}
 <h1>Coverage report</h1>
 <p><b>Goal:</b> {html.escape(report.goal)}</p>
 <p>{report.samples} samples · judge <code>{html.escape(str(report.judge.get('model', '—')))}</code> ·
-supporting = score ≥ {report.thresholds['support']} · off-goal samples: {report.off_goal} ·
+supporting = score ≥ {report.thresholds.support} · off-goal samples: {report.off_goal} ·
 failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
 <table><tr><th>subgoal</th><th>title</th><th>supporting</th><th>share</th><th>mean</th>{'<th>weighted mean</th>' if weighted else ''}<th></th></tr>
 {rows}</table>

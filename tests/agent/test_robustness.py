@@ -10,7 +10,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from goalcover.agent.configuration import AgentConfig
-from goalcover.agent.graph import TOOL_CALLING_KEY, bounded_history, close_dangling_calls, render_result
+from goalcover.agent.history import bounded_history, close_dangling_calls, render_result
+from goalcover.agent.probe import TOOL_CALLING_KEY
 from goalcover.agent.prompts import PROBE_TOOL
 from goalcover.agent.session import Approval, ToolStep
 from goalcover.agent.tools import ToolResult
