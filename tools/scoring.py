@@ -128,9 +128,12 @@ class ScoreResult(BaseModel):
 
 
 def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = None) -> tuple[ScorePlan, list[Task], Goal]:
-    """What a run would do: the pairs still missing, grouped into calls, with token and cost estimates.
+    """What a run would do: the pairs still missing, grouped into calls, with token and cost estimates
+    (tokens estimated locally, USD from the judge's prices; 0 when it has none). Calls no model.
 
     `samples` defaults to the dataset; synthesis passes its candidates to have them judged the same way.
+    Returns (plan, the calls as tasks, the goal). Raises BadInput (unknown mode, no samples, no goal) and
+    ConfigError (no judge model name).
     """
     if mode not in ("batched", "pair"):
         raise BadInput(f"--mode {mode!r}: choose batched or pair")
@@ -139,7 +142,7 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
     samples = ws.store.samples() if samples is None else samples
     if not samples:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    config = ws.settings.model_for("judge")
+    config = ws.settings.model_for("judge", need_key=False)  # a plan calls nothing: the model name is enough
     anchors = ws.settings.judge_anchors
     version = prompt_version(mode, anchors)
     done = ws.store.judgment_keys(version, config.model)
