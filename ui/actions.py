@@ -224,7 +224,7 @@ class Actions:
 
     async def export(self) -> None:
         """The export the agent's export_dataset tool writes, by the same engine function."""
-        from goalcover.ui.exporting import export_to_workspace
+        from goalcover.tools.exports_folder import export_to_workspace
 
-        result = await export_to_workspace(self.ws)
+        result = await call(export_to_workspace, self.ws)
         await views.export_view(self.out, self.ws, result)

@@ -115,7 +115,10 @@ class TurnView:
             path = ws.exports_dir / str(args.get("filename", ""))
             if path.is_file():
                 elements = [cl.File(name=path.name, path=str(path), display="inline")]
-                manifest = next((m for m in (path.with_name(path.name + ".manifest.json"), path.parent / "manifest.json") if m.is_file()), None)
+                from goalcover.tools.export import manifest_path_for
+
+                manifest = manifest_path_for(path)
+                manifest = manifest if manifest.is_file() else None
                 if manifest is not None:
                     elements.append(cl.File(name=manifest.name, path=str(manifest), display="inline"))
                 await self.out.send(f"{event.summary}. Download:", elements=elements)
