@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from goalcover.ui.common import JsonOpt, WorkspaceOpt, err, handle_errors
+from goalcover.ui.common import JsonOpt, WorkspaceOpt, err, handle_errors, tidy_help
 
 app = typer.Typer(
     name="goalcover",
@@ -40,30 +40,34 @@ def open_workspace(workspace: Path | None, **overrides):
 
 
 class ProgressBar:
-    """A rich progress bar on stderr that appears with the first update (so errors print cleanly)."""
+    """A rich progress bar on stderr that appears with the first update (so errors print cleanly) and fits
+    80 columns: a short label, the bar, done/total, the time left and at most two short fields."""
 
-    def __init__(self, description: str) -> None:
+    WIDTH = 80
+
+    def __init__(self, description: str, fields: tuple[str, ...] = ()) -> None:
         self.description = description
+        self.fields = fields  # which progress fields to show (e.g. cost, failed), in this order
         self.bar = None
 
     def __call__(self, done: int, total: int, **fields: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         if self.bar is None:
             self.bar = Progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=16),
                 MofNCompleteColumn(),
-                TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[info]}"),
                 console=err,
                 transient=True,
+                expand=False,
             )
             self.bar.start()
             self.task = self.bar.add_task(self.description, total=total, info="")
-        info = " · ".join(f"{k} {v}" for k, v in fields.items())
+        info = " · ".join(f"{fields[k]} {k}" if k == "failed" else str(fields[k]) for k in self.fields if k in fields)
         self.bar.update(self.task, completed=done, total=total, info=info)
 
     def __enter__(self) -> "ProgressBar":
@@ -72,6 +76,11 @@ class ProgressBar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def id_column(table: Table, name: str, ids: list[str]) -> None:
+    """A table column for ids: never cut or folded (ids are what users copy), as wide as the longest."""
+    table.add_column(name, no_wrap=True, min_width=max([len(name), *map(len, ids)]), overflow="ignore")
 
 
 # --- ingest ----------------------------------------------------------------------------------------
@@ -166,12 +175,12 @@ def search(
         print_json({"query": query, "hits": [h.model_dump() for h in hits]})
         return
     table = Table(show_header=True)
-    table.add_column("id", no_wrap=True)
+    id_column(table, "id", [h.id for h in hits])
     table.add_column("sim", justify="right")
     table.add_column("text")
     for hit in hits:
         snippet = " ".join(hit.text.split())
-        table.add_row(hit.id, f"{hit.similarity:.3f}", snippet[:160] + ("…" if len(snippet) > 160 else ""))
+        table.add_row(escape(hit.id), f"{hit.similarity:.3f}", escape(snippet[:160] + ("…" if len(snippet) > 160 else "")))
     out.print(table)
 
 
@@ -208,11 +217,19 @@ def goal(
         if new_goal:
             save_goal(ws, new_goal)
         shown = new_goal or current_goal(ws)
+        root = ws.root
     assert shown is not None
     if as_json:
         print_json(shown.model_dump())
         return
     out.print(goal_to_yaml(shown), highlight=False, markup=False)
+    if new_goal:
+        source = f"from {file}" if file else "as proposed by the agent model"
+        err.print(
+            f"saved the goal and {len(shown.subgoals)} subgoals ({', '.join(s.id for s in shown.subgoals)}) {source} "
+            f"to the workspace {root}; `goalcover score` scores them",
+            highlight=False, markup=False, soft_wrap=True,
+        )
 
 
 # --- score -----------------------------------------------------------------------------------------
@@ -250,9 +267,9 @@ def score(
             return
         if max_cost is not None and ws.settings.input_price_per_mtok == ws.settings.output_price_per_mtok == 0:
             err.print("[yellow]warning:[/] --max-cost needs prices: set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK")
-        with ProgressBar("scoring") as bar:
+        with ProgressBar("scoring", fields=("cost", "failed")) as bar:
             result = asyncio.run(scoring.score(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
-        with ProgressBar("indexing explanations") as bar:
+        with ProgressBar("indexing") as bar:
             scoring.index_scores(ws, progress=bar)
     if as_json:
         print_json(result.model_dump())
@@ -330,10 +347,14 @@ def gaps(
         out.print("no gaps: no subgoal is weak" + (f" and {subgoal} has no low-scoring samples" if subgoal else ""))
         return
     table = Table(show_header=True)
-    for col in ("gap", "subgoal", "size", "label", "missing capability", "examples"):
+    id_column(table, "gap", [g.id for g in found])
+    id_column(table, "subgoal", [g.subgoal_id for g in found])
+    table.add_column("size", justify="right")
+    for col in ("label", "missing capability"):
         table.add_column(col)
+    id_column(table, "examples", [g.sample_ids[0] for g in found if g.sample_ids])
     for g in found:
-        table.add_row(g.id, g.subgoal_id, str(g.size), g.label, g.description, ", ".join(g.sample_ids[:3]))
+        table.add_row(g.id, g.subgoal_id, str(g.size), escape(g.label), escape(g.description), escape("\n".join(g.sample_ids[:3])))
     out.print(table)
 
 
@@ -421,11 +442,13 @@ def review(
         print_json({"synthetic": [i.model_dump() for i in items]})
         return
     table = Table(show_header=True)
-    for col in ("id", "gap", "state", "score", "sample"):
+    id_column(table, "id", [i.id for i in items])
+    id_column(table, "gap", [i.gap_id for i in items])
+    for col in ("state", "score", "sample"):
         table.add_column(col)
     for i in items:
         snippet = " ".join(i.text.split())
-        table.add_row(i.id, i.gap_id, i.state, str(i.judge_score), snippet[:120] + ("…" if len(snippet) > 120 else ""))
+        table.add_row(escape(i.id), i.gap_id, i.state, str(i.judge_score), escape(snippet[:120] + ("…" if len(snippet) > 120 else "")))
     out.print(table)
 
 
@@ -473,7 +496,7 @@ def local_detect(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"servers": [s.__dict__ for s in servers]})
         return
-    out.print(suggestion(), highlight=False, soft_wrap=True)
+    out.print(suggestion(), highlight=False, markup=False, soft_wrap=True)
 
 
 @local_app.command("serve")
@@ -494,7 +517,7 @@ def local_serve(
         proc = serve(model, port=port, ctx=ctx)
     base_url = f"http://127.0.0.1:{port}/v1"
     name = (probe(base_url) or [str(model)])[0]
-    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export OPENAI_BASE_URL={base_url} GOALCOVER_MODEL={name}", highlight=False)
+    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export OPENAI_BASE_URL={base_url} GOALCOVER_MODEL={name}", highlight=False, markup=False)
     try:
         proc.wait()
     except KeyboardInterrupt:
@@ -530,7 +553,27 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(summary)
         return
-    out.print_json(json.dumps(summary, default=str))
+    table = Table(title=f"workspace {escape(summary['workspace'])}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("samples", f"{summary['samples']:,}")
+    if summary["samples"]:
+        table.add_row("format", str(summary.get("format")))
+        for src in summary.get("sources", []):
+            table.add_row("source", escape(f"{src['path']} ({src.get('file_type', '')})"))
+        for label, key in (("characters", "chars"), ("tokens (est.)", "est_tokens")):
+            stats = summary.get(key) or {}
+            if stats:
+                table.add_row(label, " · ".join(f"{k} {stats[k]:,.0f}" for k in ("min", "median", "mean", "p95", "max") if k in stats))
+    from goalcover.tools.goal import current_goal
+
+    with open_workspace(workspace) as ws:
+        goal = current_goal(ws, required=False)
+    table.add_row("goal", escape(f"{goal.text} ({len(goal.subgoals)} subgoals)") if goal else "none yet (`goalcover goal`)")
+    out.print(table)
+
+
+tidy_help(app)
 
 
 def main() -> None:

@@ -76,3 +76,22 @@ def exit_now(code: int | str | None = 0) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
+def reflow(text: str | None) -> str:
+    """A docstring as paragraphs: single line breaks inside a paragraph joined (the help formatter wraps
+    them to the terminal), blank lines kept, Rich markup escaped so `goalcover[local]` prints as written."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(text or "").split("\n\n")
+    return "\n\n".join(escape(" ".join(line.strip() for line in p.splitlines())) for p in paragraphs)
+
+
+def tidy_help(app: typer.Typer) -> None:
+    """Give every command of `app` (and of its sub-apps) its docstring as reflowed, escaped help."""
+    for command in app.registered_commands:
+        if command.callback is not None and command.help is None:
+            command.help = reflow(command.callback.__doc__)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            tidy_help(group.typer_instance)

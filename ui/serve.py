@@ -97,9 +97,10 @@ def ui_command(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 to reach it from other machines).")] = "127.0.0.1",
     headless: Annotated[bool, typer.Option("--headless/--open", help="Don't open a browser window (default), or open one.")] = True,
 ) -> None:
-    """Open the chat app in the browser: upload a dataset, state your goal, review its coverage.
+    """Serve the chat app: upload a dataset, state your goal, review its coverage.
 
-    Serves on http://HOST:PORT (default http://127.0.0.1:8000). Reopening the page continues the
+    Serves on http://HOST:PORT (default http://127.0.0.1:8000) without opening a browser; --open opens one
+    as well. Reopening the page continues the
     workspace's last conversation. Set GOALCOVER_UI_PASSWORD to require a login (any user name; each user
     gets a workspace of their own), or GOALCOVER_UI_USERS="alice:pw1,bob:pw2" for named users. Needs a model
     with tool calling for the conversation (GOALCOVER_AGENT_MODEL or GOALCOVER_MODEL).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -165,3 +166,50 @@ def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai
     refused = run("export", "-o", str(data), "-w", ws)
     assert refused.exit_code == 2 and "refusing to overwrite" in refused.stderr
     assert run("why", "S9", "-w", ws).exit_code == 2
+
+
+def test_help_texts_are_paragraphs_and_markup_prints_as_written(monkeypatch):
+    wide = runner.invoke(app, ["score", "--help"], env={"COLUMNS": "200"}).stdout
+    assert (
+        "Each judgment is saved the moment it arrives: interrupt at any time (Ctrl-C, a crash, a kill) and run again to "
+        "finish without paying twice." in wide
+    )
+    served = runner.invoke(app, ["ui", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "default http://127.0.0.1:8000) without opening a browser; --open opens one" in served
+    monkeypatch.setattr("goalcover.tools.local.detect", lambda: [])
+    detected = run("local", "detect")
+    assert detected.exit_code == 0 and "pip install goalcover[local]" in detected.stdout.replace("\n", " ")
+
+
+def test_progress_fits_80_columns():
+    from rich.console import Console
+
+    from goalcover.ui import cli
+
+    bar = cli.ProgressBar("indexing", fields=("cost", "failed"))
+    bar(123_456, 987_654, tokens="12,345,678", cost="$1234.5678", failed=12_345)
+    try:
+        width = Console(width=300).measure(bar.bar.make_tasks_table(bar.bar.tasks)).maximum
+    finally:
+        bar.bar.stop()
+    assert width <= cli.ProgressBar.WIDTH, width
+
+
+def test_info_is_a_table_goal_file_says_what_it_saved_and_ids_are_never_cut(tmp_path):
+    from tests.tools.test_scoring import GOAL_FILE
+
+    long_ids = [f"contract-clause-{n:03d}-with-a-long-identifier-users-copy" for n in range(3)]
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "instruction": f"Explain clause {n}.", "input": "", "output": "Termination."}) + "\n"
+                            for n, i in enumerate(long_ids)))
+    ws = str(tmp_path / "ws")
+    assert run("ingest", str(data), "-w", ws).exit_code == 0
+    info = runner.invoke(app, ["info", "-w", ws], env={"COLUMNS": "300"})
+    assert info.exit_code == 0 and not info.stdout.lstrip().startswith("{"), info.stdout
+    assert re.search(r"│ samples +│ 3 +│", info.stdout) and re.search(r"│ format +│ alpaca +│", info.stdout)
+    assert str(data) in info.stdout
+    assert json.loads(run("info", "-w", ws, "--json").stdout)["samples"] == 3
+    saved = run("goal", "--file", str(GOAL_FILE), "-w", ws)
+    assert "saved the goal and 5 subgoals (S1, S2, S3, S4, S5) from" in saved.stderr.replace("\n", " ")
+    found = runner.invoke(app, ["search", "termination clause", "-k", "3", "-w", ws], env={"COLUMNS": "80"})
+    assert found.exit_code == 0 and all(i in found.stdout for i in long_ids)  # whole, on one line
