@@ -118,9 +118,7 @@ class WebChat:
         async with self.lock:
             try:
                 await work(*args)
-            except BadInput as exc:
-                await self.out.error(str(exc))
-            except GoalCoverError as exc:
+            except GoalCoverError as exc:  # bad input, no model configured, a model that failed
                 await self.out.error(str(exc))
 
     # --- what the user types or uploads -----------------------------------------------------------
@@ -296,9 +294,15 @@ class WebChat:
 
     # --- showing the conversation -----------------------------------------------------------------
     async def welcome(self) -> None:
+        """A new conversation: what to do first, or — when the workspace already has a goal (the CLI, or an
+        earlier conversation) — where it stands."""
         from goalcover.tools.dataset import describe
+        from goalcover.tools.goal import current_goal
 
         info = await asyncio.to_thread(describe, self.ws)
+        if info["samples"] and await asyncio.to_thread(current_goal, self.ws, False) is not None:
+            await views.status_view(self.out, self.ws, None)
+            return
         if info["samples"]:
             files = ", ".join(Path(s["path"]).name for s in info["sources"])
             text = (f"The workspace holds **{info['samples']} samples** ({info['format']}) from {files}. Tell me what the "
