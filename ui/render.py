@@ -227,6 +227,8 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
                 lines.append(f"  What would close it: {gap['what_would_close_it']}")
             for ex in gap.get("examples", []):
                 lines.append(f"  > `{ex['sample_id']}` (score {ex['score']}): “{ex['explanation']}”")
+    elif facts.get("gaps_note"):  # the engine says why no gap is listed
+        lines += ["", facts["gaps_note"]]
     elif cov.get("weak"):
         lines += ["", "No gaps are stored for it yet: find gaps to see what its low-scoring samples lack."]
     best = facts.get("best_supporting_samples", [])
