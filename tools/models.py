@@ -64,15 +64,6 @@ class Goal(BaseModel):
         raise BadInput(f"No subgoal {subgoal_id!r}; the goal has {known}")
 
 
-class Judgment(BaseModel):
-    sample_id: str
-    subgoal_id: str
-    score: int = Field(ge=1, le=5)
-    explanation: str
-    model: str
-    prompt_version: str
-
-
 class LengthStats(BaseModel):
     min: int
     mean: float

@@ -10,7 +10,6 @@ JUDGE_PROMPT_VERSION = "judge-v1"
 # the calls for one sample share the sample too: servers with prefix caching (llama.cpp, vLLM, OpenAI)
 # process that shared prefix once instead of once per subgoal.
 JUDGE_PAIR_PROMPT_VERSION = "judge-v2"
-DECOMPOSE_PROMPT_VERSION = "decompose-v1"
 
 RUBRIC = """\
 1 = unrelated: the sample has nothing to do with this subgoal.
@@ -133,8 +132,6 @@ Almost no sample in the user's dataset supports this subgoal:
 Propose what is missing: a short label (3 to 8 words), a one-sentence description of the uncovered capability,
 and 3 to 6 distinct aspects that new training samples should cover (different sub-skills, situations or
 difficulty levels). Reply with one JSON object only."""
-
-WHY_PROMPT_VERSION = "why-v1"
 
 WHY_SYSTEM = """\
 You explain to an ML engineer why one subgoal of their fine-tuning goal is weakly covered by their dataset.

@@ -108,9 +108,6 @@ CREATE TABLE IF NOT EXISTS ingest_removed (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS indexed_explanations (doc_id TEXT PRIMARY KEY, judgment_key TEXT NOT NULL);
 """
 
-JudgmentKey = tuple[str, str, str, str]  # sample hash, subgoal hash, prompt version, model
-
-
 class Store:
     """The SQLite file, with one connection per thread: a connection shared across threads would mix
     their transactions (the agent runs engine calls in worker threads); WAL lets them work side by side."""
