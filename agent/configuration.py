@@ -16,6 +16,9 @@ from goalcover.tools.workspace import Workspace
 
 
 class AgentLimits(BaseSettings):
+    """Bounds on one conversation, from the environment (GOALCOVER_AGENT_*): steps a turn, characters of a
+    tool result and of one sample shown to the model, tokens of history sent."""
+
     model_config = SettingsConfigDict(env_prefix="GOALCOVER_AGENT_", extra="ignore")
 
     # The conversation sent with each model call, in approximate tokens; older turns are left out first.
@@ -30,6 +33,9 @@ class AgentLimits(BaseSettings):
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """What the agent runs with: the agent model's endpoint, the limits, and whether to probe tool calling
+    once. `from_workspace` raises ConfigError when no agent model is configured."""
+
     model: ModelConfig
     max_history_tokens: int = 24_000
     max_tool_chars: int = 8_000

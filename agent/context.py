@@ -28,6 +28,8 @@ class ToolContext:
     emit: Callable[[dict], None] = lambda event: None
 
     def progress(self, tool: str, done: int, total: int, **fields: Any) -> None:
+        """Emit a progress event {tool, done, total, **fields} to the UI (done/total are counts of the tool's
+        own units)."""
         self.emit({"progress": {"tool": tool, "done": done, "total": total, **fields}})
 
 

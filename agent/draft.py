@@ -31,6 +31,9 @@ Text = Annotated[str, Field(min_length=1)]
 
 
 class NewSubgoal(BaseModel):
+    """A subgoal the user adds or rewrites in plain words: title, description and (optionally) the evidence a
+    judge looks for."""
+
     title: Text = Field(description="3 to 8 words")
     description: Text = Field(description="one sentence")
     evidence: str = Field("", description="what a training sample that supports it shows")

@@ -100,6 +100,8 @@ def workspace_facts(ws: Workspace, state: State) -> dict[str, Any]:
 
 
 def workspace_summary(state: State, left_out: int = 0) -> str:
+    """The system prompt's lines about the workspace now: dataset, goal, approved subgoals, draft, last paid
+    run, and how many earlier messages were left out."""
     lines = []
     data = state.dataset or {}
     if data.get("samples"):

@@ -108,6 +108,7 @@ def pending_calls(messages: list[AnyMessage]) -> list[dict]:
 
 
 def is_yes(answer: Any) -> bool:
+    """Whether an interrupt's answer approves: True, "yes"/"y"/"ok"/"run"…, or {"approve": …}."""
     if isinstance(answer, dict):
         answer = answer.get("approve", answer.get("approved"))
     if isinstance(answer, str):
@@ -146,12 +147,14 @@ async def run_tool(ctx: ToolContext, call: dict, decisions: dict[str, str]) -> t
 
 
 def error_text(exc: Exception) -> str:
+    """The message a model reads for a tool's error (a ValidationError as field-by-field lines)."""
     if isinstance(exc, ValidationError):
         return describe_validation_error(exc, limit=5)
     return str(exc)
 
 
 def brief_api_error(exc: openai.APIError) -> str:
+    """An OpenAI API error in one short line: class, status code, first 300 characters."""
     status = getattr(exc, "status_code", None)
     return f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:300]}"
 

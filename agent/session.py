@@ -44,6 +44,9 @@ class Reply:
 
 @dataclass
 class ToolStep:
+    """A tool call's step: `status` is start, done or error; `summary` one line; `display` lines to show as
+    they are."""
+
     name: str
     args: dict[str, Any]
     status: str  # start, done, error
@@ -53,6 +56,9 @@ class ToolStep:
 
 @dataclass
 class Progress:
+    """Progress of a long tool: done of total (counts), or only a `stage` in `fields` when there are no
+    counts."""
+
     tool: str
     done: int | None = None
     total: int | None = None
@@ -127,6 +133,7 @@ class Session:
 
     @property
     def run_config(self) -> dict:
+        """The LangGraph run config of the current thread (thread id, recursion limit)."""
         return thread_config(self.thread_id, self.config.recursion_limit)
 
     async def messages(self) -> list[AnyMessage]:

@@ -15,11 +15,16 @@ from langgraph.graph.message import add_messages
 
 @dataclass
 class InputState:
+    """What a turn starts from: the new messages."""
+
     messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
 
 
 @dataclass
 class State(InputState):
+    """The conversation's checkpointed state: messages, the goal text, the draft and approved subgoals, what
+    the workspace held at the last turn, decisions on paid calls, and the last paid run."""
+
     dataset: dict[str, Any] | None = None
     """What the workspace holds (`dataset.describe`), refreshed when the sample count changes."""
     goal_text: str | None = None

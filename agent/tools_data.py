@@ -25,12 +25,16 @@ async def describe_dataset(ctx: ToolContext, args: NoArgs) -> ToolResult:
 
 
 class ScoreFilter(BaseModel):
+    """A judge-score filter: subgoal id, comparison, score 1-5."""
+
     subgoal: SubgoalRef = Field(description='subgoal id, e.g. "S3"')
     op: Literal["<=", ">=", "=", "<", ">", "!="] = "<="
     score: int = Field(ge=1, le=5)
 
 
 class SearchArgs(BaseModel):
+    """Arguments of search_samples."""
+
     query: str = Field(min_length=1, description="what to look for, in words (semantic search)")
     k: int = Field(8, ge=1, le=30, description="how many samples to return")
     scores: list[ScoreFilter] = Field([], description="only samples whose judge score matches, e.g. S3 <= 2")
@@ -63,6 +67,8 @@ async def search_samples(ctx: ToolContext, args: SearchArgs) -> ToolResult:
 
 
 class ShowArgs(BaseModel):
+    """Arguments of show_samples."""
+
     ids: list[str] = Field(min_length=1, max_length=10, description="sample ids, as returned by other tools")
 
 

@@ -12,6 +12,8 @@ from goalcover.tools.plans import synthesis_plan
 # --- gaps, why, synthesis, review, export -----------------------------------------------------------
 
 class GapsArgs(BaseModel):
+    """Arguments of find_gaps."""
+
     subgoal_id: SubgoalRef | None = Field(None, description="only this subgoal's gaps, weak or not (default: every weak subgoal)")
 
 
@@ -41,6 +43,8 @@ async def find_gaps(ctx: ToolContext, args: GapsArgs) -> ToolResult:
 
 
 class WhyArgs(BaseModel):
+    """Arguments of why_weak."""
+
     subgoal_id: SubgoalRef = Field(description='e.g. "S3"')
 
 
@@ -58,6 +62,8 @@ async def why_weak(ctx: ToolContext, args: WhyArgs) -> ToolResult:
 
 
 class SynthesizeArgs(BaseModel):
+    """Arguments of synthesize_samples."""
+
     gap_id: str = Field(description='a gap id from find_gaps, e.g. "G1"')
     n: int = Field(20, ge=1, le=200, description="how many candidates to generate")
     guidance: str | None = Field(None, description="what the user wants the new samples to be like")
@@ -96,6 +102,8 @@ async def synthesize_samples(ctx: ToolContext, args: SynthesizeArgs) -> ToolResu
 
 
 class ReviewArgs(BaseModel):
+    """Arguments of review_synthetic."""
+
     accept: list[str] = Field([], description='synthetic sample ids to accept, or ["all"] for every proposed one')
     reject: list[str] = Field([], description='synthetic sample ids to reject, or ["all"]')
     gap_id: str | None = Field(None, description="only this gap's samples")
@@ -123,6 +131,8 @@ async def review_synthetic(ctx: ToolContext, args: ReviewArgs) -> ToolResult:
 
 
 class ExportArgs(BaseModel):
+    """Arguments of export_dataset."""
+
     filename: str = Field(min_length=1, description="a file name inside the workspace's exports/ folder, with the dataset's extension, e.g. filtered.jsonl")
     drop_off_goal: bool = Field(False, description="leave out samples that no subgoal scores above the off-goal threshold")
     with_synthetic: bool = Field(False, description="add the accepted synthetic samples")

@@ -17,6 +17,8 @@ from goalcover.tools.models import Goal, Subgoal
 # --- the goal ---------------------------------------------------------------------------------------
 
 class ProposeArgs(BaseModel):
+    """Arguments of propose_subgoals."""
+
     goal: str = Field(min_length=1, description="the user's goal for their model, in their words")
     guidance: str | None = Field(None, description="anything the user asked for about the subgoals")
 
@@ -45,6 +47,8 @@ def _current_draft(ctx: ToolContext) -> list[Subgoal]:
 
 
 class EditArgs(BaseModel):
+    """Arguments of edit_subgoals."""
+
     edits: list[EditOp] = Field(
         min_length=1, description="operations applied in order, all or none; ids always refer to the list as last shown"
     )

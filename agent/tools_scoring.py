@@ -19,10 +19,14 @@ from goalcover.tools.plans import scoring_plan
 # --- scoring ----------------------------------------------------------------------------------------
 
 class ScoringArgs(BaseModel):
+    """Arguments of estimate_scoring."""
+
     mode: Literal["batched", "pair"] = Field("batched", description="batched: one call per sample (cheaper); pair: one call per sample × subgoal")
 
 
 class RunScoringArgs(ScoringArgs):
+    """Arguments of run_scoring."""
+
     max_cost: float | None = Field(None, ge=0, description="stop before spending more than this many USD")
 
 
@@ -72,6 +76,8 @@ async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
 # --- coverage ---------------------------------------------------------------------------------------
 
 class CoverageArgs(BaseModel):
+    """Arguments of coverage."""
+
     subgoals: list[SubgoalRef] = Field([], description="only these subgoal ids (default: all)")
 
 
@@ -120,6 +126,8 @@ async def coverage(ctx: ToolContext, args: CoverageArgs) -> ToolResult:
 
 
 class CompareArgs(BaseModel):
+    """Arguments of compare_subgoals."""
+
     ids: list[SubgoalRef] = Field(min_length=2, max_length=8, description="subgoal ids to compare")
 
 
@@ -147,6 +155,8 @@ async def compare_subgoals(ctx: ToolContext, args: CompareArgs) -> ToolResult:
 
 
 class SubgoalArgs(BaseModel):
+    """Arguments of subgoal_details."""
+
     subgoal_id: SubgoalRef = Field(description='e.g. "S3"')
     k: int = Field(5, ge=1, le=20, description="how many lowest- and highest-scoring samples to list")
 

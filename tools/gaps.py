@@ -43,6 +43,10 @@ MAX_DIRECT = 20_000
 
 
 class Gap(BaseModel):
+    """A capability gap of one subgoal: a cluster of low-scoring samples (or, kind `uncovered`, all of them
+    when almost nothing supports the subgoal), named by the agent model. Ids G1, G2, … are stable across
+    reruns."""
+
     id: str
     subgoal_id: str
     kind: Literal["cluster", "uncovered"] = "cluster"
@@ -56,12 +60,17 @@ class Gap(BaseModel):
 
 
 class GapLabel(BaseModel):
+    """What the agent model returns to name a cluster."""
+
     label: str = Field(min_length=1, description="3 to 8 words")
     description: str = Field(min_length=1, description="the capability the data lacks")
     fill_hint: str = Field(min_length=1, description="what kind of new sample would close the gap")
 
 
 class UncoveredAspects(BaseModel):
+    """What the agent model returns for a subgoal nothing supports: its label and the aspects new samples
+    should cover."""
+
     label: str = Field(min_length=1)
     description: str = Field(min_length=1)
     aspects: list[str] = Field(min_length=1, max_length=8)

@@ -49,10 +49,14 @@ def load_goal_file(path: Path) -> Goal:
 
 
 def save_goal(ws: Workspace, goal: Goal) -> None:
+    """Store `goal` as the workspace's approved goal (replacing the last one; scores of unchanged subgoals
+    stay valid)."""
     ws.store.set_meta(GOAL_KEY, goal.model_dump())
 
 
 def current_goal(ws: Workspace, required: bool = True) -> Goal | None:
+    """The workspace's approved goal; None when there is none and not `required`, else raises BadInput saying
+    how to set one."""
     data = ws.store.get_meta(GOAL_KEY)
     if data is None:
         if required:
@@ -65,16 +69,22 @@ def current_goal(ws: Workspace, required: bool = True) -> Goal | None:
 
 
 class ProposedSubgoal(BaseModel):
+    """One subgoal as the agent model proposes it (no id yet)."""
+
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
     evidence: str = Field(min_length=1, description="what a training sample that supports this subgoal shows")
 
 
 class ProposedSubgoals(BaseModel):
+    """The agent model's draft: 4 to 8 subgoals."""
+
     subgoals: list[ProposedSubgoal] = Field(min_length=4, max_length=8, description="the subgoals, 4 to 8")
 
 
 class SubgoalCritique(BaseModel):
+    """The agent model's review of its draft: the problems found and the improved list."""
+
     issues: list[str] = Field(description="problems found in the proposal (bundles, overlaps, vague wording); empty if none")
     subgoals: list[ProposedSubgoal] = Field(min_length=4, max_length=8, description="the improved list")
 
@@ -130,4 +140,6 @@ async def decompose(ws: Workspace, text: str, low: int = 4, high: int = 8) -> Go
 
 
 def goal_to_yaml(goal: Goal) -> str:
+    """The goal as YAML that `goalcover goal --file` reads back (text, then subgoals with id, title,
+    description, evidence)."""
     return yaml.safe_dump(json.loads(goal.model_dump_json()), sort_keys=False, allow_unicode=True, width=100)

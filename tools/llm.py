@@ -54,6 +54,9 @@ def reply_limit(config: ModelConfig, max_tokens: int | None) -> dict[str, Any]:
 
 
 def make_chat_model(config: ModelConfig, max_retries: int, max_tokens: int | None = None, **kwargs: Any):
+    """A ChatOpenAI for one role's endpoint, with `max_retries` client retries, a per-model HTTP client, usage
+    in streams, and replies bounded to `max_tokens` (see reply_limit). Raises nothing itself; calls raise
+    openai errors."""
     import httpx
     from langchain_openai import ChatOpenAI
 
@@ -138,6 +141,9 @@ def parse_json_reply(content: str, schema: type[T]) -> tuple[T, bool]:
 
 @dataclass
 class Usage:
+    """What calls cost: calls made (retries and repairs included), prompt and completion tokens, replies
+    repaired locally, repair calls, USD."""
+
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -146,6 +152,7 @@ class Usage:
     cost: float = 0.0
 
     def add(self, other: "Usage") -> None:
+        """Add another Usage into this one."""
         for name in ("calls", "prompt_tokens", "completion_tokens", "repaired", "repair_calls"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cost += other.cost
@@ -153,6 +160,9 @@ class Usage:
 
 @dataclass
 class Result(Generic[T]):
+    """One structured call's outcome: the parsed value (None when it failed), its usage, the error, the raw
+    reply and, when asked for, token logprobs."""
+
     value: T | None
     usage: Usage
     error: str | None = None
@@ -170,6 +180,7 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Limits":
+        """Limits from GOALCOVER_REQUESTS_PER_MINUTE / GOALCOVER_TOKENS_PER_MINUTE (none when unset)."""
         return cls(
             requests=AsyncLimiter(settings.requests_per_minute, 60) if settings.requests_per_minute else None,
             tokens=AsyncLimiter(settings.tokens_per_minute, 60) if settings.tokens_per_minute else None,
@@ -177,6 +188,7 @@ class Limits:
         )
 
     async def wait(self, est_tokens: int) -> None:
+        """Wait until one more request of about `est_tokens` tokens fits the limits."""
         if self.requests:
             await self.requests.acquire()
         if self.tokens and self.tokens_per_minute:
@@ -219,6 +231,8 @@ class JsonCaller:
         await self.aclose()
 
     def response_format(self, name: str, json_schema: dict[str, Any]) -> dict[str, Any]:
+        """The `response_format` request field for this server: json_schema, or json_object with the schema
+        (llama-cpp-python's grammar)."""
         if self.json_mode == "json_object":
             # llama-cpp-python turns a `schema` here into a grammar; other servers ignore it.
             return {"type": "json_object", "schema": json_schema}

@@ -25,11 +25,15 @@ USUAL_PORTS = {11434: "Ollama", 8080: "llama.cpp", 8000: "vLLM"}
 
 @dataclass
 class LocalServer:
+    """An OpenAI-compatible server found on a local port: its kind (ollama, llama.cpp, vllm), base URL and the
+    models it serves."""
+
     base_url: str
     kind: str
     models: list[str]
 
     def settings(self) -> str:
+        """The environment settings that point GoalCover at this server."""
         model = self.models[0] if self.models else "MODEL"
         return f"OPENAI_BASE_URL={self.base_url} GOALCOVER_MODEL={model}"
 
@@ -45,6 +49,8 @@ def probe(base_url: str, timeout: float = 0.5) -> list[str] | None:
 
 
 def detect(host: str = "127.0.0.1", ports: dict[int, str] = USUAL_PORTS, timeout: float = 0.5) -> list[LocalServer]:
+    """The local servers that answer on the usual ports (Ollama 11434, llama.cpp 8080, vLLM 8000), waiting
+    at most `timeout` seconds (0.5) for each."""
     found = []
     for port, kind in ports.items():
         base_url = f"http://{host}:{port}/v1"
@@ -110,6 +116,7 @@ def serve(model: Path, port: int = 8080, host: str = "127.0.0.1", ctx: int = 409
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """Stop a server started by `serve` (SIGTERM to its process group, SIGKILL after 10 s)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -16,6 +16,7 @@ FileType = Literal["jsonl", "json", "csv", "parquet", "arrow"]
 
 
 def content_hash(text: str) -> str:
+    """The hex SHA-256 of `text` (UTF-8): the key judgments are cached by."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -37,10 +38,14 @@ class Sample(BaseModel):
 
     @property
     def content_hash(self) -> str:
+        """The hash of the sample's text view (exact duplicates share it, and one judgment)."""
         return content_hash(self.text)
 
 
 class Subgoal(BaseModel):
+    """One checkable part of the goal: id S1.., title, description and the evidence a supporting sample shows;
+    `hash` changes when any of them does."""
+
     id: str = Field(pattern=r"^S\d+$", description='"S1", "S2", …')
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
@@ -53,10 +58,13 @@ class Subgoal(BaseModel):
 
 
 class Goal(BaseModel):
+    """The user's goal in words and its subgoals."""
+
     text: str = Field(min_length=1)
     subgoals: list[Subgoal] = Field(min_length=1)
 
     def subgoal(self, subgoal_id: str) -> Subgoal:
+        """The subgoal `subgoal_id` (case-insensitive); raises BadInput naming the ids there are."""
         for s in self.subgoals:
             if s.id == subgoal_id.upper():
                 return s
@@ -65,6 +73,8 @@ class Goal(BaseModel):
 
 
 class LengthStats(BaseModel):
+    """Length statistics of the samples (characters or estimated tokens): min, mean, median, p95, max."""
+
     min: int
     mean: float
     median: float

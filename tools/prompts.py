@@ -97,6 +97,7 @@ def neutralise(text: str) -> str:
 
 
 def format_subgoals(subgoals) -> str:
+    """Subgoals as the judge reads them: one block per subgoal with id, title, description and evidence."""
     lines = []
     for s in subgoals:
         line = f"{s.id}: {s.title} — {s.description}"

@@ -194,6 +194,7 @@ failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
 
 
 def render(report: CoverageReport, fmt: ReportFormat) -> str:
+    """The coverage report as text: Markdown (`md`), JSON or one self-contained HTML page."""
     if fmt == "md":
         return to_markdown(report)
     if fmt == "html":

@@ -43,6 +43,8 @@ INDEXED_SCORE_KEYS = "indexed_score_keys"  # meta: the score_* metadata keys las
 
 
 class Verdict(BaseModel):
+    """The judge's verdict on one sample × subgoal pair: an explanation, then a score 1-5."""
+
     explanation: str = Field(min_length=1, description="what the sample shows and what it lacks for this subgoal")
     # The enum lets grammar-constrained local servers (llama.cpp) allow only 1-5; min/max alone they ignore.
     score: int = Field(
@@ -65,6 +67,8 @@ def batched_schema(subgoal_ids: tuple[str, ...]) -> tuple[type[BaseModel], dict]
 
 
 def prompt_version(mode: Mode, anchors: bool = False) -> str:
+    """The cache key's prompt version for a mode: judge-v1/batched, judge-v2/pair, with +anchors when the
+    rubric has worked examples."""
     base = JUDGE_PAIR_PROMPT_VERSION if mode == "pair" else JUDGE_PROMPT_VERSION
     return f"{base}{'+anchors' if anchors else ''}/{mode}"
 
@@ -90,11 +94,16 @@ def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors:
 
 @dataclass
 class Task:
+    """One judge call: a sample and the subgoals it still needs."""
+
     sample: Sample
     subgoals: list[Subgoal]
 
 
 class ScorePlan(BaseModel):
+    """What a scoring run would do: counts of samples, subgoals, pairs, cached pairs and calls; estimated
+    tokens; USD (0 when the judge has no price)."""
+
     mode: Mode
     model: str
     prompt_version: str

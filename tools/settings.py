@@ -32,10 +32,14 @@ class ModelConfig(BaseModel):
     output_price_per_mtok: float = 0.0
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """USD for `prompt_tokens` + `completion_tokens` at this role's prices (0 when it has none)."""
         return (prompt_tokens * self.input_price_per_mtok + completion_tokens * self.output_price_per_mtok) / 1e6
 
 
 class Settings(BaseSettings):
+    """Every knob, from GOALCOVER_* environment variables (and OPENAI_BASE_URL / OPENAI_API_KEY); see README
+    for the list."""
+
     model_config = SettingsConfigDict(env_prefix="GOALCOVER_", extra="ignore", validate_default=True, populate_by_name=True)
 
     workspace: Path = Path("goalcover-workspace")

@@ -48,6 +48,7 @@ class SyntheticSample(BaseModel):
     state: ReviewState
 
     def as_sample(self) -> Sample:
+        """This candidate as a Sample (source `synthetic`), for judging and coverage."""
         return Sample(id=self.id, format=self.format, source="synthetic", line=0, record=self.record, text=self.text)
 
 
@@ -89,6 +90,8 @@ SHAPE_OUTPUT: dict[str, type[BaseModel]] = {
 
 
 def batch_schema(shape: Shape) -> type[BaseModel]:
+    """The JSON shape the synth model writes: a list of candidates, each with its aspect, difficulty and a
+    sample in the dataset's `shape`."""
     candidate = create_model(
         "Candidate",
         aspect=(str, Field(description="the aspect of the gap this sample covers")),

@@ -32,6 +32,8 @@ _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\.\d+)?")
 
 
 class SubgoalInfo(BaseModel):
+    """The subgoal the answer is about."""
+
     id: str
     title: str
     description: str
@@ -51,6 +53,8 @@ class CoverageFacts(BaseModel):
 
 
 class OtherSubgoal(BaseModel):
+    """Another subgoal's coverage, to compare against."""
+
     id: str
     title: str
     supporting: int
@@ -59,12 +63,16 @@ class OtherSubgoal(BaseModel):
 
 
 class Example(BaseModel):
+    """A sample cited as evidence: its id, its score 1-5 and the judge's explanation (cut)."""
+
     sample_id: str
     score: int
     explanation: str = Field(description=f"the judge's explanation, cut to {SNIPPET_CHARS} characters")
 
 
 class GapFacts(BaseModel):
+    """One stored gap of the subgoal: size, what would close it, example samples."""
+
     id: str
     kind: str
     label: str
