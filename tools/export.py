@@ -12,10 +12,12 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from pydantic import BaseModel
 from goalcover import __version__
 from goalcover.tools.coverage import coverage
 from goalcover.tools.errors import BadInput
-from goalcover.tools.files import write_atomic
+from goalcover.tools.files import ordinary_mode, write_atomic
 from goalcover.tools.goal import current_goal
 from goalcover.tools.models import Sample
 from goalcover.tools.readers import SourceLayout
@@ -44,39 +46,107 @@ class ExportResult(BaseModel):
     manifest: str
 
 
-def _lines_text(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+def _text(sample: Sample) -> str:
+    """A sample's original text (JSONL line, JSON array element), or its record as JSON."""
+    return sample.raw if sample.raw is not None else json.dumps(to_storable(sample.record), ensure_ascii=False)
+
+
+class _Sink:
+    """Where an export's bytes go: a temporary file beside the target (compressed as the source was),
+    renamed into place by `publish`, so readers never see half a file and a failure leaves nothing."""
+
+    def __init__(self, target: Path, compression: str | None) -> None:
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        self.tmp = Path(tmp)
+        self.raw = os.fdopen(fd, "wb")
+        if compression == "gzip":
+            self.out: Any = gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0, filename="")
+        elif compression == "zstd":
+            import zstandard
+
+            self.out = zstandard.ZstdCompressor().stream_writer(self.raw, closefd=False)
+        else:
+            self.out = self.raw
+
+    def write(self, data: str | bytes) -> None:
+        self.out.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+    def publish(self) -> None:
+        if self.out is not self.raw:
+            self.out.close()
+        self.raw.flush()
+        os.fsync(self.raw.fileno())
+        self.raw.close()
+        os.chmod(self.tmp, ordinary_mode())
+        os.replace(self.tmp, self.target)
+
+    def discard(self) -> None:
+        if not self.raw.closed:
+            self.raw.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _write_lines(sink: _Sink, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> int:
     """JSON Lines as the source wrote them: its BOM, its line ends, its final newline; untouched lines
-    byte for byte (the raw line as read)."""
-    lines = [s.raw if s.raw is not None else json.dumps(to_storable(s.record), ensure_ascii=False) for s in samples]
-    lines += [json.dumps(r, ensure_ascii=False) for r in synthetic]
-    text = layout.newline.join(lines) + (layout.newline if layout.final_newline or synthetic else "")
-    return ("\ufeff" if layout.bom else "").encode("utf-8") + text.encode("utf-8")
+    byte for byte (the raw line as read). Returns the number of records written."""
+    if layout.bom:
+        sink.write("\ufeff")
+    count = 0
+    for text in itertools.chain((_text(s) for s in samples), (json.dumps(r, ensure_ascii=False) for r in synthetic)):
+        if count:
+            sink.write(layout.newline)
+        sink.write(text)
+        count += 1
+    if count and (layout.final_newline or synthetic):
+        sink.write(layout.newline)
+    return count
 
 
-def _json(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+def _write_json(sink: _Sink, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> int:
     """A JSON array whose untouched elements are their original text (numbers and key order as written)."""
-    items = [s.raw if s.raw is not None else json.dumps(to_storable(s.record), ensure_ascii=False) for s in samples]
-    items += [json.dumps(r, ensure_ascii=False) for r in synthetic]
-    body = "[\n" + ",\n".join(items) + "\n]\n" if items else "[]\n"
-    return ("\ufeff" if layout.bom else "").encode("utf-8") + body.encode("utf-8")
+    if layout.bom:
+        sink.write("\ufeff")
+    sink.write("[")
+    count = 0
+    for text in itertools.chain((_text(s) for s in samples), (json.dumps(r, ensure_ascii=False) for r in synthetic)):
+        sink.write(("," if count else "") + "\n" + text)
+        count += 1
+    sink.write("\n]\n" if count else "]\n")
+    return count
 
 
-def _csv(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
+def _write_csv(sink: _Sink, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> int:
     """CSV in the source's dialect (delimiter, line ends, BOM) under its verbatim header; untouched rows
     keep every cell, unnamed columns included; synthetic rows fill the named columns."""
-    header = layout.csv_header or _header([s.record for s in samples] + synthetic)
+    header = layout.csv_header or _header(synthetic)
+    names = [h.strip() for h in header]
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=layout.csv_delimiter or ",", lineterminator=layout.newline)
+
+    def flush() -> None:
+        sink.write(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
+
+    if layout.bom:
+        sink.write("\ufeff")
     writer.writerow(header)
-    names = [h.strip() for h in header]
+    count = 0
     for sample in samples:
         if sample.raw is not None and layout.csv_header is not None:
             writer.writerow(json.loads(sample.raw))
         else:
             writer.writerow([_cell(sample.record.get(n)) if n else "" for n in names])
+        count += 1
+        if count % 1000 == 0:
+            flush()
     for record in synthetic:
         writer.writerow([_cell(record.get(n)) if n else "" for n in names])
-    return ("\ufeff" if layout.bom else "").encode("utf-8") + buffer.getvalue().encode("utf-8")
+        count += 1
+    flush()
+    return count
 
 
 def _cell(value: Any) -> str:
@@ -88,22 +158,32 @@ def _cell(value: Any) -> str:
 def _arrow_table(records: list[dict], layout: SourceLayout):
     import pyarrow as pa
 
-    schema = layout.schema()
     try:
-        return pa.Table.from_pylist(records, schema=schema)
+        return pa.Table.from_pylist(records, schema=layout.schema())
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise BadInput(f"the records do not fit the source's columns ({exc}); export synthetic samples to JSONL instead") from None
 
 
-def _parquet(samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
-    """Parquet under the source's own Arrow schema, so bytes, timestamps, decimals and structs come back
-    as the types they were."""
-    import pyarrow as pa
+def _write_parquet(sink: _Sink, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> int:
+    """Parquet under the source's own Arrow schema, in row groups of 10,000, so bytes, timestamps,
+    decimals and structs come back as the types they were."""
     import pyarrow.parquet as pq
 
-    sink = pa.BufferOutputStream()
-    pq.write_table(_arrow_table([s.record for s in samples] + synthetic, layout), sink)
-    return sink.getvalue().to_pybytes()
+    writer = None
+    count = 0
+    records = itertools.chain((s.record for s in samples), synthetic)
+    while batch := list(itertools.islice(records, 10_000)):
+        table = _arrow_table(batch, layout)
+        writer = writer or pq.ParquetWriter(sink.out, table.schema)
+        writer.write_table(table)
+        count += len(batch)
+    if writer is None:
+        writer = pq.ParquetWriter(sink.out, layout.schema() or _arrow_table([], layout).schema)
+    writer.close()
+    return count
+
+
+WRITERS = {"jsonl": _write_lines, "json": _write_json, "csv": _write_csv, "parquet": _write_parquet}
 
 
 def _header(records: list[dict]) -> list[str]:
@@ -113,26 +193,15 @@ def _header(records: list[dict]) -> list[str]:
     return header
 
 
-def _compress(data: bytes, compression: str | None) -> bytes:
-    if compression == "gzip":
-        return gzip.compress(data, mtime=0)
-    if compression == "zstd":
-        import zstandard
-
-        return zstandard.ZstdCompressor().compress(data)
-    return data
-
-
-def _file_bytes(file_type: str, samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> bytes:
-    if file_type == "jsonl":
-        data = _lines_text(samples, synthetic, layout)
-    elif file_type == "json":
-        data = _json(samples, synthetic, layout)
-    elif file_type == "csv":
-        data = _csv(samples, synthetic, layout)
-    else:
-        data = _parquet(samples, synthetic, layout)
-    return _compress(data, layout.compression)
+def _write_file(target: Path, file_type: str, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> int:
+    sink = _Sink(target, layout.compression)
+    try:
+        count = WRITERS[file_type](sink, samples, synthetic, layout)
+        sink.publish()
+    except BaseException:
+        sink.discard()
+        raise
+    return count
 
 
 def _expected_names(source: Path, file_type: str, layout: SourceLayout) -> list[str]:
@@ -145,30 +214,30 @@ def _expected_names(source: Path, file_type: str, layout: SourceLayout) -> list[
     return list(dict.fromkeys([own.lower(), usual]))
 
 
-def _write_folder(output: Path, file_type: str, samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
-    """A folder of shards like the source's: each kept sample back in its own shard; synthetic samples
-    in one more shard. Written beside the target and renamed into place."""
+def _write_folder(output: Path, file_type: str, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
+    """A folder of shards like the source's: each kept sample back in its own shard (samples arrive in
+    file order, so each shard's run is contiguous); synthetic samples in one more shard. Built beside the
+    target and renamed into place."""
     staging = _folder_staging(output)
     try:
-        by_part: dict[str, list[Sample]] = {part: [] for part in layout.shards}
-        for sample in samples:
-            by_part.setdefault(sample.part or layout.shards[0], []).append(sample)
-        for part, kept in by_part.items():
-            target = staging / part
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_file_bytes(file_type, kept, [], layout))
+        first = layout.shards[0]
+        for part, kept in itertools.groupby(samples, key=lambda s: s.part or first):
+            _write_file(staging / part, file_type, kept, [], layout)
+        for part in layout.shards:  # shards whose every sample was dropped stay, empty
+            if not (staging / part).exists():
+                _write_file(staging / part, file_type, [], [], layout)
         if synthetic:
-            first = Path(layout.shards[0])
-            name = first.name[: len(first.name) - len("".join(first.suffixes))] + "-synthetic" + "".join(first.suffixes)
-            (staging / first.parent / name).write_bytes(_file_bytes(file_type, [], synthetic, layout))
+            head = Path(first)
+            name = head.name[: len(head.name) - len("".join(head.suffixes))] + "-synthetic" + "".join(head.suffixes)
+            _write_file(staging / head.parent / name, file_type, [], synthetic, layout)
         _publish(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _write_hf(output: Path, samples: list[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
-    """A Hugging Face `save_to_disk` folder (needs the `datasets` package: goalcover[hf])."""
+def _write_hf(output: Path, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
+    """A Hugging Face `save_to_disk` folder (needs the `datasets` package: goalcover[hf]); built in memory."""
     try:
         from datasets import Dataset
     except ImportError:
@@ -233,25 +302,34 @@ def export(
     if not names and output.suffix:
         raise BadInput(f"{output}: the dataset is a folder ({layout.container}); give a folder name for the export, not a file name")
 
-    samples = ws.store.samples()
     dropped: list[dict] = []
     report = coverage(ws) if (drop_off_goal or current_goal(ws, required=False)) and ws.store.get_meta("judge") else None
+    off: set[str] = set()
     if drop_off_goal:
         if report is None:
             raise BadInput("--drop-off-goal needs scores: run `goalcover score` first")
         off = set(report.off_goal_ids)
-        max_allowed = report.thresholds["off_goal_max"]
-        dropped = [{"id": s.id, "reason": f"off-goal: no subgoal scored above {max_allowed}"} for s in samples if s.id in off]
-        samples = [s for s in samples if s.id not in off]
+    max_allowed = report.thresholds["off_goal_max"] if report else None
     synthetic = list_synthetic(ws, state="accepted") if with_synthetic else []
     records = [s.record for s in synthetic]
+    kept = 0
+
+    def kept_samples() -> Iterator[Sample]:
+        # Streamed from the store in file order: an export never holds the whole dataset.
+        nonlocal kept
+        for sample in ws.store.iter_samples():
+            if sample.id in off:
+                dropped.append({"id": sample.id, "reason": f"off-goal: no subgoal scored above {max_allowed}"})
+                continue
+            kept += 1
+            yield sample
 
     if layout.container == "hf":
-        _write_hf(output, samples, records, layout)
+        _write_hf(output, kept_samples(), records, layout)
     elif layout.container == "folder":
-        _write_folder(output, file_type, samples, records, layout)
+        _write_folder(output, file_type, kept_samples(), records, layout)
     else:
-        write_atomic(output, _file_bytes(file_type, samples, records, layout))
+        _write_file(output, file_type, kept_samples(), records, layout)
 
     goal = current_goal(ws, required=False)
     manifest = {
@@ -261,7 +339,7 @@ def export(
         "file_type": file_type,
         "shape": sources[0]["shape"],
         "sources": [s["path"] for s in sources],
-        "counts": {"input": len(samples) + len(dropped), "written": len(samples) + len(records), "dropped": len(dropped), "synthetic": len(records)},
+        "counts": {"input": kept + len(dropped), "written": kept + len(records), "dropped": len(dropped), "synthetic": len(records)},
         "dropped": dropped,
         "synthetic": [
             {k: getattr(s, k) for k in ("id", "gap_id", "subgoal_id", "model", "prompt_version", "judge_score")} for s in synthetic
@@ -273,5 +351,5 @@ def export(
     }
     manifest_path = write_atomic(manifest_path_for(output), json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return ExportResult(
-        path=str(output), written=len(samples) + len(records), dropped=len(dropped), synthetic=len(records), manifest=str(manifest_path)
+        path=str(output), written=kept + len(records), dropped=len(dropped), synthetic=len(records), manifest=str(manifest_path)
     )
