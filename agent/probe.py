@@ -11,9 +11,8 @@ from goalcover.agent.prompts import PROBE_SYSTEM, PROBE_TOOL
 from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.llm import ENGINE_CALL
 from goalcover.tools.settings import ModelConfig
+from goalcover.tools.store import TOOL_CALLING_KEY
 from goalcover.tools.workspace import Workspace
-
-TOOL_CALLING_KEY = "agent_tool_calling"
 
 
 async def ensure_tool_calling(ws: Workspace, llm: BaseChatModel, model: ModelConfig) -> None:

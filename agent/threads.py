@@ -13,9 +13,9 @@ import uuid
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from goalcover.tools.store import LAST_THREAD_KEY
 from goalcover.tools.workspace import DB_NAME, Workspace
 
-LAST_THREAD_KEY = "last_thread"
 BUSY_TIMEOUT_S = 30
 
 

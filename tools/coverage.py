@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 from goalcover.tools.goal import current_goal
 from goalcover.tools.errors import BadInput
 from goalcover.tools.models import Sample
+from goalcover.tools.store import JUDGE_KEY
 from goalcover.tools.workspace import Workspace
 
-JUDGE_KEY = "judge"
 
 
 class SubgoalCoverage(BaseModel):

@@ -25,10 +25,9 @@ from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller
 from goalcover.tools.models import Goal, Subgoal
 from goalcover.tools.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOVERED_SYSTEM, format_subgoals
+from goalcover.tools.store import GAP_COUNTER_KEY, GAPS_KEY
 from goalcover.tools.workspace import Workspace
 
-GAPS_KEY = "gaps"
-GAP_COUNTER_KEY = "gaps_last_number"
 # A new cluster is the same gap as a stored one when they share at least this share of their members.
 SAME_GAP_OVERLAP = 0.5
 MAX_GAPS_PER_SUBGOAL = 5

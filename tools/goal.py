@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field, ValidationError
 from goalcover.tools.errors import BadInput, GoalCoverError, describe_validation_error
 from goalcover.tools.llm import JsonCaller
 from goalcover.tools.models import Goal, Subgoal
+from goalcover.tools.store import GOAL_KEY
 from goalcover.tools.prompts import CRITIQUE_SYSTEM, CRITIQUE_USER, DECOMPOSE_SYSTEM
 from goalcover.tools.workspace import Workspace
 
-GOAL_KEY = "goal"
 
 
 def load_goal_file(path: Path) -> Goal:

@@ -65,7 +65,7 @@ def make_chat_model(config: ModelConfig, max_retries: int, max_tokens: int | Non
         base_url=config.base_url,
         api_key=config.api_key,
         # An httpx.Timeout (unhashable) makes langchain-openai build a client per model instead of sharing a
-        # process-wide one, which breaks as soon as a second asyncio.run() reuses it on a new event loop.
+        # process-wide one, which breaks as soon as a second event loop (a second CLI command in one process, a test) reuses it.
         timeout=httpx.Timeout(config.timeout_s),
         max_retries=max_retries,
         stream_usage=True,
@@ -212,7 +212,7 @@ class JsonCaller:
     @property
     def llm(self):
         """A chat model per event loop: its HTTP client belongs to the loop it first ran on, and engine
-        functions may be called from several `asyncio.run`s (the CLI, the agent's worker threads)."""
+        functions may run on several event loops in one process (one per CLI command, one per test)."""
         loop = id(asyncio.get_running_loop())
         if loop not in self._clients:
             self._clients = {loop: make_chat_model(self.config, max_retries=0)}

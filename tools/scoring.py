@@ -18,7 +18,7 @@ from typing import Literal
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, create_model
 
-from goalcover.tools.coverage import JUDGE_KEY
+from goalcover.tools.store import INDEXED_SCORE_KEYS, JUDGE_KEY
 from goalcover.tools.errors import BadInput
 from goalcover.tools.geval import weighted_scores
 from goalcover.tools.goal import current_goal
@@ -39,7 +39,6 @@ EST_TOKENS_PER_VERDICT = 60
 # An explanation is one or two sentences; a verdict that runs past this is a model rambling.
 MAX_TOKENS_PER_VERDICT = 200
 Progress = Callable[..., None]
-INDEXED_SCORE_KEYS = "indexed_score_keys"  # meta: the score_* metadata keys last written to Chroma
 
 
 class Verdict(BaseModel):

@@ -440,3 +440,14 @@ def _record_json(record: dict) -> str:
 def _sample(row: tuple) -> Sample:
     i, f, src, ln, part, rec, raw, text = row
     return Sample(id=i, format=f, source=src, line=ln, part=part, record=from_storable(json.loads(rec)), raw=raw, text=text)
+
+
+# --- meta keys ----------------------------------------------------------------------------------------
+# Every key of the `meta` table the engine and the agent use, in one place (values are JSON).
+GOAL_KEY = "goal"  # the approved Goal
+JUDGE_KEY = "judge"  # the judge of the last scoring run: {model, prompt_version, mode}
+INDEXED_SCORE_KEYS = "indexed_score_keys"  # the score_* metadata keys last written to Chroma
+GAPS_KEY = "gaps"  # the stored gaps, as find_gaps left them
+GAP_COUNTER_KEY = "gaps_last_number"  # the highest G<n> ever issued, so an id is never reused
+LAST_THREAD_KEY = "last_thread"  # the conversation a plain `goalcover chat` continues
+TOOL_CALLING_KEY = "agent_tool_calling"  # [model, base_url] of the agent model known to call tools
