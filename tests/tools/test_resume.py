@@ -77,3 +77,46 @@ def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_op
     assert len(judged_samples(db)) == N
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0] == N * 5
+
+
+def test_ctrl_c_keeps_the_calls_in_flight_and_the_rerun_pays_for_no_pair_twice(tmp_path, fake_openai):
+    """SIGINT (Ctrl-C) to a real `goalcover score`: it stops taking new work, waits for the calls it already
+    sent and saves them, exits 130; every completion the endpoint served is a saved judgment."""
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", N)
+    with Workspace.open(tmp_path / "ws") as ws:
+        ingest_file(ws, data)
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        db = ws.store.path
+    env = {
+        **os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / "ws"), "GOALCOVER_MODEL": "fake-model",
+        "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "test",
+    }
+    fake_openai.set_faults(Faults(latency_ms=400))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "goalcover", "score", "--concurrency", "4"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(judged_samples(db)) < 8:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+            time.sleep(0.02)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "interrupted; run the command again" in proc.stderr.read()
+    assert took < 2.0, took  # at most one 400 ms call in flight per worker, then out
+    served = fake_openai.stats()["completions"]
+    assert len(judged_samples(db)) == served < N  # nothing the endpoint answered was lost
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0] == "interrupted"
+
+    fake_openai.set_faults(Faults())
+    rerun = subprocess.run([sys.executable, "-m", "goalcover", "score", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert fake_openai.stats()["completions"] == N  # one call per sample in all: none paid twice
