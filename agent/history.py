@@ -75,7 +75,11 @@ def close_dangling_calls(messages: list[AnyMessage]) -> list[AnyMessage]:
             out.append(messages[i])
             i += 1
         out += [
-            ToolMessage("not run: the turn ended before this call ran", tool_call_id=cid, name=name, status="error")
+            ToolMessage(
+                "not finished: the turn was stopped or ended before this call returned. Whatever it saved is kept "
+                "(a stopped scoring run keeps every judgment that arrived; running it again scores only the rest).",
+                tool_call_id=cid, name=name, status="error",
+            )
             for cid, name in calls
             if cid not in answered
         ]

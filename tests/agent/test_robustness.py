@@ -147,7 +147,7 @@ def test_unanswered_calls_are_closed_before_the_history_is_sent():
     ]
     fixed = close_dangling_calls(messages)
     assert [type(m).__name__ for m in fixed] == ["HumanMessage", "AIMessage", "ToolMessage", "ToolMessage", "HumanMessage"]
-    assert fixed[3].tool_call_id == "a" and "not run" in fixed[3].content
+    assert fixed[3].tool_call_id == "a" and "not finished" in fixed[3].content
 
 
 def test_large_results_are_cut_with_a_note():
