@@ -1,0 +1,56 @@
+"""`goalcover local`: find a local OpenAI-compatible server, or start llama.cpp's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from goalcover.ui.cli_output import err, out, print_json
+from goalcover.ui.common import JsonOpt, handle_errors
+
+
+# --- local models ----------------------------------------------------------------------------------
+
+local_app = typer.Typer(help="Run on a local model: find a local OpenAI-compatible server, or start llama.cpp's.", no_args_is_help=True)
+
+
+@local_app.command("detect")
+@handle_errors
+def local_detect(as_json: JsonOpt = False) -> None:
+    """Look for OpenAI-compatible servers on the usual local ports (Ollama 11434, llama.cpp 8080, vLLM 8000)."""
+    from goalcover.tools.local import detect, suggestion
+
+    servers = detect()
+    if as_json:
+        print_json({"servers": [s.__dict__ for s in servers]})
+        return
+    out.print(suggestion(), highlight=False, markup=False, soft_wrap=True)
+
+
+@local_app.command("serve")
+@handle_errors
+def local_serve(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A .gguf model file.", show_default=False)],
+    port: Annotated[int, typer.Option("--port", help="Loopback port to serve on.")] = 8080,
+    ctx: Annotated[int, typer.Option("--ctx", help="Context window in tokens.")] = 4096,
+) -> None:
+    """Start llama.cpp's OpenAI-compatible server on a GGUF model and serve until Ctrl-C.
+
+    Needs the `local` extra (scripts/install-local.sh). Waits until the server answers and prints the
+    settings to use.
+    """
+    from goalcover.tools.local import probe, serve, stop
+
+    with err.status(f"starting llama.cpp on {model.name}…"):
+        proc = serve(model, port=port, ctx=ctx)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    name = (probe(base_url) or [str(model)])[0]
+    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export OPENAI_BASE_URL={base_url} GOALCOVER_MODEL={name}", highlight=False, markup=False)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(proc)
