@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from goalcover.agent.configuration import AgentConfig
+from goalcover.agent.state import State
 from goalcover.tools.goal import current_goal
 from goalcover.tools.models import Goal, Subgoal
 from goalcover.tools.workspace import Workspace
@@ -23,7 +24,7 @@ class ToolContext:
     turn applied), the agent's configuration, and `emit` for progress events to the UI."""
 
     ws: Workspace
-    state: Any  # the graph State as of this tool call (earlier calls of the same turn applied)
+    state: State  # as of this tool call (earlier calls of the same turn applied)
     config: AgentConfig
     emit: Callable[[dict], None] = lambda event: None
 

@@ -150,7 +150,7 @@ def export(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the dataset back in its own shape and file type, filtered and augmented, with manifest.json beside it.
+    """Write the dataset back in its own shape and file type, filtered and augmented, with its manifest beside it.
 
     Untouched records come out exactly as they came in; the input file is never overwritten.
     """
