@@ -110,6 +110,7 @@ def test_ctrl_c_keeps_the_calls_in_flight_and_the_rerun_pays_for_no_pair_twice(t
         if proc.poll() is None:
             proc.kill()
     assert "interrupted; run the command again" in proc.stderr.read()
+    print(f"SIGINT -> goalcover score exited after {took:.3f} s")
     assert took < 2.0, took  # at most one 400 ms call in flight per worker, then out
     served = fake_openai.stats()["completions"]
     assert len(judged_samples(db)) == served < N  # nothing the endpoint answered was lost
