@@ -1,8 +1,8 @@
 """Capability gaps: the low-score explanations of weak subgoals, embedded, clustered and named.
 
-The judge already explained, for every sample, what it lacks for each subgoal; those explanations are
-embedded when scores are indexed. For a weak subgoal, the explanations of samples below the support
-threshold are clustered (scikit-learn's HDBSCAN after a PCA, with a fallback for a handful of points), and
+The judge already explained, for every sample, what it lacks for each subgoal. For a weak subgoal, the
+explanations of samples below the support threshold are embedded (only those, on demand, cached by
+content across runs: see `vectors`) and clustered (scikit-learn's HDBSCAN after a PCA, with a fallback for a handful of points), and
 the LLM names each cluster: the missing capability and what would fill it. A subgoal that almost nothing
 supports gets one "uncovered" gap whose aspects the LLM proposes. Labels are cached by their input, so
 rerunning on unchanged data makes no LLM call.
@@ -26,6 +26,7 @@ from goalcover.tools.llm import JsonCaller
 from goalcover.tools.models import Goal, Subgoal
 from goalcover.tools.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOVERED_SYSTEM, format_subgoals
 from goalcover.tools.store import GAP_COUNTER_KEY, GAPS_KEY
+from goalcover.tools.vectors import cached_vectors
 from goalcover.tools.workspace import Workspace
 
 # A new cluster is the same gap as a stored one when they share at least this share of their members.
@@ -162,12 +163,19 @@ async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     names: list[dict] = []
     if pending:
         async with JsonCaller(ws.settings.model_for("agent"), ws.settings) as caller:
-            names = await asyncio.gather(
-                *(
+            jobs = [
+                asyncio.ensure_future(
                     _uncovered(ws, caller, goal, subgoal) if explanations is None else _label(ws, caller, goal, subgoal, explanations)
-                    for subgoal, _, _, explanations in pending
                 )
-            )
+                for subgoal, _, _, explanations in pending
+            ]
+            try:
+                names = await asyncio.shield(asyncio.gather(*jobs))
+            except asyncio.CancelledError:
+                # Stopped: labels already asked for are paid; let them arrive and be cached, so the next
+                # run does not pay for them again. A second cancellation abandons them.
+                await asyncio.gather(*jobs, return_exceptions=True)
+                raise
     fresh = [
         Gap(
             id="",
@@ -201,12 +209,9 @@ def _clusters(
     """The target subgoal ids (the weak ones and `wanted`), and (subgoal, member ids, representative ids,
     explanations to name it by — None for `uncovered`) for each cluster of their low-score explanations.
     CPU work: embedding and clustering."""
-    from goalcover.tools.scoring import index_scores
-
     report = coverage(ws)
     if not report.judge:
         raise GoalCoverError("no scores yet: run `goalcover score` first")
-    index_scores(ws)  # explanations must be embedded before they can be clustered
     scores, _ = sample_scores(ws)
     threshold = ws.settings.support_threshold
     targets = [s for s in goal.subgoals if (wanted and s.id == wanted.id) or any(r.id == s.id and r.weak for r in report.subgoals)]
@@ -220,10 +225,9 @@ def _clusters(
             best = sorted(low, key=lambda sid: (-scores[sid][subgoal.id][0], sid))
             pending.append((subgoal, low, best[:REPRESENTATIVES], None))
             continue
-        docs = ws.index.collection("judgments").get(ids=[f"{sid}::{subgoal.id}" for sid in low], include=["embeddings"])
-        by_id = dict(zip(docs["ids"], docs["embeddings"]))
-        ids = [sid for sid in low if f"{sid}::{subgoal.id}" in by_id]
-        vectors = np.array([by_id[f"{sid}::{subgoal.id}"] for sid in ids], dtype=np.float32)
+        # Only these explanations are embedded, on demand and cached by content (scoring embeds none).
+        ids = low
+        vectors = cached_vectors(ws, [scores[sid][subgoal.id][1] for sid in ids])
         labels = cluster(vectors)
         groups = sorted(
             ([i for i, l in enumerate(labels) if l == label] for label in set(labels.tolist()) if label >= 0),

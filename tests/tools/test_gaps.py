@@ -282,3 +282,31 @@ def test_export_filters_adds_and_writes_a_manifest(scored, fake_openai, tmp_path
         export(ws, tmp_path / "x.csv")
     with pytest.raises(BadInput, match="refusing a path outside"):
         export(ws, tmp_path / "elsewhere.jsonl", allowed_root=ws.root)
+
+
+def test_stopping_gap_labelling_keeps_the_labels_in_flight(scored, fake_openai):
+    """Cancel find_gaps while its labels are being asked for: the calls already sent finish and are cached,
+    so the rerun asks only for the labels it never asked for (each label paid once)."""
+    from goalcover.testing import Faults
+
+    ws, _ = scored
+    fake_openai.set_faults(Faults(latency_ms=500))
+
+    def label_requests() -> int:
+        return sum(r.schema_name in ("gap_label", "uncovered_aspects") for r in fake_openai.requests)
+
+    async def stop_while_labelling() -> None:
+        task = asyncio.create_task(find_gaps(ws))
+        while label_requests() == 0:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stop_while_labelling())
+    asked = label_requests()
+    assert ws.store.get_meta("gaps") is None  # nothing half-stored
+    fake_openai.set_faults(Faults())
+    gaps = asyncio.run(find_gaps(ws))
+    assert label_requests() == len(gaps)  # the labels asked for before the stop were not asked again
+    assert asked >= 1
