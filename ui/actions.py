@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.tools import plans
+from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.ui import views
 from goalcover.ui.output import ProgressLine, action
 from goalcover.ui.views import call
@@ -53,10 +53,7 @@ class Actions:
         await self.say(f"My goal: {goal}")
         line = ProgressLine("propose_subgoals")
         line.push(stage="drafting subgoals, then checking them for overlaps and vague wording")
-        try:
-            proposal = await propose_subgoals(self.ws, goal)
-        finally:
-            await line.end()
+        proposal = await line.around(propose_subgoals(self.ws, goal))
         draft = [s.model_dump() for s in proposal.goal.subgoals]
         await self.chat.set_draft(draft, proposal.goal.text)
         await views.draft_view(self.out, [f"{s['id']}. {s['title']} — {s['description']}" for s in draft])
@@ -157,10 +154,7 @@ class Actions:
         await self.say("Find the gaps of the weak subgoals.")
         line = ProgressLine("find_gaps")
         line.push(stage="clustering the judge's explanations and naming each gap")
-        try:
-            await find_gaps(self.ws)
-        finally:
-            await line.end()
+        await line.around(find_gaps(self.ws))
         await views.gaps_view(self.out, self.ws)
 
     async def why(self, subgoal_id: str) -> None:
@@ -194,10 +188,7 @@ class Actions:
         await self.say(f"Fill gap {gap_id} with {n} synthetic samples.")
         line = ProgressLine("synthesize_samples")
         line.push(stage=f"generating {n} candidates, then judging them")
-        try:
-            result = await synthesize(self.ws, gap_id, n)
-        finally:
-            await line.end()
+        result = await line.around(synthesize(self.ws, gap_id, n))
         await self.out.send(f"Generated {result.generated}: {result.kept} kept for review, {result.duplicates} duplicates, "
                             f"{result.rejected_by_judge} rejected by the judge.")
         await views.synthetic_view(self.out, self.ws, gap_id)

@@ -122,3 +122,16 @@ class ProgressLine:
         if final != self.message.content:
             self.message.content = final
             await self.message.update()
+
+    async def around(self, work):
+        """Await `work` under this line: it ends as done, or as stopped when the task is cancelled."""
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            await self.end(stopped=True)
+            raise
+        except BaseException:
+            await self.end()
+            raise
+        await self.end()
+        return result

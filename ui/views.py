@@ -54,8 +54,7 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
             return [action("propose", f"Propose subgoals for “{shown}”", "split this goal into checkable subgoals", goal=goal_text)]
         return []
     try:
-        found = scoring.plan(ws)
-        plan = found[0] if isinstance(found, tuple) else found
+        plan, _, _ = scoring.plan(ws)
     except GoalCoverError:  # e.g. no judge model configured: the button's plan says what to set
         plan = None
     acts: list[cl.Action] = []
