@@ -301,6 +301,9 @@ def test_serve_keeps_chainlit_in_the_workspace_and_offline(tmp_path, monkeypatch
     assert env["CHAINLIT_APP_ROOT"] == str(root) and env["GOALCOVER_WORKSPACE"] == str(tmp_path / "ws")
     assert "enable_telemetry = false" in (root / ".chainlit" / "config.toml").read_text()
     assert "Upload your dataset" in (root / "chainlit.md").read_text()
+    # Buttons drawn as buttons: the stylesheet travels with the app and the config names it.
+    assert 'custom_css = "/public/goalcover.css"' in (root / ".chainlit" / "config.toml").read_text()
+    assert "button[id]" in (root / "public" / "goalcover.css").read_text()
     # `goalcover ui` starts fast: Chainlit is imported by the server it execs, not by the command.
     probe = "import sys, goalcover.ui.serve; sys.exit('chainlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
