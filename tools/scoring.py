@@ -352,52 +352,24 @@ run = score  # the name the agent and the web app used before scoring became a c
 
 
 def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
-    """Put scores into the samples' Chroma metadata (`score_S1` …, for filters like `score_S3<=2`) and
-    explanations into the `judgments` collection (for semantic search and gap clustering).
-
-    Only explanations that changed since the last sync are embedded; returns how many were.
-    """
+    """Put scores into the samples' Chroma metadata (`score_S1` …, for filters like `score_S3<=2`);
+    returns how many samples were updated. Embeds nothing: explanations are embedded only when gap
+    analysis reads them (`vectors.cached_vectors`). `progress(done, total)` is called per batch."""
     from goalcover.tools.coverage import sample_scores
-    from goalcover.tools.embeddings import embed
 
     goal = current_goal(ws)
     assert goal is not None
     scores, judge = sample_scores(ws)
     if not judge:
         return 0
-    # Scores: merge into the metadata; None removes keys of subgoals that no longer exist.
+    # Merge into the metadata; None removes keys of subgoals that no longer exist.
     keys = sorted(set(ws.store.get_meta(INDEXED_SCORE_KEYS, [])) | {f"score_{g.id}" for g in goal.subgoals})
     ids = list(scores)
-    metadatas = [{k: scores[i].get(k.removeprefix("score_"), (None,))[0] for k in keys} for i in ids]
-    ws.index.update_metadata(ids, metadatas)
-    ws.store.set_meta(INDEXED_SCORE_KEYS, [f"score_{g.id}" for g in goal.subgoals])
-
-    # Explanations: one document per sample × subgoal.
-    hashes = {s.id: s.content_hash for s in ws.store.samples()}
-    subgoal_hash = {g.id: g.hash for g in goal.subgoals}
-    wanted = {
-        f"{sid}::{gid}": (f"{hashes[sid]}:{subgoal_hash[gid]}:{judge['prompt_version']}:{judge['model']}", sid, gid, score, text)
-        for sid, per in scores.items()
-        for gid, (score, text) in per.items()
-    }
-    indexed = ws.store.indexed_explanations()
-    todo = [doc for doc, (key, *_rest) in wanted.items() if indexed.get(doc) != key]
-    stale = [doc for doc in indexed if doc not in wanted]
-    batch = 512
-    for start in range(0, len(todo), batch):
-        chunk = todo[start : start + batch]
-        vectors = embed([wanted[d][4] for d in chunk], ws.settings.embed_batch_size)
-        ws.index.upsert(
-            chunk,
-            vectors,
-            [wanted[d][4] for d in chunk],
-            [{"sample_id": wanted[d][1], "subgoal_id": wanted[d][2], "score": wanted[d][3]} for d in chunk],
-            name="judgments",
-        )
-        ws.store.mark_indexed([(d, wanted[d][0]) for d in chunk])
+    batch = 5000
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        ws.index.update_metadata(chunk, [{k: scores[i].get(k.removeprefix("score_"), (None,))[0] for k in keys} for i in chunk])
         if progress:
-            progress(min(start + batch, len(todo)), len(todo))
-    if stale:
-        ws.index.delete(stale, name="judgments")
-        ws.store.unmark_indexed(stale)
-    return len(todo)
+            progress(min(start + batch, len(ids)), len(ids))
+    ws.store.set_meta(INDEXED_SCORE_KEYS, [f"score_{g.id}" for g in goal.subgoals])
+    return len(ids)

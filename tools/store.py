@@ -104,8 +104,11 @@ CREATE TABLE IF NOT EXISTS ingest_staging (
 );
 -- Ids the committed ingest removed, until their vectors are gone from the index too.
 CREATE TABLE IF NOT EXISTS ingest_removed (id TEXT PRIMARY KEY);
--- What the Chroma `judgments` collection holds, so syncing it embeds only what changed.
-CREATE TABLE IF NOT EXISTS indexed_explanations (doc_id TEXT PRIMARY KEY, judgment_key TEXT NOT NULL);
+-- Embeddings of texts that gap analysis read (explanations), by content hash and embedding model, so a
+-- text is embedded once across runs and only when something reads it.
+CREATE TABLE IF NOT EXISTS text_vectors (
+    text_hash TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (text_hash, model)
+);
 """
 
 class Store:
@@ -416,20 +419,21 @@ class Store:
             conn.executemany("UPDATE synthetic SET state = 'accepted' WHERE id = ?", [(i,) for i in accepted])
             conn.executemany("UPDATE synthetic SET state = 'rejected' WHERE id = ?", [(i,) for i in rejected])
 
-    # --- the explanations index ----------------------------------------------------------------------
-    def indexed_explanations(self) -> dict[str, str]:
-        """Chroma `judgments` doc id -> the judgment key it was embedded from."""
-        return dict(self.db.execute("SELECT doc_id, judgment_key FROM indexed_explanations"))
+    # --- cached text embeddings ---------------------------------------------------------------------
+    def text_vectors(self, hashes: list[str], model: str) -> dict[str, bytes]:
+        """text hash -> float32 vector bytes, for those of `hashes` embedded before with `model`."""
+        out: dict[str, bytes] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT text_hash, vector FROM text_vectors WHERE model = ? AND text_hash IN ({marks})", [model, *chunk])
+            out.update(rows)
+        return out
 
-    def mark_indexed(self, pairs: list[tuple[str, str]]) -> None:
-        """Record (doc id, judgment key) pairs as embedded."""
+    def save_text_vectors(self, rows: list[tuple[str, bytes]], model: str) -> None:
+        """Store (text hash, float32 vector bytes) pairs embedded with `model`, in one transaction."""
         with self.transaction() as conn:
-            conn.executemany("INSERT OR REPLACE INTO indexed_explanations (doc_id, judgment_key) VALUES (?, ?)", pairs)
-
-    def unmark_indexed(self, doc_ids: list[str]) -> None:
-        """Forget embedded explanations whose docs were deleted."""
-        with self.transaction() as conn:
-            conn.executemany("DELETE FROM indexed_explanations WHERE doc_id = ?", [(d,) for d in doc_ids])
+            conn.executemany("INSERT OR REPLACE INTO text_vectors (text_hash, model, vector) VALUES (?, ?, ?)", [(h, model, v) for h, v in rows])
 
 
 def _record_json(record: dict) -> str:

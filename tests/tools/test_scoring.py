@@ -212,20 +212,35 @@ def test_max_cost_stops_cleanly_and_a_rerun_continues(tmp_path, fake_openai, con
         assert rest.calls == N - first.calls and rest.judgments == N * 5
 
 
-def test_scores_go_into_the_index_for_filtering_and_explanations_are_searchable(ws):
+def test_scores_go_into_the_index_for_filtering_and_scoring_embeds_no_explanation(ws):
     from goalcover.tools.dataset import search
     from goalcover.tools.index import parse_where
+    from goalcover.tools.vectors import embedded_count
 
     asyncio.run(scoring.score(ws))
-    assert scoring.index_scores(ws) == N * 5
-    assert scoring.index_scores(ws) == 0  # nothing changed, nothing embedded
+    assert scoring.index_scores(ws) == N
     hits = search(ws, "account", k=N, where=parse_where(["score_S1>=4"]))
-    supporting = {r.id for r in coverage(ws).subgoals if r.id == "S1"}
     assert hits and all(h.metadata["score_S1"] == 5 for h in hits)
-    assert ws.index.count("judgments") == N * 5
-    found = ws.index.search("lacks the S2 topic", k=3, name="judgments")
-    assert all(h.metadata["subgoal_id"] == "S2" for h in found)
-    assert supporting
+    assert embedded_count(ws) == 0 and "judgments" not in ws.index._names()
+
+
+def test_gaps_embed_only_the_low_explanations_they_cluster_once_across_runs(ws, monkeypatch):
+    from goalcover.tools import embeddings, gaps
+    from goalcover.tools.coverage import sample_scores
+    from goalcover.tools.vectors import embedded_count
+
+    asyncio.run(scoring.score(ws))
+    embedded: list[str] = []
+    real = embeddings.embed
+    monkeypatch.setattr(embeddings, "embed", lambda texts, batch_size=64: embedded.extend(texts) or real(texts, batch_size))
+    asyncio.run(gaps.find_gaps(ws))
+    scores, _ = sample_scores(ws)
+    weak = {r.id for r in coverage(ws).subgoals if r.weak}
+    read = {per[s][1] for per in scores.values() for s in weak if s in per and per[s][0] < ws.settings.support_threshold}
+    assert embedded and set(embedded) <= read and len(embedded) == len(set(embedded)) == embedded_count(ws)
+    embedded.clear()
+    asyncio.run(gaps.find_gaps(ws))
+    assert embedded == []  # cached by content across runs
 
 
 def test_reports_render_in_every_format(ws, tmp_path):
