@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from goalcover.tools.errors import BadInput
-from goalcover.tools.index import STAGING, SearchHit, sample_metadata
+from goalcover.tools.index import SAMPLES, STAGING, SearchHit, sample_metadata
 from goalcover.tools.ingest import IdRegistry, scan
 from goalcover.tools.store import INGEST_PENDING
 from goalcover.tools.models import IngestResult, LengthStats, Sample, Shape
@@ -210,16 +210,23 @@ def finish_ingest(ws: Workspace) -> None:
 
 
 def finish_pending_ingest(store, index) -> None:
-    """`finish_ingest` on a store and an index (called by Workspace.index as it opens)."""
+    """`finish_ingest` on a store and an index (called by Workspace.index as it opens).
+
+    After a --replace (or into an empty index) the staging collection is renamed into place, O(1);
+    otherwise removed ids are deleted and the staged vectors copied in. The staging collection is dropped
+    only as the last index step, so while it exists the step has not finished and redoing it is safe."""
     pending = store.get_meta(INGEST_PENDING)
     if pending is None:
         return
-    if pending.get("reset"):
+    staged = STAGING in index.names()
+    if staged and (pending.get("reset") or index.count() == 0):
         index.reset()
-    while ids := store.removed_ids():
-        index.delete(ids)
-        store.forget_removed(ids)
-    index.move(STAGING)
+        index.rename(STAGING, SAMPLES)
+    else:
+        while ids := store.removed_ids():
+            index.delete(ids)
+            store.forget_removed(ids)
+        index.move(STAGING)
     store.finish_ingest()
 
 

@@ -155,7 +155,7 @@ class Index:
     def move(self, source: str, target: str = SAMPLES, page: int = 1000) -> None:
         """Upsert every entry of collection `source` (vectors, documents, metadata) into `target`, then
         drop `source`. Idempotent: a move killed half-way is completed by running it again."""
-        if source not in self._names():
+        if source not in self.names():
             return
         staged = self.collection(source)
         offset = 0
@@ -169,8 +169,15 @@ class Index:
             offset += len(got["ids"])
         self.reset(source)
 
-    def _names(self) -> set[str]:
+    def names(self) -> set[str]:
+        """The collections this workspace has (without the server prefix)."""
         return {c.name.removeprefix(self.prefix) for c in self.client.list_collections() if c.name.startswith(self.prefix)}
+
+    def rename(self, source: str, target: str) -> None:
+        """Rename collection `source` to `target` (which must not exist): Chroma's own `modify(name=)`."""
+        self.collection(source).modify(name=self.prefix + target)
+        self._collections.pop(source, None)
+        self._collections.pop(target, None)
 
     def count(self, name: str = SAMPLES) -> int:
         return self.collection(name).count()

@@ -54,7 +54,7 @@ def test_a_failure_after_the_vector_write_leaves_the_workspace_as_it_was(held, t
         monkeypatch.setattr(Store, "commit_ingest", fail)
         with pytest.raises(RuntimeError, match="injected"):
             ingest_file(ws, other, replace=True)
-        assert ws.index.collection(STAGING).count() == 0 or STAGING not in ws.index._names()
+        assert ws.index.collection(STAGING).count() == 0 or STAGING not in ws.index.names()
         monkeypatch.setattr(Store, "commit_ingest", real)
     assert snapshot(held) == before
     # Nothing is left that makes the next ingest refuse ("holds another dataset") or mix data.
@@ -102,4 +102,19 @@ def test_sigkill_mid_ingest_leaves_the_workspace_as_it_was(held, tmp_path):
     # The next ingest clears what the killed one left and goes through.
     with Workspace.open(held) as ws:
         result = ingest_file(ws, head_lines(other, tmp_path / "mbpp-small.jsonl", 50), replace=True)
-        assert result.new == 50 and ws.index.count() == 50 and STAGING not in ws.index._names()
+        assert result.new == 50 and ws.index.count() == 50 and STAGING not in ws.index.names()
+
+
+def test_a_kill_after_the_index_step_of_a_replace_keeps_the_new_data(held, tmp_path, monkeypatch):
+    """After --replace the staging collection is renamed into place; dying before the pending mark is
+    cleared must not make the next open wipe what was renamed."""
+    other = head_lines(SFT / "mbpp_alpaca.jsonl", tmp_path / "mbpp.jsonl", 30)
+    real_finish = Store.finish_ingest
+    monkeypatch.setattr(Store, "finish_ingest", lambda self: (_ for _ in ()).throw(RuntimeError("injected: killed")))
+    with Workspace.open(held) as ws:
+        with pytest.raises(RuntimeError, match="injected"):
+            ingest_file(ws, other, replace=True)
+    monkeypatch.setattr(Store, "finish_ingest", real_finish)
+    after = snapshot(held)
+    assert len(after["samples"]) == len(after["index"]) == 30 and after["staged"] == 0
+    assert {row[0] for row in after["samples"]} == {row[0] for row in after["index"]}

@@ -221,7 +221,7 @@ def test_scores_go_into_the_index_for_filtering_and_scoring_embeds_no_explanatio
     assert scoring.index_scores(ws) == N
     hits = search(ws, "account", k=N, where=parse_where(["score_S1>=4"]))
     assert hits and all(h.metadata["score_S1"] == 5 for h in hits)
-    assert embedded_count(ws) == 0 and "judgments" not in ws.index._names()
+    assert embedded_count(ws) == 0 and "judgments" not in ws.index.names()
 
 
 def test_gaps_embed_only_the_low_explanations_they_cluster_once_across_runs(ws, monkeypatch):
