@@ -17,7 +17,7 @@ from goalcover.ui.common import JsonOpt, WorkspaceOpt, handle_errors
 
 @handle_errors
 def ingest(
-    file: Annotated[Path, typer.Argument(help="Dataset file: .jsonl, .json (an array), .csv or .parquet.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="Dataset: a .jsonl, .json (an array), .csv, .tsv or .parquet file (.jsonl/.json/.csv also .gz or .zst), a folder of shards, or a Hugging Face save_to_disk folder.", show_default=False)],
     format: Annotated[
         str,
         typer.Option(
@@ -43,7 +43,8 @@ def ingest(
 
     Validates every record (a bad record stops the ingest with a message naming its line and field,
     unless --skip-invalid), keeps each record untouched for export, embeds the samples on CPU and stores
-    them in Chroma. Re-ingesting the same file only embeds what changed.
+    them in Chroma. Streams in chunks and is atomic: a failed or interrupted ingest leaves the workspace
+    as it was. Re-ingesting the same file only embeds what changed.
     """
     from goalcover.tools.dataset import ingest_file
 
