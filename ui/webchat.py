@@ -163,8 +163,9 @@ class WebChat:
         except asyncio.CancelledError:  # the stop button: the engine kept what was paid for
             await view.finish(None, stopped=True)
             return
-        except Exception as exc:
+        except Exception as exc:  # the model failed (or a bug): say so, and the buttons still go on
             await view.finish(exc)
+            await views.next_steps(self.out, self.ws, "The buttons still work:", goal_text=self.goal_text)
             return
         await view.finish(None)
         if not view.tools_done and not view.asked:  # the model only talked: offer the steps it did not take
