@@ -285,8 +285,12 @@ def run_chat(
     stdin: TextIO | None = None,
     console: Console | None = None,
 ) -> str:
-    """The terminal chat's one sync edge: `chat_loop` under asyncio.run."""
-    return asyncio.run(chat_loop(workspace, thread, new=new, stdin=stdin, console=console))
+    """The terminal chat's one sync edge: `chat_loop` under asyncio.run. A Ctrl-C before the chat has
+    started (while the model is probed) ends it as an interrupt, not a traceback."""
+    try:
+        return asyncio.run(chat_loop(workspace, thread, new=new, stdin=stdin, console=console))
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
 
 
 def chat_command(
