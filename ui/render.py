@@ -267,3 +267,20 @@ def status_markdown(info: dict, goal, draft: list | None, synthetic: dict[str, i
     if exports:
         lines.append(f"- Exports: {', '.join(exports)}.")
     return "\n".join(lines)
+
+
+def why_figure(subgoal_id: str, facts: dict):
+    """The subgoal's share of supporting samples beside the other subgoals' (the why answer's first fact)."""
+    import plotly.graph_objects as go
+
+    cov = facts.get("coverage", {})
+    rows = [(subgoal_id, float(str(cov.get("share_pct", "0")).rstrip("%") or 0))]
+    rows += [(o["id"], float(str(o["share_pct"]).rstrip("%") or 0)) for o in facts.get("other_subgoals", [])]
+    rows.sort()
+    fig = go.Figure(go.Bar(
+        x=[r[0] for r in rows], y=[r[1] for r in rows], text=[f"{r[1]:.1f}%" for r in rows],
+        marker_color=["#d62728" if r[0] == subgoal_id else "#9ca3af" for r in rows],
+    ))
+    fig.update_layout(title=f"{subgoal_id} against the other subgoals: % of samples supporting each",
+                      yaxis_title="% of samples", template="plotly_white", height=320)
+    return fig

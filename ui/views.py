@@ -134,7 +134,8 @@ async def why_view(out: Out, ws: Workspace, subgoal_id: str, answer: str, facts:
              for g in facts.get("gaps", [])[:MAX_FILL_BUTTONS]]
     if not facts.get("gaps") and facts.get("coverage", {}).get("weak"):
         acts.append(action("find_gaps", "Find gaps"))
-    await out.send(render.why_markdown(subgoal_id, answer, facts), acts)
+    chart = cl.Plotly(name=f"why-{subgoal_id}", figure=render.why_figure(subgoal_id, facts), display="inline", size="medium")
+    await out.send(render.why_markdown(subgoal_id, answer, facts), acts, [chart])
 
 
 async def samples_markdown(ws: Workspace, ids: list[str]) -> str:

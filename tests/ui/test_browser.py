@@ -412,6 +412,10 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
         click(page, "Why is S4 weak?")
         expect_text(page, "Its share against the other subgoals", LONG)
         expect_text(page, "Its gaps")
+        chart = page.locator(".js-plotly-plot").last  # the share against the other subgoals, as a chart
+        chart.wait_for(state="visible", timeout=30_000)
+        chart.scroll_into_view_if_needed()
+        shot(page, "buttons-why-chart")
         opener = page.get_by_role("button", name=re.compile(r"^Open contracts-legalsum\d+$")).first
         sample_id = opener.inner_text().removeprefix("Open ").strip()
         opener.click()
