@@ -102,22 +102,27 @@ class Renderer:
     def progress(self, event) -> None:
         if event.done is None or event.total is None:
             self.stop_bar()
-            self.console.print(f"  [dim]… {event.tool}: {event.fields.get('stage', 'working')}[/]", highlight=False)
+            self.console.print(f"  [dim]… {event.tool}: {escape(str(event.fields.get('stage', 'working')))}[/]", highlight=False)
             return
         info = " · ".join(f"{k} {v}" for k, v in event.fields.items())
+        short = " · ".join(  # what fits 80 columns beside the bar: the cost and the failures
+            str(event.fields[k]) if k == "cost" else f"{event.fields[k]} {k}" for k in ("cost", "failed") if k in event.fields
+        )
         if not self.console.is_terminal:
             if event.done == event.total:  # a pipe gets one line, not a redrawn bar
                 self.console.print(f"  {event.tool}: {event.done}/{event.total} {info}", markup=False, highlight=False)
             return
         if self.bar is None:
             self.bar = Progress(
-                TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                TextColumn("  {task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}"),
                 console=self.console,
                 transient=True,
+                expand=False,
             )
             self.bar.start()
             self.task = self.bar.add_task(event.tool, total=event.total, info="")
-        self.bar.update(self.task, completed=event.done, total=event.total, info=info)
+        self.bar.update(self.task, completed=event.done, total=event.total, info=short)
 
     def stop_bar(self) -> None:
         if self.bar is not None:

@@ -233,3 +233,16 @@ def test_ctrl_c_at_the_prompt_leaves_within_a_second(fake_openai, tmp_path):
         assert "continue with: goalcover chat --thread t-sig" in chat.output
     finally:
         chat.close()
+
+
+def test_the_chat_progress_bar_fits_80_columns():
+    from goalcover.agent.session import Progress
+    from goalcover.ui.chat import Renderer
+
+    console = Console(file=io.StringIO(), width=300, force_terminal=True)
+    show = Renderer(console)
+    show.show(Progress("run_scoring", 123_456, 987_654, {"tokens": "12,345,678", "cost": "$1234.5678", "failed": 12_345}))
+    try:
+        assert console.measure(show.bar.make_tasks_table(show.bar.tasks)).maximum <= 80
+    finally:
+        show.stop_bar()
