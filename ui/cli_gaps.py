@@ -16,9 +16,23 @@ from goalcover.ui.common import JsonOpt, WorkspaceOpt, handle_errors
 
 # --- gaps, why -------------------------------------------------------------------------------------
 
+def _show_plan(step: str, ws, as_json: bool, **kwargs) -> None:
+    """Print a paid step's plan (tools/plans.py): one line and its rows, or the PaidPlan as JSON."""
+    from goalcover.tools import plans
+
+    plan = plans.gaps_plan(ws, kwargs.get("subgoal_id")) if step == "gaps" else plans.synthesis_plan(ws, kwargs["gap_id"], kwargs["n"])
+    if as_json:
+        print_json(plan.model_dump())
+        return
+    out.print(plan.text(), highlight=False, markup=False)
+    for what, value in plan.rows:
+        out.print(f"  {what}: {value}", highlight=False, markup=False)
+
+
 @handle_errors
 def gaps(
     subgoal: Annotated[Optional[str], typer.Option("--subgoal", "-s", help="Only this subgoal (e.g. S3), weak or not.", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the most labelling calls, tokens and cost; call nothing.")] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -31,6 +45,9 @@ def gaps(
     from goalcover.tools.gaps import find_gaps
 
     with open_workspace(workspace) as ws:
+        if dry_run:
+            _show_plan("gaps", ws, as_json, subgoal_id=subgoal)
+            return
         with err.status("clustering explanations and naming gaps…"):
             found = asyncio.run(find_gaps(ws, subgoal))
     if as_json:
@@ -87,6 +104,7 @@ def synthesize(
     gap: Annotated[str, typer.Option("--gap", "-g", help="The gap to fill, e.g. G1 (see `goalcover gaps`).", show_default=False)],
     n: Annotated[int, typer.Option("-n", min=1, help="How many candidates to generate.")] = 20,
     guidance: Annotated[Optional[str], typer.Option("--guidance", help='Extra direction, e.g. "make them harder".', show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost; call nothing.")] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -98,6 +116,9 @@ def synthesize(
     from goalcover.tools.synthesis import synthesize as make
 
     with open_workspace(workspace) as ws:
+        if dry_run:
+            _show_plan("synthesis", ws, as_json, gap_id=gap, n=n)
+            return
         with err.status(f"writing and judging {n} candidates for {gap}…"):
             result = asyncio.run(make(ws, gap, n, guidance))
     if as_json:

@@ -132,6 +132,10 @@ def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai
     data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "c.jsonl", 40)
     for args in (("ingest", str(data)), ("goal", "--file", str(GOAL_FILE)), ("score",)):
         assert run(*args, "-w", ws).exit_code == 0
+    requests = len(fake_openai.requests)
+    planned = run("gaps", "--dry-run", "-w", ws)
+    assert planned.exit_code == 0 and "labelling calls: at most" in planned.stdout and "cost unknown" in planned.stdout
+    assert len(fake_openai.requests) == requests  # a plan calls nothing
     gaps = json.loads(run("gaps", "-w", ws, "--json").stdout)["gaps"]
     assert gaps and set(gaps[0]) >= {"id", "subgoal_id", "label", "description", "size", "sample_ids"}
     s1 = json.loads(run("gaps", "--subgoal", "S1", "-w", ws, "--json").stdout)["gaps"][0]
@@ -154,6 +158,10 @@ def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai
     assert fake_openai.stats()["completions"] == completions and stored_gaps() == before_why  # no model call at all
     rerun = json.loads(run("gaps", "-w", ws, "--json").stdout)["gaps"]
     assert [(g["id"], g["sample_ids"]) for g in rerun] == [(g["id"], g["sample_ids"]) for g in gaps]  # stable ids
+    requests = len(fake_openai.requests)
+    plan = json.loads(run("synthesize", "--gap", s1["id"], "-n", "5", "--dry-run", "-w", ws, "--json").stdout)
+    assert plan["step"] == "synthesis" and plan["calls"] == 1 + 5 and plan["est_cost"] is None
+    assert len(fake_openai.requests) == requests
     made = json.loads(run("synthesize", "--gap", s1["id"], "-n", "5", "-w", ws, "--json").stdout)
     assert {k: made[k] for k in ("gap_id", "generated", "kept")} == {"gap_id": s1["id"], "generated": 5, "kept": 5}
     assert made["duplicates"] == made["rejected_by_judge"] == 0
