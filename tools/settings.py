@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from goalcover.tools.errors import BadInput, ConfigError
+from goalcover.tools.errors import BadInput, ConfigError, describe_validation_error, field_path
 
 Role = Literal["agent", "judge", "synth"]
 ROLES: tuple[Role, ...] = ("agent", "judge", "synth")
@@ -133,6 +133,8 @@ def load_settings(**overrides) -> Settings:
     try:
         return Settings(**clean)
     except ValidationError as exc:
+        # Named as the user sets it (the environment variable), then the shared formatter's reason.
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise BadInput(f"Invalid setting GOALCOVER_{field.upper()}: {first['msg']}") from None
+        variable = f"GOALCOVER_{field_path(first['loc']).upper()}"
+        reason = describe_validation_error(exc).split(": ", 1)[-1]
+        raise BadInput(f"Invalid setting {variable}: {reason}") from None
