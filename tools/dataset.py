@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from goalcover.tools.errors import BadInput
-from goalcover.tools.index import SAMPLES, STAGING, SearchHit, sample_metadata
+from goalcover.tools.index import STAGING, SearchHit, sample_metadata
 from goalcover.tools.ingest import IdRegistry, scan
+from goalcover.tools.staging import finish_pending_ingest
 from goalcover.tools.store import INGEST_PENDING
 from goalcover.tools.models import IngestResult, LengthStats, Sample, Shape
+from goalcover.tools.tokens import CHARS_PER_TOKEN
 from goalcover.tools.workspace import Workspace
 
 Progress = Callable[[int, int | None], None]
-CHARS_PER_TOKEN = 4  # a local estimate: tokenizers of hosted models are not available offline
 
 
 def length_stats(values: list[int]) -> LengthStats:
+    """min / mean / median / 95th percentile (nearest rank) / max of a non-empty list of lengths."""
     ordered = sorted(values)
     return LengthStats(
         min=ordered[0],
@@ -34,10 +36,6 @@ def length_stats(values: list[int]) -> LengthStats:
         p95=float(ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]),
         max=ordered[-1],
     )
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def _check_source(ws: Workspace, path: str, shape: Shape, add: bool, replace: bool) -> bool:
@@ -69,12 +67,15 @@ class _StagedIds(IdRegistry):
         self.pending: dict[str, int] = {}  # the chunk not staged yet
 
     def line_of(self, sample_id: str) -> int | None:
+        """The line `sample_id` was first seen on in this ingest, or None."""
         return self.pending.get(sample_id) or self.store.staged_line(sample_id)
 
     def add(self, sample_id: str, line: int) -> None:
+        """Note `sample_id` as seen on `line` (until its chunk is staged)."""
         self.pending[sample_id] = line
 
     def staged(self) -> None:
+        """The current chunk's rows are in the staging table now."""
         self.pending.clear()
 
 
@@ -203,31 +204,8 @@ def _abandon_staging(ws: Workspace) -> None:
 
 
 def finish_ingest(ws: Workspace) -> None:
-    """Apply a committed ingest to the index: drop removed ids (or the whole collection after a
-    --replace), move the staged vectors in, then clear the staging state. Every step is idempotent, so a
-    kill anywhere here is completed by the next call (ingest, or opening the workspace's index)."""
+    """Apply a committed ingest to the index (see staging.finish_pending_ingest); a no-op when none is pending."""
     finish_pending_ingest(ws.store, ws.index)
-
-
-def finish_pending_ingest(store, index) -> None:
-    """`finish_ingest` on a store and an index (called by Workspace.index as it opens).
-
-    After a --replace (or into an empty index) the staging collection is renamed into place, O(1);
-    otherwise removed ids are deleted and the staged vectors copied in. The staging collection is dropped
-    only as the last index step, so while it exists the step has not finished and redoing it is safe."""
-    pending = store.get_meta(INGEST_PENDING)
-    if pending is None:
-        return
-    staged = STAGING in index.names()
-    if staged and (pending.get("reset") or index.count() == 0):
-        index.reset()
-        index.rename(STAGING, SAMPLES)
-    else:
-        while ids := store.removed_ids():
-            index.delete(ids)
-            store.forget_removed(ids)
-        index.move(STAGING)
-    store.finish_ingest()
 
 
 class _RejectedLog:
@@ -241,12 +219,14 @@ class _RejectedLog:
         self.out = None
 
     def write(self, item) -> None:
+        """Append one Rejected {file, line, reason} as a JSON line."""
         if self.out is None:
             self.path.parent.mkdir(exist_ok=True)
             self.out = self.tmp.open("w", encoding="utf-8")
         self.out.write(json.dumps({"file": str(self.source), "line": item.line, "reason": item.reason}, ensure_ascii=False) + "\n")
 
     def keep(self) -> Path | None:
+        """Move the log into place (the ingest committed); its path, or None if nothing was rejected."""
         if self.out is None:
             return None
         self.out.close()
@@ -254,6 +234,7 @@ class _RejectedLog:
         return self.path
 
     def discard(self) -> None:
+        """Drop the log (the ingest failed)."""
         if self.out is not None:
             self.out.close()
             self.tmp.unlink(missing_ok=True)
@@ -276,6 +257,8 @@ def describe(ws: Workspace) -> dict[str, Any]:
 
 
 def search(ws: Workspace, query: str, k: int = 10, where: dict[str, Any] | None = None) -> list[SearchHit]:
+    """The `k` samples nearest to `query` by meaning (cosine), optionally filtered by a Chroma `where`
+    (see index.parse_where). Raises BadInput for an empty query, k < 1 or an empty workspace."""
     if not query.strip():
         raise BadInput("search: the query is empty")
     if k < 1:

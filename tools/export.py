@@ -71,9 +71,11 @@ class _Sink:
             self.out = self.raw
 
     def write(self, data: str | bytes) -> None:
+        """Write text (as UTF-8) or bytes."""
         self.out.write(data.encode("utf-8") if isinstance(data, str) else data)
 
     def publish(self) -> None:
+        """Finish the stream, fsync, give ordinary permissions and rename over the target."""
         if self.out is not self.raw:
             self.out.close()
         self.raw.flush()
@@ -83,6 +85,7 @@ class _Sink:
         os.replace(self.tmp, self.target)
 
     def discard(self) -> None:
+        """Drop the temporary file (the export failed)."""
         if not self.raw.closed:
             self.raw.close()
         self.tmp.unlink(missing_ok=True)

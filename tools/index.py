@@ -96,6 +96,7 @@ def parse_where(clauses: Sequence[str]) -> dict[str, Any] | None:
 
 
 class Index:
+    """The workspace's Chroma collections (samples, and staging while an ingest runs), embedded or on a server."""
     def __init__(self, workspace: Path, chroma_url: str | None = None, batch_size: int = 64) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -120,6 +121,7 @@ class Index:
         self._collections: dict[str, Any] = {}
 
     def collection(self, name: str = SAMPLES):
+        """The Chroma collection `name` (created on first use), with GoalCover's embedding function."""
         if name not in self._collections:
             # Pass the embedding function every time: reopening without it silently falls back to
             # Chroma's default, which downloads a model and then fails.
@@ -135,6 +137,7 @@ class Index:
     def upsert(
         self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict[str, Any]], name: str = SAMPLES
     ) -> None:
+        """Insert or replace entries: unit vectors (n, 384), their documents and metadata, in batches."""
         starts, size = self._batches(len(ids))
         for start in starts:
             end = start + size
@@ -143,11 +146,13 @@ class Index:
             )
 
     def update_metadata(self, ids: list[str], metadatas: list[dict[str, Any]], name: str = SAMPLES) -> None:
+        """Merge metadata into existing entries (a None value removes that key), in Chroma-sized batches."""
         starts, size = self._batches(len(ids))
         for start in starts:
             self.collection(name).update(ids=ids[start : start + size], metadatas=metadatas[start : start + size])
 
     def delete(self, ids: list[str], name: str = SAMPLES) -> None:
+        """Delete entries by id, in Chroma-sized batches."""
         starts, size = self._batches(len(ids))
         for start in starts:
             self.collection(name).delete(ids=ids[start : start + size])
@@ -180,9 +185,11 @@ class Index:
         self._collections.pop(target, None)
 
     def count(self, name: str = SAMPLES) -> int:
+        """How many entries collection `name` holds."""
         return self.collection(name).count()
 
     def reset(self, name: str = SAMPLES) -> None:
+        """Drop collection `name` (nothing happens if it does not exist)."""
         try:
             self.client.delete_collection(self.prefix + name)
         except Exception:  # absent already: nothing to reset
@@ -190,6 +197,7 @@ class Index:
         self._collections.pop(name, None)
 
     def search(self, query: str, k: int = 10, where: dict[str, Any] | None = None, name: str = SAMPLES) -> list[SearchHit]:
+        """The `k` nearest entries to `query` by cosine similarity; raises BadInput when Chroma refuses `where`."""
         collection = self.collection(name)
         total = collection.count()
         if total == 0:

@@ -46,21 +46,25 @@ class _Record(BaseModel):
 
 
 class AlpacaRecord(_Record):
+    """instruction / input / output (Stanford Alpaca); `system` and `history` (LLaMA-Factory) are read too."""
     instruction: str
     input: str | None = None
     output: str
 
 
 class ChatMessage(_Record):
+    """One OpenAI chat message; content is text, a list of parts, or null (with `tool_calls`)."""
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
 
 
 class MessagesRecord(_Record):
+    """OpenAI chat fine-tuning record: `messages`, optionally `tools`."""
     messages: list[ChatMessage] = Field(min_length=1)
 
 
 class ShareGPTTurn(_Record):
+    """One ShareGPT turn {from, value}; function_call / observation are tool calls and results."""
     from_: Literal["system", "human", "user", "gpt", "assistant", "function_call", "observation", "tool"] = Field(
         alias="from"
     )
@@ -68,15 +72,18 @@ class ShareGPTTurn(_Record):
 
 
 class ShareGPTRecord(_Record):
+    """ShareGPT record: `conversations`, optionally record-level `system` and `tools`."""
     conversations: list[ShareGPTTurn] = Field(min_length=1)
 
 
 class PromptCompletionRecord(_Record):
+    """prompt / completion (OpenAI legacy fine-tuning, HumanEval-style)."""
     prompt: str
     completion: str
 
 
 class TextRecord(_Record):
+    """Plain `text` (pre-training style)."""
     text: str
 
 
@@ -185,6 +192,7 @@ def text_view(shape: Shape, parsed: _Record) -> str:
 # --- shapes ----------------------------------------------------------------------------------------
 
 def detect_shape(record: dict[str, Any]) -> Shape | None:
+    """The shape a record's keys mark (SIGNATURES, first match), or None."""
     for key, shape in SIGNATURES:
         if key in record:
             return shape
@@ -229,9 +237,11 @@ class IdRegistry:
         self._lines: dict[str, int] = {}
 
     def line_of(self, sample_id: str) -> int | None:
+        """The line `sample_id` was first seen on, or None."""
         return self._lines.get(sample_id)
 
     def add(self, sample_id: str, line: int) -> None:
+        """Note `sample_id` as seen on `line`."""
         self._lines[sample_id] = line
 
 
@@ -372,6 +382,7 @@ def _samples(
 
 @dataclass
 class ReadResult:
+    """A whole source read into memory: samples, shape, file type, rejected records, warnings, layout."""
     samples: list[Sample]
     shape: Shape
     file_type: FileType

@@ -411,9 +411,11 @@ class _Prefixed(io.RawIOBase):
         self.head, self.rest = head, rest
 
     def readable(self) -> bool:
+        """Always: it is a reader."""
         return True
 
     def readinto(self, buffer) -> int:
+        """Fill `buffer` from the remembered head first, then from the stream; bytes read."""
         if self.head:
             n = min(len(buffer), len(self.head))
             buffer[:n], self.head = self.head[:n], self.head[n:]

@@ -143,6 +143,7 @@ class Store:
 
     @property
     def db(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit, WAL, 30 s busy timeout), opened on first use."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -154,6 +155,7 @@ class Store:
         return conn
 
     def close(self) -> None:
+        """Close every thread's connection."""
         with self._lock:
             for conn in self._connections:
                 conn.close()
@@ -162,6 +164,7 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT around the block (ROLLBACK on any exception, which is re-raised)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -172,10 +175,12 @@ class Store:
 
     # --- meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str, default=None):
+        """The JSON value stored under `key` in `meta`, or `default`."""
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
     def set_meta(self, key: str, value) -> None:
+        """Store a JSON-serialisable `value` under `key` (autocommits)."""
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     # --- sources and samples ----------------------------------------------------------------------
@@ -185,6 +190,7 @@ class Store:
         return [{"path": p, "file_type": f, "shape": s, "layout": json.loads(lay or "{}")} for p, f, s, lay in rows]
 
     def count_samples(self) -> int:
+        """How many samples the workspace holds."""
         return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
     def sample_hashes(self, source: str | None = None) -> dict[str, tuple[str, str]]:
@@ -195,6 +201,7 @@ class Store:
         return {i: (h, s) for i, h, s in self.db.execute(query, args)}
 
     def delete_samples(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+        """Delete samples by id inside the caller's transaction `conn`."""
         conn.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
 
     def sample_lengths(self) -> list[int]:
@@ -228,6 +235,7 @@ class Store:
             )
 
     def staged_line(self, sample_id: str) -> int | None:
+        """The line of a staged sample with this id, or None (duplicate-id checks while ingesting)."""
         row = self.db.execute("SELECT line FROM ingest_staging WHERE id = ?", (sample_id,)).fetchone()
         return row[0] if row else None
 
@@ -273,9 +281,11 @@ class Store:
         return removed
 
     def removed_ids(self, limit: int = 5000) -> list[str]:
+        """Up to `limit` ids the committed ingest removed whose vectors are still to be dropped."""
         return [i for (i,) in self.db.execute("SELECT id FROM ingest_removed LIMIT ?", (limit,))]
 
     def forget_removed(self, ids: list[str]) -> None:
+        """The index has dropped these removed ids."""
         with self.transaction() as conn:
             conn.executemany("DELETE FROM ingest_removed WHERE id = ?", [(i,) for i in ids])
 
@@ -288,6 +298,7 @@ class Store:
 
     # --- judgments --------------------------------------------------------------------------------
     def judgment_keys(self, prompt_version: str, model: str) -> set[tuple[str, str]]:
+        """(sample hash, subgoal hash) of every judgment one judge (prompt version, model) made."""
         rows = self.db.execute(
             "SELECT sample_hash, subgoal_hash FROM judgments WHERE prompt_version = ? AND model = ?", (prompt_version, model)
         )
@@ -309,6 +320,7 @@ class Store:
             )
 
     def save_failures(self, rows: list[dict]) -> None:
+        """Record failed judgments (dicts of the judgment_failures columns), counting attempts, in one transaction."""
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT INTO judgment_failures (sample_hash, subgoal_hash, prompt_version, model, sample_id, subgoal_id, error) "
@@ -335,6 +347,7 @@ class Store:
         return {(a, b): w for a, b, w in rows}
 
     def failures_for(self, prompt_version: str, model: str) -> dict[tuple[str, str], str]:
+        """(sample hash, subgoal hash) -> the last error, for one judge's failed judgments."""
         rows = self.db.execute(
             "SELECT sample_hash, subgoal_hash, error FROM judgment_failures WHERE prompt_version = ? AND model = ?",
             (prompt_version, model),
@@ -343,18 +356,22 @@ class Store:
 
     # --- llm cache ----------------------------------------------------------------------------------
     def cached(self, key: str):
+        """The cached JSON answer of a pure LLM call (e.g. a gap label) under `key`, or None."""
         row = self.db.execute("SELECT value FROM llm_cache WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def cache(self, key: str, value) -> None:
+        """Cache a pure LLM call's JSON answer under `key`."""
         self.db.execute("INSERT OR REPLACE INTO llm_cache (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     # --- runs ---------------------------------------------------------------------------------------
     def start_run(self, kind: str, detail: dict) -> int:
+        """Record a run (score, gaps, …) as running; returns its id."""
         cur = self.db.execute("INSERT INTO runs (kind, detail) VALUES (?, ?)", (kind, json.dumps(detail)))
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str, detail: dict) -> None:
+        """Close a run with its status (done, interrupted, failed) and detail."""
         self.db.execute(
             "UPDATE runs SET status = ?, detail = ?, finished_at = CURRENT_TIMESTAMP WHERE id = ?",
             (status, json.dumps(detail), run_id),

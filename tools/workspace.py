@@ -16,6 +16,7 @@ DB_NAME = "goalcover.sqlite"
 
 
 class Workspace:
+    """One project's folder: settings, the SQLite store, the Chroma index, exports/ and reports/. Raises BadInput when the path is a file."""
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self.root = self.settings.workspace.expanduser().resolve()
@@ -25,17 +26,20 @@ class Workspace:
 
     @classmethod
     def open(cls, workspace: Path | str | None = None, **overrides) -> "Workspace":
+        """Open (creating) the workspace at `workspace` (default: settings), with setting overrides."""
         return cls(load_settings(workspace=workspace, **overrides))
 
     @cached_property
     def store(self) -> Store:
+        """The SQLite store, opened on first use."""
         return Store(self.root / DB_NAME)
 
     @cached_property
     def index(self):
+        """The Chroma index, opened on first use (Chroma and the embedder take seconds to import); completes an ingest that was killed after its commit."""
         # Imported late: Chroma and the embedder take seconds to import, and many commands need neither.
-        from goalcover.tools.dataset import finish_pending_ingest
         from goalcover.tools.index import Index
+        from goalcover.tools.staging import finish_pending_ingest
 
         index = Index(self.root, self.settings.chroma_url, self.settings.embed_batch_size)
         finish_pending_ingest(self.store, index)  # an ingest killed after its commit: apply it now
@@ -43,17 +47,20 @@ class Workspace:
 
     @property
     def exports_dir(self) -> Path:
+        """WORKSPACE/exports (created)."""
         path = self.root / "exports"
         path.mkdir(exist_ok=True)
         return path
 
     @property
     def reports_dir(self) -> Path:
+        """WORKSPACE/reports (created)."""
         path = self.root / "reports"
         path.mkdir(exist_ok=True)
         return path
 
     def close(self) -> None:
+        """Close the store's connections."""
         if "store" in self.__dict__:
             self.store.close()
 
