@@ -7,7 +7,7 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from goalcover.agent.context import SubgoalRef, ToolContext, ToolResult
-from goalcover.tools.plans import synthesis_plan
+from goalcover.tools.plans import gaps_plan, synthesis_plan
 
 # --- gaps, why, synthesis, review, export -----------------------------------------------------------
 
@@ -23,7 +23,9 @@ async def find_gaps(ctx: ToolContext, args: GapsArgs) -> ToolResult:
     gaps with a few agent-model calls; unchanged data costs nothing again."""
     from goalcover.tools.gaps import find_gaps as engine_find_gaps
 
-    ctx.emit({"progress": {"tool": "find_gaps", "stage": "clustering explanations"}})
+    # Labelling is paid but small and cached, so it is shown before it runs rather than asked for.
+    plan = await asyncio.to_thread(gaps_plan, ctx.ws, args.subgoal_id)
+    ctx.emit({"progress": {"tool": "find_gaps", "stage": f"clustering explanations; then {plan.text()}"}})
     gaps = await engine_find_gaps(ctx.ws, args.subgoal_id)
     rows = [
         {

@@ -62,7 +62,7 @@ async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
         ctx.progress("run_scoring", done, total, **fields)
 
     result = await scoring.score(ctx.ws, args.mode, max_cost=args.max_cost, progress=progress)
-    ctx.emit({"progress": {"tool": "run_scoring", "stage": "indexing explanations"}})
+    ctx.emit({"progress": {"tool": "run_scoring", "stage": "indexing scores"}})
     await asyncio.to_thread(scoring.index_scores, ctx.ws)
     data = result.model_dump()
     status = "stopped" if result.stopped else "done"

@@ -91,7 +91,7 @@ class Actions:
         line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge", need_key=False)))
         try:
             result = await scoring.score(self.ws, progress=line.push)
-            line.push(stage="indexing explanations")
+            line.push(stage="indexing scores")
             await call(scoring.index_scores, self.ws)
         except asyncio.CancelledError:
             await line.end(stopped=True)

@@ -85,7 +85,7 @@ class ProgressLine:
             fields.pop("cost", None)
         if done is not None:
             self.counted = self.pending = render.progress_text(self.tool, done, total, fields)
-        elif self.counted:  # a stage after the counting (indexing explanations): keep the counts in view
+        elif self.counted:  # a stage after the counting (indexing scores): keep the counts in view
             self.pending = f"{self.counted} · {fields.get('stage', 'working')}…"
         else:
             self.pending = render.progress_text(self.tool, None, None, fields)
