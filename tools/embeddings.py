@@ -231,6 +231,7 @@ def ensure_onnx(quantized: bool = False, cache_dir: Path | None = None) -> Path:
     folder = cache_dir or onnx_cache_dir()
     fp32 = folder / "model.onnx"
     if not fp32.exists():
+        folder.mkdir(parents=True, exist_ok=True)
         export_onnx(fp32)
     if not quantized:
         return fp32
