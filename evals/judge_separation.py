@@ -17,6 +17,7 @@ ties a 1-5 scale leaves.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import statistics
@@ -74,7 +75,7 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
             full = load_goal_file(GOAL_FILE)
             save_goal(ws, Goal(text=full.text, subgoals=[full.subgoals[0]]))
             start = time.perf_counter()
-            result = scoring.score(ws, mode)  # type: ignore[arg-type]
+            result = asyncio.run(scoring.score(ws, mode))  # type: ignore[arg-type]
             elapsed = time.perf_counter() - start
             scores, judge = sample_scores(ws)
             weighted = sample_weighted(ws, ws.store.samples(), judge)
