@@ -168,15 +168,17 @@ def why_facts(ws: Workspace, subgoal_id: str) -> WhyFacts:
     )
 
 
-def _allowed_tokens(facts: WhyFacts) -> tuple[set[str], set[str]]:
-    text = facts.model_dump_json()
+def _allowed_tokens(facts: WhyFacts | dict) -> tuple[set[str], set[str]]:
+    data = facts.model_dump() if isinstance(facts, WhyFacts) else facts
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     ids = set(re.findall(r'"(?:id|sample_id)":"([^"]+)"', text))
-    numbers = set(_NUMBER.findall(json.dumps(facts.model_dump(), ensure_ascii=False)))
+    numbers = set(_NUMBER.findall(json.dumps(data, ensure_ascii=False)))
     return ids, numbers
 
 
-def ungrounded(answer: str, facts: WhyFacts) -> list[str]:
-    """Numbers and ids in `answer` that do not appear in `facts` (empty means grounded)."""
+def ungrounded(answer: str, facts: WhyFacts | dict) -> list[str]:
+    """Numbers and ids in `answer` that do not appear in `facts` (the model, or its JSON as `why --json`
+    prints it); empty means grounded."""
     ids, numbers = _allowed_tokens(facts)
     problems = []
     stripped = answer
