@@ -26,7 +26,9 @@ def judged_samples(db: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT DISTINCT sample_id FROM judgments")}
 
 
-def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_openai):
+def prepared(tmp_path: Path, fake_openai) -> tuple[Path, dict]:
+    """A workspace with N contract samples and the contracts goal, judged by the keyword judge: (its
+    SQLite path, the environment for a `goalcover` subprocess scoring it)."""
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
     data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", N)
     with Workspace.open(tmp_path / "ws") as ws:
@@ -34,12 +36,14 @@ def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_op
         save_goal(ws, load_goal_file(GOAL_FILE))
         db = ws.store.path
     env = {
-        **os.environ,
-        "GOALCOVER_WORKSPACE": str(tmp_path / "ws"),
-        "GOALCOVER_MODEL": "fake-model",
-        "OPENAI_BASE_URL": fake_openai.base_url,
-        "OPENAI_API_KEY": "test",
+        **os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / "ws"), "GOALCOVER_MODEL": "fake-model",
+        "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "test",
     }
+    return db, env
+
+
+def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_openai):
+    db, env = prepared(tmp_path, fake_openai)
     fake_openai.set_faults(Faults(latency_ms=150))
     proc = subprocess.Popen(
         [sys.executable, "-m", "goalcover", "score", "--concurrency", "4"],
@@ -82,16 +86,7 @@ def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_op
 def test_ctrl_c_keeps_the_calls_in_flight_and_the_rerun_pays_for_no_pair_twice(tmp_path, fake_openai):
     """SIGINT (Ctrl-C) to a real `goalcover score`: it stops taking new work, waits for the calls it already
     sent and saves them, exits 130; every completion the endpoint served is a saved judgment."""
-    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
-    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", N)
-    with Workspace.open(tmp_path / "ws") as ws:
-        ingest_file(ws, data)
-        save_goal(ws, load_goal_file(GOAL_FILE))
-        db = ws.store.path
-    env = {
-        **os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / "ws"), "GOALCOVER_MODEL": "fake-model",
-        "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "test",
-    }
+    db, env = prepared(tmp_path, fake_openai)
     fake_openai.set_faults(Faults(latency_ms=600))
     proc = subprocess.Popen(
         [sys.executable, "-m", "goalcover", "score", "--concurrency", "4"], env=env, stdout=subprocess.DEVNULL,
