@@ -447,7 +447,8 @@ class _Chain:
         return line
 
 
-def _arrow_rows(batches, path: Path) -> Iterator[RawRecord]:
+def _arrow_rows(batches) -> Iterator[RawRecord]:
+    """Arrow record batches as RawRecords numbered from 1 (their row number)."""
     number = 0
     for batch in batches:
         for record in batch.to_pylist():
@@ -466,7 +467,7 @@ def read_parquet(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord
         raise BadInput(f"{source.path}: not a readable Parquet file ({exc})") from None
     layout.arrow_schema = layout.arrow_schema or _schema_b64(parquet.schema_arrow)
     try:
-        yield from _arrow_rows(parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS), source.path)
+        yield from _arrow_rows(parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS))
     except (pa.ArrowException, OSError) as exc:
         raise BadInput(f"{source.path}: the Parquet file is damaged ({exc})") from None
 
@@ -488,7 +489,7 @@ def read_hf_folder(folder: Path, layout: SourceLayout) -> Iterator[tuple[Path, R
         except (pa.ArrowException, OSError) as exc:
             raise BadInput(f"{path}: not a readable Arrow file ({exc})") from None
         layout.arrow_schema = layout.arrow_schema or _schema_b64(reader.schema)
-        for item in _arrow_rows(reader, path):
+        for item in _arrow_rows(reader):
             yield path, item
 
 
