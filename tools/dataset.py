@@ -38,6 +38,11 @@ def length_stats(values: list[int]) -> LengthStats:
     )
 
 
+def _length_summary(lengths: list[int]) -> dict[str, LengthStats]:
+    """{chars, est_tokens}: length statistics of text views in characters and in estimated tokens."""
+    return {"chars": length_stats(lengths), "est_tokens": length_stats([math.ceil(n / CHARS_PER_TOKEN) for n in lengths])}
+
+
 def _check_source(ws: Workspace, path: str, shape: Shape, add: bool, replace: bool) -> bool:
     """Whether the file may go in; returns True when everything the workspace holds must be dropped first."""
     sources = ws.store.sources()
@@ -164,8 +169,7 @@ def ingest_file(
         file=source,
         file_type=reading.file_type,
         exact_duplicates=duplicates,
-        chars=length_stats(lengths),
-        est_tokens=length_stats([math.ceil(n / CHARS_PER_TOKEN) for n in lengths]),
+        **_length_summary(lengths),
         warnings=warnings,
         rejected_report=str(report) if report else None,
     )
@@ -251,8 +255,7 @@ def describe(ws: Workspace) -> dict[str, Any]:
         "samples": len(lengths),
         "format": sources[0]["shape"],
         "sources": [{k: v for k, v in src.items() if k != "layout"} for src in sources],
-        "chars": length_stats(lengths).model_dump(),
-        "est_tokens": length_stats([math.ceil(n / CHARS_PER_TOKEN) for n in lengths]).model_dump(),
+        **{k: v.model_dump() for k, v in _length_summary(lengths).items()},
     }
 
 

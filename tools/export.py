@@ -30,7 +30,7 @@ from goalcover.tools.errors import BadInput
 from goalcover.tools.files import ordinary_mode, write_atomic
 from goalcover.tools.goal import current_goal
 from goalcover.tools.models import Sample
-from goalcover.tools.readers import SourceLayout
+from goalcover.tools.readers import COMPRESSIONS, FILE_TYPES, SourceLayout
 from goalcover.tools.synthesis import list_synthetic
 from goalcover.tools.values import to_storable
 from goalcover.tools.workspace import Workspace
@@ -274,7 +274,7 @@ def manifest_path_for(output: Path) -> Path:
     manifest sits beside the folder."""
     base = output.name
     for suffix in reversed(output.suffixes[-2:]):
-        base = base.removesuffix(suffix) if suffix.lower() in (".gz", ".zst", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq") else base
+        base = base.removesuffix(suffix) if suffix.lower() in (*FILE_TYPES, *COMPRESSIONS) else base
     return output.with_name(f"{base or output.name}.manifest.json")
 
 

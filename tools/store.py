@@ -447,6 +447,10 @@ class Store:
             out.update(rows)
         return out
 
+    def count_text_vectors(self, model: str) -> int:
+        """How many distinct texts have a vector cached for `model`."""
+        return self.db.execute("SELECT COUNT(*) FROM text_vectors WHERE model = ?", (model,)).fetchone()[0]
+
     def save_text_vectors(self, rows: list[tuple[str, bytes]], model: str) -> None:
         """Store (text hash, float32 vector bytes) pairs embedded with `model`, in one transaction."""
         with self.transaction() as conn:

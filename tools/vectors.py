@@ -13,31 +13,33 @@ import numpy as np
 from goalcover.tools.models import content_hash
 from goalcover.tools.workspace import Workspace
 
-# Bumped if the embedder changes in a way that changes its vectors (cached vectors are then not reused).
-EMBEDDER = "all-MiniLM-L6-v2"
 BATCH = 512
 
 
 def cached_vectors(ws: Workspace, texts: list[str]) -> np.ndarray:
     """Unit float32 vectors, shape (len(texts), 384), one row per text: cached ones read from the
-    workspace, the others embedded (distinct texts once, in batches) and cached."""
-    from goalcover.tools.embeddings import DIMENSION, embed
+    workspace, the others embedded (distinct texts once, in batches) and cached under the embedding
+    model's name (embeddings.MODEL_NAME), so vectors of another model are never reused."""
+    # Imported here: the embedder pulls in Chroma and torch, which importing gaps must not.
+    from goalcover.tools.embeddings import DIMENSION, MODEL_NAME, embed
 
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
     hashes = [content_hash(t) for t in texts]
     distinct = dict(zip(hashes, texts))
-    known = ws.store.text_vectors(list(distinct), EMBEDDER)
+    known = ws.store.text_vectors(list(distinct), MODEL_NAME)
     missing = [h for h in distinct if h not in known]
     for start in range(0, len(missing), BATCH):
         chunk = missing[start : start + BATCH]
         vectors = embed([distinct[h] for h in chunk], ws.settings.embed_batch_size).astype(np.float32)
         rows = [(h, v.tobytes()) for h, v in zip(chunk, vectors)]
-        ws.store.save_text_vectors(rows, EMBEDDER)
+        ws.store.save_text_vectors(rows, MODEL_NAME)
         known.update(rows)
     return np.stack([np.frombuffer(known[h], dtype=np.float32) for h in hashes])
 
 
 def embedded_count(ws: Workspace) -> int:
     """How many distinct texts the workspace has embedded (for tests and benchmarks)."""
-    return ws.store.db.execute("SELECT COUNT(*) FROM text_vectors WHERE model = ?", (EMBEDDER,)).fetchone()[0]
+    from goalcover.tools.embeddings import MODEL_NAME
+
+    return ws.store.count_text_vectors(MODEL_NAME)
