@@ -140,6 +140,23 @@ def parse_json_reply(content: str, schema: type[T]) -> tuple[T, bool]:
 
 
 @dataclass
+class Reply:
+    """One chat completion, as the repair loop needs it: the reply text, token counts as the server
+    reported them (None when it did not) and the `logprobs.content` list when asked for."""
+
+    content: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    logprobs: list[dict[str, Any]] | None = None
+
+
+def message_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    """LangChain messages as the chat-completions API's `messages` list (role, content)."""
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]
+
+
+@dataclass
 class Usage:
     """What calls cost: calls made (retries and repairs included), prompt and completion tokens, replies
     repaired locally, repair calls, USD."""
@@ -268,13 +285,12 @@ class JsonCaller:
             except Exception as exc:  # retries are spent, or the request itself is wrong
                 return Result(None, usage, error=f"{type(exc).__name__}: {exc}"[:500])
             usage.repair_calls += attempt > 0
-            meta = reply.usage_metadata or {}
-            prompt_tokens = meta.get("input_tokens") or sum(estimate_tokens(str(m.content)) for m in history)
-            completion_tokens = meta.get("output_tokens", estimate_tokens(str(reply.content)))
+            prompt_tokens = reply.prompt_tokens or sum(estimate_tokens(str(m.content)) for m in history)
+            completion_tokens = reply.completion_tokens if reply.completion_tokens is not None else estimate_tokens(reply.content)
             usage.prompt_tokens += prompt_tokens
             usage.completion_tokens += completion_tokens
             usage.cost += self.config.cost(prompt_tokens, completion_tokens)
-            raw = str(reply.content)
+            raw = reply.content
             try:
                 value, repaired = parse_json_reply(raw, schema)
             except ReplyError as exc:
@@ -288,12 +304,11 @@ class JsonCaller:
                 ]
                 continue
             usage.repaired += repaired
-            logprobs = (reply.response_metadata.get("logprobs") or {}).get("content") if top_logprobs else None
-            return Result(value, usage, raw=raw, logprobs=logprobs or None)
+            return Result(value, usage, raw=raw, logprobs=(reply.logprobs or None) if top_logprobs else None)
         return Result(None, usage, error=error, raw=raw)
 
     async def _request(self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage,
-                       max_tokens: int | None, top_logprobs: int | None = None) -> AIMessage:
+                       max_tokens: int | None, top_logprobs: int | None = None) -> Reply:
         """One request (with retries); in auto mode, fall back for good to json_object when the server
         rejects json_schema (llama-cpp-python does, and honours json_object with a grammar instead)."""
         try:
@@ -305,14 +320,9 @@ class JsonCaller:
             return await self._send(history, json_schema, name, usage, max_tokens, top_logprobs)
 
     async def _send(self, history: list[BaseMessage], json_schema: dict[str, Any], name: str, usage: Usage,
-                    max_tokens: int | None, top_logprobs: int | None = None) -> AIMessage:
-        # A bound on the reply keeps a rambling small model from filling its context (and the bill).
-        extra = reply_limit(self.config, max_tokens)
-        if top_logprobs:
-            extra |= {"logprobs": True, "top_logprobs": top_logprobs}
-        llm = self.llm.bind(response_format=self.response_format(name, json_schema), **extra)
-        messages = self._with_schema_in_prompt(history, json_schema)
-        await self.limits.wait(sum(estimate_tokens(str(m.content)) for m in messages))
+                    max_tokens: int | None, top_logprobs: int | None = None) -> Reply:
+        sent = self._with_schema_in_prompt(history, json_schema)
+        await self.limits.wait(sum(estimate_tokens(str(m.content)) for m in sent))
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.settings.max_retries + 1),
@@ -322,5 +332,80 @@ class JsonCaller:
         async for attempt in retrying:
             with attempt:
                 usage.calls += 1
-                return await llm.ainvoke(messages, config=ENGINE_CALL)
+                return await self._post(history, json_schema, name, max_tokens, top_logprobs)
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _post(self, messages: list[BaseMessage], json_schema: dict[str, Any], name: str,
+                    max_tokens: int | None, top_logprobs: int | None) -> Reply:
+        """One HTTP request through ChatOpenAI (no retries of its own); `messages` without the schema note."""
+        # A bound on the reply keeps a rambling small model from filling its context (and the bill).
+        extra = reply_limit(self.config, max_tokens)
+        if top_logprobs:
+            extra |= {"logprobs": True, "top_logprobs": top_logprobs}
+        llm = self.llm.bind(response_format=self.response_format(name, json_schema), **extra)
+        reply = await llm.ainvoke(self._with_schema_in_prompt(messages, json_schema), config=ENGINE_CALL)
+        meta = reply.usage_metadata or {}
+        return Reply(
+            content=str(reply.content),
+            prompt_tokens=meta.get("input_tokens"),
+            completion_tokens=meta.get("output_tokens"),
+            logprobs=(reply.response_metadata.get("logprobs") or {}).get("content"),
+        )
+
+    def request_body(self, messages: list[BaseMessage], *, name: str, json_schema: dict[str, Any],
+                     max_tokens: int | None = None, top_logprobs: int | None = None) -> dict[str, Any]:
+        """The `/v1/chat/completions` JSON body of one structured call, exactly as the bulk judge posts it:
+        model, messages (with the schema in the prompt in json_object mode), response_format, the reply
+        bound (`max_completion_tokens` for OpenAI, `max_tokens` elsewhere, see reply_limit) and logprobs.
+        The Batch API and Ray engines send these same bodies. In auto mode the body asks for json_schema."""
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": message_dicts(self._with_schema_in_prompt(messages, json_schema)),
+            "response_format": self.response_format(name, json_schema),
+        }
+        if max_tokens:
+            openai_api = self.config.base_url is None or "api.openai.com" in self.config.base_url
+            body["max_completion_tokens" if openai_api else "max_tokens"] = max_tokens
+        if top_logprobs:
+            body |= {"logprobs": True, "top_logprobs": top_logprobs}
+        return body
+
+
+def reply_from_completion(data: dict[str, Any]) -> Reply:
+    """A chat completion's JSON (a dict, as the API returns it) as a Reply. Raises json.JSONDecodeError
+    (which the retry policy treats as transient, like a garbled body) when it has no choices[0].message."""
+    try:
+        choice = data["choices"][0]
+        content = choice["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise json.JSONDecodeError("the completion has no choices[0].message", json.dumps(data)[:200], 0) from None
+    usage = data.get("usage") or {}
+    return Reply(
+        content=content,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        logprobs=(choice.get("logprobs") or {}).get("content"),
+    )
+
+
+@dataclass
+class BulkJsonCaller(JsonCaller):
+    """The bulk judge's caller: the same retries, limits, JSON modes, repair loop and logprobs as
+    JsonCaller, but each request posts its prepared JSON body (`request_body`) through the `openai` SDK's
+    low-level `AsyncOpenAI.post` — the client ChatOpenAI wraps — and reads the reply as plain JSON.
+
+    Why (issue 15, profiled at concurrency 32-128 against the fake endpoint): LangChain's message
+    conversion plus the SDK's per-call parameter transform (`_async_transform_recursive`) and response
+    model building cost ~5-6 ms of client CPU per call, which caps a 2-core client well below the
+    endpoint's ideal throughput. Prose calls and the agent keep ChatOpenAI.
+    """
+
+    async def _post(self, messages: list[BaseMessage], json_schema: dict[str, Any], name: str,
+                    max_tokens: int | None, top_logprobs: int | None) -> Reply:
+        import httpx
+
+        body = self.request_body(messages, name=name, json_schema=json_schema, max_tokens=max_tokens,
+                                 top_logprobs=top_logprobs)
+        client = self.llm.root_async_client
+        response = await client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        return reply_from_completion(json.loads(response.content))

@@ -22,7 +22,7 @@ from goalcover.tools.store import INDEXED_SCORE_KEYS, JUDGE_KEY
 from goalcover.tools.errors import BadInput
 from goalcover.tools.geval import weighted_scores
 from goalcover.tools.goal import current_goal
-from goalcover.tools.llm import JsonCaller, Limits, Usage
+from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Limits, Result, Usage
 from goalcover.tools.tokens import estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
@@ -97,6 +97,58 @@ class Task:
 
     sample: Sample
     subgoals: list[Subgoal]
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """How one task is asked: the reply's pydantic model and JSON schema, the reply bound (tokens) and
+    the logprobs requested (None: none)."""
+
+    schema: type[BaseModel]
+    json_schema: dict
+    max_tokens: int
+    top_logprobs: int | None
+
+
+def judge_spec(task: Task, mode: Mode, top_logprobs: int | None = None) -> JudgeSpec:
+    """The reply schema and bounds of one task: batched asks one required Verdict per subgoal id
+    (batched_schema), pair one Verdict; MAX_TOKENS_PER_VERDICT per subgoal."""
+    if mode == "batched":
+        schema, json_schema = batched_schema(tuple(s.id for s in task.subgoals))
+        return JudgeSpec(schema, json_schema, MAX_TOKENS_PER_VERDICT * len(task.subgoals), top_logprobs)
+    return JudgeSpec(Verdict, VERDICT_SCHEMA, MAX_TOKENS_PER_VERDICT, top_logprobs)
+
+
+def judge_request(caller: JsonCaller, goal: Goal, task: Task, mode: Mode, anchors: bool = False,
+                  top_logprobs: int | None = None) -> dict:
+    """The `/v1/chat/completions` body the live judge posts for `task` (same prompt, schema, bounds and
+    logprobs): what the Batch API and Ray engines send so their judgments share the live path's cache
+    keys. `caller` supplies the model and JSON mode (JsonCaller.request_body)."""
+    spec = judge_spec(task, mode, top_logprobs)
+    return caller.request_body(judge_messages(goal, task.subgoals, task.sample, anchors, mode), name="judgment",
+                               json_schema=spec.json_schema, max_tokens=spec.max_tokens, top_logprobs=spec.top_logprobs)
+
+
+def judgment_rows(task: Task, mode: Mode, result: Result, version: str, model: str) -> tuple[list[dict], list[dict]]:
+    """A call's Result as store rows: (judgments, failures) — one judgment per subgoal of the task when
+    the reply parsed (with the G-Eval weighted score where logprobs came back), else one failure per
+    subgoal carrying the error. Exactly one of the two lists is non-empty."""
+    if mode == "batched":
+        ids = tuple(s.id for s in task.subgoals)
+        verdicts = {s.id: getattr(result.value, s.id) for s in task.subgoals} if result.value else {}
+        weighted = weighted_scores(result.logprobs, ids, {k: v.score for k, v in verdicts.items()}) if verdicts else {}
+    else:
+        only = task.subgoals[0].id
+        verdicts = {only: result.value} if result.value else {}
+        found = weighted_scores(result.logprobs, expected={None: result.value.score}) if result.value else {}
+        weighted = {only: found[None]} if None in found else {}
+    if verdicts:
+        return [
+            _row(task, s, version, model, score=verdicts[s.id].score, explanation=verdicts[s.id].explanation,
+                 weighted_score=weighted.get(s.id))
+            for s in task.subgoals
+        ], []
+    return [], [_row(task, s, version, model, error=result.error or "no reply") for s in task.subgoals]
 
 
 class ScorePlan(BaseModel):
@@ -229,7 +281,7 @@ async def score(
     config = ws.settings.model_for("judge")
     version = score_plan.prompt_version
     ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
-    caller = JsonCaller(config, ws.settings, limits=Limits.from_settings(ws.settings))
+    caller = BulkJsonCaller(config, ws.settings, limits=Limits.from_settings(ws.settings))
     top_logprobs = ws.settings.judge_logprobs
     run_id = ws.store.start_run("score", score_plan.model_dump())
     usage = Usage()
@@ -243,37 +295,17 @@ async def score(
 
     async def judge_one(task: Task, messages: list[BaseMessage]) -> None:
         """One call and its commit: runs to the end even when the run is cancelled (it is shielded)."""
-        if mode == "batched":
-            ids = tuple(s.id for s in task.subgoals)
-            schema, json_schema = batched_schema(ids)
-            result = await caller.call(
-                messages, schema, name="judgment", json_schema=json_schema,
-                max_tokens=MAX_TOKENS_PER_VERDICT * len(task.subgoals), top_logprobs=top_logprobs,
-            )
-            verdicts = {s.id: getattr(result.value, s.id) for s in task.subgoals} if result.value else {}
-            weighted = weighted_scores(result.logprobs, ids, {k: v.score for k, v in verdicts.items()})
-        else:
-            result = await caller.call(
-                messages, Verdict, name="judgment", json_schema=VERDICT_SCHEMA, max_tokens=MAX_TOKENS_PER_VERDICT,
-                top_logprobs=top_logprobs,
-            )
-            only = task.subgoals[0].id
-            verdicts = {only: result.value} if result.value else {}
-            found = weighted_scores(result.logprobs, expected={None: result.value.score}) if result.value else {}
-            weighted = {only: found[None]} if None in found else {}
+        spec = judge_spec(task, mode, top_logprobs)
+        result = await caller.call(messages, spec.schema, name="judgment", json_schema=spec.json_schema,
+                                   max_tokens=spec.max_tokens, top_logprobs=spec.top_logprobs)
         usage.add(result.usage)
-        if verdicts:
-            ws.store.save_judgments(
-                [
-                    _row(task, s, version, config.model, score=verdicts[s.id].score, explanation=verdicts[s.id].explanation,
-                         weighted_score=weighted.get(s.id))
-                    for s in task.subgoals
-                ]
-            )
-            counts["new"] += len(task.subgoals)
+        rows, failed = judgment_rows(task, mode, result, version, config.model)
+        if rows:
+            ws.store.save_judgments(rows)
+            counts["new"] += len(rows)
         else:
-            ws.store.save_failures([_row(task, s, version, config.model, error=result.error or "no reply") for s in task.subgoals])
-            counts["failed_now"] += len(task.subgoals)
+            ws.store.save_failures(failed)
+            counts["failed_now"] += len(failed)
         counts["done"] += 1
         if progress:
             progress(
