@@ -68,16 +68,29 @@ def score(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Calls in flight at once (default GOALCOVER_CONCURRENCY, 8).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost; call nothing.")] = False,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="Stop cleanly before spending more than this many USD (needs GOALCOVER_*_PRICE_PER_MTOK).", show_default=False)] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local: one asyncio process; ray: Ray Data on a Ray cluster (pip install 'goalcover[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: auto (the cluster `ray start` runs here), ray://HOST:10001 or HOST:6379; default RAY_ADDRESS, else a private local Ray.", show_default=False)] = None,
+    actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: Ray Data actors sending calls, each with --concurrency calls in flight (with --vllm: vLLM replicas, one GPU each).")] = 2,
+    vllm: Annotated[Optional[str], typer.Option("--vllm", help="With --engine ray: judge with this model on vLLM replicas on GPU workers (ray.data.llm) instead of the endpoint.", show_default=False)] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score every sample against every subgoal with the LLM judge (GOALCOVER_JUDGE_MODEL or GOALCOVER_MODEL).
 
-    Each judgment is saved the moment it arrives: interrupt at any time (Ctrl-C, a crash, a kill) and run
-    again to finish without paying twice. Only missing pairs are scored — new samples, edited subgoals,
-    and judgments that failed before.
+    Each judgment is saved the moment it arrives (with --engine ray: as each block of calls finishes):
+    interrupt at any time (Ctrl-C, a crash, a kill) and run again to finish without paying twice. Only
+    missing pairs are scored — new samples, edited subgoals, and judgments that failed before.
     """
     from goalcover.tools import scoring
+
+    from goalcover.tools.errors import BadInput
+
+    if engine not in ("local", "ray"):
+        raise BadInput(f"--engine {engine!r}: choose local or ray")
+    if engine == "local" and (ray_address or vllm or actors != 2):
+        raise BadInput("--ray-address, --actors and --vllm need --engine ray")
+    if engine == "ray" and max_cost is not None:
+        raise BadInput("--max-cost is not supported with --engine ray; see the cost first with --dry-run")
 
     with open_workspace(workspace) as ws:
         if dry_run:
@@ -95,7 +108,13 @@ def score(
         if max_cost is not None and ws.settings.input_price_per_mtok == ws.settings.output_price_per_mtok == 0:
             err.print("[yellow]warning:[/] --max-cost needs prices: set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK")
         with ProgressBar("scoring", fields=("cost", "failed")) as bar:
-            result = asyncio.run(scoring.score(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
+            if engine == "ray":
+                from goalcover.tools.ray_engine import score_on_ray
+
+                result = score_on_ray(ws, mode, address=ray_address, actors=actors, concurrency=concurrency,  # type: ignore[arg-type]
+                                      vllm_model=vllm, progress=bar)
+            else:
+                result = asyncio.run(scoring.score(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         with ProgressBar("indexing") as bar:
             scoring.index_scores(ws, progress=bar)
     if as_json:

@@ -1,0 +1,181 @@
+"""The Ray engine (`goalcover score --engine ray`) on a real local Ray cluster (loopback, 2 CPUs) against
+the fake endpoint: the same judgments as the asyncio engine, a killed worker, a killed driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from goalcover.testing import Faults
+from goalcover.tools.dataset import ingest_file
+from goalcover.tools.errors import ConfigError
+from goalcover.tools.goal import load_goal_file, save_goal
+from goalcover.tools.workspace import Workspace
+from tests.conftest import SFT, head_lines
+from tests.support.judges import sample_of
+from tests.tools.test_scoring import GOAL_FILE
+
+pytest.importorskip("ray", reason="the ray extra (pip install 'goalcover[ray]') is part of the test install")
+
+N = 40
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from tests.support.ray_cluster import local_cluster
+
+    with local_cluster(num_cpus=2) as running:
+        yield running
+
+
+def prepared(tmp_path: Path, name: str, fake_openai, n: int = N) -> tuple[Path, dict]:
+    """A workspace `name` with n contract samples and the contracts goal: (its SQLite path, the
+    environment for a `goalcover` process scoring it against the fake)."""
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", n)
+    with Workspace.open(tmp_path / name) as ws:
+        ingest_file(ws, data)
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        db = ws.store.path
+    env = {
+        **os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / name), "GOALCOVER_MODEL": "fake-model",
+        "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "test",
+    }
+    return db, env
+
+
+def judgments(db: Path) -> set[tuple]:
+    with sqlite3.connect(db) as conn:
+        return set(conn.execute(
+            "SELECT sample_hash, subgoal_hash, prompt_version, model, score, explanation FROM judgments"
+        ))
+
+
+def judged_samples(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT DISTINCT sample_id FROM judgments")}
+
+
+def goalcover(env: dict, *args: str, timeout: float = 180) -> dict:
+    done = subprocess.run([sys.executable, "-m", "goalcover", "score", *args, "--json"], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def settle(fake_openai, quiet_s: float = 1.0, timeout: float = 60) -> None:
+    """Wait until the fake has had no request in flight for `quiet_s` (calls sent before a kill land)."""
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        assert time.monotonic() < deadline, "the endpoint never went quiet"
+        if fake_openai.stats()["in_flight"]:
+            quiet_since = time.monotonic()
+        time.sleep(0.05)
+
+
+def test_ray_engine_matches_asyncio_and_a_rerun_makes_no_call(tmp_path, fake_openai, cluster):
+    local_db, local_env = prepared(tmp_path, "local", fake_openai, n=30)
+    ray_db, ray_env = prepared(tmp_path, "ray", fake_openai, n=30)
+
+    local = goalcover(local_env, "--concurrency", "4")
+    local_bodies = sorted(json.dumps(r.body, sort_keys=True) for r in fake_openai.requests)
+    fake_openai.reset_stats()
+    sent = len(fake_openai.requests)
+    first = goalcover(ray_env, "--engine", "ray", "--ray-address", cluster.address, "--actors", "2")
+    ray_bodies = sorted(json.dumps(r.body, sort_keys=True) for r in fake_openai.requests[sent:])
+
+    assert first["calls"] == local["calls"] == 30 == fake_openai.stats()["completions"]
+    assert first["judgments"] == local["judgments"] == 30 * 5 and first["failed"] == 0
+    assert ray_bodies == local_bodies  # the same prompts, schemas and bounds, request for request
+    assert judgments(ray_db) == judgments(local_db)
+
+    again = goalcover(ray_env, "--engine", "ray", "--ray-address", cluster.address)
+    assert again["calls"] == 0 and again["cached"] == 30 * 5 and again["judgments"] == 30 * 5
+    assert fake_openai.stats()["completions"] == 30
+
+
+def test_a_worker_killed_mid_run_still_ends_with_every_pair_judged(tmp_path, fake_openai, cluster, monkeypatch):
+    from goalcover.tools.ray_engine import score_on_ray
+
+    db, env = prepared(tmp_path, "ws", fake_openai)
+    for key in ("GOALCOVER_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.setenv(key, env[key])
+    fake_openai.set_faults(Faults(latency_ms=200))
+    killed: list[int] = []
+
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 120
+        while fake_openai.stats()["completions"] < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = cluster.worker_pids("JudgeActor")
+        if pids and fake_openai.stats()["completions"] < N:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    killer = threading.Thread(target=kill_one_worker, daemon=True)
+    killer.start()
+    with Workspace.open(tmp_path / "ws") as ws:
+        result = score_on_ray(ws, "batched", address=cluster.address, actors=2, concurrency=2, block_size=4)
+    killer.join(timeout=5)
+
+    assert killed, "no judge worker was running to kill"
+    assert result.judgments == N * 5 and result.failed == 0
+    assert len(judged_samples(db)) == N
+    # The killed worker's unfinished block was sent again: at least every call, at most a block more each.
+    assert N <= fake_openai.stats()["completions"] <= N + 2 * 4 * 4
+
+
+def test_a_driver_killed_mid_run_then_rerun_pays_only_for_missing_pairs(tmp_path, fake_openai, cluster):
+    db, env = prepared(tmp_path, "ws", fake_openai)
+    fake_openai.set_faults(Faults(latency_ms=200))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "goalcover", "score", "--engine", "ray", "--ray-address", cluster.address,
+         "--actors", "2", "--concurrency", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(judged_samples(db)) < 8:
+            assert proc.poll() is None, "the scoring process ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    settle(fake_openai)  # the dead job's workers finish (or are stopped by Ray) before the rerun
+    first = judged_samples(db)
+    assert 8 <= len(first) < N
+    before = fake_openai.stats()["completions"]
+    sent = len(fake_openai.requests)
+
+    fake_openai.set_faults(Faults())
+    rerun = goalcover(env, "--engine", "ray", "--ray-address", cluster.address)
+    asked = [sample_of(r)[0] for r in fake_openai.requests[sent:]]
+    assert rerun["calls"] == fake_openai.stats()["completions"] - before == N - len(first)
+    assert not set(asked) & first and sorted(asked) == sorted(set(asked))
+    assert rerun["judgments"] == N * 5 and rerun["failed"] == 0
+
+
+def test_without_ray_the_engine_names_the_extra(monkeypatch):
+    from goalcover.tools import ray_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'goalcover\[ray\]'"):
+        ray_engine.require_ray()
+
+
+def test_ray_only_options_need_the_ray_engine(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "goalcover", "score", "--actors", "4"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / "ws")})
+    assert done.returncode == 2 and "--engine ray" in done.stderr

@@ -1,0 +1,343 @@
+"""Scoring on a Ray cluster (`goalcover score --engine ray`): Ray Data carries the judge calls, the driver
+keeps the workspace.
+
+The driver plans the missing pairs exactly as the asyncio engine does (`scoring.plan`: same prompts,
+schemas, prompt versions, cache keys), turns each call into plain data (the chat messages, the subgoal
+ids, the reply bound) and hands them to Ray Data in blocks. Workers never open the workspace: they send
+the calls and return plain data (the reply text, token counts, logprobs, the error). The driver iterates
+the finished blocks (`Dataset.iter_batches`, streaming) and commits each block's judgments to the store
+before it asks for the next, so a killed job loses only unfinished blocks and a rerun sends only what is
+still missing.
+
+Processors:
+- `actors` (the default): the engine's own `BulkJsonCaller` runs inside Ray Data actors (`map_batches`
+  with a class), each with its own event loop and `concurrency` calls in flight. Same retries (429 with
+  Retry-After, 5xx, timeouts), JSON-mode fallback and repair loop as the asyncio engine; the driver
+  re-parses each reply with `parse_json_reply` into the same rows (`scoring.judgment_rows`).
+- `vllm` (`--vllm MODEL`): `ray.data.llm.vLLMEngineProcessorConfig`, vLLM replicas on GPU workers, with
+  the judge's JSON schema as guided decoding. Needs vLLM on the workers (a GPU stack; not installable on a
+  CPU-only machine); replies go through the same parsing, without the repair round trip (a reply that
+  does not parse is recorded as a failure and retried by the next run).
+
+Why not `ray.data.llm.HttpRequestProcessorConfig` for OpenAI-compatible endpoints: in Ray 2.60 it sends
+the requests of one batch one after another, retries only 408/429/502/503/504 (not 500 or a garbled
+body), and raises — failing the whole job — when a row's retries run out; the actor processor above keeps
+the engine's failure rules (a failed pair is recorded and retried by the next run) with many calls in
+flight per actor.
+
+Sources: Ray Data user guide, "Working with LLMs" and "Stateful transforms" (actor pools, fault
+tolerance with `max_restarts` / `max_task_retries`), docs.ray.io 2.60.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from goalcover.tools.errors import BadInput, ConfigError
+from goalcover.tools.llm import BulkJsonCaller, Limits, ReplyError, Result, Usage, message_dicts, parse_json_reply
+from goalcover.tools.models import Sample
+from goalcover.tools.scoring import (
+    Mode, Progress, ScoreResult, Task, judge_messages, judge_spec, judgment_rows, plan,
+)
+from goalcover.tools.settings import ModelConfig, Settings
+from goalcover.tools.store import JUDGE_KEY
+from goalcover.tools.workspace import Workspace
+
+RAY_EXTRA = "--engine ray needs the ray extra: pip install 'goalcover[ray]'"
+# A judge actor waits on the network, not the CPU: a quarter CPU each lets 4 actors share a 1-CPU slot.
+ACTOR_CPUS = 0.25
+# Calls per block: big enough that Ray's per-block overhead is small, small enough that a killed job
+# loses little and the progress bar moves.
+MAX_BLOCK = 256
+
+
+def require_ray():
+    """The `ray` module, or ConfigError naming the extra to install."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ConfigError(RAY_EXTRA) from None
+    return ray
+
+
+@contextmanager
+def connected(address: str | None, num_cpus: int | None = None) -> Iterator[Any]:
+    """Connect to a Ray cluster for the length of the block: `address` "auto" (the cluster `ray start`
+    started on this machine), "ray://HOST:10001" (Ray Client) or "HOST:6379"; None uses RAY_ADDRESS when
+    set and otherwise starts a private local Ray (`num_cpus` CPUs) that ends with the block. An already
+    initialised Ray (a test, a notebook) is used as it is and left running. Raises ConfigError when Ray
+    is missing or the cluster cannot be reached."""
+    ray = require_ray()
+    if ray.is_initialized():
+        quiet(ray)
+        yield ray
+        return
+    try:
+        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"--ray-address {address or 'auto'}: cannot connect to a Ray cluster ({exc})") from None
+    try:
+        quiet(ray)
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def quiet(ray) -> None:
+    """GoalCover draws its own progress bar: no Ray Data progress bars or per-dataset INFO lines."""
+    import logging
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def task_row(index: int, task: Task, goal, mode: Mode, anchors: bool) -> dict[str, Any]:
+    """One call as plain data for a worker: its index in the plan and a JSON request holding the chat
+    messages (role, content), the subgoal ids (which rebuild the reply schema) and the reply bound."""
+    messages = judge_messages(goal, task.subgoals, task.sample, anchors, mode)
+    spec = judge_spec(task, mode)
+    request = {"messages": message_dicts(messages), "ids": [s.id for s in task.subgoals], "max_tokens": spec.max_tokens}
+    return {"i": index, "request": json.dumps(request)}
+
+
+class JudgeActor:
+    """A Ray Data actor that judges a block of calls with the engine's own BulkJsonCaller (retries,
+    limits, JSON-mode fallback, repair loop), `concurrency` calls in flight, on an event loop it keeps for
+    its life (so its HTTP connections are reused across blocks).
+
+    In: a batch {"i": [int], "request": [JSON str]} (see task_row). Out: the same "i" with "raw" (reply
+    text, "" when none), "error" ("" when the reply parsed), "logprobs" (JSON, "" when none) and the call's
+    usage: "calls", "prompt_tokens", "completion_tokens", "repaired", "repair_calls", "cost" (USD).
+    """
+
+    def __init__(self, config: dict, settings: dict, mode: str, top_logprobs: int | None, concurrency: int,
+                 actors: int) -> None:
+        self.config = ModelConfig(**config)
+        self.settings = Settings(**settings)
+        self.mode = mode
+        self.top_logprobs = top_logprobs
+        self.concurrency = concurrency
+        # The cluster-wide request and token limits are shared out among the actors.
+        share = dict(self.settings)
+        for key in ("requests_per_minute", "tokens_per_minute"):
+            if share[key]:
+                share[key] = share[key] / actors
+        self.caller = BulkJsonCaller(self.config, self.settings, limits=Limits.from_settings(Settings(**share)))
+        self.loop = asyncio.new_event_loop()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        return self.loop.run_until_complete(self._judge(list(batch["i"]), list(batch["request"])))
+
+    async def _judge(self, indexes: list[int], requests: list[str]) -> dict[str, list]:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        from goalcover.tools.scoring import VERDICT_SCHEMA, Verdict, batched_schema
+
+        gate = asyncio.Semaphore(self.concurrency)
+        kinds = {"system": SystemMessage, "user": HumanMessage}
+
+        async def one(text: str) -> Result:
+            request = json.loads(text)
+            if self.mode == "batched":
+                schema, json_schema = batched_schema(tuple(request["ids"]))
+            else:
+                schema, json_schema = Verdict, VERDICT_SCHEMA
+            messages = [kinds[m["role"]](m["content"]) for m in request["messages"]]
+            async with gate:
+                return await self.caller.call(messages, schema, name="judgment", json_schema=json_schema,
+                                              max_tokens=request["max_tokens"], top_logprobs=self.top_logprobs)
+
+        results = await asyncio.gather(*(one(r) for r in requests))
+        out: dict[str, list] = {k: [] for k in ("i", "raw", "error", "logprobs", "calls", "prompt_tokens",
+                                                  "completion_tokens", "repaired", "repair_calls", "cost")}
+        for index, result in zip(indexes, results):
+            out["i"].append(int(index))
+            out["raw"].append(result.raw or "")
+            out["error"].append((result.error or "no reply") if result.value is None else "")
+            out["logprobs"].append(json.dumps(result.logprobs) if result.logprobs else "")
+            for key in ("calls", "prompt_tokens", "completion_tokens", "repaired", "repair_calls", "cost"):
+                out[key].append(getattr(result.usage, key))
+        return out
+
+
+def result_of(task: Task, mode: Mode, row: dict[str, Any]) -> Result:
+    """A worker's output row as the Result the asyncio engine would have had: the reply re-parsed with
+    the same repair rules (parse_json_reply) into the task's schema, with its usage and logprobs."""
+    usage = Usage(**{k: row[k] for k in ("calls", "prompt_tokens", "completion_tokens", "repaired", "repair_calls")},
+                  cost=float(row["cost"]))
+    raw = row["raw"] or None
+    if row["error"] or not raw:
+        return Result(None, usage, error=row["error"] or "no reply", raw=raw)
+    try:
+        value, _ = parse_json_reply(raw, judge_spec(task, mode).schema)
+    except ReplyError as exc:  # cannot happen when the worker parsed it; recorded as a failure if it does
+        return Result(None, usage, error=str(exc), raw=raw)
+    return Result(value, usage, raw=raw, logprobs=json.loads(row["logprobs"]) if row["logprobs"] else None)
+
+
+def _rows(batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    keys = list(batch)
+    for values in zip(*(batch[k] for k in keys)):
+        yield {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, values)}
+
+
+def score_on_ray(
+    ws: Workspace,
+    mode: Mode = "batched",
+    *,
+    address: str | None = None,
+    actors: int = 2,
+    concurrency: int | None = None,
+    block_size: int | None = None,
+    vllm_model: str | None = None,
+    progress: Progress | None = None,
+    samples: list[Sample] | None = None,
+) -> ScoreResult:
+    """Judge every missing sample × subgoal pair on a Ray cluster and commit each block's judgments on
+    the driver as the block finishes.
+
+    `address`: see `connected`. `actors`: Ray Data actors sending calls (each needs ACTOR_CPUS of a CPU),
+    each with `concurrency` calls in flight (default GOALCOVER_CONCURRENCY). `block_size`: calls per block
+    (default: about four blocks per actor, at most MAX_BLOCK). `vllm_model`: judge with vLLM replicas on
+    GPU workers instead of the configured endpoint (see `vllm_dataset`). `progress(done, total, …)` after
+    each block. Nothing is sent, and Ray is not contacted, when no pair is missing. Ctrl-C stops the job:
+    blocks already committed stay, the run is recorded as interrupted and KeyboardInterrupt propagates.
+    Returns the same ScoreResult as `scoring.score`. Raises BadInput (bad actors / block size, unknown
+    mode, no samples) and ConfigError (no judge model, Ray missing or unreachable).
+    """
+    if actors < 1 or (block_size is not None and block_size < 1):
+        raise BadInput("--actors and the block size must be at least 1")
+    started = time.monotonic()
+    samples = ws.store.samples() if samples is None else samples
+    score_plan, tasks, goal = plan(ws, mode, samples)
+    if vllm_model:
+        config = ws.settings.model_for("judge", need_key=False).model_copy(update={"model": vllm_model})
+    else:
+        config = ws.settings.model_for("judge")
+    if tasks:
+        require_ray()
+    version = score_plan.prompt_version
+    ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
+    run_id = ws.store.start_run("score", score_plan.model_dump() | {"engine": "ray", "actors": actors})
+    usage = Usage()
+    counts = {"new": 0, "failed_now": 0, "done": 0}
+    status, stopped = "interrupted", None
+    try:
+        if tasks:
+            anchors = ws.settings.judge_anchors
+            rows = [task_row(i, task, goal, mode, anchors) for i, task in enumerate(tasks)]
+            size = block_size or max(1, min(MAX_BLOCK, math.ceil(len(rows) / (4 * actors))))
+            with connected(address) as ray:
+                if vllm_model:
+                    dataset = vllm_dataset(ray, rows, vllm_model, mode, ws.settings, actors, size)
+                else:
+                    dataset = judge_dataset(ray, rows, config, ws.settings, mode, actors,
+                                            concurrency or ws.settings.concurrency, size)
+                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                    saved, failed = [], []
+                    for row in _rows(batch):
+                        task = tasks[row["i"]]
+                        result = result_of(task, mode, row)
+                        usage.add(result.usage)
+                        good, bad = judgment_rows(task, mode, result, version, config.model)
+                        saved += good
+                        failed += bad
+                        counts["done"] += 1
+                    # One transaction per block: the block is either in the store or sent again next run.
+                    ws.store.save_judgments(saved)
+                    ws.store.save_failures(failed)
+                    counts["new"] += len(saved)
+                    counts["failed_now"] += len(failed)
+                    if progress:
+                        progress(counts["done"], len(tasks), tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
+                                 cost=f"${usage.cost:.4f}", failed=counts["failed_now"])
+        status = "done"
+    except KeyboardInterrupt:
+        stopped = "stopped by the user"
+        raise
+    finally:
+        result = ScoreResult(
+            judgments=0, calls=usage.calls, failed=0, cached=score_plan.cached, new=counts["new"], mode=mode,
+            model=config.model, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            cost=round(usage.cost, 6), repaired=usage.repaired, stopped=stopped,
+            elapsed_s=round(time.monotonic() - started, 3),
+        )
+        ws.store.finish_run(run_id, status, result.model_dump() | {"engine": "ray"})
+    # The same closing counts as scoring.score: current judgments and still-failed pairs of these samples.
+    pairs = {(s.content_hash, g.hash) for s in samples for g in goal.subgoals}
+    judged = pairs & ws.store.judgments_for(version, config.model).keys()
+    result.judgments = len(judged)
+    result.failed = len((pairs - judged) & ws.store.failures_for(version, config.model).keys())
+    return result
+
+
+def judge_dataset(ray, rows: list[dict], config: ModelConfig, settings: Settings, mode: Mode, actors: int,
+                  concurrency: int, block_size: int):
+    """The Ray Data pipeline of the actor processor: the rows in blocks of `block_size`, mapped by a pool
+    of `actors` JudgeActors. A worker that dies is restarted and its unfinished blocks are sent again
+    (Ray Data's actor pools default to max_restarts = max_task_retries = -1: restart forever, resend)."""
+    blocks = max(1, math.ceil(len(rows) / block_size))
+    return ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+        JudgeActor,
+        batch_size=block_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=ACTOR_CPUS,
+        fn_constructor_kwargs={
+            "config": config.model_dump(),
+            "settings": settings.model_dump(mode="json"),
+            "mode": mode,
+            "top_logprobs": settings.judge_logprobs,
+            "concurrency": concurrency,
+            "actors": actors,
+        },
+    )
+
+
+def vllm_dataset(ray, rows: list[dict], model: str, mode: Mode, settings: Settings, replicas: int, block_size: int):
+    """The Ray Data pipeline of the vLLM processor (`ray.data.llm.vLLMEngineProcessorConfig`): `replicas`
+    vLLM engines, one GPU each, generating the judge's JSON under guided decoding with the same messages
+    and reply bound. Output rows carry the actor processor's columns (usage from vLLM's token counts;
+    calls = 1 per row). Not smoke-tested here (no GPU); needs `vllm` on the GPU workers. Raises ConfigError
+    when ray.data.llm cannot be imported."""
+    try:
+        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+    except ImportError as exc:
+        raise ConfigError(f"--vllm needs ray.data.llm and vLLM on the GPU workers ({exc})") from None
+    from goalcover.tools.scoring import VERDICT_SCHEMA, batched_schema
+
+    def preprocess(row: dict) -> dict:
+        request = json.loads(row["request"])
+        schema = batched_schema(tuple(request["ids"]))[1] if mode == "batched" else VERDICT_SCHEMA
+        return {
+            "i": row["i"],
+            "messages": request["messages"],
+            "sampling_params": {"temperature": 0.0, "max_tokens": request["max_tokens"],
+                                "guided_decoding": {"json": schema}},
+        }
+
+    def postprocess(row: dict) -> dict:
+        prompt_tokens = row.get("num_input_tokens") or 0
+        completion_tokens = row.get("num_generated_tokens") or 0
+        return {"i": row["i"], "raw": row.get("generated_text") or "", "error": "", "logprobs": "",
+                "calls": 1, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "repaired": 0, "repair_calls": 0, "cost": 0.0}
+
+    processor = build_processor(
+        vLLMEngineProcessorConfig(model_source=model, concurrency=replicas, batch_size=block_size,
+                                  engine_kwargs={"max_model_len": 8192}),
+        preprocess=preprocess,
+        postprocess=postprocess,
+    )
+    blocks = max(1, math.ceil(len(rows) / block_size))
+    return processor(ray.data.from_items(rows, override_num_blocks=blocks))
