@@ -12,7 +12,7 @@ import os
 import statistics
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from goalcover.tools.errors import BadInput
 from goalcover.tools.index import STAGING, SearchHit, sample_metadata
@@ -22,6 +22,9 @@ from goalcover.tools.store import INGEST_PENDING
 from goalcover.tools.models import IngestResult, LengthStats, Sample, Shape
 from goalcover.tools.tokens import CHARS_PER_TOKEN
 from goalcover.tools.workspace import Workspace
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Progress = Callable[[int, int | None], None]
 
@@ -93,6 +96,7 @@ def ingest_file(
     replace: bool = False,
     skip_invalid: bool = False,
     progress: Progress | None = None,
+    embedder: Embedder | None = None,
 ) -> IngestResult:
     """Read `path` (file, .gz/.zst, folder of shards, save_to_disk folder) into the workspace, atomically.
 
@@ -101,7 +105,11 @@ def ingest_file(
     staged vectors are moved into the index (`finish_ingest`, redone on the next open if killed). A
     failure or kill before that transaction leaves the workspace exactly as it was. Raises BadInput for a
     bad file, record or workspace conflict; progress(done, None) is called per chunk (the total is unknown
-    while streaming)."""
+    while streaming).
+
+    `embedder` (default: `embeddings.embed` in this process, chunk by chunk) embeds the samples instead:
+    it is handed up to `embedder.batch` samples at a time, gathered over several chunks, so that a
+    distributed embedder (`ray_embed.RayEmbedder`) gets work big enough to spread."""
     settings = ws.settings
     finish_ingest(ws)  # a committed ingest that was killed before its index step: complete it first
     _abandon_staging(ws)
@@ -121,6 +129,7 @@ def ingest_file(
     reset = False
     position = embedded = 0
     skipped_fields: dict[str, list] = {}
+    waiting: list[Sample] = []  # samples gathered for the embedder
     try:
         for chunk in _chunks(reading.samples, chunk_size):
             if position == 0:
@@ -137,13 +146,20 @@ def ingest_file(
                 position += 1
                 if status != "unchanged":
                     to_embed.append(sample)
-            if to_embed:
+            if embedder is not None:
+                waiting += to_embed
+                if len(waiting) >= embedder.batch:
+                    _embed_into_staging(ws, waiting, skipped_fields, embedder)
+                    waiting = []
+            elif to_embed:
                 _embed_into_staging(ws, to_embed, skipped_fields)
-                embedded += len(to_embed)
+            embedded += len(to_embed)
             ws.store.stage_samples(rows)
             staged_ids.staged()
             if progress:
                 progress(position, None)
+        if waiting:
+            _embed_into_staging(ws, waiting, skipped_fields, embedder)
         assert reading.shape is not None
         counts, duplicates, lengths = ws.store.staged_stats()
         removed = ws.store.commit_ingest(source, reading.file_type, reading.shape, reading.layout.model_dump(), replace=reset)
@@ -186,7 +202,17 @@ def _chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
         yield chunk
 
 
-def _embed_into_staging(ws: Workspace, samples: list[Sample], skipped_fields: dict[str, list]) -> None:
+class Embedder(Protocol):
+    """Embeds texts somewhere else (a Ray cluster): `batch` samples per call at most; calling it with
+    texts returns their unit-length float32 vectors, one row per text, in order."""
+
+    batch: int
+
+    def __call__(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _embed_into_staging(ws: Workspace, samples: list[Sample], skipped_fields: dict[str, list],
+                        embedder: Embedder | None = None) -> None:
     from goalcover.tools.embeddings import embed
 
     metadatas = []
@@ -195,7 +221,8 @@ def _embed_into_staging(ws: Workspace, samples: list[Sample], skipped_fields: di
         metadatas.append(meta)
         for name, why in skipped.items():
             skipped_fields.setdefault(name, [why, 0])[1] += 1
-    vectors = embed([s.text for s in samples], ws.settings.embed_batch_size)
+    texts = [s.text for s in samples]
+    vectors = embedder(texts) if embedder is not None else embed(texts, ws.settings.embed_batch_size)
     ws.index.upsert([s.id for s in samples], vectors, [s.text for s in samples], metadatas, name=STAGING)
 
 

@@ -36,6 +36,9 @@ def ingest(
             help="Ingest the valid records and write the rejected ones, with reasons, to WORKSPACE/rejected/.",
         ),
     ] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local: embed in this process; ray: embed with Ray Data actors on a Ray cluster (pip install 'goalcover[ray]'; GPU workers with GOALCOVER_EMBED_DEVICE=cuda).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: auto, ray://HOST:10001 or HOST:6379; default RAY_ADDRESS, else a private local Ray.", show_default=False)] = None,
+    actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: embedding actors (one CPU, or one GPU, each).")] = 2,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -46,13 +49,27 @@ def ingest(
     them in Chroma. Streams in chunks and is atomic: a failed or interrupted ingest leaves the workspace
     as it was. Re-ingesting the same file only embeds what changed.
     """
+    from contextlib import nullcontext
+
     from goalcover.tools.dataset import ingest_file
+    from goalcover.tools.errors import BadInput
 
     if add and replace:
         raise typer.BadParameter("--add and --replace exclude each other")
-    with open_workspace(workspace) as ws:
+    if engine not in ("local", "ray"):
+        raise BadInput(f"--engine {engine!r}: choose local or ray")
+    if engine == "local" and (ray_address or actors != 2):
+        raise BadInput("--ray-address and --actors need --engine ray")
+    if engine == "ray":
+        from goalcover.tools.ray_embed import RayEmbedder
+
+        embedding = RayEmbedder(ray_address, actors)
+    else:
+        embedding = nullcontext()
+    with open_workspace(workspace) as ws, embedding as embedder:
         with ProgressBar("embedding") as bar:
-            result = ingest_file(ws, file, format, add=add, replace=replace, skip_invalid=skip_invalid, progress=bar)  # type: ignore[arg-type]
+            result = ingest_file(ws, file, format, add=add, replace=replace, skip_invalid=skip_invalid, progress=bar,  # type: ignore[arg-type]
+                                 embedder=embedder)
     for warning in result.warnings[:5]:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if len(result.warnings) > 5:

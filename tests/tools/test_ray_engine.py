@@ -179,3 +179,53 @@ def test_ray_only_options_need_the_ray_engine(tmp_path):
     done = subprocess.run([sys.executable, "-m", "goalcover", "score", "--actors", "4"], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / "ws")})
     assert done.returncode == 2 and "--engine ray" in done.stderr
+
+
+def stored_vectors(ws: Workspace) -> dict[str, list[float]]:
+    got = ws.index.collection().get(include=["embeddings"])
+    return dict(zip(got["ids"], got["embeddings"]))
+
+
+def test_ingest_with_ray_embeds_as_the_local_engine_does(tmp_path, cluster):
+    import numpy as np
+
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", 120)
+    env = {**os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / "ray")}
+    done = subprocess.run(
+        [sys.executable, "-m", "goalcover", "ingest", str(data), "--engine", "ray", "--ray-address", cluster.address,
+         "--actors", "1", "--json"], env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["new"] == 120
+    with Workspace.open(tmp_path / "local") as ws:
+        ingest_file(ws, data)
+        local = stored_vectors(ws)
+    with Workspace.open(tmp_path / "ray") as ws:
+        on_ray = stored_vectors(ws)
+        hits = [h.id for h in ws.index.search("termination for convenience", k=5)]
+    assert on_ray.keys() == local.keys() and len(local) == 120
+    ids = sorted(local)
+    # bf16 autocast (the default backend here) rounds a little differently with another batch's padding.
+    np.testing.assert_allclose(np.array([on_ray[i] for i in ids]), np.array([local[i] for i in ids]), atol=2e-3)
+    with Workspace.open(tmp_path / "local") as ws:
+        assert hits[:3] == [h.id for h in ws.index.search("termination for convenience", k=5)][:3]
+
+
+def test_ray_embedder_places_vectors_in_order_and_reingest_sends_nothing(tmp_path, cluster, monkeypatch):
+    from goalcover.tools import ray_embed
+    from goalcover.tools.embeddings import embed
+
+    texts = [f"clause {i}: the supplier shall indemnify the buyer" if i % 2 else f"note {i}" for i in range(50)]
+    with ray_embed.RayEmbedder(cluster.address, actors=2, cpus=0.5, block=7) as embedder:
+        vectors = embedder(texts)
+    assert vectors.shape == (50, 384)
+    assert abs(vectors @ embed(texts).T).diagonal().min() > 0.999  # row i is text i's vector
+
+    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", 20)
+    with Workspace.open(tmp_path / "ws") as ws:
+        ingest_file(ws, data)
+        called = []
+        monkeypatch.setattr(ray_embed, "connected", lambda *a, **k: called.append(a) or None)
+        with ray_embed.RayEmbedder(cluster.address) as embedder:
+            result = ingest_file(ws, data, embedder=embedder)
+    assert result.unchanged == 20 and result.embedded == 0 and not called
