@@ -51,6 +51,11 @@ class Faults(BaseModel):
     rate_truncated: float = Rate
     rate_wrong_schema: float = Rate
 
+    max_concurrency: int | None = Field(
+        default=None, ge=1,
+        description="serve at most this many requests at once (the rest queue, as on a GPU server's batch "
+        "limit): the ideal throughput is then max_concurrency / latency",
+    )
     retry_after_s: float = Field(default=1.0, ge=0.0, description="Retry-After header of 429 replies")
     hang_s: float = Field(default=60.0, ge=0.0, description="how long a hung request sleeps")
     seed: int = 0

@@ -105,6 +105,7 @@ class FakeOpenAIApp:
         self.requests: list[ChatRequest] = []
         self.stats = Stats()
         self.injector = FaultInjector(faults)
+        self._slots: tuple[int, asyncio.Semaphore] | None = None  # (cap, its semaphore), see Faults.max_concurrency
         chat = ["POST"]
         self.asgi = Starlette(
             routes=[
@@ -169,13 +170,22 @@ class FakeOpenAIApp:
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
         try:
-            fault = self.injector.choose()
-            delay = self.injector.latency_s()
-            if delay:
-                await asyncio.sleep(delay)
-            return await self._answer(req, fault)
+            cap = self.faults.max_concurrency
+            if not cap:
+                return await self._serve(req)
+            if self._slots is None or self._slots[0] != cap:
+                self._slots = (cap, asyncio.Semaphore(cap))
+            async with self._slots[1]:
+                return await self._serve(req)
         finally:
             self.stats.in_flight -= 1
+
+    async def _serve(self, req: ChatRequest) -> Response:
+        fault = self.injector.choose()
+        delay = self.injector.latency_s()
+        if delay:
+            await asyncio.sleep(delay)
+        return await self._answer(req, fault)
 
     # ---------------------------------------------------------------- answering
     async def _answer(self, req: ChatRequest, fault: str | None) -> Response:

@@ -111,9 +111,11 @@ def task_row(index: int, task: Task, goal, mode: Mode, anchors: bool) -> dict[st
 
 
 class JudgeActor:
-    """A Ray Data actor that judges a block of calls with the engine's own BulkJsonCaller (retries,
-    limits, JSON-mode fallback, repair loop), `concurrency` calls in flight, on an event loop it keeps for
-    its life (so its HTTP connections are reused across blocks).
+    """A Ray Data actor that judges blocks of calls with the engine's own BulkJsonCaller (retries,
+    limits, JSON-mode fallback, repair loop), at most `concurrency` calls in flight across the blocks it
+    holds. Its `__call__` is a coroutine, so Ray Data runs it on the actor's event loop and hands it the
+    next block while the last calls of the previous one are still out (no idle tail per block); its HTTP
+    connections live as long as the actor.
 
     In: a batch {"i": [int], "request": [JSON str]} (see task_row). Out: the same "i" with "raw" (reply
     text, "" when none), "error" ("" when the reply parsed), "logprobs" (JSON, "" when none) and the call's
@@ -133,17 +135,16 @@ class JudgeActor:
             if share[key]:
                 share[key] = share[key] / actors
         self.caller = BulkJsonCaller(self.config, self.settings, limits=Limits.from_settings(Settings(**share)))
-        self.loop = asyncio.new_event_loop()
+        self.gate: asyncio.Semaphore | None = None  # made on the actor's event loop, at the first block
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        return self.loop.run_until_complete(self._judge(list(batch["i"]), list(batch["request"])))
-
-    async def _judge(self, indexes: list[int], requests: list[str]) -> dict[str, list]:
+    async def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         from goalcover.tools.scoring import VERDICT_SCHEMA, Verdict, batched_schema
 
-        gate = asyncio.Semaphore(self.concurrency)
+        if self.gate is None:
+            self.gate = asyncio.Semaphore(self.concurrency)
+        gate = self.gate
         kinds = {"system": SystemMessage, "user": HumanMessage}
 
         async def one(text: str) -> Result:
@@ -157,11 +158,12 @@ class JudgeActor:
                 return await self.caller.call(messages, schema, name="judgment", json_schema=json_schema,
                                               max_tokens=request["max_tokens"], top_logprobs=self.top_logprobs)
 
-        results = await asyncio.gather(*(one(r) for r in requests))
+        indexes = [int(i) for i in batch["i"]]
+        results = await asyncio.gather(*(one(str(r)) for r in batch["request"]))
         out: dict[str, list] = {k: [] for k in ("i", "raw", "error", "logprobs", "calls", "prompt_tokens",
                                                   "completion_tokens", "repaired", "repair_calls", "cost")}
         for index, result in zip(indexes, results):
-            out["i"].append(int(index))
+            out["i"].append(index)
             out["raw"].append(result.raw or "")
             out["error"].append((result.error or "no reply") if result.value is None else "")
             out["logprobs"].append(json.dumps(result.logprobs) if result.logprobs else "")

@@ -31,7 +31,7 @@ N = 40
 
 @pytest.fixture(scope="module")
 def cluster():
-    from tests.support.ray_cluster import local_cluster
+    from goalcover.testing.ray_cluster import local_cluster
 
     with local_cluster(num_cpus=2) as running:
         yield running

@@ -1,6 +1,6 @@
-"""A real Ray cluster on loopback for the Ray engine's tests: `ray start --head --block` with 2 CPUs, no
-dashboard, a private temp folder; stopped by ending that one process group (never `ray stop`, which
-would end every Ray on the machine)."""
+"""A real Ray cluster on loopback for tests and benchmarks of the Ray engine: `ray start --head --block`
+with 2 CPUs, no dashboard, a private temp folder; stopped by signalling that process and the processes
+it started (never `ray stop`, which would end every Ray on the machine). The product never imports it."""
 
 from __future__ import annotations
 
