@@ -11,7 +11,7 @@ still missing.
 
 Processors:
 - `actors` (the default): the engine's own `BulkJsonCaller` runs inside Ray Data actors (`map_batches`
-  with a class), each with its own event loop and `concurrency` calls in flight. Same retries (429 with
+  with a class whose `__call__` is a coroutine), each with `concurrency` calls in flight. Same retries (429 with
   Retry-After, 5xx, timeouts), JSON-mode fallback and repair loop as the asyncio engine; the driver
   re-parses each reply with `parse_json_reply` into the same rows (`scoring.judgment_rows`).
 - `vllm` (`--vllm MODEL`): `ray.data.llm.vLLMEngineProcessorConfig`, vLLM replicas on GPU workers, with
@@ -20,8 +20,9 @@ Processors:
   does not parse is recorded as a failure and retried by the next run).
 
 Why not `ray.data.llm.HttpRequestProcessorConfig` for OpenAI-compatible endpoints: in Ray 2.60 it sends
-the requests of one batch one after another, retries only 408/429/502/503/504 (not 500 or a garbled
-body), and raises — failing the whole job — when a row's retries run out; the actor processor above keeps
+the requests of one batch one after another, retries only 408/429/502/503/504 and dropped connections
+(not a 500 or a garbled body), and raises — failing the whole job — when a row's retries run out or its
+reply is not JSON; the actor processor above keeps
 the engine's failure rules (a failed pair is recorded and retried by the next run) with many calls in
 flight per actor.
 
@@ -309,9 +310,11 @@ def judge_dataset(ray, rows: list[dict], config: ModelConfig, settings: Settings
 def vllm_dataset(ray, rows: list[dict], model: str, mode: Mode, settings: Settings, replicas: int, block_size: int):
     """The Ray Data pipeline of the vLLM processor (`ray.data.llm.vLLMEngineProcessorConfig`): `replicas`
     vLLM engines, one GPU each, generating the judge's JSON under guided decoding with the same messages
-    and reply bound. Output rows carry the actor processor's columns (usage from vLLM's token counts;
-    calls = 1 per row). Not smoke-tested here (no GPU); needs `vllm` on the GPU workers. Raises ConfigError
-    when ray.data.llm cannot be imported."""
+    and reply bound (sampling_params `structured_outputs`, Ray 2.60 / vLLM >= 0.10 naming). Output rows
+    carry the actor processor's columns (usage from vLLM's token counts; calls = 1 per row). An engine
+    error fails the job (the processor's default): the blocks already committed stay, the rerun sends the
+    rest. Not smoke-tested here (no GPU); needs `vllm` on the GPU workers and the model reachable from
+    them. Raises ConfigError when ray.data.llm cannot be imported."""
     try:
         from ray.data.llm import build_processor, vLLMEngineProcessorConfig
     except ImportError as exc:
@@ -325,7 +328,7 @@ def vllm_dataset(ray, rows: list[dict], model: str, mode: Mode, settings: Settin
             "i": row["i"],
             "messages": request["messages"],
             "sampling_params": {"temperature": 0.0, "max_tokens": request["max_tokens"],
-                                "guided_decoding": {"json": schema}},
+                                "structured_outputs": {"json": schema}},
         }
 
     def postprocess(row: dict) -> dict:
