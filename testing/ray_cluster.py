@@ -108,7 +108,7 @@ def stop(proc: subprocess.Popen) -> None:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     with suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
+        proc.wait(timeout=1)
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=5)

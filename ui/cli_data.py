@@ -36,7 +36,7 @@ def ingest(
             help="Ingest the valid records and write the rejected ones, with reasons, to WORKSPACE/rejected/.",
         ),
     ] = False,
-    engine: Annotated[str, typer.Option("--engine", help="local: embed in this process; ray: embed with Ray Data actors on a Ray cluster (pip install 'goalcover[ray]'; GPU workers with GOALCOVER_EMBED_DEVICE=cuda).")] = "local",
+    engine: Annotated[str, typer.Option("--engine", help="local: embed in this process; ray: embed with Ray Data actors on a Ray cluster (pip install 'goalcover\\[ray]'; GPU workers with GOALCOVER_EMBED_DEVICE=cuda).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: auto, ray://HOST:10001 or HOST:6379; default RAY_ADDRESS, else a private local Ray.", show_default=False)] = None,
     actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: embedding actors (one CPU, or one GPU, each).")] = 2,
     workspace: WorkspaceOpt = None,

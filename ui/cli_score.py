@@ -68,7 +68,7 @@ def score(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Calls in flight at once (default GOALCOVER_CONCURRENCY, 8).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost; call nothing.")] = False,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="Stop cleanly before spending more than this many USD (needs GOALCOVER_*_PRICE_PER_MTOK).", show_default=False)] = None,
-    engine: Annotated[str, typer.Option("--engine", help="local: one asyncio process; ray: Ray Data on a Ray cluster (pip install 'goalcover[ray]').")] = "local",
+    engine: Annotated[str, typer.Option("--engine", help="local: one asyncio process; ray: Ray Data on a Ray cluster (pip install 'goalcover\\[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: auto (the cluster `ray start` runs here), ray://HOST:10001 or HOST:6379; default RAY_ADDRESS, else a private local Ray.", show_default=False)] = None,
     actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: Ray Data actors sending calls, each with --concurrency calls in flight (with --vllm: vLLM replicas, one GPU each).")] = 2,
     vllm: Annotated[Optional[str], typer.Option("--vllm", help="With --engine ray: judge with this model on vLLM replicas on GPU workers (ray.data.llm) instead of the endpoint.", show_default=False)] = None,
@@ -77,9 +77,12 @@ def score(
 ) -> None:
     """Score every sample against every subgoal with the LLM judge (GOALCOVER_JUDGE_MODEL or GOALCOVER_MODEL).
 
-    Each judgment is saved the moment it arrives (with --engine ray: as each block of calls finishes):
-    interrupt at any time (Ctrl-C, a crash, a kill) and run again to finish without paying twice. Only
-    missing pairs are scored — new samples, edited subgoals, and judgments that failed before.
+    Each judgment is saved the moment it arrives: interrupt at any time (Ctrl-C, a crash, a kill) and run
+    again to finish without paying twice. Only missing pairs are scored — new samples, edited subgoals,
+    and judgments that failed before.
+
+    --engine ray sends the calls through Ray Data on a Ray cluster; the workspace stays here and each
+    block of calls is saved as it finishes (see the README's Ray section).
     """
     from goalcover.tools import scoring
 

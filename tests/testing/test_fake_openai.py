@@ -459,6 +459,19 @@ async def test_latency_overlaps_across_concurrent_requests() -> None:
         assert server.stats()["max_in_flight"] > 16
 
 
+async def test_max_concurrency_queues_the_requests_beyond_it() -> None:
+    with FakeOpenAI(faults=Faults(latency_ms=100, max_concurrency=2)) as server:
+        async with async_client(server) as client:
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(client.chat.completions.create(model="fake-model", messages=USER) for _ in range(6))
+            )
+            elapsed = time.perf_counter() - started
+        # Six calls two at a time take at least three latencies; all six were received at once.
+        assert elapsed >= 0.3
+        assert server.stats()["completions"] == 6 and server.stats()["max_in_flight"] == 6
+
+
 def test_fault_draws_are_reproducible_from_seed() -> None:
     def outcomes(seed: int) -> list[int]:
         body = {"model": "fake-model", "messages": USER}

@@ -1,5 +1,7 @@
-"""The Ray engine (`goalcover score --engine ray`) on a real local Ray cluster (loopback, 2 CPUs) against
-the fake endpoint: the same judgments as the asyncio engine, a killed worker, a killed driver."""
+"""The Ray engine (`goalcover score --engine ray`, `ingest --engine ray`) on a real local Ray cluster
+(loopback, 2 CPUs) against the fake endpoint: the same judgments as the asyncio engine, a killed worker, a
+killed driver, the same vectors. Ray comes with the test install (`.[test]` includes `ray[data]`): these
+tests fail, not skip, without it."""
 
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ from goalcover.tools.workspace import Workspace
 from tests.conftest import SFT, head_lines
 from tests.support.judges import sample_of
 from tests.tools.test_scoring import GOAL_FILE
-
-pytest.importorskip("ray", reason="the ray extra (pip install 'goalcover[ray]') is part of the test install")
 
 N = 40
 
