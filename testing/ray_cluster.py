@@ -5,6 +5,7 @@ it started (never `ray stop`, which would end every Ray on the machine). The pro
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,7 +70,8 @@ def local_cluster(num_cpus: int = 2, timeout: float = 90.0) -> Iterator[Cluster]
     port = free_port()
     # Unix socket paths must stay under ~107 characters: a short folder of its own in /tmp.
     temp = tempfile.mkdtemp(prefix="gcray", dir="/tmp")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Token auth off: a ~/.ray/auth_token left by some other Ray would otherwise make the head demand it.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
          f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false",
@@ -88,10 +90,17 @@ def local_cluster(num_cpus: int = 2, timeout: float = 90.0) -> Iterator[Cluster]
             if time.monotonic() > deadline:
                 raise RuntimeError("the Ray head did not come up")
             time.sleep(0.2)
-        time.sleep(1.0)  # the GCS listens before the raylet registers
+        # The GCS listens seconds before the raylet is up, and a driver connecting in between fails.
+        raylet_log = Path(temp) / "session_latest" / "logs" / "raylet.out"
+        while "Raylet consists of" not in (raylet_log.read_text(errors="replace") if raylet_log.exists() else ""):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Ray head's raylet did not start")
+            time.sleep(0.2)
+        time.sleep(0.5)
         yield Cluster(address, proc.pid)
     finally:
         stop(proc)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def stop(proc: subprocess.Popen) -> None:
