@@ -9,22 +9,20 @@ the finished blocks (`Dataset.iter_batches`, streaming) and commits each block's
 before it asks for the next, so a killed job loses only unfinished blocks and a rerun sends only what is
 still missing.
 
-Processors:
+Processors (what turns a row into a reply):
 - `actors` (the default): the engine's own `BulkJsonCaller` runs inside Ray Data actors (`map_batches`
-  with a class whose `__call__` is a coroutine), each with `concurrency` calls in flight. Same retries (429 with
-  Retry-After, 5xx, timeouts), JSON-mode fallback and repair loop as the asyncio engine; the driver
-  re-parses each reply with `parse_json_reply` into the same rows (`scoring.judgment_rows`).
-- `vllm` (`--vllm MODEL`): `ray.data.llm.vLLMEngineProcessorConfig`, vLLM replicas on GPU workers, with
-  the judge's JSON schema as guided decoding. Needs vLLM on the workers (a GPU stack; not installable on a
-  CPU-only machine); replies go through the same parsing, without the repair round trip (a reply that
-  does not parse is recorded as a failure and retried by the next run).
-
-Why not `ray.data.llm.HttpRequestProcessorConfig` for OpenAI-compatible endpoints: in Ray 2.60 it sends
-the requests of one batch one after another, retries only 408/429/502/503/504 and dropped connections
-(not a 500 or a garbled body), and raises — failing the whole job — when a row's retries run out or its
-reply is not JSON; the actor processor above keeps
-the engine's failure rules (a failed pair is recorded and retried by the next run) with many calls in
-flight per actor.
+  with a class whose `__call__` is a coroutine), each with `concurrency` calls in flight. Same retries
+  (429 with Retry-After, 5xx, timeouts, garbled bodies), JSON-mode fallback and repair loop as the asyncio
+  engine; the driver re-parses each reply with `parse_json_reply` into the same rows
+  (`scoring.judgment_rows`).
+- `http` (`ray.data.llm.HttpRequestProcessorConfig`, see ray_llm.http_dataset): posts the live judge's
+  exact request bodies (`scoring.judge_request`). Opt-in, not the default: in Ray 2.60 it awaits a
+  batch's requests one after another, retries only 408/429/502/503/504 and dropped connections (not a
+  500 or a garbled body), has no JSON-mode fallback or repair round trip, and fails the whole job when a
+  row's retries run out or its reply is not JSON.
+- `vllm` (`--vllm MODEL`, `ray.data.llm.vLLMEngineProcessorConfig`, see ray_llm.vllm_dataset): vLLM
+  replicas on GPU workers with the judge's JSON schema as structured output. Needs vLLM on the workers
+  (a GPU stack, not installable on a CPU-only machine); not smoke-tested here.
 
 Sources: Ray Data user guide, "Working with LLMs" and "Stateful transforms" (actor pools, fault
 tolerance with `max_restarts` / `max_task_retries`), docs.ray.io 2.60.
@@ -44,7 +42,7 @@ from goalcover.tools.errors import BadInput, ConfigError
 from goalcover.tools.llm import BulkJsonCaller, Limits, ReplyError, Result, Usage, message_dicts, parse_json_reply
 from goalcover.tools.models import Sample
 from goalcover.tools.scoring import (
-    Mode, Progress, ScoreResult, Task, judge_messages, judge_spec, judgment_rows, plan,
+    Mode, Progress, ScoreResult, Task, judge_messages, judge_request, judge_spec, judgment_rows, plan,
 )
 from goalcover.tools.settings import ModelConfig, Settings
 from goalcover.tools.store import JUDGE_KEY
@@ -203,6 +201,7 @@ def score_on_ray(
     concurrency: int | None = None,
     block_size: int | None = None,
     vllm_model: str | None = None,
+    processor: str = "actors",
     progress: Progress | None = None,
     samples: list[Sample] | None = None,
 ) -> ScoreResult:
@@ -211,8 +210,9 @@ def score_on_ray(
 
     `address`: see `connected`. `actors`: Ray Data actors sending calls (each needs ACTOR_CPUS of a CPU),
     each with `concurrency` calls in flight (default GOALCOVER_CONCURRENCY). `block_size`: calls per block
-    (default: about four blocks per actor, at most MAX_BLOCK). `vllm_model`: judge with vLLM replicas on
-    GPU workers instead of the configured endpoint (see `vllm_dataset`). `progress(done, total, …)` after
+    (default: about four blocks per actor, at most MAX_BLOCK). `processor`: "actors" or "http" (see the
+    module docstring). `vllm_model`: judge with vLLM replicas on GPU workers instead of the configured
+    endpoint (ray_llm.vllm_dataset). `progress(done, total, …)` after
     each block. Nothing is sent, and Ray is not contacted, when no pair is missing. Ctrl-C stops the job:
     blocks already committed stay, the run is recorded as interrupted and KeyboardInterrupt propagates.
     Returns the same ScoreResult as `scoring.score`. Raises BadInput (bad actors / block size, unknown
@@ -220,6 +220,10 @@ def score_on_ray(
     """
     if actors < 1 or (block_size is not None and block_size < 1):
         raise BadInput("--actors and the block size must be at least 1")
+    if processor not in ("actors", "http"):
+        raise BadInput(f"--ray-processor {processor!r}: choose actors or http")
+    if vllm_model and processor != "actors":
+        raise BadInput("--vllm runs its own processor: leave out --ray-processor")
     started = time.monotonic()
     samples = ws.store.samples() if samples is None else samples
     score_plan, tasks, goal = plan(ws, mode, samples)
@@ -231,18 +235,28 @@ def score_on_ray(
         require_ray()
     version = score_plan.prompt_version
     ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
-    run_id = ws.store.start_run("score", score_plan.model_dump() | {"engine": "ray", "actors": actors})
+    run_id = ws.store.start_run("score", score_plan.model_dump() | {"engine": "ray", "actors": actors,
+                                                                     "processor": "vllm" if vllm_model else processor})
     usage = Usage()
     counts = {"new": 0, "failed_now": 0, "done": 0}
     status, stopped = "interrupted", None
     try:
         if tasks:
+            from goalcover.tools import ray_llm
+
             anchors = ws.settings.judge_anchors
-            rows = [task_row(i, task, goal, mode, anchors) for i, task in enumerate(tasks)]
+            if processor == "http":
+                caller = BulkJsonCaller(config, ws.settings)
+                rows = [{"i": i, "request": json.dumps(judge_request(caller, goal, task, mode, anchors, ws.settings.judge_logprobs))}
+                        for i, task in enumerate(tasks)]
+            else:
+                rows = [task_row(i, task, goal, mode, anchors) for i, task in enumerate(tasks)]
             size = block_size or max(1, min(MAX_BLOCK, math.ceil(len(rows) / (4 * actors))))
             with connected(address) as ray:
                 if vllm_model:
-                    dataset = vllm_dataset(ray, rows, vllm_model, mode, ws.settings, actors, size)
+                    dataset = ray_llm.vllm_dataset(ray, rows, vllm_model, mode, ws.settings, actors, size)
+                elif processor == "http":
+                    dataset = ray_llm.http_dataset(ray, rows, config, ws.settings, actors, size)
                 else:
                     dataset = judge_dataset(ray, rows, config, ws.settings, mode, actors,
                                             concurrency or ws.settings.concurrency, size)
@@ -305,44 +319,3 @@ def judge_dataset(ray, rows: list[dict], config: ModelConfig, settings: Settings
             "actors": actors,
         },
     )
-
-
-def vllm_dataset(ray, rows: list[dict], model: str, mode: Mode, settings: Settings, replicas: int, block_size: int):
-    """The Ray Data pipeline of the vLLM processor (`ray.data.llm.vLLMEngineProcessorConfig`): `replicas`
-    vLLM engines, one GPU each, generating the judge's JSON under guided decoding with the same messages
-    and reply bound (sampling_params `structured_outputs`, Ray 2.60 / vLLM >= 0.10 naming). Output rows
-    carry the actor processor's columns (usage from vLLM's token counts; calls = 1 per row). An engine
-    error fails the job (the processor's default): the blocks already committed stay, the rerun sends the
-    rest. Not smoke-tested here (no GPU); needs `vllm` on the GPU workers and the model reachable from
-    them. Raises ConfigError when ray.data.llm cannot be imported."""
-    try:
-        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-    except ImportError as exc:
-        raise ConfigError(f"--vllm needs ray.data.llm and vLLM on the GPU workers ({exc})") from None
-    from goalcover.tools.scoring import VERDICT_SCHEMA, batched_schema
-
-    def preprocess(row: dict) -> dict:
-        request = json.loads(row["request"])
-        schema = batched_schema(tuple(request["ids"]))[1] if mode == "batched" else VERDICT_SCHEMA
-        return {
-            "i": row["i"],
-            "messages": request["messages"],
-            "sampling_params": {"temperature": 0.0, "max_tokens": request["max_tokens"],
-                                "structured_outputs": {"json": schema}},
-        }
-
-    def postprocess(row: dict) -> dict:
-        prompt_tokens = row.get("num_input_tokens") or 0
-        completion_tokens = row.get("num_generated_tokens") or 0
-        return {"i": row["i"], "raw": row.get("generated_text") or "", "error": "", "logprobs": "",
-                "calls": 1, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "repaired": 0, "repair_calls": 0, "cost": 0.0}
-
-    processor = build_processor(
-        vLLMEngineProcessorConfig(model_source=model, concurrency=replicas, batch_size=block_size,
-                                  engine_kwargs={"max_model_len": 8192}),
-        preprocess=preprocess,
-        postprocess=postprocess,
-    )
-    blocks = max(1, math.ceil(len(rows) / block_size))
-    return processor(ray.data.from_items(rows, override_num_blocks=blocks))

@@ -72,6 +72,7 @@ def score(
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: auto (the cluster `ray start` runs here), ray://HOST:10001 or HOST:6379; default RAY_ADDRESS, else a private local Ray.", show_default=False)] = None,
     actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: Ray Data actors sending calls, each with --concurrency calls in flight (with --vllm: vLLM replicas, one GPU each).")] = 2,
     vllm: Annotated[Optional[str], typer.Option("--vllm", help="With --engine ray: judge with this model on vLLM replicas on GPU workers (ray.data.llm) instead of the endpoint.", show_default=False)] = None,
+    ray_processor: Annotated[str, typer.Option("--ray-processor", help="With --engine ray: actors (the engine's own judge in Ray Data actors: its retries and repair rules) or http (ray.data.llm's HTTP request processor posting the same request bodies).")] = "actors",
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -90,8 +91,8 @@ def score(
 
     if engine not in ("local", "ray"):
         raise BadInput(f"--engine {engine!r}: choose local or ray")
-    if engine == "local" and (ray_address or vllm or actors != 2):
-        raise BadInput("--ray-address, --actors and --vllm need --engine ray")
+    if engine == "local" and (ray_address or vllm or actors != 2 or ray_processor != "actors"):
+        raise BadInput("--ray-address, --actors, --ray-processor and --vllm need --engine ray")
     if engine == "ray" and max_cost is not None:
         raise BadInput("--max-cost is not supported with --engine ray; see the cost first with --dry-run")
 
@@ -115,7 +116,7 @@ def score(
                 from goalcover.tools.ray_engine import score_on_ray
 
                 result = score_on_ray(ws, mode, address=ray_address, actors=actors, concurrency=concurrency,  # type: ignore[arg-type]
-                                      vllm_model=vllm, progress=bar)
+                                      vllm_model=vllm, processor=ray_processor, progress=bar)
             else:
                 result = asyncio.run(scoring.score(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         with ProgressBar("indexing") as bar:

@@ -229,3 +229,34 @@ def test_ray_embedder_places_vectors_in_order_and_reingest_sends_nothing(tmp_pat
         with ray_embed.RayEmbedder(cluster.address) as embedder:
             result = ingest_file(ws, data, embedder=embedder)
     assert result.unchanged == 20 and result.embedded == 0 and not called
+
+
+def test_the_http_processor_posts_the_same_bodies_and_records_failures(tmp_path, fake_openai, cluster, monkeypatch):
+    import asyncio
+
+    from goalcover.tools import scoring
+    from goalcover.tools.ray_engine import score_on_ray
+
+    local_db, env = prepared(tmp_path, "local", fake_openai, n=20)
+    ray_db, _ = prepared(tmp_path, "ray", fake_openai, n=20)
+    for key in ("GOALCOVER_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.setenv(key, env[key])
+    with Workspace.open(tmp_path / "local") as ws:
+        asyncio.run(scoring.score(ws, "batched"))
+    local_bodies = sorted(json.dumps(r.body, sort_keys=True) for r in fake_openai.requests)
+
+    # 500s: the HTTP processor does not retry them; each is recorded as a failed pair, as the engine does.
+    fake_openai.set_faults(Faults(rate_500=0.3, seed=5))
+    sent = len(fake_openai.requests)
+    with Workspace.open(tmp_path / "ray") as ws:
+        first = score_on_ray(ws, "batched", address=cluster.address, actors=2, processor="http")
+    bodies = sorted(json.dumps(r.body, sort_keys=True) for r in fake_openai.requests[sent:])
+    assert bodies == local_bodies
+    failed_calls = fake_openai.stats()["faults"]
+    assert failed_calls and first.failed == 5 * failed_calls and first.judgments == 5 * (20 - failed_calls)
+
+    fake_openai.set_faults(Faults())
+    with Workspace.open(tmp_path / "ray") as ws:
+        again = score_on_ray(ws, "batched", address=cluster.address, actors=2, processor="http")
+    assert again.calls == failed_calls and again.failed == 0 and again.judgments == 20 * 5
+    assert judgments(ray_db) == judgments(local_db)
