@@ -82,7 +82,14 @@ def connected(address: str | None, num_cpus: int | None = None) -> Iterator[Any]
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"--ray-address {address or 'auto'}: cannot connect to a Ray cluster ({exc})") from None
+        chain = f"{exc} {exc.__cause__ or ''}"
+        hint = ""
+        if "auth" in chain.lower():
+            # Ray 2.60: `ray start` turns token authentication on when ~/.ray/auth_token exists (a local
+            # `ray.init()` writes one), and a driver then needs RAY_AUTH_MODE=token to send it.
+            hint = ("; the cluster wants a token: set RAY_AUTH_MODE=token (the token comes from ~/.ray/auth_token, "
+                    "or RAY_AUTH_TOKEN on another machine)")
+        raise ConfigError(f"--ray-address {address or 'auto'}: cannot connect to a Ray cluster ({exc}){hint}") from None
     try:
         quiet(ray)
         yield ray
@@ -97,7 +104,7 @@ def quiet(ray) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def task_row(index: int, task: Task, goal, mode: Mode, anchors: bool) -> dict[str, Any]:
