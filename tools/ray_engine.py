@@ -231,13 +231,25 @@ def score_on_ray(
         raise BadInput(f"--ray-processor {processor!r}: choose actors or http")
     if vllm_model and processor != "actors":
         raise BadInput("--vllm runs its own processor: leave out --ray-processor")
+    if not vllm_model:
+        return _score(ws, mode, address, actors, concurrency, block_size, None, processor, progress, samples)
+    # The vLLM model is the judge of this run: the plan looks up (and the rows carry) its cache keys.
+    original = ws.settings
+    ws.settings = original.model_copy(update={"judge_model": vllm_model})
+    try:
+        return _score(ws, mode, address, actors, concurrency, block_size, vllm_model, processor, progress, samples)
+    finally:
+        ws.settings = original
+
+
+def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurrency: int | None,
+           block_size: int | None, vllm_model: str | None, processor: str, progress: Progress | None,
+           samples: list[Sample] | None) -> ScoreResult:
     started = time.monotonic()
     samples = ws.store.samples() if samples is None else samples
     score_plan, tasks, goal = plan(ws, mode, samples)
-    if vllm_model:
-        config = ws.settings.model_for("judge", need_key=False).model_copy(update={"model": vllm_model})
-    else:
-        config = ws.settings.model_for("judge")
+    # vLLM runs on the workers: no endpoint, so no key, is needed.
+    config = ws.settings.model_for("judge", need_key=not vllm_model)
     if tasks:
         require_ray()
     version = score_plan.prompt_version
@@ -277,7 +289,7 @@ def score_on_ray(
                         saved += good
                         failed += bad
                         counts["done"] += 1
-                    # One transaction per block: the block is either in the store or sent again next run.
+                    # Committed per block, before the next is read: what is not in the store is sent next run.
                     ws.store.save_judgments(saved)
                     ws.store.save_failures(failed)
                     counts["new"] += len(saved)

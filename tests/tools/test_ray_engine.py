@@ -260,3 +260,47 @@ def test_the_http_processor_posts_the_same_bodies_and_records_failures(tmp_path,
         again = score_on_ray(ws, "batched", address=cluster.address, actors=2, processor="http")
     assert again.calls == failed_calls and again.failed == 0 and again.judgments == 20 * 5
     assert judgments(ray_db) == judgments(local_db)
+
+
+def test_the_vllm_path_plans_and_keys_by_the_vllm_model(tmp_path, fake_openai, monkeypatch):
+    """The driver's side of `--vllm` only (no GPU here): the processor is replaced by replies made from
+    the rows it would get; vLLM itself is not exercised."""
+    from contextlib import nullcontext
+
+    from goalcover.tools import ray_engine, ray_llm
+
+    prepared(tmp_path, "ws", fake_openai, n=6)
+    monkeypatch.setenv("GOALCOVER_MODEL", "hosted-judge")  # the configured judge; no endpoint or key needed
+    asked: list[tuple[str, int]] = []
+
+    class Replies:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def iter_batches(self, **_):
+            columns = ("i", "raw", "error", "logprobs", "calls", "prompt_tokens", "completion_tokens", "repaired",
+                       "repair_calls", "cost")
+            out = {k: [] for k in columns}
+            for row in self.rows:
+                ids = json.loads(row["request"])["ids"]
+                raw = json.dumps({sid: {"explanation": f"{sid} is shown.", "score": 4} for sid in ids})
+                for key, value in zip(columns, (row["i"], raw, "", "", 1, 100, 20, 0, 0, 0.0)):
+                    out[key].append(value)
+            yield out
+
+    def vllm_dataset(ray, rows, model, mode, settings, replicas, size):
+        asked.append((model, len(rows)))
+        return Replies(rows)
+
+    monkeypatch.setattr(ray_llm, "vllm_dataset", vllm_dataset)
+    monkeypatch.setattr(ray_engine, "connected", lambda address: nullcontext(None))
+    monkeypatch.setattr(ray_engine, "require_ray", lambda: None)
+    with Workspace.open(tmp_path / "ws") as ws:
+        first = ray_engine.score_on_ray(ws, "batched", vllm_model="org/judge-7b", actors=1)
+        again = ray_engine.score_on_ray(ws, "batched", vllm_model="org/judge-7b", actors=1)
+        assert ws.settings.judge_model is None  # the override lasts for the run only
+        other = ray_engine.plan(ws, "batched")[0]
+    assert asked == [("org/judge-7b", 6)]
+    assert first.model == "org/judge-7b" and first.judgments == 6 * 5 and first.failed == 0
+    assert again.calls == 0 and again.cached == 6 * 5
+    assert other.model == "hosted-judge" and other.cached == 0  # another judge's cache is its own
