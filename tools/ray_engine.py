@@ -54,6 +54,9 @@ ACTOR_CPUS = 0.25
 # Calls per block: big enough that Ray's per-block overhead is small, small enough that a killed job
 # loses little and the progress bar moves.
 MAX_BLOCK = 256
+# Calls per Ray Data job: each job's rows (prompts included) are built on the driver and put in the
+# object store, so a run of millions goes in waves; a job's start-up (seconds) is small against 50,000 calls.
+WAVE = 50_000
 
 
 def require_ray():
@@ -217,7 +220,8 @@ def score_on_ray(
 
     `address`: see `connected`. `actors`: Ray Data actors sending calls (each needs ACTOR_CPUS of a CPU),
     each with `concurrency` calls in flight (default GOALCOVER_CONCURRENCY). `block_size`: calls per block
-    (default: about four blocks per actor, at most MAX_BLOCK). `processor`: "actors" or "http" (see the
+    (default: about four blocks per actor, at most MAX_BLOCK). Runs of more than WAVE calls go to Ray in
+    several jobs, one after another. `processor`: "actors" or "http" (see the
     module docstring). `vllm_model`: judge with vLLM replicas on GPU workers instead of the configured
     endpoint (ray_llm.vllm_dataset). `progress(done, total, …)` after
     each block. Nothing is sent, and Ray is not contacted, when no pair is missing. Ctrl-C stops the job:
@@ -264,39 +268,45 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
             from goalcover.tools import ray_llm
 
             anchors = ws.settings.judge_anchors
-            if processor == "http":
-                caller = BulkJsonCaller(config, ws.settings)
-                rows = [{"i": i, "request": json.dumps(judge_request(caller, goal, task, mode, anchors, ws.settings.judge_logprobs))}
-                        for i, task in enumerate(tasks)]
-            else:
-                rows = [task_row(i, task, goal, mode, anchors) for i, task in enumerate(tasks)]
-            size = block_size or max(1, min(MAX_BLOCK, math.ceil(len(rows) / (4 * actors))))
+            caller = BulkJsonCaller(config, ws.settings)  # only builds request bodies (http), calls nothing
+
+            def row(i: int) -> dict[str, Any]:
+                if processor == "http":
+                    body = judge_request(caller, goal, tasks[i], mode, anchors, ws.settings.judge_logprobs)
+                    return {"i": i, "request": json.dumps(body)}
+                return task_row(i, tasks[i], goal, mode, anchors)
+
+            size = block_size or max(1, min(MAX_BLOCK, math.ceil(min(len(tasks), WAVE) / (4 * actors))))
             with connected(address) as ray:
-                if vllm_model:
-                    dataset = ray_llm.vllm_dataset(ray, rows, vllm_model, mode, ws.settings, actors, size)
-                elif processor == "http":
-                    dataset = ray_llm.http_dataset(ray, rows, config, ws.settings, actors, size)
-                else:
-                    dataset = judge_dataset(ray, rows, config, ws.settings, mode, actors,
-                                            concurrency or ws.settings.concurrency, size)
-                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                    saved, failed = [], []
-                    for row in _rows(batch):
-                        task = tasks[row["i"]]
-                        result = result_of(task, mode, row)
-                        usage.add(result.usage)
-                        good, bad = judgment_rows(task, mode, result, version, config.model)
-                        saved += good
-                        failed += bad
-                        counts["done"] += 1
-                    # Committed per block, before the next is read: what is not in the store is sent next run.
-                    ws.store.save_judgments(saved)
-                    ws.store.save_failures(failed)
-                    counts["new"] += len(saved)
-                    counts["failed_now"] += len(failed)
-                    if progress:
-                        progress(counts["done"], len(tasks), tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
-                                 cost=f"${usage.cost:.4f}", failed=counts["failed_now"])
+                # In waves of WAVE calls: the driver never holds every prompt of a 10^6-sample run at once.
+                for start in range(0, len(tasks), WAVE):
+                    rows = [row(i) for i in range(start, min(start + WAVE, len(tasks)))]
+                    if vllm_model:
+                        dataset = ray_llm.vllm_dataset(ray, rows, vllm_model, mode, ws.settings, actors, size)
+                    elif processor == "http":
+                        dataset = ray_llm.http_dataset(ray, rows, config, ws.settings, actors, size)
+                    else:
+                        dataset = judge_dataset(ray, rows, config, ws.settings, mode, actors,
+                                                concurrency or ws.settings.concurrency, size)
+                    del rows
+                    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                        saved, failed = [], []
+                        for out in _rows(batch):
+                            task = tasks[out["i"]]
+                            result = result_of(task, mode, out)
+                            usage.add(result.usage)
+                            good, bad = judgment_rows(task, mode, result, version, config.model)
+                            saved += good
+                            failed += bad
+                            counts["done"] += 1
+                        # Committed per block, before the next is read: what is not in the store is sent next run.
+                        ws.store.save_judgments(saved)
+                        ws.store.save_failures(failed)
+                        counts["new"] += len(saved)
+                        counts["failed_now"] += len(failed)
+                        if progress:
+                            progress(counts["done"], len(tasks), tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
+                                     cost=f"${usage.cost:.4f}", failed=counts["failed_now"])
         status = "done"
     except KeyboardInterrupt:
         stopped = "stopped by the user"
