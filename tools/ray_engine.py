@@ -35,6 +35,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from itertools import islice
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,7 +43,7 @@ from goalcover.tools.errors import BadInput, ConfigError
 from goalcover.tools.llm import BulkJsonCaller, Limits, ReplyError, Result, Usage, message_dicts, parse_json_reply
 from goalcover.tools.models import Sample
 from goalcover.tools.scoring import (
-    Mode, Progress, ScoreResult, Task, judge_messages, judge_request, judge_spec, judgment_rows, plan,
+    Mode, Progress, ScoreResult, Task, iter_tasks, judge_messages, judge_request, judge_spec, judgment_rows, plan,
 )
 from goalcover.tools.settings import ModelConfig, Settings
 from goalcover.tools.store import JUDGE_KEY
@@ -250,11 +251,10 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
            block_size: int | None, vllm_model: str | None, processor: str, progress: Progress | None,
            samples: list[Sample] | None) -> ScoreResult:
     started = time.monotonic()
-    samples = ws.store.samples() if samples is None else samples
-    score_plan, tasks, goal = plan(ws, mode, samples)
+    score_plan, _, goal = plan(ws, mode, samples, keep_tasks=False)  # counts only; the tasks stream in waves
     # vLLM runs on the workers: no endpoint, so no key, is needed.
     config = ws.settings.model_for("judge", need_key=not vllm_model)
-    if tasks:
+    if score_plan.calls:
         require_ray()
     version = score_plan.prompt_version
     ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
@@ -264,23 +264,25 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
     counts = {"new": 0, "failed_now": 0, "done": 0}
     status, stopped = "interrupted", None
     try:
-        if tasks:
+        if score_plan.calls:
             from goalcover.tools import ray_llm
 
             anchors = ws.settings.judge_anchors
             caller = BulkJsonCaller(config, ws.settings)  # only builds request bodies (http), calls nothing
 
-            def row(i: int) -> dict[str, Any]:
+            def row(i: int, task: Task) -> dict[str, Any]:
                 if processor == "http":
-                    body = judge_request(caller, goal, tasks[i], mode, anchors, ws.settings.judge_logprobs)
+                    body = judge_request(caller, goal, task, mode, anchors, ws.settings.judge_logprobs)
                     return {"i": i, "request": json.dumps(body)}
-                return task_row(i, tasks[i], goal, mode, anchors)
+                return task_row(i, task, goal, mode, anchors)
 
-            size = block_size or max(1, min(MAX_BLOCK, math.ceil(min(len(tasks), WAVE) / (4 * actors))))
+            size = block_size or max(1, min(MAX_BLOCK, math.ceil(min(score_plan.calls, WAVE) / (4 * actors))))
+            stream = iter_tasks(ws, goal, mode, version, config.model, samples)
             with connected(address) as ray:
-                # In waves of WAVE calls: the driver never holds every prompt of a 10^6-sample run at once.
-                for start in range(0, len(tasks), WAVE):
-                    rows = [row(i) for i in range(start, min(start + WAVE, len(tasks)))]
+                # In waves of WAVE calls, streamed from the store: the driver never holds every prompt (or
+                # every sample) of a 10^6-sample run at once.
+                while tasks := list(islice(stream, WAVE)):
+                    rows = [row(i, task) for i, task in enumerate(tasks)]
                     if vllm_model:
                         dataset = ray_llm.vllm_dataset(ray, rows, vllm_model, mode, ws.settings, actors, size)
                     elif processor == "http":
@@ -305,7 +307,7 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
                         counts["new"] += len(saved)
                         counts["failed_now"] += len(failed)
                         if progress:
-                            progress(counts["done"], len(tasks), tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
+                            progress(counts["done"], score_plan.calls, tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
                                      cost=f"${usage.cost:.4f}", failed=counts["failed_now"])
         status = "done"
     except KeyboardInterrupt:
@@ -320,10 +322,8 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
         )
         ws.store.finish_run(run_id, status, result.model_dump() | {"engine": "ray"})
     # The same closing counts as scoring.score: current judgments and still-failed pairs of these samples.
-    pairs = {(s.content_hash, g.hash) for s in samples for g in goal.subgoals}
-    judged = pairs & ws.store.judgments_for(version, config.model).keys()
-    result.judgments = len(judged)
-    result.failed = len((pairs - judged) & ws.store.failures_for(version, config.model).keys())
+    hashes = None if samples is None else [s.content_hash for s in samples]
+    _, result.judgments, result.failed = ws.store.pair_counts(version, config.model, {g.hash: g.id for g in goal.subgoals}, hashes)
     return result
 
 
