@@ -140,7 +140,7 @@ async def compare_subgoals(ctx: ToolContext, args: CompareArgs) -> ToolResult:
     unknown = [s for s in ids if s not in by_id]
     if unknown:
         raise BadInput(f"no subgoal {', '.join(unknown)}; the goal has {', '.join(by_id)}")
-    scores, _ = sample_scores(ctx.ws)
+    scores, _ = sample_scores(ctx.ws, explanations=False)
     threshold = report.thresholds.support
     supports = {sid: {x for x, per in scores.items() if per.get(sid, (0, ""))[0] >= threshold} for sid in ids}
     everyone = set.intersection(*supports.values())
@@ -169,15 +169,16 @@ async def subgoal_details(ctx: ToolContext, args: SubgoalArgs) -> ToolResult:
     assert goal is not None
     subgoal = goal.subgoal(args.subgoal_id)
     row = next(r for r in report.subgoals if r.id == subgoal.id)
-    scores, _ = sample_scores(ctx.ws)
-    scored = sorted(((per[subgoal.id][0], sid, per[subgoal.id][1]) for sid, per in scores.items() if subgoal.id in per))
+    version, model = report.judge["prompt_version"], report.judge["model"]
+    lowest = ctx.ws.store.extreme_scored(version, model, subgoal.hash, args.k, lowest=True)
+    highest = ctx.ws.store.extreme_scored(version, model, subgoal.hash, args.k, lowest=False)
     pick = lambda rows: [{"id": sid, "score": v, "explanation": e} for v, sid, e in rows]  # noqa: E731
     data = {
         "subgoal": subgoal.model_dump(),
         "coverage": _row(row),
         "samples": report.samples,
-        "lowest": pick(scored[: args.k]),
-        "highest": pick(list(reversed(scored))[: args.k]),
+        "lowest": pick(lowest),
+        "highest": pick(highest),
     }
     return ToolResult(data, f"{subgoal.id}: {row.supporting} of {report.samples} support it")
 
