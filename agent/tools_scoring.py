@@ -100,6 +100,8 @@ def _row(row) -> dict:
         "failed": row.failed,
         "histogram": row.histogram,
         "best_sample_ids": row.best_sample_ids,
+        # Estimated coverage (a stratified sample was scored, not the whole dataset): the 95% interval.
+        **({"ci_low": row.ci_low, "ci_high": row.ci_high, "p_weak": row.p_weak} if row.ci_low is not None else {}),
     }
 
 
@@ -120,6 +122,8 @@ async def coverage(ctx: ToolContext, args: CoverageArgs) -> ToolResult:
         "unscored_pairs": report.unscored,
         "thresholds": report.thresholds.model_dump(),
     }
+    if report.estimate:
+        data["estimate"] = {**report.estimate.model_dump(), "note": "shares are estimates from a stratified sample, with 95% intervals"}
     if report.samples and len(report.off_goal_ids) > 20:
         data["off_goal_ids_note"] = f"first 20 of {report.off_goal}"
     return ToolResult(data, f"{len(rows)} subgoals, weak: {', '.join(data['weak']) or 'none'}")

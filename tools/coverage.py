@@ -30,6 +30,11 @@ class SubgoalCoverage(BaseModel):
     failed: int
     histogram: dict[int, int] = Field(description="score -> number of samples")
     best_sample_ids: list[str] = Field(description="the highest-scoring samples, best first")
+    ci_low: float | None = Field(None, description="estimated coverage only: 95% interval of `share`")
+    ci_high: float | None = None
+    p_weak: float | None = Field(None, description="estimated coverage only: probability that the subgoal is weak")
+    mean_ci_low: float | None = Field(None, description="estimated coverage only: bootstrap 95% interval of `mean`")
+    mean_ci_high: float | None = None
 
 
 class Failure(BaseModel):
@@ -54,6 +59,14 @@ class Thresholds(BaseModel):
         return getattr(self, key)
 
 
+class EstimateInfo(BaseModel):
+    """How an estimated coverage was measured: n samples judged out of N, at this confidence."""
+
+    samples: int
+    population: int
+    confidence: float
+
+
 class CoverageReport(BaseModel):
     """Per-subgoal coverage of the dataset (and with accepted synthetic samples, in `after`)."""
 
@@ -69,6 +82,9 @@ class CoverageReport(BaseModel):
     failures: list[Failure] = []
     synthetic_accepted: int = 0
     after: list[SubgoalCoverage] | None = Field(None, description="coverage with the accepted synthetic samples added")
+    estimate: EstimateInfo | None = Field(
+        None, description="set when coverage is estimated from a stratified sample (the data is not fully scored)"
+    )
 
 
 def sample_scores(ws: Workspace, samples: list[Sample] | None = None) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
@@ -130,14 +146,16 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     if accepted and judge:
         extra, _ = sample_scores(ws, accepted)
         after = _rows(goal, {**scores, **extra}, len(samples) + len(accepted), failures, settings, best, weighted)
+    judged_pairs = sum(len(per) for per in scores.values())
+    unscored = len(samples) * len(goal.subgoals) - judged_pairs - len(failures)
+    estimated = _apply_estimate(ws, goal, samples, scores, rows) if unscored and judge else None
     complete = [sid for sid, per in scores.items() if len(per) == len(goal.subgoals)]
     off_goal = [sid for sid in complete if max(v for v, _ in scores[sid].values()) <= settings.off_goal_max]
-    judged_pairs = sum(len(per) for per in scores.values())
     return CoverageReport(
         goal=goal.text,
         samples=len(samples),
         failed=len(failures),
-        unscored=len(samples) * len(goal.subgoals) - judged_pairs - len(failures),
+        unscored=unscored,
         subgoals=rows,
         off_goal=len(off_goal),
         off_goal_ids=off_goal,
@@ -152,7 +170,31 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         failures=failures,
         synthetic_accepted=len(accepted),
         after=after,
+        estimate=estimated,
     )
+
+
+def _apply_estimate(ws: Workspace, goal, samples: list[Sample], scores, rows: list[SubgoalCoverage]) -> EstimateInfo | None:
+    """Where a saved sample design matches the dataset, replace each row's share and mean (biased while the
+    data is partly scored) by the stratified estimates with their intervals, and decide `weak` on them."""
+    from goalcover.tools.estimate import estimate
+    from goalcover.tools.strata import current_design
+
+    design = current_design(ws, samples)
+    if design is None:
+        return None
+    settings = ws.settings
+    est = estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},
+                   [g.id for g in goal.subgoals], support=settings.support_threshold,
+                   weak_share=settings.weak_share, weak_relative=settings.weak_relative)
+    by_id = {r.id: r for r in est.subgoals}
+    for row in rows:
+        found = by_id[row.id]
+        row.share, row.ci_low, row.ci_high, row.p_weak = found.share, found.ci_low, found.ci_high, found.p_weak
+        if found.mean is not None:
+            row.mean, row.mean_ci_low, row.mean_ci_high = found.mean, found.mean_ci_low, found.mean_ci_high
+    _decide_weak(rows, settings)
+    return EstimateInfo(samples=est.samples, population=est.population, confidence=est.confidence)
 
 
 def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int,
@@ -185,6 +227,11 @@ def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int
                 ],
             )
         )
+    _decide_weak(rows, settings)
+    return rows
+
+
+def _decide_weak(rows: list[SubgoalCoverage], settings) -> None:
     # Weak: too few samples teach it, absolutely or next to the typical subgoal of this goal. A mean over
     # all samples is low for any narrow subgoal in a varied dataset, so that rule is opt-in.
     median_share = statistics.median([r.share for r in rows if r.scored]) if any(r.scored for r in rows) else 0.0
@@ -194,4 +241,3 @@ def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int
             or row.share < settings.weak_relative * median_share
             or (settings.weak_mean is not None and row.mean is not None and row.mean < settings.weak_mean)
         )
-    return rows

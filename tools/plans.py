@@ -68,18 +68,22 @@ def _tokens(prompt: int, completion: int) -> str:
     return f"~{prompt + completion:,} ({prompt:,} in, {completion:,} out)"
 
 
-def scoring_plan(ws: Workspace, mode: str = "batched", max_cost: float | None = None) -> PaidPlan:
-    """The plan of `scoring.score`: pairs, cached pairs, calls, tokens, cost. Raises what `scoring.plan`
-    raises (BadInput, ConfigError)."""
+def scoring_plan(ws: Workspace, mode: str = "batched", max_cost: float | None = None, via: str = "live") -> PaidPlan:
+    """The plan of `scoring.score`: pairs, cached pairs, calls, tokens, cost; `via="batch"` prices the calls
+    at GOALCOVER_BATCH_PRICE_FACTOR times the live price. Raises what `scoring.plan` raises (BadInput,
+    ConfigError)."""
     from goalcover.tools import scoring
 
     plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
     config = ws.settings.model_for("judge", need_key=False)
+    if via == "batch":
+        plan.est_cost *= ws.settings.batch_price_factor
     rows = [
         ("samples × subgoals", f"{plan.samples:,} × {plan.subgoals} = {plan.pairs:,} pairs"),
         ("already scored (not paid again)", f"{plan.cached:,}"),
         ("to score", f"{plan.to_score:,}"),
-        ("model calls", f"{plan.calls:,} to {plan.model} ({plan.mode})"),
+        ("model calls", f"{plan.calls:,} to {plan.model} ({plan.mode})"
+         + (f", through the Batch API at {ws.settings.batch_price_factor:g}× the live price" if via == "batch" else "")),
         ("tokens (estimate)", _tokens(plan.est_prompt_tokens, plan.est_completion_tokens)),
     ]
     if max_cost is not None:
