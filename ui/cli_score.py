@@ -111,7 +111,7 @@ def score(
 
             scorer = score_batch
         sampled = sample is not None or budget is not None or target_width is not None
-        with ProgressBar("scoring", fields=("cost", "failed")) as bar:
+        with ProgressBar("scoring", fields=("batch", "failed") if via == "batch" else ("cost", "failed")) as bar:
             if sampled:
                 from goalcover.tools.sampled import sample_for_budget, score_sampled
 
