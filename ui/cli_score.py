@@ -69,7 +69,7 @@ def score(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost (at batch rates with --via batch); call nothing.")] = False,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="Stop cleanly before spending more than this many USD (needs GOALCOVER_*_PRICE_PER_MTOK).", show_default=False)] = None,
     sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="Score a stratified random sample of N samples and estimate coverage with 95% intervals.", show_default=False)] = None,
-    budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Like --sample, with N as many samples as this many USD buy (from the dry-run cost).", show_default=False)] = None,
+    budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Like --sample, with N as many samples as this many USD buy by the dry-run's estimate (--max-cost caps).", show_default=False)] = None,
     target_width: Annotated[Optional[float], typer.Option("--target-width", help="Keep drawing samples until every subgoal's 95% interval is narrower than W points (0-100).", show_default=False)] = None,
     via: Annotated[str, typer.Option("--via", help="live: chat completions now; batch: the OpenAI Batch API (cheaper, resumable, slower).")] = "live",
     workspace: WorkspaceOpt = None,
@@ -116,8 +116,8 @@ def score(
                 from goalcover.tools.sampled import sample_for_budget, score_sampled
 
                 if budget is not None:
+                    # The budget picks N from the estimate; --max-cost is the hard cap where one is wanted.
                     sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
-                    max_cost = budget if max_cost is None else min(max_cost, budget)
                 result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
                                                    scorer=scorer, concurrency=concurrency, progress=bar))
             else:
