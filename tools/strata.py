@@ -71,16 +71,22 @@ def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
     return counts
 
 
-def cluster_labels(ws: Workspace, ids: list[str], k: int, seed: int) -> list[int]:
-    """k-means (scikit-learn; MiniBatchKMeans above 20,000 samples) on the samples' embeddings as stored in
-    Chroma, fetched in chunks. Samples missing from the index share cluster -1."""
-    if k <= 1:
-        return [0] * len(ids)
+def sample_vectors(ws: Workspace, ids: list[str]) -> dict[str, np.ndarray]:
+    """The samples' embeddings as stored in Chroma (id -> unit vector), fetched VECTOR_CHUNK at a time."""
     vectors: dict[str, np.ndarray] = {}
     collection = ws.index.collection()
     for start in range(0, len(ids), VECTOR_CHUNK):
         got = collection.get(ids=ids[start : start + VECTOR_CHUNK], include=["embeddings"])
         vectors.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
+    return vectors
+
+
+def cluster_labels(ws: Workspace, ids: list[str], k: int, seed: int, vectors: dict[str, np.ndarray] | None = None) -> list[int]:
+    """k-means (scikit-learn; MiniBatchKMeans above 20,000 samples) on the samples' embeddings (`vectors`,
+    default fetched from Chroma). Samples missing from the index share cluster -1."""
+    if k <= 1:
+        return [0] * len(ids)
+    vectors = sample_vectors(ws, ids) if vectors is None else vectors
     known = [i for i in ids if i in vectors]
     if len(known) <= k:
         return [0] * len(ids)
@@ -92,10 +98,11 @@ def cluster_labels(ws: Workspace, ids: list[str], k: int, seed: int) -> list[int
     return [labels.get(i, -1) for i in ids]
 
 
-def make_strata(ws: Workspace, samples: list[Sample], n: int, seed: int) -> dict[str, list[str]]:
+def make_strata(ws: Workspace, samples: list[Sample], n: int, seed: int,
+                vectors: dict[str, np.ndarray] | None = None) -> dict[str, list[str]]:
     """Strata = source file × embedding cluster, with k = n / (MIN_PER_STRATUM · sources) clusters (1-8) so
     that every stratum expects about MIN_PER_STRATUM draws; strata that would get fewer than two draws are
-    pooled into one. Returns label -> ids in a seeded random order."""
+    pooled into one. Returns label -> ids in a seeded random order (`shuffle`)."""
     by_source: dict[str, list[str]] = defaultdict(list)
     for s in samples:
         by_source[s.source].append(s.id)
@@ -103,7 +110,7 @@ def make_strata(ws: Workspace, samples: list[Sample], n: int, seed: int) -> dict
     strata: dict[str, list[str]] = {}
     for si, (source, ids) in enumerate(sorted(by_source.items())):
         ids = sorted(ids)
-        for i, label in zip(ids, cluster_labels(ws, ids, k, seed)):
+        for i, label in zip(ids, cluster_labels(ws, ids, k, seed, vectors)):
             strata.setdefault(f"src{si}/c{label}", []).append(i)
     total = len(samples)
     small = [h for h, ids in strata.items() if n * len(ids) / total < 2]
@@ -113,8 +120,18 @@ def make_strata(ws: Workspace, samples: list[Sample], n: int, seed: int) -> dict
             strata[max(strata, key=lambda h: len(strata[h]))].extend(pooled)
         else:
             strata["pooled"] = pooled
+    return shuffle(strata, seed)
+
+
+def shuffle(strata: dict[str, list[str]], seed: int) -> dict[str, list[str]]:
+    """Each stratum's ids (sorted first, for reproducibility) in a random order from `seed`: drawing n_h
+    from a stratum is taking the first n_h, a simple random sample without replacement."""
     rng = np.random.default_rng(seed)
-    return {h: [ids[j] for j in rng.permutation(len(ids))] for h, ids in sorted(strata.items())}
+    out = {}
+    for h, ids in sorted(strata.items()):
+        ids = sorted(ids)
+        out[h] = [ids[j] for j in rng.permutation(len(ids))]
+    return out
 
 
 def current_design(ws: Workspace, samples: list[Sample] | None = None) -> SampleDesign | None:
