@@ -177,3 +177,38 @@ def test_killed_after_upload_the_rerun_resumes_the_same_batch(tmp_path, ws, fake
     assert fake_openai.stats()["completions"] == 0
     assert [j.batch_id for j in load_jobs(ws)] == [batch_id] and load_jobs(ws)[0].collected
     assert_scores_match_the_data(ws, data)
+
+
+def test_killed_between_upload_and_create_the_rerun_reuses_the_uploaded_file(ws, fake_openai, data, monkeypatch):
+    from goalcover.tools import batch
+
+    real = batch.create_batch
+
+    async def crash(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(batch, "create_batch", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        asyncio.run(score_batch(ws))
+    assert [(j.file_id is not None, j.batch_id) for j in load_jobs(ws)] == [(True, None)]
+    monkeypatch.setattr(batch, "create_batch", real)
+    result = asyncio.run(score_batch(ws))
+    assert fake_openai.batches.counts["files"] == 1 and fake_openai.batches.counts["batches"] == 1
+    assert result.judgments == N * 5
+    assert_scores_match_the_data(ws, data)
+
+
+def test_max_cost_limits_what_is_submitted_at_the_batch_price(tmp_path, fake_openai, data):
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    with Workspace.open(tmp_path / "ws", model="fake-model", base_url=fake_openai.base_url, api_key="test",
+                        batch_poll_s=0.05, input_price_per_mtok=10, output_price_per_mtok=30) as ws:
+        ingest_file(ws, data)
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        plan, _, _ = scoring.plan(ws)
+        # Half the live estimate buys the whole run at the batch price (0.5); a quarter buys about half of it.
+        result = asyncio.run(score_batch(ws, max_cost=plan.est_cost / 4))
+        assert result.stopped and "max-cost" in result.stopped
+        assert N * 0.3 < fake_openai.batches.counts["lines"] < N * 0.7
+        assert fake_openai.stats()["completions"] == 0
+        rest = asyncio.run(score_batch(ws, max_cost=plan.est_cost / 2))
+        assert rest.stopped is None and rest.judgments == N * 5
