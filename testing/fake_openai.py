@@ -18,6 +18,10 @@ How a ``POST /v1/chat/completions`` is answered:
 4. Content faults (``malformed``/``truncated``/``wrong_schema``) break that reply's
    content (or tool-call arguments) before it is rendered, as JSON or as SSE chunks.
 
+``/v1/files`` and ``/v1/batches`` (the Batch API) are served by ``fake_batches.FakeBatches``
+(``FakeOpenAI.batches``): a batch answers its lines through the same rules, after a configurable delay,
+with injectable failed lines, expiry and cancel; ``GET /stats`` adds its counts under ``batch``.
+
 Run it standalone with ``python -m goalcover.testing.fake_openai --port 8089``;
 ``--fault-rate R`` spreads R evenly over 429, 500 and malformed content.
 """
