@@ -106,7 +106,13 @@ def test_sampled_run_scores_only_the_sample_and_its_intervals_hold_the_estimate(
     assert "Estimated from a stratified random sample of 30 of 90 samples" in md
     first = report.subgoals[0]
     assert f"({100 * first.ci_low:.1f}–{100 * first.ci_high:.1f}%)" in md
-    bars = __import__("goalcover.tools.report", fromlist=["figures"]).figures(report)[0]
+    # The chat app's coverage view (coverage_markdown and the bar chart) shows the same intervals.
+    from goalcover.tools.report import coverage_markdown, figures
+
+    chat = coverage_markdown(report)
+    assert "Estimated from a stratified random sample of 30 of 90 samples" in chat
+    assert f"({100 * first.ci_low:.1f}–{100 * first.ci_high:.1f}%)" in chat
+    bars = figures(report)[0]
     assert list(bars.data[0].error_y.array) == pytest.approx([100 * (r.ci_high - r.share) for r in report.subgoals])
 
 
