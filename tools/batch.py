@@ -147,8 +147,9 @@ async def wait(ws: Workspace, client, jobs: list[BatchJob], all_jobs: list[Batch
 
 async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dict[str, Sample],
                   usage: Usage) -> tuple[int, set[tuple[str, tuple[str, ...]]]]:
-    """Download a finished job's output and error files and save every judgment that parses (repair rules
-    of the live path); returns (judgments saved, the (content hash, subgoal ids) of lines left for the live
+    """Download a finished job's output and error files, save every judgment that parses (repair rules of
+    the live path) and record every failed, unanswered or unparsable line as a failure (with the batch's
+    error); returns (judgments saved, the (content hash, subgoal ids) of lines left for the live
     retry). Usage gets the lines'
     tokens at the batch price. Lines whose sample or subgoal changed since upload are dropped."""
     config = ws.settings.model_for("judge")
@@ -161,8 +162,16 @@ async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dic
             if line.strip():
                 row = json.loads(line)
                 answered[row["custom_id"]] = row
+    errors: dict[str, str] = {}
+    if batch.error_file_id:
+        content = await client.files.content(batch.error_file_id)
+        for line in content.text.splitlines():
+            if line.strip():
+                row = json.loads(line)
+                errors[row["custom_id"]] = _line_error(row)
     by_id = {s.id: s for s in goal.subgoals}
     saved, left = 0, set()
+    failures: list[dict] = []
     for i, (content_hash, ids, hashes) in enumerate(job.tasks):
         sample = samples.get(content_hash)
         subgoals = [by_id.get(sid) for sid in ids]
@@ -173,6 +182,8 @@ async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dic
         response = (row or {}).get("response") or {}
         if not row or response.get("status_code") != 200:
             left.add((content_hash, tuple(ids)))
+            error = errors.get(f"t{i}") or (_line_error(row) if row else f"batch {batch.status}: no answer for this line")
+            failures += _failure_rows(task, job, error)
             continue
         reply = reply_from_completion(response["body"])
         spec = scoring.judge_spec(task, job.mode, ws.settings.judge_logprobs)
@@ -181,8 +192,9 @@ async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dic
         usage.add(line_usage)
         try:
             value, repaired = parse_json_reply(reply.content, spec.schema)
-        except ReplyError:
+        except ReplyError as exc:
             left.add((content_hash, tuple(ids)))  # the live retry has the repair conversation a batch line cannot have
+            failures += _failure_rows(task, job, f"batch: {exc}")
             continue
         line_usage.repaired = int(repaired)
         usage.repaired += int(repaired)
@@ -190,7 +202,22 @@ async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dic
         rows, _ = scoring.judgment_rows(task, job.mode, result, job.prompt_version, job.model)
         ws.store.save_judgments(rows)
         saved += len(rows)
+    # Recorded so a run stopped before the live retry still shows them; the retry's judgments supersede them.
+    if failures:
+        ws.store.save_failures(failures)
     return saved, left
+
+
+def _line_error(row: dict) -> str:
+    """The error of one output/error-file line, as "batch: <code or status>: <message>"."""
+    error = row.get("error") or ((row.get("response") or {}).get("body") or {}).get("error") or {}
+    status = (row.get("response") or {}).get("status_code")
+    return f"batch: {error.get('code') or error.get('type') or status}: {error.get('message') or 'failed'}"[:500]
+
+
+def _failure_rows(task: scoring.Task, job: BatchJob, error: str) -> list[dict]:
+    result = Result(None, Usage(), error=error)
+    return scoring.judgment_rows(task, job.mode, result, job.prompt_version, job.model)[1]
 
 
 async def score_batch(

@@ -212,3 +212,20 @@ def test_max_cost_limits_what_is_submitted_at_the_batch_price(tmp_path, fake_ope
         assert fake_openai.stats()["completions"] == 0
         rest = asyncio.run(score_batch(ws, max_cost=plan.est_cost / 2))
         assert rest.stopped is None and rest.judgments == N * 5
+
+
+def test_failed_lines_keep_the_batch_error_when_the_live_retry_cannot_run(tmp_path, fake_openai, data):
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    fake_openai.batches.configure(fail_every=3)
+    with Workspace.open(tmp_path / "ws", model="fake-model", base_url=fake_openai.base_url, api_key="test",
+                        batch_poll_s=0.05, max_retries=0) as ws:
+        ingest_file(ws, data)
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        fake_openai.set_faults(rate_500=1.0)  # the live path is down: the retry fails too
+        result = asyncio.run(score_batch(ws))
+        assert result.failed == (N // 3) * 5 and result.judgments == (N - N // 3) * 5
+        report = coverage(ws)
+        assert report.failed == (N // 3) * 5
+        assert fake_openai.stats()["completions"] == 0
+        errors = {f.error for f in report.failures}
+        assert errors and all("500" in e or "server_error" in e or "Internal" in e for e in errors), errors
