@@ -10,7 +10,7 @@ subgoal (target 93–97%), and the mean interval width in points. Then the sampl
 needs (Cochran's n₀ = z²p(1−p)/0.05², with the finite population correction, at the least favourable
 subgoal share), checked by drawing at that size, and the calls saved against a full run.
 
-    python -m goalcover.evals.estimate_calibration [--dataset contracts] [--reps 200] [--sizes 50,100,200,400]
+    python -m goalcover.evals.estimate_calibration [--dataset contracts] [--reps 200] [--sizes 50,100,200,400] [--limit N]
 """
 
 from __future__ import annotations
@@ -128,16 +128,21 @@ def table(result: dict, reps: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="contracts")
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--sizes", default="50,100,200,400")
+    parser.add_argument("--limit", type=int, help="only the first N records (the plumbing tests)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     path, goal_file, patterns = DATASETS[args.dataset]
     sizes = [int(x) for x in args.sizes.split(",")]
     with FakeOpenAI(rules=[keyword_judge(patterns)]) as fake, tempfile.TemporaryDirectory() as tmp:
+        if args.limit:
+            head = Path(tmp) / path.name
+            head.write_text("".join(path.read_text().splitlines(keepends=True)[: args.limit]))
+            path = head
         with Workspace.open(Path(tmp) / "ws", model="fake-model", base_url=fake.base_url, api_key="test") as ws:
             ingest_file(ws, path)
             save_goal(ws, load_goal_file(goal_file))
@@ -166,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"estimate_calibration-{args.dataset}.json").write_text(json.dumps(result, indent=2, default=str))
     (args.out / f"estimate_calibration-{args.dataset}.md").write_text(text + "\n")
+    return result
 
 
 if __name__ == "__main__":
