@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from goalcover.tools import scoring
-from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import BulkJsonCaller, ReplyError, Result, Usage, parse_json_reply, reply_from_completion
 from goalcover.tools.models import Goal, Sample
 from goalcover.tools.store import JUDGE_KEY
