@@ -116,8 +116,11 @@ def score(
                 from goalcover.tools.sampled import sample_for_budget, score_sampled
 
                 if budget is not None:
-                    # The budget picks N from the estimate; --max-cost is the hard cap where one is wanted.
+                    # The budget picks N from the estimate; --max-cost is the hard cap where one is wanted. With
+                    # --target-width, which would draw past N, the budget caps the rounds too.
                     sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
+                    if target_width is not None:
+                        max_cost = budget if max_cost is None else min(max_cost, budget)
                 result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
                                                    scorer=scorer, concurrency=concurrency, progress=bar))
             else:
