@@ -106,6 +106,9 @@ def test_sampled_run_scores_only_the_sample_and_its_intervals_hold_the_estimate(
     assert "Estimated from a stratified random sample of 30 of 90 samples" in md
     first = report.subgoals[0]
     assert f"({100 * first.ci_low:.1f}–{100 * first.ci_high:.1f}%)" in md
+    page = render(report, "html")
+    assert "Estimated from a stratified random sample of 30 of 90 samples" in page
+    assert f"({100 * first.ci_low:.1f}–{100 * first.ci_high:.1f}%)" in page and '"error_y"' in page
     # The chat app's coverage view (coverage_markdown and the bar chart) shows the same intervals.
     from goalcover.tools.report import coverage_markdown, figures
 
