@@ -1,5 +1,5 @@
 """The OpenAI Files and Batch APIs, faked: enough of ``/v1/files`` and ``/v1/batches`` for the ``openai``
-SDK's ``files.create``/``files.content``/``batches.create``/``retrieve``/``cancel`` to run end to end.
+SDK's ``files.create``/``files.content``/``batches.create``/``retrieve``/``list``/``cancel`` to run end to end.
 
 A batch answers every line of its input file through the *same* rules and default replies as a live
 ``/v1/chat/completions`` request (``FakeOpenAIApp.completion_for``), so a rule written for the live judge
@@ -77,6 +77,7 @@ class FakeBatches:
                 Route(f"{prefix}/files/{{file_id}}", self.file_info, methods=["GET"]),
                 Route(f"{prefix}/files/{{file_id}}/content", self.file_content, methods=["GET"]),
                 Route(f"{prefix}/batches", self.create, methods=["POST"]),
+                Route(f"{prefix}/batches", self.list_batches, methods=["GET"]),
                 Route(f"{prefix}/batches/{{batch_id}}", self.retrieve, methods=["GET"]),
                 Route(f"{prefix}/batches/{{batch_id}}/cancel", self.cancel, methods=["POST"]),
             ]
@@ -136,6 +137,17 @@ class FakeBatches:
         )
         self.counts["batches"] += 1
         return JSONResponse(self.batches[batch_id].body)
+
+    async def list_batches(self, request: Request) -> Response:
+        """Newest first, one page (``limit``, default 20; ``after`` a batch id), as the API pages them."""
+        limit = int(request.query_params.get("limit", 20))
+        ids = sorted(self.batches, reverse=True)
+        after = request.query_params.get("after")
+        if after in ids:
+            ids = ids[ids.index(after) + 1 :]
+        page = [self.batches[i].body for i in ids[:limit]]
+        return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                             "last_id": page[-1]["id"] if page else None, "has_more": len(ids) > limit})
 
     async def retrieve(self, request: Request) -> Response:
         batch = self.batches.get(request.path_params["batch_id"])

@@ -112,8 +112,16 @@ async def submit(ws: Workspace, client, goal: Goal, tasks: list[scoring.Task], m
     return new
 
 
-async def create_batch(ws: Workspace, client, job: BatchJob, jobs: list[BatchJob]) -> None:
-    """Create the batch of an uploaded file and save its id at once."""
+async def create_batch(ws: Workspace, client, job: BatchJob, jobs: list[BatchJob], resuming: bool = False) -> None:
+    """Create the batch of an uploaded file and save its id at once. `resuming` (a kill came between
+    upload and the save of the batch id) first looks for a batch already made from this file, so a kill
+    right after `batches.create` does not pay for the same file twice."""
+    if resuming:
+        async for found in client.batches.list(limit=100):
+            if found.input_file_id == job.file_id:
+                job.batch_id, job.status = found.id, found.status
+                save_jobs(ws, jobs)
+                return
     batch = await client.batches.create(input_file_id=job.file_id, endpoint=ENDPOINT, completion_window="24h",
                                         metadata={"tool": "goalcover", "prompt_version": job.prompt_version})
     job.batch_id, job.status = batch.id, batch.status
@@ -275,7 +283,7 @@ async def score_batch(
                 continue
             for job in pending:
                 if job.batch_id is None:  # killed between upload and create: reuse the uploaded file
-                    await create_batch(ws, client, job, jobs)
+                    await create_batch(ws, client, job, jobs, resuming=True)
             await wait(ws, client, pending, jobs, poll_s or ws.settings.batch_poll_s, progress)
             by_hash = {s.content_hash: s for s in ws.store.samples()}
             for job in pending:

@@ -229,3 +229,22 @@ def test_failed_lines_keep_the_batch_error_when_the_live_retry_cannot_run(tmp_pa
         assert fake_openai.stats()["completions"] == 0
         errors = {f.error for f in report.failures}
         assert errors and all("500" in e or "server_error" in e or "Internal" in e for e in errors), errors
+
+
+def test_killed_right_after_batch_creation_the_rerun_finds_that_batch(ws, fake_openai, data, monkeypatch):
+    from goalcover.tools import batch
+
+    real = batch.create_batch
+
+    async def created_then_killed(ws_, client, job, jobs, resuming=False):
+        await client.batches.create(input_file_id=job.file_id, endpoint=batch.ENDPOINT, completion_window="24h")
+        raise RuntimeError("killed before the batch id was saved")
+
+    monkeypatch.setattr(batch, "create_batch", created_then_killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        asyncio.run(score_batch(ws))
+    assert fake_openai.batches.counts["batches"] == 1 and load_jobs(ws)[0].batch_id is None
+    monkeypatch.setattr(batch, "create_batch", real)
+    result = asyncio.run(score_batch(ws))
+    assert fake_openai.batches.counts == {"files": 1, "batches": 1, "lines": N, "cancels": 0}
+    assert result.judgments == N * 5
