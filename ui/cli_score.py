@@ -91,14 +91,20 @@ def score(
     with open_workspace(workspace) as ws:
         factor = ws.settings.batch_price_factor if via == "batch" else 1.0
         if dry_run:
-            from goalcover.tools.plans import scoring_plan
+            from goalcover.tools.plans import sampled_plan, scoring_plan
 
+            if budget is not None:
+                from goalcover.tools.sampled import sample_for_budget
+
+                sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
             if as_json:
                 plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
                 plan.est_cost *= factor
-                print_json({**plan.model_dump(), "via": via})
+                if sample is not None:
+                    plan = sampled_plan(plan, sample)
+                print_json({**plan.model_dump(), "via": via, **({"sample": sample} if sample is not None else {})})
                 return
-            shown = scoring_plan(ws, mode, max_cost, via)
+            shown = scoring_plan(ws, mode, max_cost, via, sample)
             out.print(shown.text(), highlight=False, markup=False)
             for what, value in shown.rows:
                 out.print(f"  {what}: {value}", highlight=False, markup=False)

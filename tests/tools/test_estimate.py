@@ -204,5 +204,9 @@ def test_cli_budget_picks_n_from_the_dry_run_cost(ws, tmp_path, fake_openai):
     assert json.loads(result.stdout)["estimate"]["samples"] == 12
     batch_plan = json.loads(cli(tmp_path, fake_openai, "score", "--dry-run", "--json", "--via", "batch", **prices).stdout)
     assert batch_plan["est_cost"] == pytest.approx(0.5 * plan["est_cost"] * (N - 12) / N, rel=0.2)
+    sampled_plan = json.loads(cli(tmp_path, fake_openai, "score", "--dry-run", "--json", "--sample", "39", **prices).stdout)
+    assert sampled_plan["sample"] == 39 and sampled_plan["calls"] == round((N - 12) * 39 / N)
+    text = cli(tmp_path, fake_openai, "score", "--dry-run", "--sample", "39", "--via", "batch", **prices).stdout
+    assert "stratified sample: 39 samples drawn" in text and "Batch API at 0.5" in text
     no_price = cli(tmp_path, fake_openai, "score", "--budget", "1")
     assert no_price.exit_code == 2 and "GOALCOVER_INPUT_PRICE_PER_MTOK" in no_price.stderr
