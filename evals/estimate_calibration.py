@@ -32,7 +32,7 @@ from goalcover.tools.coverage import sample_scores
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.estimate import estimate
 from goalcover.tools.goal import load_goal_file, save_goal
-from goalcover.tools.strata import SampleDesign, allocate, make_strata, sample_vectors, shuffle
+from goalcover.tools.strata import SampleDesign, allocate, make_strata, sample_sources, sample_vectors, shuffle
 from goalcover.tools.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,18 +78,18 @@ def needed_n(p: float, population: int, half_width: float = 0.05, confidence: fl
 
 def calibrate(ws: Workspace, sizes: list[int], reps: int, settings) -> dict:
     """Coverage and widths per size (see the module docstring)."""
-    samples = ws.store.samples()
-    scores, _ = sample_scores(ws, samples)
+    sources = sample_sources(ws)
+    scores, _ = sample_scores(ws, explanations=False)
     plain = {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()}
     ids = [g for g in next(iter(plain.values()))]
-    population = len(samples)
+    population = len(sources)
     truth = {g: sum(per[g] >= settings.support_threshold for per in plain.values()) / population for g in ids}
-    vectors = sample_vectors(ws, [s.id for s in samples])
+    vectors = sample_vectors(ws, list(sources))
     rows = {}
     for n in sizes:
         if n >= population:
             continue
-        base = make_strata(ws, samples, n, seed=0, vectors=vectors)
+        base = make_strata(ws, sources, n, seed=0, vectors=vectors)
         drawn = allocate({h: len(v) for h, v in base.items()}, n)
         hits = {g: 0 for g in ids}
         widths = {g: [] for g in ids}

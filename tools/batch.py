@@ -246,8 +246,7 @@ async def score_batch(
     ScoreResult with via="batch" (`calls` counts batch lines answered plus live calls). Raises what
     scoring.plan raises, and openai errors the SDK's own retries could not fix."""
     started = time.monotonic()
-    all_samples = ws.store.samples() if samples is None else samples
-    score_plan, tasks, goal = scoring.plan(ws, mode, all_samples)
+    score_plan, _, goal = scoring.plan(ws, mode, samples, keep_tasks=False)
     config = ws.settings.model_for("judge")
     version = score_plan.prompt_version
     ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
@@ -268,7 +267,7 @@ async def score_batch(
                 pending = resumed
             else:
                 # What is still missing (after any resumed batch) and was not just answered badly: a new batch.
-                _, tasks, goal = scoring.plan(ws, mode, all_samples)
+                _, tasks, goal = scoring.plan(ws, mode, samples)
                 tasks = [t for t in tasks if (t.sample.content_hash, tuple(g.id for g in t.subgoals)) not in retry]
                 if max_cost is not None:
                     tasks, stopped = _within(ws, goal, tasks, mode, max(0.0, max_cost - usage.cost) / factor)
@@ -285,7 +284,7 @@ async def score_batch(
                 if job.batch_id is None:  # killed between upload and create: reuse the uploaded file
                     await create_batch(ws, client, job, jobs, resuming=True)
             await wait(ws, client, pending, jobs, poll_s or ws.settings.batch_poll_s, progress)
-            by_hash = {s.content_hash: s for s in ws.store.samples()}
+            by_hash = samples_by_hash(ws, {h for job in pending for h, _, _ in job.tasks})
             for job in pending:
                 saved, unanswered = await collect(ws, client, job, goal, by_hash, usage)
                 new += saved
@@ -300,7 +299,7 @@ async def score_batch(
     live = None
     if left and stopped is None:
         spent = usage.cost
-        live = await scoring.score(ws, mode, samples=all_samples, concurrency=concurrency, progress=progress,
+        live = await scoring.score(ws, mode, samples=samples, concurrency=concurrency, progress=progress,
                                    max_cost=None if max_cost is None else max(0.0, max_cost - spent))
         usage.calls += live.calls
         usage.prompt_tokens += live.prompt_tokens
@@ -309,15 +308,23 @@ async def score_batch(
         usage.repaired += live.repaired
         new += live.new
         stopped = live.stopped
-    pairs = {(s.content_hash, g.hash) for s in all_samples for g in goal.subgoals}
-    judged = pairs & ws.store.judgments_for(version, config.model).keys()
+    hashes = None if samples is None else [s.content_hash for s in samples]
+    _, judged, failed = ws.store.pair_counts(version, config.model, {g.hash: g.id for g in goal.subgoals}, hashes)
     return scoring.ScoreResult(
-        judgments=len(judged), calls=usage.calls,
-        failed=len((pairs - judged) & ws.store.failures_for(version, config.model).keys()),
+        judgments=judged, calls=usage.calls, failed=failed,
         cached=score_plan.cached, new=new, mode=mode, model=config.model, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens, cost=round(usage.cost, 6), repaired=usage.repaired,
         stopped=stopped, elapsed_s=round(time.monotonic() - started, 3), via="batch",
     )
+
+
+def samples_by_hash(ws: Workspace, hashes: set[str]) -> dict[str, Sample]:
+    """content hash -> one sample with that content, for the hashes a batch asked about (reads only those)."""
+    ids: dict[str, str] = {}
+    for sample_id, (content_hash, _) in ws.store.sample_hashes().items():
+        if content_hash in hashes:
+            ids.setdefault(content_hash, sample_id)
+    return {s.content_hash: s for s in ws.store.samples(list(ids.values()))}
 
 
 def _within(ws: Workspace, goal: Goal, tasks: list[scoring.Task], mode: scoring.Mode, budget: float) -> tuple[list[scoring.Task], str | None]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+from collections import Counter
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
@@ -87,19 +89,29 @@ class CoverageReport(BaseModel):
     )
 
 
-def sample_scores(ws: Workspace, samples: list[Sample] | None = None) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
+def _subgoal_map(goal) -> dict[str, str]:
+    return {g.hash: g.id for g in goal.subgoals}
+
+
+def sample_scores(ws: Workspace, samples: list[Sample] | None = None, *, explanations: bool = True) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
     """(sample id -> subgoal id -> (score 1-5, explanation), the judge's meta) for the current goal and the
-    last judge, over `samples` (default the dataset); ({}, {}) before any scoring."""
+    last judge, over `samples` (default the dataset, read by one SQL join without loading the samples);
+    ({}, {}) before any scoring. Holds every judgment of the dataset: whole-dataset passes that can go
+    sample by sample use `store.iter_scores` instead."""
     goal = current_goal(ws)
     judge = ws.store.get_meta(JUDGE_KEY)
     if judge is None:
         return {}, {}
-    judged = ws.store.judgments_for(judge["prompt_version"], judge["model"])
-    scores: dict[str, dict[str, tuple[int, str]]] = {}
-    for sample in ws.store.samples() if samples is None else samples:
-        row = {g.id: judged[(sample.content_hash, g.hash)] for g in goal.subgoals if (sample.content_hash, g.hash) in judged}
-        scores[sample.id] = row
-    return scores, judge
+    if samples is None:
+        scores = ws.store.iter_scores(judge["prompt_version"], judge["model"], _subgoal_map(goal), explanations=explanations)
+        return dict(scores), judge
+    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], [s.content_hash for s in samples])
+    out: dict[str, dict[str, tuple[int, str]]] = {}
+    for sample in samples:
+        out[sample.id] = {
+            g.id: judged[(sample.content_hash, g.hash)][:2] for g in goal.subgoals if (sample.content_hash, g.hash) in judged
+        }
+    return out, judge
 
 
 def sample_weighted(ws: Workspace, samples: list[Sample], judge: dict) -> dict[str, dict[str, float]]:
@@ -107,59 +119,91 @@ def sample_weighted(ws: Workspace, samples: list[Sample], judge: dict) -> dict[s
     if not judge:
         return {}
     goal = current_goal(ws)
-    weighted = ws.store.weighted_scores_for(judge["prompt_version"], judge["model"])
-    if not weighted:
-        return {}
-    return {
-        sample.id: {g.id: weighted[(sample.content_hash, g.hash)] for g in goal.subgoals if (sample.content_hash, g.hash) in weighted}
+    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], [s.content_hash for s in samples])
+    out = {
+        sample.id: {
+            g.id: judged[(sample.content_hash, g.hash)][2]
+            for g in goal.subgoals
+            if judged.get((sample.content_hash, g.hash), (0, "", None))[2] is not None
+        }
         for sample in samples
     }
+    return out if any(out.values()) else {}
+
+
+@dataclass
+class _Tally:
+    """One subgoal's counts: samples per score, the weighted scores' sum and count, and the best
+    candidates (sample id, score, weighted score or None) in ranking order."""
+
+    histogram: Counter = field(default_factory=Counter)
+    weighted_sum: float = 0.0
+    weighted_n: int = 0
+    best: list[tuple[str, int, float | None]] = field(default_factory=list)
+
+    def add(self, score: int, samples: int = 1, weighted_sum: float = 0.0, weighted_n: int = 0) -> None:
+        self.histogram[score] += samples
+        self.weighted_sum += weighted_sum
+        self.weighted_n += weighted_n
+
+    def copy(self) -> "_Tally":
+        return _Tally(Counter(self.histogram), self.weighted_sum, self.weighted_n, list(self.best))
 
 
 def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     """Coverage of the current goal from the last judge's stored judgments (no model call): per subgoal,
     supporting samples, share, mean, histogram, weak flag and the `best` best sample ids; off-goal samples,
-    failed and unscored pairs; coverage after accepted synthetic samples. Raises BadInput when the
-    workspace has no goal or no samples."""
+    failed and unscored pairs; coverage after accepted synthetic samples. Counted by SQL aggregates over
+    the workspace's store (nothing loads every sample or judgment). Raises BadInput when the workspace
+    has no goal or no samples."""
     goal = current_goal(ws)
     assert goal is not None
     settings = ws.settings
-    samples = ws.store.samples()
-    if not samples:
+    total = ws.store.count_samples()
+    if not total:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    scores, judge = sample_scores(ws, samples)
-    failures_by_key = ws.store.failures_for(judge["prompt_version"], judge["model"]) if judge else {}
+    judge = ws.store.get_meta(JUDGE_KEY) or {}
+    subgoals = _subgoal_map(goal)
+    tallies = {g.id: _Tally() for g in goal.subgoals}
     failures: list[Failure] = []
-    for sample in samples:
+    off_goal: list[str] = []
+    if judge:
+        version, model = judge["prompt_version"], judge["model"]
+        for subgoal_id, score, n, weighted_sum, weighted_n in ws.store.score_tallies(version, model, subgoals):
+            tallies[subgoal_id].add(score, n, weighted_sum, weighted_n)
         for g in goal.subgoals:
-            error = failures_by_key.get((sample.content_hash, g.hash))
-            if error and g.id not in scores.get(sample.id, {}):
-                failures.append(Failure(sample_id=sample.id, subgoal_id=g.id, error=error))
+            tallies[g.id].best = ws.store.best_scored(version, model, g.hash, settings.support_threshold, best)
+        failures = [Failure(sample_id=i, subgoal_id=sid, error=e) for i, sid, e in ws.store.unjudged_failures(version, model, subgoals)]
+        off_goal = ws.store.off_goal_ids(version, model, subgoals, settings.off_goal_max)
     # Read from the store, not through synthesis.py: synthesis depends on coverage, not the other way round.
     accepted = [
         Sample(id=r["id"], format=r["format"], source="synthetic", line=0, record=r["record"], text=r["text"])
         for r in ws.store.synthetic_rows(state="accepted")
     ]
-    weighted = sample_weighted(ws, samples + accepted, judge)  # keyed by sample id: one lookup serves both
-    rows = _rows(goal, scores, len(samples), failures, settings, best, weighted)
+    rows = _rows(goal, tallies, total, failures, settings, best)
     after = None
     if accepted and judge:
         extra, _ = sample_scores(ws, accepted)
-        after = _rows(goal, {**scores, **extra}, len(samples) + len(accepted), failures, settings, best, weighted)
-    judged_pairs = sum(len(per) for per in scores.values())
-    unscored = len(samples) * len(goal.subgoals) - judged_pairs - len(failures)
-    estimated = _apply_estimate(ws, goal, samples, scores, rows) if unscored and judge else None
-    complete = [sid for sid, per in scores.items() if len(per) == len(goal.subgoals)]
-    off_goal = [sid for sid in complete if max(v for v, _ in scores[sid].values()) <= settings.off_goal_max]
+        weighted = sample_weighted(ws, accepted, judge)
+        more = {sid: tally.copy() for sid, tally in tallies.items()}
+        for sample_id, per in extra.items():
+            for sid, (score, _) in per.items():
+                w = weighted.get(sample_id, {}).get(sid)
+                more[sid].add(score, 1, w or 0.0, w is not None)
+                more[sid].best.append((sample_id, score, w))
+        after = _rows(goal, more, total + len(accepted), failures, settings, best)
+    judged_pairs = sum(sum(t.histogram.values()) for t in tallies.values())
+    unscored = total * len(goal.subgoals) - judged_pairs - len(failures)
+    estimated = _apply_estimate(ws, goal, rows) if unscored and judge else None
     return CoverageReport(
         goal=goal.text,
-        samples=len(samples),
+        samples=total,
         failed=len(failures),
         unscored=unscored,
         subgoals=rows,
         off_goal=len(off_goal),
         off_goal_ids=off_goal,
-        judge=judge or {},
+        judge=judge,
         thresholds=Thresholds(
             support=settings.support_threshold,
             weak_share=settings.weak_share,
@@ -174,16 +218,18 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     )
 
 
-def _apply_estimate(ws: Workspace, goal, samples: list[Sample], scores, rows: list[SubgoalCoverage]) -> EstimateInfo | None:
+def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage]) -> EstimateInfo | None:
     """Where a saved sample design matches the dataset, replace each row's share and mean (biased while the
-    data is partly scored) by the stratified estimates with their intervals, and decide `weak` on them."""
+    data is partly scored) by the stratified estimates with their intervals, and decide `weak` on them.
+    Reads only the drawn samples' judgments."""
     from goalcover.tools.estimate import estimate
     from goalcover.tools.strata import current_design
 
-    design = current_design(ws, samples)
+    design = current_design(ws)
     if design is None:
         return None
     settings = ws.settings
+    scores, _ = sample_scores(ws, ws.store.samples(design.drawn_ids()), explanations=False)
     est = estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},
                    [g.id for g in goal.subgoals], support=settings.support_threshold,
                    weak_share=settings.weak_share, weak_relative=settings.weak_relative)
@@ -197,34 +243,27 @@ def _apply_estimate(ws: Workspace, goal, samples: list[Sample], scores, rows: li
     return EstimateInfo(samples=est.samples, population=est.population, confidence=est.confidence)
 
 
-def _rows(goal, scores, total: int, failures: list[Failure], settings, best: int,
-          weighted: dict[str, dict[str, float]] | None = None) -> list[SubgoalCoverage]:
+def _rows(goal, tallies: dict[str, _Tally], total: int, failures: list[Failure], settings, best: int) -> list[SubgoalCoverage]:
     rows = []
-    weighted = weighted or {}
     for g in goal.subgoals:
-        values = [(sid, per[g.id][0]) for sid, per in scores.items() if g.id in per]
-        numbers = [v for _, v in values]
-        fine = {sid: weighted[sid][g.id] for sid, _ in values if g.id in weighted.get(sid, {})}
-        supporting = sum(v >= settings.support_threshold for v in numbers)
-        share = supporting / total
-        mean = round(statistics.fmean(numbers), 3) if numbers else None
+        tally = tallies[g.id]
+        scored = sum(tally.histogram.values())
+        supporting = sum(n for score, n in tally.histogram.items() if score >= settings.support_threshold)
+        # Ties on the 1-5 score are broken by the weighted score, where there is one (stable: file order).
+        ranked = sorted(tally.best, key=lambda c: (-c[1], -(c[2] if c[2] is not None else c[1])))
         rows.append(
             SubgoalCoverage(
                 id=g.id,
                 title=g.title,
                 supporting=supporting,
-                share=round(share, 4),
-                mean=mean,
-                weighted_mean=round(statistics.fmean(fine.values()), 3) if fine else None,
+                share=round(supporting / total, 4),
+                mean=round(sum(score * n for score, n in tally.histogram.items()) / scored, 3) if scored else None,
+                weighted_mean=round(tally.weighted_sum / tally.weighted_n, 3) if tally.weighted_n else None,
                 weak=False,  # decided below, against the other subgoals
-                scored=len(numbers),
+                scored=scored,
                 failed=sum(f.subgoal_id == g.id for f in failures),
-                histogram={k: numbers.count(k) for k in range(1, 6)},
-                # Ties on the 1-5 score are broken by the weighted score, where there is one.
-                best_sample_ids=[
-                    sid for sid, v in sorted(values, key=lambda x: (-x[1], -fine.get(x[0], x[1])))[:best]
-                    if v >= settings.support_threshold
-                ],
+                histogram={k: tally.histogram.get(k, 0) for k in range(1, 6)},
+                best_sample_ids=[sid for sid, score, _ in ranked[:best] if score >= settings.support_threshold],
             )
         )
     _decide_weak(rows, settings)
@@ -241,3 +280,4 @@ def _decide_weak(rows: list[SubgoalCoverage], settings) -> None:
             or row.share < settings.weak_relative * median_share
             or (settings.weak_mean is not None and row.mean is not None and row.mean < settings.weak_mean)
         )
+

@@ -19,7 +19,7 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from goalcover.tools.coverage import coverage, sample_scores
+from goalcover.tools.coverage import coverage
 from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller
@@ -212,22 +212,26 @@ def _clusters(
     report = coverage(ws)
     if not report.judge:
         raise GoalCoverError("no scores yet: run `goalcover score` first")
-    scores, _ = sample_scores(ws)
     threshold = ws.settings.support_threshold
+    judge = report.judge
     targets = [s for s in goal.subgoals if (wanted and s.id == wanted.id) or any(r.id == s.id and r.weak for r in report.subgoals)]
     pending: list[tuple[Subgoal, list[str], list[str], list[str] | None]] = []
     for subgoal in targets:
         row = next(r for r in report.subgoals if r.id == subgoal.id)
-        low = sorted(sid for sid, per in scores.items() if subgoal.id in per and per[subgoal.id][0] < threshold)
+        # Only the low-score judgments of this subgoal are read (one SQL query), not every judgment.
+        found = ws.store.low_scored(judge["prompt_version"], judge["model"], subgoal.hash, threshold)
+        low = [sid for sid, _, _ in found]
+        score_of = {sid: score for sid, score, _ in found}
+        explanation_of = {sid: text for sid, _, text in found}
         if not low:
             continue
         if row.supporting <= max(1, int(ws.settings.uncovered_share * report.samples)):
-            best = sorted(low, key=lambda sid: (-scores[sid][subgoal.id][0], sid))
+            best = sorted(low, key=lambda sid: (-score_of[sid], sid))
             pending.append((subgoal, low, best[:REPRESENTATIVES], None))
             continue
         # Only these explanations are embedded, on demand and cached by content (scoring embeds none).
         ids = low
-        vectors = cached_vectors(ws, [scores[sid][subgoal.id][1] for sid in ids])
+        vectors = cached_vectors(ws, [explanation_of[sid] for sid in ids])
         labels = cluster(vectors)
         groups = sorted(
             ([i for i, l in enumerate(labels) if l == label] for label in set(labels.tolist()) if label >= 0),
@@ -236,7 +240,7 @@ def _clusters(
         for members in groups:
             member_ids = [ids[i] for i in members]
             reps = _representatives(member_ids, vectors[members], max(REPRESENTATIVES, EXPLANATIONS_PER_LABEL))
-            pending.append((subgoal, member_ids, reps, [scores[i][subgoal.id][1] for i in reps[:EXPLANATIONS_PER_LABEL]]))
+            pending.append((subgoal, member_ids, reps, [explanation_of[i] for i in reps[:EXPLANATIONS_PER_LABEL]]))
     return {s.id for s in targets}, pending
 
 

@@ -29,13 +29,14 @@ def sample_for_budget(ws: Workspace, budget: float, mode: scoring.Mode = "batche
     """How many samples `budget` USD buys: the dry-run's estimated cost per sample still to score (times
     `price_factor`, the batch discount for `--via batch`). Raises BadInput when the judge has no price or
     the budget buys no sample."""
-    plan, tasks, _ = scoring.plan(ws, mode)
-    if not tasks:
+    plan, _, _ = scoring.plan(ws, mode, keep_tasks=False)
+    if not plan.to_score:
         return plan.samples
     if plan.est_cost <= 0:
         raise BadInput("--budget needs the judge's prices: set GOALCOVER_INPUT_PRICE_PER_MTOK and "
                        "GOALCOVER_OUTPUT_PRICE_PER_MTOK (USD per million tokens)")
-    per_sample = plan.est_cost * price_factor / len({t.sample.content_hash for t in tasks})
+    # Samples still to score, in either mode: the pairs to score over the subgoals per sample.
+    per_sample = plan.est_cost * price_factor / max(1, round(plan.to_score / plan.subgoals))
     n = math.floor(budget / per_sample)
     if n < 1:
         raise BadInput(f"--budget {budget:g}: one sample costs about ${per_sample:.4f}; raise the budget")
@@ -46,7 +47,7 @@ def current_estimate(ws: Workspace, design) -> Estimate:
     """The estimate from the design and the stored judgments (no model call)."""
     goal = current_goal(ws)
     assert goal is not None
-    scores, _ = sample_scores(ws, ws.store.samples(design.drawn_ids()))
+    scores, _ = sample_scores(ws, ws.store.samples(design.drawn_ids()), explanations=False)
     settings = ws.settings
     return estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},
                     [g.id for g in goal.subgoals], support=settings.support_threshold,

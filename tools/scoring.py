@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
-from collections.abc import Callable
+from itertools import islice
 from dataclasses import dataclass
 from typing import Literal
 
@@ -195,54 +196,73 @@ class ScoreResult(BaseModel):
         return self.model_dump(exclude=None if self.estimate else {"estimate"})
 
 
-def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = None) -> tuple[ScorePlan, list[Task], Goal]:
+def iter_tasks(ws: Workspace, goal: Goal, mode: Mode, version: str, model: str,
+               samples: Iterable[Sample] | None = None, chunk: int = 1000) -> Iterator[Task]:
+    """The calls still missing for one judge (prompt `version`, `model`), streamed in file order: the
+    samples are read `chunk` at a time (default: the dataset's, from the store) and their judgments looked
+    up per chunk, so memory does not grow with the dataset beyond one content hash per distinct sample.
+    Exact duplicates share one judgment; batched mode makes one task per sample, pair mode one per pair."""
+    seen: set[str] = set()
+    source = ws.store.iter_samples(chunk) if samples is None else iter(samples)
+    while block := list(islice(source, chunk)):
+        fresh = []
+        for sample in block:
+            if sample.content_hash not in seen:  # exact duplicates share one judgment
+                seen.add(sample.content_hash)
+                fresh.append(sample)
+        done = ws.store.judged_pairs(version, model, [s.content_hash for s in fresh])
+        for sample in fresh:
+            missing = [g for g in goal.subgoals if (sample.content_hash, g.hash) not in done]
+            if not missing:
+                continue
+            if mode == "batched":
+                yield Task(sample, missing)
+            else:
+                yield from (Task(sample, [g]) for g in missing)
+
+
+def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = None, *,
+         keep_tasks: bool = True) -> tuple[ScorePlan, list[Task], Goal]:
     """What a run would do: the pairs still missing, grouped into calls, with token and cost estimates
     (tokens estimated locally, USD from the judge's prices; 0 when it has none). Calls no model.
 
-    `samples` defaults to the dataset; synthesis passes its candidates to have them judged the same way.
-    Returns (plan, the calls as tasks, the goal). Raises BadInput (unknown mode, no samples, no goal) and
-    ConfigError (no judge model name).
+    `samples` defaults to the dataset, streamed from the store (see iter_tasks); synthesis passes its
+    candidates to have them judged the same way. Returns (plan, the calls as tasks — [] when not
+    `keep_tasks` — , the goal). Raises BadInput (unknown mode, no samples, no goal) and ConfigError (no
+    judge model name).
     """
     if mode not in ("batched", "pair"):
         raise BadInput(f"--mode {mode!r}: choose batched or pair")
     goal = current_goal(ws)
     assert goal is not None
-    samples = ws.store.samples() if samples is None else samples
-    if not samples:
+    count = ws.store.count_samples() if samples is None else len(samples)
+    if not count:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
     config = ws.settings.model_for("judge", need_key=False)  # a plan calls nothing: the model name is enough
     anchors = ws.settings.judge_anchors
     version = prompt_version(mode, anchors)
-    done = ws.store.judgment_keys(version, config.model)
-    unique: dict[str, Sample] = {}
-    for sample in samples:
-        unique.setdefault(sample.content_hash, sample)  # exact duplicates share one judgment
     tasks: list[Task] = []
-    for content_hash, sample in unique.items():
-        missing = [s for s in goal.subgoals if (content_hash, s.hash) not in done]
-        if not missing:
-            continue
-        if mode == "batched":
-            tasks.append(Task(sample, missing))
-        else:
-            tasks.extend(Task(sample, [s]) for s in missing)
-    est_prompt = sum(
-        sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, t.subgoals, t.sample, anchors, mode)) for t in tasks
-    )
-    to_score = sum(len(t.subgoals) for t in tasks)
+    est_prompt = to_score = calls = 0
+    for task in iter_tasks(ws, goal, mode, version, config.model, samples):
+        est_prompt += sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, task.subgoals, task.sample, anchors, mode))
+        to_score += len(task.subgoals)
+        calls += 1
+        if keep_tasks:
+            tasks.append(task)
+    distinct = ws.store.count_contents() if samples is None else len({s.content_hash for s in samples})
     est_completion = to_score * EST_TOKENS_PER_VERDICT
-    pairs = len(unique) * len(goal.subgoals)
+    pairs = distinct * len(goal.subgoals)
     return (
         ScorePlan(
             mode=mode,
             model=config.model,
             prompt_version=version,
-            samples=len(samples),
+            samples=count,
             subgoals=len(goal.subgoals),
             pairs=pairs,
             cached=pairs - to_score,
             to_score=to_score,
-            calls=len(tasks),
+            calls=calls,
             est_prompt_tokens=est_prompt,
             est_completion_tokens=est_completion,
             est_cost=config.cost(est_prompt, est_completion),
@@ -284,8 +304,7 @@ async def score(
     samples) and ConfigError (no judge model).
     """
     started = time.monotonic()
-    samples = ws.store.samples() if samples is None else samples
-    score_plan, tasks, goal = plan(ws, mode, samples)
+    score_plan, _, goal = plan(ws, mode, samples, keep_tasks=False)  # counts only; the tasks stream below
     config = ws.settings.model_for("judge")
     version = score_plan.prompt_version
     ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
@@ -296,10 +315,16 @@ async def score(
     counts = {"new": 0, "failed_now": 0, "done": 0}
     reserved = 0.0  # estimated cost of calls in flight, so --max-cost is not overshot by concurrency
     stopped: str | None = None
-    queue: asyncio.Queue[Task] = asyncio.Queue()
-    for task in tasks:
-        queue.put_nowait(task)
+    width = min(concurrency or ws.settings.concurrency, max(1, score_plan.calls))
+    # Bounded: the tasks (and their samples' texts) stream from the store as the calls go out.
+    queue: asyncio.Queue[Task | None] = asyncio.Queue(maxsize=4 * width)
     in_flight: set[asyncio.Task] = set()
+
+    async def produce() -> None:
+        for task in iter_tasks(ws, goal, mode, version, config.model, samples):
+            await queue.put(task)
+        for _ in range(width):
+            await queue.put(None)  # one end mark per worker
 
     async def judge_one(task: Task, messages: list[BaseMessage]) -> None:
         """One call and its commit: runs to the end even when the run is cancelled (it is shielded)."""
@@ -318,7 +343,7 @@ async def score(
         if progress:
             progress(
                 counts["done"],
-                len(tasks),
+                score_plan.calls,
                 tokens=f"{usage.prompt_tokens + usage.completion_tokens:,}",
                 cost=f"${usage.cost:.4f}",
                 failed=counts["failed_now"],
@@ -326,8 +351,10 @@ async def score(
 
     async def worker() -> None:
         nonlocal reserved, stopped
-        while not queue.empty() and stopped is None:
-            task = queue.get_nowait()
+        while stopped is None:
+            task = await queue.get()
+            if task is None or stopped is not None:
+                return
             messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors, mode)
             est_cost = config.cost(
                 sum(estimate_tokens(str(m.content)) for m in messages), EST_TOKENS_PER_VERDICT * len(task.subgoals)
@@ -345,7 +372,8 @@ async def score(
             finally:
                 reserved -= est_cost
 
-    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency or ws.settings.concurrency, max(1, len(tasks))))]
+    producer = asyncio.create_task(produce())
+    workers = [asyncio.create_task(worker()) for _ in range(width)]
     status = "interrupted"
     try:
         await asyncio.gather(*workers)
@@ -360,6 +388,7 @@ async def score(
             await asyncio.gather(*list(in_flight), return_exceptions=True)
         raise
     finally:
+        producer.cancel()
         for w in workers:
             w.cancel()
         for job in list(in_flight):  # only left when the drain itself was cancelled
@@ -381,10 +410,8 @@ async def score(
             elapsed_s=round(time.monotonic() - started, 3),
         )
         ws.store.finish_run(run_id, status, result.model_dump())
-    pairs = {(s.content_hash, g.hash) for s in samples for g in goal.subgoals}
-    judged = pairs & ws.store.judgments_for(version, config.model).keys()
-    result.judgments = len(judged)
-    result.failed = len((pairs - judged) & ws.store.failures_for(version, config.model).keys())
+    hashes = None if samples is None else [s.content_hash for s in samples]
+    _, result.judgments, result.failed = ws.store.pair_counts(version, config.model, {g.hash: g.id for g in goal.subgoals}, hashes)
     return result
 
 
@@ -395,21 +422,35 @@ def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
     """Put scores into the samples' Chroma metadata (`score_S1` …, for filters like `score_S3<=2`);
     returns how many samples were updated. Embeds nothing: explanations are embedded only when gap
     analysis reads them (`vectors.cached_vectors`). `progress(done, total)` is called per batch."""
-    from goalcover.tools.coverage import sample_scores
-
     goal = current_goal(ws)
     assert goal is not None
-    scores, judge = sample_scores(ws)
+    judge = ws.store.get_meta(JUDGE_KEY)
     if not judge:
         return 0
     # Merge into the metadata; None removes keys of subgoals that no longer exist.
     keys = sorted(set(ws.store.get_meta(INDEXED_SCORE_KEYS, [])) | {f"score_{g.id}" for g in goal.subgoals})
-    ids = list(scores)
-    batch = 5000
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        ws.index.update_metadata(chunk, [{k: scores[i].get(k.removeprefix("score_"), (None,))[0] for k in keys} for i in chunk])
+    subgoals = {g.hash: g.id for g in goal.subgoals}
+    total = ws.store.count_samples()
+    batch, done = 5000, 0
+    ids: list[str] = []
+    metadatas: list[dict] = []
+
+    def flush() -> None:
+        nonlocal done
+        ws.index.update_metadata(ids, metadatas)
+        done += len(ids)
+        ids.clear()
+        metadatas.clear()
         if progress:
-            progress(min(start + batch, len(ids)), len(ids))
+            progress(done, total)
+
+    # Streamed sample by sample from one SQL join: memory stays flat in the dataset's size.
+    for sample_id, per in ws.store.iter_scores(judge["prompt_version"], judge["model"], subgoals, explanations=False):
+        ids.append(sample_id)
+        metadatas.append({k: per.get(k.removeprefix("score_"), (None,))[0] for k in keys})
+        if len(ids) == batch:
+            flush()
+    if ids:
+        flush()
     ws.store.set_meta(INDEXED_SCORE_KEYS, [f"score_{g.id}" for g in goal.subgoals])
-    return len(ids)
+    return done

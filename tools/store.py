@@ -193,6 +193,10 @@ class Store:
         """How many samples the workspace holds."""
         return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
+    def count_contents(self) -> int:
+        """How many distinct sample contents (exact duplicates count once) the workspace holds."""
+        return self.db.execute("SELECT COUNT(DISTINCT content_hash) FROM samples").fetchone()[0]
+
     def sample_hashes(self, source: str | None = None) -> dict[str, tuple[str, str]]:
         """id -> (content hash, source), optionally for one source file."""
         query, args = "SELECT id, content_hash, source FROM samples", ()
@@ -336,6 +340,148 @@ class Store:
             (prompt_version, model),
         )
         return {(a, b): (score, expl) for a, b, score, expl in rows}
+
+    def _judge_filter(self, subgoals: dict[str, str]) -> tuple[str, list[str]]:
+        marks = ",".join("?" * len(subgoals))
+        return f"j.prompt_version = ? AND j.model = ? AND j.subgoal_hash IN ({marks})", list(subgoals)
+
+    def iter_scores(self, prompt_version: str, model: str, subgoals: dict[str, str], *, explanations: bool = True,
+                    batch: int = 2000) -> Iterator[tuple[str, dict[str, tuple[int, str]]]]:
+        """(sample id, {subgoal id: (score 1-5, explanation)}) for every sample, in file order, streamed
+        from one SQL join; `subgoals` maps subgoal hash -> id (the current goal's). Samples without a
+        judgment come with {}; without `explanations` the explanation is "" (less to read)."""
+        where, args = self._judge_filter(subgoals)
+        cursor = self.db.execute(
+            f"SELECT s.id, j.subgoal_hash, j.score, {'j.explanation' if explanations else chr(39) * 2} FROM samples s "
+            "JOIN sources src ON src.path = s.source "
+            f"LEFT JOIN judgments j ON j.sample_hash = s.content_hash AND {where} "
+            "ORDER BY src.position, s.position",
+            [prompt_version, model, *args],
+        )
+        current: str | None = None
+        row: dict[str, tuple[int, str]] = {}
+        while rows := cursor.fetchmany(batch):
+            for sample_id, subgoal_hash, score, explanation in rows:
+                if sample_id != current:
+                    if current is not None:
+                        yield current, row
+                    current, row = sample_id, {}
+                if subgoal_hash is not None:
+                    row[subgoals[subgoal_hash]] = (score, explanation)
+        if current is not None:
+            yield current, row
+
+    def score_tallies(self, prompt_version: str, model: str, subgoals: dict[str, str]) -> list[tuple[str, int, int, float, int]]:
+        """(subgoal id, score, samples, sum of weighted scores, samples with one) per subgoal and score:
+        the dataset's coverage counts as one SQL aggregate (a sample counts once per subgoal, duplicates
+        by content each count)."""
+        where, args = self._judge_filter(subgoals)
+        rows = self.db.execute(
+            "SELECT j.subgoal_hash, j.score, COUNT(*), COALESCE(SUM(j.weighted_score), 0), COUNT(j.weighted_score) "
+            f"FROM samples s JOIN judgments j ON j.sample_hash = s.content_hash AND {where} GROUP BY j.subgoal_hash, j.score",
+            [prompt_version, model, *args],
+        )
+        return [(subgoals[h], score, n, w, nw) for h, score, n, w, nw in rows]
+
+    def best_scored(self, prompt_version: str, model: str, subgoal_hash: str, min_score: int, limit: int) -> list[tuple[str, int, float | None]]:
+        """(sample id, score, weighted score) of the `limit` best samples of one subgoal scoring at least
+        `min_score`: by score, then weighted score, then file order."""
+        return self.db.execute(
+            "SELECT s.id, j.score, j.weighted_score FROM samples s JOIN sources src ON src.path = s.source "
+            "JOIN judgments j ON j.sample_hash = s.content_hash AND j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? "
+            "WHERE j.score >= ? ORDER BY j.score DESC, COALESCE(j.weighted_score, j.score) DESC, src.position, s.position LIMIT ?",
+            (prompt_version, model, subgoal_hash, min_score, limit),
+        ).fetchall()
+
+    def low_scored(self, prompt_version: str, model: str, subgoal_hash: str, below: int) -> list[tuple[str, int, str]]:
+        """(sample id, score, explanation) of every sample scoring below `below` on one subgoal, by id."""
+        return self.db.execute(
+            "SELECT s.id, j.score, j.explanation FROM samples s JOIN judgments j ON j.sample_hash = s.content_hash "
+            "AND j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? WHERE j.score < ? ORDER BY s.id",
+            (prompt_version, model, subgoal_hash, below),
+        ).fetchall()
+
+    def off_goal_ids(self, prompt_version: str, model: str, subgoals: dict[str, str], max_score: int) -> list[str]:
+        """Ids (file order) of the samples judged on every subgoal whose best score is at most `max_score`."""
+        where, args = self._judge_filter(subgoals)
+        rows = self.db.execute(
+            "SELECT s.id FROM samples s JOIN sources src ON src.path = s.source "
+            f"JOIN judgments j ON j.sample_hash = s.content_hash AND {where} "
+            "GROUP BY s.id HAVING COUNT(*) = ? AND MAX(j.score) <= ? ORDER BY MIN(src.position), MIN(s.position)",
+            [prompt_version, model, *args, len(subgoals), max_score],
+        )
+        return [i for (i,) in rows]
+
+    def unjudged_failures(self, prompt_version: str, model: str, subgoals: dict[str, str]) -> list[tuple[str, str, str]]:
+        """(sample id, subgoal id, last error) of every sample × current subgoal whose judgment failed and
+        has no judgment since, in file order."""
+        marks = ",".join("?" * len(subgoals))
+        rows = self.db.execute(
+            "SELECT s.id, f.subgoal_hash, f.error FROM samples s JOIN sources src ON src.path = s.source "
+            "JOIN judgment_failures f ON f.sample_hash = s.content_hash AND f.prompt_version = ? AND f.model = ? "
+            f"AND f.subgoal_hash IN ({marks}) WHERE NOT EXISTS (SELECT 1 FROM judgments j WHERE j.sample_hash = f.sample_hash "
+            "AND j.subgoal_hash = f.subgoal_hash AND j.prompt_version = f.prompt_version AND j.model = f.model) "
+            "ORDER BY src.position, s.position",
+            [prompt_version, model, *subgoals],
+        )
+        found = [(i, subgoals[h], e) for i, h, e in rows]
+        rank = {sid: n for n, sid in enumerate(subgoals.values())}
+        first = {i: n for n, (i, _, _) in reversed(list(enumerate(found)))}
+        return sorted(found, key=lambda r: (first[r[0]], rank[r[1]]))  # file order, then the goal's order
+
+    def judgments_among(self, prompt_version: str, model: str, hashes: list[str]) -> dict[tuple[str, str], tuple[int, str, float | None]]:
+        """(sample hash, subgoal hash) -> (score, explanation, weighted score) of one judge's judgments of
+        these sample contents (queried in chunks of 500)."""
+        out: dict[tuple[str, str], tuple[int, str, float | None]] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT sample_hash, subgoal_hash, score, explanation, weighted_score FROM judgments "
+                f"WHERE prompt_version = ? AND model = ? AND sample_hash IN ({marks})",
+                [prompt_version, model, *chunk],
+            )
+            out.update(((a, b), (score, expl, w)) for a, b, score, expl, w in rows)
+        return out
+
+    def judged_pairs(self, prompt_version: str, model: str, hashes: list[str]) -> set[tuple[str, str]]:
+        """(sample hash, subgoal hash) of one judge's judgments of these sample contents (chunks of 500)."""
+        out: set[tuple[str, str]] = set()
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.db.execute(
+                f"SELECT sample_hash, subgoal_hash FROM judgments WHERE prompt_version = ? AND model = ? AND sample_hash IN ({marks})",
+                [prompt_version, model, *chunk],
+            ))
+        return out
+
+    def pair_counts(self, prompt_version: str, model: str, subgoals: dict[str, str], hashes: list[str] | None = None) -> tuple[int, int, int]:
+        """(distinct sample contents, judged pairs, failed-and-unjudged pairs) for the current subgoals over
+        the dataset's samples (or the given content hashes), by SQL."""
+        marks = ",".join("?" * len(subgoals))
+        if hashes is None:
+            contents = "SELECT DISTINCT content_hash AS h FROM samples"
+            args: list = []
+        else:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_hashes (h TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM wanted_hashes")
+            self.db.executemany("INSERT OR IGNORE INTO wanted_hashes VALUES (?)", [(h,) for h in hashes])
+            contents, args = "SELECT h FROM wanted_hashes", []
+        distinct = self.db.execute(f"SELECT COUNT(*) FROM ({contents})", args).fetchone()[0]
+        judged = self.db.execute(
+            f"SELECT COUNT(*) FROM judgments WHERE prompt_version = ? AND model = ? AND subgoal_hash IN ({marks}) "
+            f"AND sample_hash IN ({contents})",
+            [prompt_version, model, *subgoals, *args],
+        ).fetchone()[0]
+        failed = self.db.execute(
+            f"SELECT COUNT(*) FROM judgment_failures f WHERE f.prompt_version = ? AND f.model = ? AND f.subgoal_hash IN ({marks}) "
+            f"AND f.sample_hash IN ({contents}) AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.sample_hash = f.sample_hash "
+            "AND j.subgoal_hash = f.subgoal_hash AND j.prompt_version = f.prompt_version AND j.model = f.model)",
+            [prompt_version, model, *subgoals, *args],
+        ).fetchone()[0]
+        return distinct, judged, failed
 
     def weighted_scores_for(self, prompt_version: str, model: str) -> dict[tuple[str, str], float]:
         """(sample hash, subgoal hash) -> G-Eval weighted score, for the judgments that have one."""

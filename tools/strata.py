@@ -16,7 +16,6 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from goalcover.tools.errors import BadInput
-from goalcover.tools.models import Sample
 from goalcover.tools.workspace import Workspace
 
 DESIGN_KEY = "sample_design"
@@ -98,21 +97,22 @@ def cluster_labels(ws: Workspace, ids: list[str], k: int, seed: int, vectors: di
     return [labels.get(i, -1) for i in ids]
 
 
-def make_strata(ws: Workspace, samples: list[Sample], n: int, seed: int,
+def make_strata(ws: Workspace, sources: dict[str, str], n: int, seed: int,
                 vectors: dict[str, np.ndarray] | None = None) -> dict[str, list[str]]:
     """Strata = source file × embedding cluster, with k = n / (MIN_PER_STRATUM · sources) clusters (1-8) so
     that every stratum expects about MIN_PER_STRATUM draws; strata that would get fewer than two draws are
-    pooled into one. Returns label -> ids in a seeded random order (`shuffle`)."""
+    pooled into one. `sources` maps sample id -> source file. Returns label -> ids in a seeded random
+    order (`shuffle`)."""
     by_source: dict[str, list[str]] = defaultdict(list)
-    for s in samples:
-        by_source[s.source].append(s.id)
+    for sample_id, source in sources.items():
+        by_source[source].append(sample_id)
     k = max(1, min(MAX_CLUSTERS, n // (MIN_PER_STRATUM * len(by_source))))
     strata: dict[str, list[str]] = {}
     for si, (source, ids) in enumerate(sorted(by_source.items())):
         ids = sorted(ids)
         for i, label in zip(ids, cluster_labels(ws, ids, k, seed, vectors)):
             strata.setdefault(f"src{si}/c{label}", []).append(i)
-    total = len(samples)
+    total = len(sources)
     small = [h for h, ids in strata.items() if n * len(ids) / total < 2]
     if len(small) > 1 or (small and len(strata) > 1):
         pooled = [i for h in small for i in strata.pop(h)]
@@ -134,29 +134,35 @@ def shuffle(strata: dict[str, list[str]], seed: int) -> dict[str, list[str]]:
     return out
 
 
-def current_design(ws: Workspace, samples: list[Sample] | None = None) -> SampleDesign | None:
-    """The saved design if it still matches the dataset, else None."""
+def current_design(ws: Workspace, sources: dict[str, str] | None = None) -> SampleDesign | None:
+    """The saved design if it still matches the dataset (`sources`: id -> source, default read from the
+    store without loading the samples), else None."""
     saved = ws.store.get_meta(DESIGN_KEY)
     if not saved:
         return None
     design = SampleDesign.model_validate(saved)
-    samples = ws.store.samples() if samples is None else samples
-    return design if design.dataset == dataset_fingerprint([s.id for s in samples]) else None
+    sources = sample_sources(ws) if sources is None else sources
+    return design if design.dataset == dataset_fingerprint(list(sources)) else None
 
 
-def draw(ws: Workspace, n: int, seed: int = 0, samples: list[Sample] | None = None) -> SampleDesign:
+def sample_sources(ws: Workspace) -> dict[str, str]:
+    """Every sample's id -> its source file, from the store (no sample text is read)."""
+    return {i: source for i, (_, source) in ws.store.sample_hashes().items()}
+
+
+def draw(ws: Workspace, n: int, seed: int = 0) -> SampleDesign:
     """Draw (or grow the saved draw to) a stratified random sample of n samples with proportional
     allocation, save the design and return it. A stratum never shrinks: n below what was drawn before keeps
     the earlier draw. Raises BadInput when n < 1 or the workspace has no samples."""
     if n < 1:
         raise BadInput(f"--sample {n}: give a number of samples of at least 1")
-    samples = ws.store.samples() if samples is None else samples
-    if not samples:
+    sources = sample_sources(ws)
+    if not sources:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    design = current_design(ws, samples)
+    design = current_design(ws, sources)
     if design is None:
-        strata = make_strata(ws, samples, n, seed)
-        design = SampleDesign(seed=seed, dataset=dataset_fingerprint([s.id for s in samples]), strata=strata,
+        strata = make_strata(ws, sources, n, seed)
+        design = SampleDesign(seed=seed, dataset=dataset_fingerprint(list(sources)), strata=strata,
                               drawn={h: 0 for h in strata})
     wanted = allocate({h: len(ids) for h, ids in design.strata.items()}, n)
     design.drawn = {h: max(design.drawn.get(h, 0), wanted[h]) for h in design.strata}

@@ -53,6 +53,7 @@ def ingest(
     with open_workspace(workspace) as ws:
         with ProgressBar("embedding") as bar:
             result = ingest_file(ws, file, format, add=add, replace=replace, skip_invalid=skip_invalid, progress=bar)  # type: ignore[arg-type]
+    _prepare_fast_search()
     for warning in result.warnings[:5]:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if len(result.warnings) > 5:
@@ -75,6 +76,17 @@ def ingest(
     )
     if result.rejected_report:
         out.print(f"rejected records and reasons: {result.rejected_report}", highlight=False)
+
+
+def _prepare_fast_search() -> None:
+    """Once per machine, after the first ingest: export the embedding model to ONNX so that `search`
+    starts in about a second instead of loading PyTorch (tools/embeddings.py, `_query_model`)."""
+    from goalcover.tools import embeddings
+
+    if embeddings.query_model_ready():
+        return
+    with err.status("preparing the fast search model (once per machine, about 30 s)…"):
+        embeddings.prepare_query_model()
 
 
 # --- search ----------------------------------------------------------------------------------------

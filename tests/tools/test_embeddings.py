@@ -120,3 +120,25 @@ def test_bad_settings_are_refused(monkeypatch):
     monkeypatch.setenv("GOALCOVER_EMBED_BACKEND", "tensorflow")
     with pytest.raises(ValueError, match="GOALCOVER_EMBED_BACKEND"):
         embeddings.embed_settings()
+
+
+def test_queries_start_on_the_cached_onnx_export_and_wait_for_no_export(texts, reference, tmp_path, monkeypatch):
+    """`search` embeds its query on the ONNX export when one is cached (no PyTorch load), never exporting
+    itself; `prepare_query_model` (run after a CLI ingest) makes it ready."""
+    first = embeddings.ensure_onnx()  # the machine's cache (exported once, by this test or an earlier one)
+    cache = tmp_path / "onnx"
+    monkeypatch.setenv("GOALCOVER_ONNX_CACHE", str(cache))
+    monkeypatch.delenv("GOALCOVER_EMBED_BACKEND", raising=False)
+    monkeypatch.setattr(embeddings, "export_onnx", lambda target: Path(shutil.copyfile(first, target)))
+    folder = embeddings.onnx_cache_dir()
+    embeddings._query_model.cache_clear()
+    try:
+        assert not embeddings.query_model_ready()
+        assert not isinstance(embeddings._query_model(), embeddings.OnnxEncoder)  # nothing cached: no export
+        assert not (folder / "model.onnx").exists()
+        assert embeddings.prepare_query_model() and embeddings.query_model_ready()
+        assert isinstance(embeddings._query_model(), embeddings.OnnxEncoder)
+        vectors = embeddings.MiniLMEmbedding().embed_query(texts[:3])
+        _check_close(np.vstack(vectors), reference[:3], 0.9999)
+    finally:
+        embeddings._query_model.cache_clear()

@@ -42,9 +42,15 @@ def test_what_cannot_be_repaired_is_refused_not_invented(reply):
         parse_json_reply(reply, Verdict)
 
 
-def call(caller: JsonCaller):
+def call(caller: JsonCaller, **kwargs):
+    """One call, then the caller's HTTP clients closed on the same event loop."""
     messages = [SystemMessage("Judge the sample."), HumanMessage("<sample>x</sample>")]
-    return asyncio.run(caller.call(messages, Verdict, name="judgment"))
+
+    async def once():
+        async with caller:
+            return await caller.call(messages, Verdict, name="judgment", **kwargs)
+
+    return asyncio.run(once())
 
 
 def test_auto_mode_falls_back_to_json_object_when_json_schema_is_rejected(fake_openai):
@@ -113,3 +119,30 @@ def test_serve_refuses_a_port_held_by_a_server_that_does_not_answer(tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(BadInput, match=f"port {port} is taken"):
             serve(model, port=port)
+
+
+def test_the_bulk_judge_times_out_retries_and_reports_a_hung_server(fake_openai):
+    """BulkJsonCaller posts through the SDK's aiohttp transport: its timeout and our retries still hold."""
+    from goalcover.tools.llm import BulkJsonCaller
+
+    fake_openai.set_faults(rate_hang=1.0, hang_s=5.0)
+    settings = load_settings(model="m", base_url=fake_openai.base_url, api_key="k", llm_timeout_s=0.3, max_retries=1)
+    result = call(BulkJsonCaller(settings.model_for("judge"), settings))  # `call` closes the caller
+    assert result.value is None and "Timeout" in result.error
+    assert result.usage.calls == 2 and fake_openai.stats()["requests"] == 2  # one retry, each counted once
+
+
+def test_the_bulk_judge_sends_the_same_body_as_it_prices_and_repairs_like_the_rest(fake_openai):
+    from goalcover.tools.llm import BulkJsonCaller
+
+    replies = iter(['{"explanation": "ok", "score": 9}', '```json\n{"explanation": "ok", "score": 4,}\n```'])
+    fake_openai.rules.append(lambda req: Reply(content=next(replies)))
+    settings = load_settings(model="m", base_url=fake_openai.base_url, api_key="k")
+    caller = BulkJsonCaller(settings.model_for("judge"), settings)
+    messages = [SystemMessage("Judge the sample."), HumanMessage("<sample>x</sample>")]
+    result = call(caller, max_tokens=50, top_logprobs=3)
+    assert result.value == Verdict(explanation="ok", score=4) and result.usage.repair_calls == 1
+    first = fake_openai.requests[0].body
+    expected = caller.request_body(messages, name="judgment", json_schema=Verdict.model_json_schema(), max_tokens=50, top_logprobs=3)
+    assert first == expected and first["max_tokens"] == 50 and first["logprobs"] is True
+    assert fake_openai.requests[1].body["messages"][-1]["role"] == "user"  # the repair turn
