@@ -31,7 +31,7 @@ from goalcover.tools import scoring
 from goalcover.tools.coverage import sample_scores
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.estimate import estimate
-from goalcover.tools.goal import load_goal_file, save_goal
+from goalcover.tools.goal import current_goal, load_goal_file, save_goal
 from goalcover.tools.strata import SampleDesign, allocate, make_strata, sample_sources, sample_vectors, shuffle
 from goalcover.tools.workspace import Workspace
 
@@ -81,7 +81,7 @@ def calibrate(ws: Workspace, sizes: list[int], reps: int, settings) -> dict:
     sources = sample_sources(ws)
     scores, _ = sample_scores(ws, explanations=False)
     plain = {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()}
-    ids = [g for g in next(iter(plain.values()))]
+    ids = [g.id for g in current_goal(ws).subgoals]
     population = len(sources)
     truth = {g: sum(per[g] >= settings.support_threshold for per in plain.values()) / population for g in ids}
     vectors = sample_vectors(ws, list(sources))
