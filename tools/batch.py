@@ -16,7 +16,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from pydantic import BaseModel, Field
 
@@ -60,22 +60,6 @@ def save_jobs(ws: Workspace, jobs: list[BatchJob]) -> None:
     ws.store.set_meta(JOBS_KEY, [j.model_dump() for j in jobs])
 
 
-def split_lines(lines: list[bytes], max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES) -> list[list[int]]:
-    """Indexes of `lines` (JSONL lines, newline included) grouped into consecutive chunks of at most
-    `max_requests` lines and `max_bytes` bytes. Raises ValueError for a line longer than max_bytes."""
-    chunks: list[list[int]] = [[]]
-    size = 0
-    for i, line in enumerate(lines):
-        if len(line) > max_bytes:
-            raise ValueError(f"one batch request is {len(line):,} bytes, over the {max_bytes:,}-byte file limit")
-        if chunks[-1] and (len(chunks[-1]) >= max_requests or size + len(line) > max_bytes):
-            chunks.append([])
-            size = 0
-        chunks[-1].append(i)
-        size += len(line)
-    return [c for c in chunks if c]
-
-
 def _client(ws: Workspace):
     import httpx
     import openai
@@ -85,30 +69,45 @@ def _client(ws: Workspace):
                               timeout=httpx.Timeout(config.timeout_s))
 
 
-async def submit(ws: Workspace, client, goal: Goal, tasks: list[scoring.Task], mode: scoring.Mode, version: str,
+def batch_line(n: int, body: str) -> bytes:
+    """One JSONL line of a batch input file: custom_id "t<n>", POST /v1/chat/completions, the body (JSON)."""
+    return f'{{"custom_id": "t{n}", "method": "POST", "url": "{ENDPOINT}", "body": {body}}}\n'.encode()
+
+
+async def submit(ws: Workspace, client, goal: Goal, tasks: Iterable[scoring.Task], mode: scoring.Mode, version: str,
                  caller: BulkJsonCaller, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES) -> list[BatchJob]:
-    """Write the tasks' requests as JSONL, upload each chunk and create its batch, saving each job the
-    moment its file id and then its batch id exist. Returns the new jobs."""
+    """Write the tasks' requests as JSONL, streaming: a file is uploaded and its batch created as soon as
+    it holds `max_requests` lines or the next line would pass `max_bytes`, so memory holds one file at
+    most. Each job is saved the moment its file id and then its batch id exist. Returns the new jobs.
+    Raises ValueError for a single request larger than max_bytes."""
     anchors, top = ws.settings.judge_anchors, ws.settings.judge_logprobs
-    bodies = [json.dumps(scoring.judge_request(caller, goal, task, mode, anchors, top)) for task in tasks]
-    # The custom_id is written per chunk (t0, t1, …), so size each line with the longest id it can get.
-    sized = [(f'{{"custom_id": "t{len(tasks)}", "method": "POST", "url": "{ENDPOINT}", "body": {b}}}\n').encode() for b in bodies]
     jobs = load_jobs(ws)
     new: list[BatchJob] = []
-    for chunk in split_lines(sized, max_requests, max_bytes):
-        body = "".join(
-            f'{{"custom_id": "t{n}", "method": "POST", "url": "{ENDPOINT}", "body": {bodies[i]}}}\n' for n, i in enumerate(chunk)
-        ).encode()
-        uploaded = await client.files.create(file=("goalcover-judge.jsonl", io.BytesIO(body)), purpose="batch")
-        job = BatchJob(
-            file_id=uploaded.id, mode=mode, prompt_version=version, model=caller.config.model,
-            tasks=[(tasks[i].sample.content_hash, [s.id for s in tasks[i].subgoals], [s.hash for s in tasks[i].subgoals])
-                   for i in chunk],
-        )
+    buffer, chunk = io.BytesIO(), []
+
+    async def flush() -> None:
+        if not new:  # the first new batch: the collected ones are history
+            jobs[:] = [j for j in jobs if not j.collected]
+        uploaded = await client.files.create(file=("goalcover-judge.jsonl", io.BytesIO(buffer.getvalue())), purpose="batch")
+        job = BatchJob(file_id=uploaded.id, mode=mode, prompt_version=version, model=caller.config.model, tasks=list(chunk))
         jobs.append(job)
         save_jobs(ws, jobs)  # the file exists: a kill from here on reuses it
         await create_batch(ws, client, job, jobs)
         new.append(job)
+
+    for task in tasks:
+        body = json.dumps(scoring.judge_request(caller, goal, task, mode, anchors, top))
+        line = batch_line(len(chunk), body)
+        if chunk and (len(chunk) >= max_requests or buffer.tell() + len(line) > max_bytes):
+            await flush()
+            buffer, chunk = io.BytesIO(), []
+            line = batch_line(0, body)
+        if len(line) > max_bytes:
+            raise ValueError(f"one batch request is {len(line):,} bytes, over the {max_bytes:,}-byte file limit")
+        buffer.write(line)
+        chunk.append((task.sample.content_hash, [g.id for g in task.subgoals], [g.hash for g in task.subgoals]))
+    if chunk:
+        await flush()
     return new
 
 
@@ -266,16 +265,18 @@ async def score_batch(
             if round_ == "resume":
                 pending = resumed
             else:
-                # What is still missing (after any resumed batch) and was not just answered badly: a new batch.
-                _, tasks, goal = scoring.plan(ws, mode, samples)
-                tasks = [t for t in tasks if (t.sample.content_hash, tuple(g.id for g in t.subgoals)) not in retry]
+                # What is still missing (after any resumed batch) and was not just answered badly: new batches,
+                # streamed from the store.
+                tasks = (t for t in scoring.iter_tasks(ws, goal, mode, version, config.model, samples)
+                         if (t.sample.content_hash, tuple(g.id for g in t.subgoals)) not in retry)
                 if max_cost is not None:
-                    tasks, stopped = _within(ws, goal, tasks, mode, max(0.0, max_cost - usage.cost) / factor)
-                if not tasks:
-                    break
-                jobs = [j for j in jobs if not j.collected]  # collected jobs are history
-                save_jobs(ws, jobs)
+                    budget = _Budget(ws, goal, mode, max(0.0, max_cost - usage.cost) / factor, f"max-cost {max_cost:g} reached")
+                    tasks = budget.within(tasks)
                 pending = await submit(ws, client, goal, tasks, mode, version, caller, max_requests, max_bytes)
+                if max_cost is not None:
+                    stopped = budget.stopped
+                if not pending:
+                    break
                 jobs = load_jobs(ws)
                 pending = [j for j in jobs if not j.collected]
             if not pending:
@@ -327,18 +328,24 @@ def samples_by_hash(ws: Workspace, hashes: set[str]) -> dict[str, Sample]:
     return {s.content_hash: s for s in ws.store.samples(list(ids.values()))}
 
 
-def _within(ws: Workspace, goal: Goal, tasks: list[scoring.Task], mode: scoring.Mode, budget: float) -> tuple[list[scoring.Task], str | None]:
-    """The first tasks whose estimated live cost fits `budget` (USD), and why the rest were left out."""
-    from goalcover.tools.tokens import estimate_tokens
+class _Budget:
+    """Passes tasks while their estimated live cost fits `budget` (USD); `stopped` says why it stopped."""
 
-    config = ws.settings.model_for("judge")
-    kept, spent = [], 0.0
-    for task in tasks:
-        messages = scoring.judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors, mode)
-        cost = config.cost(sum(estimate_tokens(str(m.content)) for m in messages),
-                           scoring.EST_TOKENS_PER_VERDICT * len(task.subgoals))
-        if spent + cost > budget:
-            return kept, f"max-cost {budget * ws.settings.batch_price_factor:g} reached"
-        kept.append(task)
-        spent += cost
-    return kept, None
+    def __init__(self, ws: Workspace, goal: Goal, mode: scoring.Mode, budget: float, reason: str) -> None:
+        self.ws, self.goal, self.mode, self.budget, self.reason = ws, goal, mode, budget, reason
+        self.spent = 0.0
+        self.stopped: str | None = None
+
+    def within(self, tasks: Iterable[scoring.Task]) -> Iterator[scoring.Task]:
+        from goalcover.tools.tokens import estimate_tokens
+
+        config = self.ws.settings.model_for("judge")
+        for task in tasks:
+            messages = scoring.judge_messages(self.goal, task.subgoals, task.sample, self.ws.settings.judge_anchors, self.mode)
+            cost = config.cost(sum(estimate_tokens(str(m.content)) for m in messages),
+                               scoring.EST_TOKENS_PER_VERDICT * len(task.subgoals))
+            if self.spent + cost > self.budget:
+                self.stopped = self.reason
+                return
+            self.spent += cost
+            yield task

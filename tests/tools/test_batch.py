@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from goalcover.tools import scoring
-from goalcover.tools.batch import load_jobs, score_batch, split_lines
+from goalcover.tools.batch import load_jobs, score_batch
 from goalcover.tools.coverage import coverage
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.goal import load_goal_file, save_goal
@@ -117,9 +117,21 @@ def test_large_runs_are_split_by_requests_and_bytes(ws, fake_openai, data):
     assert fake_openai.batches.counts["batches"] == 5 and fake_openai.batches.counts["files"] == 5
     assert [len(j.tasks) for j in load_jobs(ws)] == [7, 7, 7, 7, 2]
     assert_scores_match_the_data(ws, data)
-    assert split_lines([b"x" * 40] * 5, max_requests=10, max_bytes=100) == [[0, 1], [2, 3], [4]]
+
+
+
+def test_large_runs_are_split_by_file_size(ws, fake_openai, data):
+    asyncio.run(score_batch(ws, max_bytes=40_000))
+    sizes = [f["bytes"] for f in fake_openai.batches.files.values() if f["purpose"] == "batch"]
+    assert len(sizes) > 1 and max(sizes) <= 40_000
+    assert sum(len(j.tasks) for j in load_jobs(ws)) == N
+    assert_scores_match_the_data(ws, data)
+
+
+def test_a_request_larger_than_the_file_limit_is_refused(ws, fake_openai):
     with pytest.raises(ValueError, match="file limit"):
-        split_lines([b"x" * 101], max_bytes=100)
+        asyncio.run(score_batch(ws, max_bytes=100))
+    assert fake_openai.batches.counts["files"] == 0
 
 
 def test_sampled_run_through_the_batch_api(tmp_path, ws, fake_openai):
