@@ -96,7 +96,7 @@ def to_markdown(report: CoverageReport) -> str:
     ]
     if report.estimate:
         lines += [estimate_note(report) + " Share: estimate (95% interval); mean: stratified mean, "
-                  "bootstrap interval under the table; supporting and histogram count the judged samples.", ""]
+                  "bootstrap interval under the table; supporting, histogram and off-goal count the judged samples.", ""]
     # The G-Eval column appears only when the judge recorded weighted scores (GOALCOVER_JUDGE_LOGPROBS).
     weighted = any(s.weighted_mean is not None for s in report.subgoals)
     lines += [
