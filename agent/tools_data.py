@@ -79,7 +79,7 @@ async def show_samples(ctx: ToolContext, args: ShowArgs) -> ToolResult:
     missing = [i for i in args.ids if i not in {s.id for s in found}]
     scores: dict = {}
     if found and workspace_goal(ctx.ws) is not None:
-        scores, _ = sample_scores(ctx.ws)
+        scores, _ = sample_scores(ctx.ws, found)
     rows = [
         {
             "id": s.id,

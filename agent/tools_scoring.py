@@ -28,11 +28,17 @@ class RunScoringArgs(ScoringArgs):
     """Arguments of run_scoring."""
 
     max_cost: float | None = Field(None, ge=0, description="stop before spending more than this many USD")
+    sample: int | None = Field(
+        None, ge=1, description="score only a stratified random sample of this many samples and estimate coverage "
+        "with 95% intervals (for big datasets; a later full run reuses every judgment)",
+    )
 
 
-def _plan(ctx: ToolContext, mode: str) -> dict:
+def _plan(ctx: ToolContext, mode: str, sample: int | None = None) -> dict:
+    from goalcover.tools.plans import sampled_plan
+
     plan, _, _ = scoring.plan(ctx.ws, mode)  # type: ignore[arg-type]
-    return plan.model_dump()
+    return (sampled_plan(plan, sample) if sample is not None else plan).model_dump()
 
 
 async def estimate_scoring(ctx: ToolContext, args: ScoringArgs) -> ToolResult:
@@ -46,10 +52,10 @@ def scoring_preview(ctx: ToolContext, args: RunScoringArgs) -> dict | None:
     """The plan the user approves before run_scoring spends anything: {"plan": ScorePlan fields plus
     `title`, `rows`, `cost` (text)}, "question"}; None when nothing would be paid."""
     require_no_draft(ctx)
-    shown = scoring_plan(ctx.ws, args.mode, args.max_cost)
+    shown = scoring_plan(ctx.ws, args.mode, args.max_cost, sample=args.sample)
     if shown.free:
         return None
-    plan = {**_plan(ctx, args.mode), "title": shown.title, "rows": [list(r) for r in shown.rows], "cost": shown.cost}
+    plan = {**_plan(ctx, args.mode, args.sample), "title": shown.title, "rows": [list(r) for r in shown.rows], "cost": shown.cost}
     return {"plan": plan, "question": f"{shown.text()}; {plan['cached']:,} pairs are already scored. Run it?"}
 
 
@@ -61,14 +67,20 @@ async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
     def progress(done: int, total: int, **fields: Any) -> None:
         ctx.progress("run_scoring", done, total, **fields)
 
-    result = await scoring.score(ctx.ws, args.mode, max_cost=args.max_cost, progress=progress)
+    if args.sample is not None:
+        from goalcover.tools.sampled import score_sampled
+
+        result = await score_sampled(ctx.ws, args.mode, n=args.sample, max_cost=args.max_cost, progress=progress)
+    else:
+        result = await scoring.score(ctx.ws, args.mode, max_cost=args.max_cost, progress=progress)
     ctx.emit({"progress": {"tool": "run_scoring", "stage": "indexing scores"}})
     await asyncio.to_thread(scoring.index_scores, ctx.ws)
-    data = result.model_dump()
+    data = result.to_json()
     status = "stopped" if result.stopped else "done"
+    estimated = f"; coverage estimated from {result.estimate['samples']} samples (95% intervals)" if result.estimate else ""
     return ToolResult(
         data,
-        f"{result.new} new judgments, {result.failed} failed, {result.calls} calls, ${result.cost:.4f}",
+        f"{result.new} new judgments, {result.failed} failed, {result.calls} calls, ${result.cost:.4f}{estimated}",
         update={"run": {"tool": "run_scoring", "status": status, "result": data}},
     )
 
@@ -100,6 +112,8 @@ def _row(row) -> dict:
         "failed": row.failed,
         "histogram": row.histogram,
         "best_sample_ids": row.best_sample_ids,
+        # Estimated coverage (a stratified sample was scored, not the whole dataset): the 95% interval.
+        **({"ci_low": row.ci_low, "ci_high": row.ci_high, "p_weak": row.p_weak} if row.ci_low is not None else {}),
     }
 
 
@@ -120,6 +134,8 @@ async def coverage(ctx: ToolContext, args: CoverageArgs) -> ToolResult:
         "unscored_pairs": report.unscored,
         "thresholds": report.thresholds.model_dump(),
     }
+    if report.estimate:
+        data["estimate"] = {**report.estimate.model_dump(), "note": "shares are estimates from a stratified sample, with 95% intervals"}
     if report.samples and len(report.off_goal_ids) > 20:
         data["off_goal_ids_note"] = f"first 20 of {report.off_goal}"
     return ToolResult(data, f"{len(rows)} subgoals, weak: {', '.join(data['weak']) or 'none'}")
@@ -140,7 +156,7 @@ async def compare_subgoals(ctx: ToolContext, args: CompareArgs) -> ToolResult:
     unknown = [s for s in ids if s not in by_id]
     if unknown:
         raise BadInput(f"no subgoal {', '.join(unknown)}; the goal has {', '.join(by_id)}")
-    scores, _ = sample_scores(ctx.ws)
+    scores, _ = sample_scores(ctx.ws, explanations=False)
     threshold = report.thresholds.support
     supports = {sid: {x for x, per in scores.items() if per.get(sid, (0, ""))[0] >= threshold} for sid in ids}
     everyone = set.intersection(*supports.values())
@@ -169,15 +185,16 @@ async def subgoal_details(ctx: ToolContext, args: SubgoalArgs) -> ToolResult:
     assert goal is not None
     subgoal = goal.subgoal(args.subgoal_id)
     row = next(r for r in report.subgoals if r.id == subgoal.id)
-    scores, _ = sample_scores(ctx.ws)
-    scored = sorted(((per[subgoal.id][0], sid, per[subgoal.id][1]) for sid, per in scores.items() if subgoal.id in per))
+    version, model = report.judge["prompt_version"], report.judge["model"]
+    lowest = ctx.ws.store.extreme_scored(version, model, subgoal.hash, args.k, lowest=True)
+    highest = ctx.ws.store.extreme_scored(version, model, subgoal.hash, args.k, lowest=False)
     pick = lambda rows: [{"id": sid, "score": v, "explanation": e} for v, sid, e in rows]  # noqa: E731
     data = {
         "subgoal": subgoal.model_dump(),
         "coverage": _row(row),
         "samples": report.samples,
-        "lowest": pick(scored[: args.k]),
-        "highest": pick(list(reversed(scored))[: args.k]),
+        "lowest": pick(lowest),
+        "highest": pick(highest),
     }
     return ToolResult(data, f"{subgoal.id}: {row.supporting} of {report.samples} support it")
 

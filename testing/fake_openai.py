@@ -18,6 +18,10 @@ How a ``POST /v1/chat/completions`` is answered:
 4. Content faults (``malformed``/``truncated``/``wrong_schema``) break that reply's
    content (or tool-call arguments) before it is rendered, as JSON or as SSE chunks.
 
+``/v1/files`` and ``/v1/batches`` (the Batch API) are served by ``fake_batches.FakeBatches``
+(``FakeOpenAI.batches``): a batch answers its lines through the same rules, after a configurable delay,
+with injectable failed lines, expiry and cancel; ``GET /stats`` adds its counts under ``batch``.
+
 Run it standalone with ``python -m goalcover.testing.fake_openai --port 8089``;
 ``--fault-rate R`` spreads R evenly over 429, 500 and malformed content.
 """
@@ -46,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .fake_batches import FakeBatches
 from .fake_faults import CONTENT_FAULTS, HTTP_FAULTS, FaultInjector, Faults, corrupt_reply, http_fault
 from .fake_replies import default_reply
 from .fake_types import ChatRequest, Reply, Rule, resolve_rules
@@ -106,6 +111,7 @@ class FakeOpenAIApp:
         self.stats = Stats()
         self.injector = FaultInjector(faults)
         self._slots: tuple[int, asyncio.Semaphore] | None = None  # (cap, its semaphore), see Faults.max_concurrency
+        self.batches = FakeBatches(self)
         chat = ["POST"]
         self.asgi = Starlette(
             routes=[
@@ -118,6 +124,7 @@ class FakeOpenAIApp:
                 Route("/faults", self.get_faults, methods=["GET"]),
                 Route("/faults", self.post_faults, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
+                *self.batches.routes(),
             ]
         )
 
@@ -142,7 +149,7 @@ class FakeOpenAIApp:
         return JSONResponse({"object": "list", "data": data})
 
     async def get_stats(self, request: Request) -> Response:
-        return JSONResponse(self.stats.snapshot())
+        return JSONResponse({**self.stats.snapshot(), "batch": dict(self.batches.counts)})
 
     async def post_stats_reset(self, request: Request) -> Response:
         self.reset_stats()
@@ -188,6 +195,24 @@ class FakeOpenAIApp:
         return await self._answer(req, fault)
 
     # ---------------------------------------------------------------- answering
+    async def completion_for(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One chat completion without HTTP, as (status, JSON body): the same rules and default replies as
+        ``POST /v1/chat/completions`` (no injected faults or latency). The Batch API fake answers its
+        lines with it."""
+        req = ChatRequest(body)
+        try:
+            reply = await resolve_rules(self.rules, req) or default_reply(req)
+        except Exception as exc:
+            self.stats.rule_errors += 1
+            return 500, {"error": {"message": f"Rule raised {type(exc).__name__}: {exc}", "type": "rule_error"}}
+        if reply.is_error:
+            return reply.status, reply.error_body
+        reply = with_call_ids(reply, req.digest)
+        counted = usage(req, reply)
+        self.stats.prompt_tokens += counted["prompt_tokens"]
+        self.stats.completion_tokens += counted["completion_tokens"]
+        return 200, completion_body(req, reply)
+
     async def _answer(self, req: ChatRequest, fault: str | None) -> Response:
         if fault in HTTP_FAULTS:
             self._count_fault(fault)
@@ -344,6 +369,11 @@ class FakeOpenAI:
 
     def stats(self) -> dict[str, Any]:
         return self.app.stats.snapshot()
+
+    @property
+    def batches(self) -> FakeBatches:
+        """The Files/Batch API fake: ``.counts`` (files, batches, lines), ``.configure(...)``, ``.requests``."""
+        return self.app.batches
 
     def reset_stats(self) -> None:
         self.app.reset_stats()

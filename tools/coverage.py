@@ -32,6 +32,11 @@ class SubgoalCoverage(BaseModel):
     failed: int
     histogram: dict[int, int] = Field(description="score -> number of samples")
     best_sample_ids: list[str] = Field(description="the highest-scoring samples, best first")
+    ci_low: float | None = Field(None, description="estimated coverage only: 95% interval of `share`")
+    ci_high: float | None = None
+    p_weak: float | None = Field(None, description="estimated coverage only: probability that the subgoal is weak")
+    mean_ci_low: float | None = Field(None, description="estimated coverage only: bootstrap 95% interval of `mean`")
+    mean_ci_high: float | None = None
 
 
 class Failure(BaseModel):
@@ -56,6 +61,14 @@ class Thresholds(BaseModel):
         return getattr(self, key)
 
 
+class EstimateInfo(BaseModel):
+    """How an estimated coverage was measured: n samples judged out of N, at this confidence."""
+
+    samples: int
+    population: int
+    confidence: float
+
+
 class CoverageReport(BaseModel):
     """Per-subgoal coverage of the dataset (and with accepted synthetic samples, in `after`)."""
 
@@ -71,6 +84,9 @@ class CoverageReport(BaseModel):
     failures: list[Failure] = []
     synthetic_accepted: int = 0
     after: list[SubgoalCoverage] | None = Field(None, description="coverage with the accepted synthetic samples added")
+    estimate: EstimateInfo | None = Field(
+        None, description="set when coverage is estimated from a stratified sample (the data is not fully scored)"
+    )
 
 
 def _subgoal_map(goal) -> dict[str, str]:
@@ -177,11 +193,13 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
                 more[sid].best.append((sample_id, score, w))
         after = _rows(goal, more, total + len(accepted), failures, settings, best)
     judged_pairs = sum(sum(t.histogram.values()) for t in tallies.values())
+    unscored = total * len(goal.subgoals) - judged_pairs - len(failures)
+    estimated = _apply_estimate(ws, goal, rows) if unscored and judge else None
     return CoverageReport(
         goal=goal.text,
         samples=total,
         failed=len(failures),
-        unscored=total * len(goal.subgoals) - judged_pairs - len(failures),
+        unscored=unscored,
         subgoals=rows,
         off_goal=len(off_goal),
         off_goal_ids=off_goal,
@@ -196,7 +214,33 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         failures=failures,
         synthetic_accepted=len(accepted),
         after=after,
+        estimate=estimated,
     )
+
+
+def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage]) -> EstimateInfo | None:
+    """Where a saved sample design matches the dataset, replace each row's share and mean (biased while the
+    data is partly scored) by the stratified estimates with their intervals, and decide `weak` on them.
+    Reads only the drawn samples' judgments."""
+    from goalcover.tools.estimate import estimate
+    from goalcover.tools.strata import current_design
+
+    design = current_design(ws)
+    if design is None:
+        return None
+    settings = ws.settings
+    scores, _ = sample_scores(ws, ws.store.samples(design.drawn_ids()), explanations=False)
+    est = estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},
+                   [g.id for g in goal.subgoals], support=settings.support_threshold,
+                   weak_share=settings.weak_share, weak_relative=settings.weak_relative)
+    by_id = {r.id: r for r in est.subgoals}
+    for row in rows:
+        found = by_id[row.id]
+        row.share, row.ci_low, row.ci_high, row.p_weak = found.share, found.ci_low, found.ci_high, found.p_weak
+        if found.mean is not None:
+            row.mean, row.mean_ci_low, row.mean_ci_high = found.mean, found.mean_ci_low, found.mean_ci_high
+    _decide_weak(rows, settings)
+    return EstimateInfo(samples=est.samples, population=est.population, confidence=est.confidence)
 
 
 def _rows(goal, tallies: dict[str, _Tally], total: int, failures: list[Failure], settings, best: int) -> list[SubgoalCoverage]:
@@ -222,6 +266,11 @@ def _rows(goal, tallies: dict[str, _Tally], total: int, failures: list[Failure],
                 best_sample_ids=[sid for sid, score, _ in ranked[:best] if score >= settings.support_threshold],
             )
         )
+    _decide_weak(rows, settings)
+    return rows
+
+
+def _decide_weak(rows: list[SubgoalCoverage], settings) -> None:
     # Weak: too few samples teach it, absolutely or next to the typical subgoal of this goal. A mean over
     # all samples is low for any narrow subgoal in a varied dataset, so that rule is opt-in.
     median_share = statistics.median([r.share for r in rows if r.scored]) if any(r.scored for r in rows) else 0.0
@@ -231,4 +280,4 @@ def _rows(goal, tallies: dict[str, _Tally], total: int, failures: list[Failure],
             or row.share < settings.weak_relative * median_share
             or (settings.weak_mean is not None and row.mean is not None and row.mean < settings.weak_mean)
         )
-    return rows
+

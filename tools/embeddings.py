@@ -315,9 +315,31 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _bound_malloc() -> None:
+    """Keep glibc's heap from growing with every batch (Linux/glibc only; elsewhere nothing).
+
+    PyTorch's CPU kernels allocate activation buffers of a new shape for every padded batch from many
+    threads; glibc keeps each thread's freed memory in its own arena and does not give it back, so an
+    ingest's RSS grew with the number of batches (measured: 0.9 -> 1.7 GiB over 3,000 samples, 2.6 GiB at
+    10⁴). Two arenas and returning freed memory at once (the `MALLOC_ARENA_MAX=2` /
+    `MALLOC_TRIM_THRESHOLD_=0` settings, here through mallopt(3)) keep it flat (0.67 -> 0.70 GiB)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_arena_max = -1, -8  # <malloc.h>
+    mallopt(m_arena_max, 2)
+    mallopt(m_trim_threshold, 0)
+
+
 @cache
 def _model():
     """The encoder in use (see the module's docstring); ONNX falls back to PyTorch if it cannot be prepared."""
+    _bound_malloc()
     backend, device = embed_settings()
     if device == "cuda":
         if _torch_cuda():

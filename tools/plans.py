@@ -68,20 +68,30 @@ def _tokens(prompt: int, completion: int) -> str:
     return f"~{prompt + completion:,} ({prompt:,} in, {completion:,} out)"
 
 
-def scoring_plan(ws: Workspace, mode: str = "batched", max_cost: float | None = None) -> PaidPlan:
-    """The plan of `scoring.score`: pairs, cached pairs, calls, tokens, cost. Raises what `scoring.plan`
-    raises (BadInput, ConfigError)."""
+def scoring_plan(ws: Workspace, mode: str = "batched", max_cost: float | None = None, via: str = "live",
+                 sample: int | None = None) -> PaidPlan:
+    """The plan of `scoring.score`: pairs, cached pairs, calls, tokens, cost; `via="batch"` prices the calls
+    at GOALCOVER_BATCH_PRICE_FACTOR times the live price; `sample` (a `--sample N` run) scales what is
+    still to score by N over the samples (the first draw's expected size, before --target-width grows it).
+    Raises what `scoring.plan` raises (BadInput, ConfigError)."""
     from goalcover.tools import scoring
 
     plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
     config = ws.settings.model_for("judge", need_key=False)
+    if via == "batch":
+        plan.est_cost *= ws.settings.batch_price_factor
+    if sample is not None:
+        plan = sampled_plan(plan, sample)
     rows = [
         ("samples × subgoals", f"{plan.samples:,} × {plan.subgoals} = {plan.pairs:,} pairs"),
         ("already scored (not paid again)", f"{plan.cached:,}"),
         ("to score", f"{plan.to_score:,}"),
-        ("model calls", f"{plan.calls:,} to {plan.model} ({plan.mode})"),
+        ("model calls", f"{plan.calls:,} to {plan.model} ({plan.mode})"
+         + (f", through the Batch API at {ws.settings.batch_price_factor:g}× the live price" if via == "batch" else "")),
         ("tokens (estimate)", _tokens(plan.est_prompt_tokens, plan.est_completion_tokens)),
     ]
+    if sample is not None:
+        rows.insert(0, ("stratified sample", f"{min(sample, plan.samples):,} samples drawn; coverage estimated with 95% intervals"))
     if max_cost is not None:
         rows.append(("stops before spending", f"${max_cost:g}"))
     known = priced(config)
@@ -90,6 +100,16 @@ def scoring_plan(ws: Workspace, mode: str = "batched", max_cost: float | None = 
         est_prompt_tokens=plan.est_prompt_tokens, est_completion_tokens=plan.est_completion_tokens,
         est_cost=plan.est_cost if known else None, cost=cost_text(plan.est_cost, known, plan.model), free=plan.calls == 0,
     )
+
+
+def sampled_plan(plan, n: int):
+    """A ScorePlan scaled to a stratified sample of n of its samples: calls, pairs to score, tokens and
+    cost times n / samples (what is cached stays cached; an expected value, as draws differ in length)."""
+    f = min(1.0, n / plan.samples) if plan.samples else 0.0
+    return plan.model_copy(update={
+        "calls": round(plan.calls * f), "to_score": round(plan.to_score * f), "est_cost": plan.est_cost * f,
+        "est_prompt_tokens": round(plan.est_prompt_tokens * f), "est_completion_tokens": round(plan.est_completion_tokens * f),
+    })
 
 
 def gaps_plan(ws: Workspace, subgoal_id: str | None = None) -> PaidPlan:

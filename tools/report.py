@@ -11,13 +11,40 @@ from goalcover.tools.coverage import CoverageReport
 ReportFormat = Literal["md", "html", "json"]
 
 
+ESTIMATE_ONLY = {"ci_low", "ci_high", "p_weak", "mean_ci_low", "mean_ci_high"}
+
+
 def to_json(report: CoverageReport) -> dict:
-    """`goalcover report --json`: the design's fixed keys (samples, failed, subgoals[id, title, supporting, share, mean, weak]) and more."""
-    return report.model_dump()
+    """`goalcover report --json`: the design's fixed keys (samples, failed, subgoals[id, title, supporting, share, mean, weak]) and more;
+    estimated coverage adds ci_low/ci_high (and p_weak, mean_ci_low/high) per subgoal and "estimate" {samples, population, confidence}."""
+    if report.estimate:
+        return report.model_dump()
+    data = report.model_dump(exclude={"estimate"})
+    for key in ("subgoals", "after"):
+        for row in data.get(key) or []:
+            for name in ESTIMATE_ONLY:
+                row.pop(name, None)
+    return data
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _share(s) -> str:
+    """A share in %, with its 95% interval when coverage is estimated."""
+    if s.ci_low is None:
+        return _pct(s.share)
+    return f"{_pct(s.share)} ({100 * s.ci_low:.1f}–{_pct(s.ci_high)})"
+
+
+def estimate_note(report: CoverageReport) -> str:
+    """One line saying coverage is estimated, from how many samples; "" when the data is fully scored."""
+    if not report.estimate:
+        return ""
+    e = report.estimate
+    return (f"Estimated from a stratified random sample of {e.samples:,} of {e.population:,} samples "
+            f"({e.confidence:.0%} intervals); `goalcover score` scores the rest.")
 
 
 def _mean(value: float | None) -> str:
@@ -35,8 +62,11 @@ def coverage_markdown(report: CoverageReport) -> str:
         "| subgoal | supporting | share | mean | |",
         "|---|---:|---:|---:|---|",
     ]
+    if report.estimate:
+        lines[:0] = [estimate_note(report), ""]
     for s in report.subgoals:
-        lines.append(f"| {s.id} {s.title} | {s.supporting} | {_pct(s.share)} | {_mean(s.mean)} | {'**weak**' if s.weak else ''} |")
+        weak = ("**weak**" if s.weak else "") + (f" P(weak) {s.p_weak:.0%}" if s.p_weak is not None else "")
+        lines.append(f"| {s.id} {s.title} | {s.supporting} | {_share(s)} | {_mean(s.mean)} | {weak.strip()} |")
     if report.after:
         after = ", ".join(
             f"{a.id} {_pct(b.share)} → {_pct(a.share)}" for b, a in zip(report.subgoals, report.after) if a.supporting != b.supporting
@@ -64,6 +94,9 @@ def to_markdown(report: CoverageReport) -> str:
         f"a sample supports a subgoal at score ≥ {report.thresholds.support}",
         "",
     ]
+    if report.estimate:
+        lines += [estimate_note(report) + " Share: estimate (95% interval); mean: stratified mean, "
+                  "bootstrap interval under the table; supporting, histogram and off-goal count the judged samples.", ""]
     # The G-Eval column appears only when the judge recorded weighted scores (GOALCOVER_JUDGE_LOGPROBS).
     weighted = any(s.weighted_mean is not None for s in report.subgoals)
     lines += [
@@ -75,7 +108,12 @@ def to_markdown(report: CoverageReport) -> str:
         mean = f"{s.mean:.2f}" if s.mean is not None else "—"
         if weighted:
             mean += f" | {s.weighted_mean:.2f}" if s.weighted_mean is not None else " | —"
-        lines.append(f"| {s.id} | {s.title} | {s.supporting} | {_pct(s.share)} | {mean} | {hist} | {'**weak**' if s.weak else ''} |")
+        weak = ("**weak**" if s.weak else "") + (f" P(weak) {s.p_weak:.0%}" if s.p_weak is not None else "")
+        lines.append(f"| {s.id} | {s.title} | {s.supporting} | {_share(s)} | {mean} | {hist} | {weak.strip()} |")
+    if report.estimate:
+        lines += ["", "Mean score, 95% bootstrap interval: " + " · ".join(
+            f"{s.id} {s.mean:.2f} ({s.mean_ci_low:.2f}–{s.mean_ci_high:.2f})" for s in report.subgoals if s.mean_ci_low is not None
+        )]
     if report.after:
         lines += [
             "",
@@ -115,6 +153,12 @@ def figures(report: CoverageReport):
             marker_color=colours,
             text=[f"{s.supporting}" for s in report.subgoals],
             hovertext=labels,
+            # Estimated coverage: the 95% interval as error bars.
+            error_y=dict(
+                type="data", symmetric=False,
+                array=[100 * (s.ci_high - s.share) for s in report.subgoals],
+                arrayminus=[100 * (s.share - s.ci_low) for s in report.subgoals],
+            ) if report.estimate and all(s.ci_low is not None for s in report.subgoals) else None,
         )
     )
     if report.after:
@@ -128,8 +172,9 @@ def figures(report: CoverageReport):
             )
         )
         bars.update_layout(barmode="group")
+    sampled = f" — estimated from {report.estimate.samples:,} of {report.estimate.population:,}, 95% intervals" if report.estimate else ""
     bars.update_layout(
-        title=f"Samples supporting each subgoal (score ≥ {report.thresholds.support}); red = weak",
+        title=f"Samples supporting each subgoal (score ≥ {report.thresholds.support}); red = weak{sampled}",
         yaxis_title="% of samples",
         xaxis_title="subgoal",
         template="plotly_white",
@@ -164,7 +209,7 @@ def to_html(report: CoverageReport) -> str:
 
     rows = "\n".join(
         f"<tr class='{'weak' if s.weak else ''}'><td>{s.id}</td><td>{html.escape(s.title)}</td><td>{s.supporting}</td>"
-        f"<td>{_pct(s.share)}</td><td>{'' if s.mean is None else f'{s.mean:.2f}'}</td>{weighted_cell(s)}"
+        f"<td>{_share(s)}</td><td>{'' if s.mean is None else f'{s.mean:.2f}'}</td>{weighted_cell(s)}"
         f"<td>{'weak' if s.weak else ''}</td></tr>"
         for s in report.subgoals
     )
@@ -184,6 +229,7 @@ tr.weak td {{ color: #b00; font-weight: 600; }}
 <p>{report.samples} samples · judge <code>{html.escape(str(report.judge.get('model', '—')))}</code> ·
 supporting = score ≥ {report.thresholds.support} · off-goal samples: {report.off_goal} ·
 failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
+{f'<p><b>{html.escape(estimate_note(report))}</b></p>' if report.estimate else ''}
 <table><tr><th>subgoal</th><th>title</th><th>supporting</th><th>share</th><th>mean</th>{'<th>weighted mean</th>' if weighted else ''}<th></th></tr>
 {rows}</table>
 {charts}

@@ -186,6 +186,14 @@ class ScoreResult(BaseModel):
     repaired: int = 0
     stopped: str | None = Field(None, description="why the run stopped early, if it did")
     elapsed_s: float = 0.0
+    via: Literal["live", "batch"] = "live"
+    estimate: dict | None = Field(
+        None, description="sampled runs only: {samples, population, subgoals: [{id, share, ci_low, ci_high, p_weak}]}"
+    )
+
+    def to_json(self) -> dict:
+        """The `score --json` object: every field, with "estimate" only when the run was sampled."""
+        return self.model_dump(exclude=None if self.estimate else {"estimate"})
 
 
 def iter_tasks(ws: Workspace, goal: Goal, mode: Mode, version: str, model: str,

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     )
     input_price_per_mtok: float = Field(0.0, ge=0)
     output_price_per_mtok: float = Field(0.0, ge=0)
+    batch_price_factor: float = Field(
+        0.5, gt=0, le=1, description="the Batch API's price as a fraction of the live price (OpenAI: half)"
+    )
+    batch_poll_s: float = Field(10.0, gt=0, description="seconds between polls of a running batch (`score --via batch`)")
 
     # Scoring
     judge_anchors: bool = Field(False, description="add few-shot rubric anchors to the judge prompt (helps small local models)")

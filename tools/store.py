@@ -401,6 +401,17 @@ class Store:
             (prompt_version, model, subgoal_hash, below),
         ).fetchall()
 
+    def extreme_scored(self, prompt_version: str, model: str, subgoal_hash: str, k: int, *, lowest: bool) -> list[tuple[int, str, str]]:
+        """(score, sample id, explanation) of the `k` lowest (score, then id, ascending) or highest
+        (descending) scored samples of one subgoal."""
+        order = "ASC" if lowest else "DESC"
+        return self.db.execute(
+            "SELECT j.score, s.id, j.explanation FROM samples s JOIN judgments j ON j.sample_hash = s.content_hash "
+            "AND j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? "
+            f"ORDER BY j.score {order}, s.id {order} LIMIT ?",
+            (prompt_version, model, subgoal_hash, k),
+        ).fetchall()
+
     def off_goal_ids(self, prompt_version: str, model: str, subgoals: dict[str, str], max_score: int) -> list[str]:
         """Ids (file order) of the samples judged on every subgoal whose best score is at most `max_score`."""
         where, args = self._judge_filter(subgoals)

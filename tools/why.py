@@ -129,7 +129,9 @@ def why_facts(ws: Workspace, subgoal_id: str) -> WhyFacts:
     row = next(r for r in report.subgoals if r.id == subgoal.id)
     others = [r for r in report.subgoals if r.id != subgoal.id]
     gaps = [g for g in stored_gaps(ws) if g.subgoal_id == subgoal.id]
-    scores, _ = sample_scores(ws)
+    # Only the samples quoted below are read, not every judgment of the dataset.
+    quoted = [sid for g in gaps for sid in g.sample_ids[:EXAMPLES_PER_GAP]] + row.best_sample_ids[:3]
+    scores, _ = sample_scores(ws, ws.store.samples(dict.fromkeys(quoted)))
     ranked = sorted(report.subgoals, key=lambda r: -r.share)
     median_share = statistics.median([r.share for r in others]) if others else row.share
     note = None

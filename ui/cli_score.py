@@ -66,8 +66,12 @@ def goal(
 def score(
     mode: Annotated[str, typer.Option("--mode", help="batched: one call per sample scores all subgoals; pair: one call per sample × subgoal.")] = "batched",
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Calls in flight at once (default GOALCOVER_CONCURRENCY, 8).", show_default=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost; call nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost (at batch rates with --via batch); call nothing.")] = False,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="Stop cleanly before spending more than this many USD (needs GOALCOVER_*_PRICE_PER_MTOK).", show_default=False)] = None,
+    sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="Score a stratified random sample of N samples and estimate coverage with 95% intervals.", show_default=False)] = None,
+    budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Like --sample, with N as many samples as this many USD buy by the dry-run's estimate (--max-cost caps).", show_default=False)] = None,
+    target_width: Annotated[Optional[float], typer.Option("--target-width", help="Keep drawing samples until every subgoal's 95% interval is narrower than W points (0-100).", show_default=False)] = None,
+    via: Annotated[str, typer.Option("--via", help="live: chat completions now; batch: the OpenAI Batch API (cheaper, resumable, slower).")] = "live",
     engine: Annotated[str, typer.Option("--engine", help="local: one asyncio process; ray: Ray Data on a Ray cluster (pip install 'goalcover\\[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: auto (the cluster `ray start` runs here), ray://HOST:10001 or HOST:6379; default RAY_ADDRESS, else a private local Ray.", show_default=False)] = None,
     actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: Ray Data actors sending calls, each with --concurrency calls in flight (with --vllm: vLLM replicas, one GPU each).")] = 2,
@@ -80,56 +84,95 @@ def score(
 
     Each judgment is saved the moment it arrives: interrupt at any time (Ctrl-C, a crash, a kill) and run
     again to finish without paying twice. Only missing pairs are scored — new samples, edited subgoals,
-    and judgments that failed before.
+    and judgments that failed before. With --sample, --budget or --target-width only a stratified random
+    sample is scored and coverage is estimated with intervals; a later full run reuses every judgment.
 
     --engine ray sends the calls through Ray Data on a Ray cluster; the workspace stays here and each
     block of calls is saved as it finishes (see the README's Ray section).
     """
     from goalcover.tools import scoring
-
     from goalcover.tools.errors import BadInput
 
+    if via not in ("live", "batch"):
+        raise typer.BadParameter(f"--via {via!r}: choose live or batch")
+    if sample is not None and budget is not None:
+        raise typer.BadParameter("give --sample or --budget, not both")
     if engine not in ("local", "ray"):
         raise BadInput(f"--engine {engine!r}: choose local or ray")
     if engine == "local" and (ray_address or vllm or actors != 2 or ray_processor != "actors"):
         raise BadInput("--ray-address, --actors, --ray-processor and --vllm need --engine ray")
-    if engine == "ray" and max_cost is not None:
-        raise BadInput("--max-cost is not supported with --engine ray; see the cost first with --dry-run")
-
+    if engine == "ray" and (max_cost is not None or via != "live" or sample or budget is not None or target_width is not None):
+        raise BadInput("--engine ray scores every missing pair live: leave out --max-cost, --via batch, --sample, "
+                       "--budget and --target-width (see the cost first with --dry-run)")
     with open_workspace(workspace) as ws:
+        factor = ws.settings.batch_price_factor if via == "batch" else 1.0
         if dry_run:
-            from goalcover.tools.plans import scoring_plan
+            from goalcover.tools.plans import sampled_plan, scoring_plan
 
+            if budget is not None:
+                from goalcover.tools.sampled import sample_for_budget
+
+                sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
             if as_json:
                 plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
-                print_json(plan.model_dump())
+                plan.est_cost *= factor
+                if sample is not None:
+                    plan = sampled_plan(plan, sample)
+                print_json({**plan.model_dump(), "via": via, **({"sample": sample} if sample is not None else {})})
                 return
-            shown = scoring_plan(ws, mode, max_cost)
+            shown = scoring_plan(ws, mode, max_cost, via, sample)
             out.print(shown.text(), highlight=False, markup=False)
             for what, value in shown.rows:
                 out.print(f"  {what}: {value}", highlight=False, markup=False)
             return
         if max_cost is not None and ws.settings.input_price_per_mtok == ws.settings.output_price_per_mtok == 0:
             err.print("[yellow]warning:[/] --max-cost needs prices: set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK")
-        with ProgressBar("scoring", fields=("cost", "failed")) as bar:
+        scorer = scoring.score
+        if via == "batch":
+            from goalcover.tools.batch import score_batch
+
+            scorer = score_batch
+        sampled = sample is not None or budget is not None or target_width is not None
+        with ProgressBar("scoring", fields=("batch", "failed") if via == "batch" else ("cost", "failed")) as bar:
             if engine == "ray":
                 from goalcover.tools.ray_engine import score_on_ray
 
                 result = score_on_ray(ws, mode, address=ray_address, actors=actors, concurrency=concurrency,  # type: ignore[arg-type]
                                       vllm_model=vllm, processor=ray_processor, progress=bar)
+            elif sampled:
+                from goalcover.tools.sampled import sample_for_budget, score_sampled
+
+                if budget is not None:
+                    # The budget picks N from the estimate; --max-cost is the hard cap where one is wanted. With
+                    # --target-width, which would draw past N, the budget caps the rounds too.
+                    sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
+                    if target_width is not None:
+                        max_cost = budget if max_cost is None else min(max_cost, budget)
+                result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
+                                                   scorer=scorer, concurrency=concurrency, progress=bar))
             else:
-                result = asyncio.run(scoring.score(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
+                result = asyncio.run(scorer(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         with ProgressBar("indexing") as bar:
             scoring.index_scores(ws, progress=bar)
     if as_json:
-        print_json(result.model_dump())
+        print_json(result.to_json())
         return
     out.print(
         f"{result.judgments} judgments ({result.new} new, {result.cached} cached, {result.failed} failed) · "
-        f"{result.calls} calls · {result.prompt_tokens + result.completion_tokens:,} tokens · ${result.cost:.4f} · "
-        f"{result.elapsed_s:.1f} s",
+        f"{result.calls} calls{' (batch)' if via == 'batch' else ''} · "
+        f"{result.prompt_tokens + result.completion_tokens:,} tokens · ${result.cost:.4f} · {result.elapsed_s:.1f} s",
         highlight=False,
     )
+    if result.estimate:
+        est = result.estimate
+        out.print(f"estimated from {est['samples']:,} of {est['population']:,} samples (stratified, 95% intervals):", highlight=False)
+        for row in est["subgoals"]:
+            out.print(
+                f"  {row['id']}: {row['share']:.1%} supporting ({row['ci_low']:.1%}–{row['ci_high']:.1%}) · "
+                f"P(weak) {row['p_weak']:.0%}",
+                highlight=False,
+            )
+        out.print("`goalcover score` without --sample scores the rest and reuses every judgment made", highlight=False)
     if result.stopped:
         out.print(f"stopped early: {result.stopped}; run again (with a higher --max-cost) to continue", highlight=False)
     if result.failed:

@@ -146,3 +146,23 @@ async def test_calls_around_a_paid_one_run_once_and_in_order(fake_openai, ws, se
     assert isinstance(before[-1], Approval)
     results = fake_openai.requests[-1].tool_results
     assert len(results) == 3 and f'"samples": {N}' in results[2] and '"unscored_pairs": 0' in results[2]
+
+
+async def test_a_sampled_run_shows_its_plan_and_coverage_with_intervals(fake_openai, ws, session_factory):
+    script(
+        fake_openai,
+        Reply.tool_calls([{"name": "run_scoring", "arguments": {"mode": "batched", "sample": 8}}]),
+        Reply.tool_calls([{"name": "coverage", "arguments": {}}]),
+        Reply.text("Estimated."),
+    )
+    session = await session_factory(ws)
+    approval = (await drain(session.send("estimate coverage from 8 samples")))[-1]
+    assert isinstance(approval, Approval) and approval.plan["calls"] == 8
+    assert any(row[0] == "stratified sample" for row in approval.plan["rows"])
+    events = await drain(session.answer(True))
+    assert judge_calls(fake_openai) == 8, events
+    done = [e for e in events if isinstance(e, ToolStep) and e.status == "done"]
+    assert "coverage estimated from 8 samples" in done[0].summary
+    report = coverage(ws)
+    assert report.estimate.samples == 8 and report.estimate.population == N
+    assert all(r.ci_low is not None for r in report.subgoals)
