@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS samples (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS samples_source ON samples (source, position);
+-- Covers the joins to judgments by content (coverage, scores, plans) without reading the samples' texts.
+CREATE INDEX IF NOT EXISTS samples_content ON samples (content_hash, id);
 -- The judgment cache: keyed by what was judged, not by where it sits, so an unchanged pair is never paid twice.
 CREATE TABLE IF NOT EXISTS judgments (
     sample_hash TEXT NOT NULL,
