@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from goalcover.tools.llm import BulkJsonCaller
 from goalcover.tools.workspace import Workspace
 from tests.conftest import SFT, head_lines
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
+from tests.support.processes import kill_when
 from tests.tools.test_estimate import truth
 from tests.tools.test_scoring import GOAL_FILE
 
@@ -164,17 +163,7 @@ def test_killed_after_upload_the_rerun_resumes_the_same_batch(tmp_path, ws, fake
     fake_openai.batches.configure(delay_s=600)  # the batch would take ten minutes
     proc = subprocess.Popen([sys.executable, "-m", "goalcover", "score", "--via", "batch"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not any(saved_batch_ids(db)):
-            assert proc.poll() is None, "the scoring process ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_when(proc, lambda: any(saved_batch_ids(db)))
     assert fake_openai.batches.counts["files"] == 1 and fake_openai.batches.counts["batches"] == 1
     batch_id = saved_batch_ids(db)[0]
 

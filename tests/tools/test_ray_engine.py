@@ -24,6 +24,7 @@ from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.workspace import Workspace
 from tests.conftest import SFT, head_lines
 from tests.support.judges import sample_of
+from tests.support.processes import kill_when
 from tests.tools.test_scoring import GOAL_FILE
 
 N = 40
@@ -142,17 +143,7 @@ def test_a_driver_killed_mid_run_then_rerun_pays_only_for_missing_pairs(tmp_path
          "--actors", "2", "--concurrency", "2"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while len(judged_samples(db)) < 8:
-            assert proc.poll() is None, "the scoring process ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_when(proc, lambda: len(judged_samples(db)) >= 8)
     settle(fake_openai)  # the dead job's workers finish (or are stopped by Ray) before the rerun
     first = judged_samples(db)
     assert 8 <= len(first) < N

@@ -16,6 +16,7 @@ from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.workspace import Workspace
 from tests.conftest import SFT, head_lines
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge, sample_of
+from tests.support.processes import kill_when
 from tests.tools.test_scoring import GOAL_FILE
 
 N = 40
@@ -51,17 +52,7 @@ def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_op
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while len(judged_samples(db)) < 8:
-            assert proc.poll() is None, "the scoring process ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_when(proc, lambda: len(judged_samples(db)) >= 8)
     time.sleep(0.5)  # let calls that were in flight at the kill finish on the server
     first = judged_samples(db)
     assert 8 <= len(first) < N
