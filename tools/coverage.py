@@ -171,8 +171,8 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         version, model = judge["prompt_version"], judge["model"]
         for subgoal_id, score, n, weighted_sum, weighted_n in ws.store.score_tallies(version, model, subgoals):
             tallies[subgoal_id].add(score, n, weighted_sum, weighted_n)
-        for g in goal.subgoals:
-            tallies[g.id].best = ws.store.best_scored(version, model, g.hash, settings.support_threshold, best)
+        for subgoal_id, found in ws.store.best_scored(version, model, subgoals, settings.support_threshold, best).items():
+            tallies[subgoal_id].best = found
         failures = [Failure(sample_id=i, subgoal_id=sid, error=e) for i, sid, e in ws.store.unjudged_failures(version, model, subgoals)]
         off_goal = ws.store.off_goal_ids(version, model, subgoals, settings.off_goal_max)
     # Read from the store, not through synthesis.py: synthesis depends on coverage, not the other way round.

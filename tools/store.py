@@ -385,15 +385,24 @@ class Store:
         )
         return [(subgoals[h], score, n, w, nw) for h, score, n, w, nw in rows]
 
-    def best_scored(self, prompt_version: str, model: str, subgoal_hash: str, min_score: int, limit: int) -> list[tuple[str, int, float | None]]:
-        """(sample id, score, weighted score) of the `limit` best samples of one subgoal scoring at least
-        `min_score`: by score, then weighted score, then file order."""
-        return self.db.execute(
-            "SELECT s.id, j.score, j.weighted_score FROM samples s JOIN sources src ON src.path = s.source "
-            "JOIN judgments j ON j.sample_hash = s.content_hash AND j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? "
-            "WHERE j.score >= ? ORDER BY j.score DESC, COALESCE(j.weighted_score, j.score) DESC, src.position, s.position LIMIT ?",
-            (prompt_version, model, subgoal_hash, min_score, limit),
-        ).fetchall()
+    def best_scored(self, prompt_version: str, model: str, subgoals: dict[str, str], min_score: int,
+                    limit: int) -> dict[str, list[tuple[str, int, float | None]]]:
+        """subgoal id -> (sample id, score, weighted score) of its `limit` best samples scoring at least
+        `min_score`: by score, then weighted score, then file order. One window-function pass over the
+        judgments for every subgoal (SQLite >= 3.25), not one sort per subgoal."""
+        where, args = self._judge_filter(subgoals)
+        rows = self.db.execute(
+            "SELECT subgoal_hash, id, score, weighted FROM (SELECT j.subgoal_hash, s.id, j.score, j.weighted_score AS weighted, "
+            "ROW_NUMBER() OVER (PARTITION BY j.subgoal_hash ORDER BY j.score DESC, COALESCE(j.weighted_score, j.score) DESC, "
+            "src.position, s.position) AS rank FROM samples s JOIN sources src ON src.path = s.source "
+            f"JOIN judgments j ON j.sample_hash = s.content_hash AND {where} WHERE j.score >= ?) "
+            "WHERE rank <= ? ORDER BY subgoal_hash, rank",
+            [prompt_version, model, *args, min_score, limit],
+        )
+        out: dict[str, list[tuple[str, int, float | None]]] = {sid: [] for sid in subgoals.values()}
+        for subgoal_hash, sample_id, score, weighted in rows:
+            out[subgoals[subgoal_hash]].append((sample_id, score, weighted))
+        return out
 
     def low_scored(self, prompt_version: str, model: str, subgoal_hash: str, below: int) -> list[tuple[str, int, str]]:
         """(sample id, score, explanation) of every sample scoring below `below` on one subgoal, by id."""
