@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         "(G-Eval) beside each 1-5 verdict, where the server returns logprobs; costs time on llama-cpp-python",
     )
     support_threshold: int = Field(4, ge=1, le=5, description="a sample supports a subgoal at this score or above")
+    support_weighted: float = Field(
+        3.5, ge=1, le=5,
+        description="where the judge recorded a G-Eval weighted score (logprobs), a sample supports a subgoal at "
+        "this weighted score or above; the 1-5 verdict decides only where there is none",
+    )
     weak_share: float = Field(0.10, ge=0, le=1, description="a subgoal is weak when fewer samples than this share support it")
     weak_relative: float = Field(
         0.5, ge=0, le=1, description="... or when its share is under this fraction of the median subgoal's share"

@@ -20,6 +20,10 @@ from goalcover.tools.values import from_storable, to_storable
 INGEST_PENDING = "ingest_pending"
 SAMPLE_COLUMNS = "id, format, source, line, part, record, raw, text"
 
+# Whether a judgment supports its subgoal (parameters: weighted threshold, score threshold): the G-Eval
+# weighted score decides where the judge recorded one, the 1-5 verdict elsewhere.
+SUPPORTS = "(CASE WHEN j.weighted_score IS NOT NULL THEN j.weighted_score >= ? ELSE j.score >= ? END)"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
@@ -383,14 +387,32 @@ class Store:
         )
         return [(subgoals[h], score, n, w, nw) for h, score, n, w, nw in rows]
 
-    def best_scored(self, prompt_version: str, model: str, subgoal_hash: str, min_score: int, limit: int) -> list[tuple[str, int, float | None]]:
-        """(sample id, score, weighted score) of the `limit` best samples of one subgoal scoring at least
-        `min_score`: by score, then weighted score, then file order."""
+    def support_counts(self, prompt_version: str, model: str, subgoals: dict[str, str], min_score: int,
+                       min_weighted: float) -> dict[str, tuple[int, int]]:
+        """subgoal id -> (supporting samples, supporting by the 1-5 verdict alone). A judgment with a
+        G-Eval weighted score supports at weighted >= `min_weighted`; one without, at score >= `min_score`."""
+        where, args = self._judge_filter(subgoals)
+        rows = self.db.execute(
+            f"SELECT j.subgoal_hash, SUM({SUPPORTS}), SUM(j.score >= ?) FROM samples s "
+            f"JOIN judgments j ON j.sample_hash = s.content_hash AND {where} GROUP BY j.subgoal_hash",
+            [min_weighted, min_score, min_score, prompt_version, model, *args],
+        )
+        return {subgoals[h]: (n, n_verdict) for h, n, n_verdict in rows}
+
+    def best_scored(self, prompt_version: str, model: str, subgoal_hash: str, min_score: int, limit: int,
+                    min_weighted: float | None = None) -> list[tuple[str, int, float | None]]:
+        """(sample id, score, weighted score) of the `limit` best samples of one subgoal that support it
+        (score >= `min_score`, or with `min_weighted`, weighted score >= it where there is one): by the
+        weighted score where there is one, else the score, then file order."""
+        if min_weighted is None:
+            where, args = "j.score >= ?", [min_score]
+        else:
+            where, args = SUPPORTS, [min_weighted, min_score]
         return self.db.execute(
             "SELECT s.id, j.score, j.weighted_score FROM samples s JOIN sources src ON src.path = s.source "
             "JOIN judgments j ON j.sample_hash = s.content_hash AND j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? "
-            "WHERE j.score >= ? ORDER BY j.score DESC, COALESCE(j.weighted_score, j.score) DESC, src.position, s.position LIMIT ?",
-            (prompt_version, model, subgoal_hash, min_score, limit),
+            f"WHERE {where} ORDER BY COALESCE(j.weighted_score, j.score) DESC, j.score DESC, src.position, s.position LIMIT ?",
+            (prompt_version, model, subgoal_hash, *args, limit),
         ).fetchall()
 
     def low_scored(self, prompt_version: str, model: str, subgoal_hash: str, below: int) -> list[tuple[str, int, str]]:
