@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from goalcover.tools.goal import current_goal
 from goalcover.tools.errors import BadInput
+from goalcover.tools.judge_quality import JudgeQuality, judge_quality
 from goalcover.tools.models import Sample
 from goalcover.tools.store import JUDGE_KEY
 from goalcover.tools.workspace import Workspace
@@ -93,6 +94,10 @@ class CoverageReport(BaseModel):
     after: list[SubgoalCoverage] | None = Field(None, description="coverage with the accepted synthetic samples added")
     estimate: EstimateInfo | None = Field(
         None, description="set when coverage is estimated from a stratified sample (the data is not fully scored)"
+    )
+    judge_quality: JudgeQuality = Field(
+        default_factory=JudgeQuality,
+        description="how far to trust the judge: agreement with the user's labels, length bias, order check, failure rates, flags",
     )
 
 
@@ -239,6 +244,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         synthetic_accepted=len(accepted),
         after=after,
         estimate=estimated,
+        judge_quality=judge_quality(ws, goal, judge, rows),
     )
 
 

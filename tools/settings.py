@@ -86,6 +86,10 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="... or when its share is under this fraction of the median subgoal's share"
     )
     weak_mean: float | None = Field(None, ge=1, le=5, description="... or, if set, when its mean score is below this")
+    length_bias_rho: float = Field(0.4, gt=0, le=1, description="flag a subgoal whose scores follow sample length: |Spearman rho| at least this")
+    length_bias_min_samples: int = Field(20, ge=3, description="... measured on at least this many judged samples")
+    agreement_poor_kappa: float = Field(0.4, ge=-1, le=1, description="flag a subgoal whose judge agrees with your checks below this quadratic-weighted kappa")
+    agreement_min_labels: int = Field(5, ge=2, description="... on at least this many labels")
     off_goal_max: int = Field(2, ge=1, le=5, description="a sample is off-goal when no subgoal scores above this")
     uncovered_share: float = Field(0.02, ge=0, le=1, description="a weak subgoal supported by at most this share (or 1 sample) is uncovered")
     dedup_threshold: float = Field(0.92, gt=0, le=1, description="synthetic samples this similar (cosine) to another are dropped")

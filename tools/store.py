@@ -108,6 +108,20 @@ CREATE TABLE IF NOT EXISTS ingest_staging (
 );
 -- Ids the committed ingest removed, until their vectors are gone from the index too.
 CREATE TABLE IF NOT EXISTS ingest_removed (id TEXT PRIMARY KEY);
+-- The user's own verdicts on judgments they spot-checked (`goalcover calibrate`): one per pair, by content,
+-- with the judge's score they were shown (judge_model / prompt_version say which judge that was).
+CREATE TABLE IF NOT EXISTS labels (
+    sample_hash TEXT NOT NULL,
+    subgoal_hash TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    subgoal_id TEXT NOT NULL,
+    user_score INTEGER NOT NULL CHECK (user_score BETWEEN 1 AND 5),
+    judge_score INTEGER NOT NULL CHECK (judge_score BETWEEN 1 AND 5),
+    judge_model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (sample_hash, subgoal_hash)
+);
 -- Embeddings of texts that gap analysis read (explanations), by content hash and embedding model, so a
 -- text is embedded once across runs and only when something reads it.
 CREATE TABLE IF NOT EXISTS text_vectors (
@@ -398,6 +412,48 @@ class Store:
             [min_weighted, min_score, min_score, prompt_version, model, *args],
         )
         return {subgoals[h]: (n, n_verdict) for h, n, n_verdict in rows}
+
+    def score_lengths(self, prompt_version: str, model: str, subgoal_hash: str, limit: int = 5000) -> list[tuple[int, float]]:
+        """(sample length in characters, score) of up to `limit` judged samples of one subgoal — the G-Eval
+        weighted score where there is one, else the 1-5 verdict. Past `limit`, the samples come in content
+        hash order, which is a fixed pseudo-random subset of the dataset."""
+        return self.db.execute(
+            "SELECT LENGTH(s.text), COALESCE(j.weighted_score, j.score) FROM judgments j "
+            "JOIN samples s ON s.content_hash = j.sample_hash "
+            "WHERE j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? GROUP BY j.sample_hash "
+            "ORDER BY j.sample_hash LIMIT ?",
+            (prompt_version, model, subgoal_hash, limit),
+        ).fetchall()
+
+    def judgments_of_subgoal(self, prompt_version: str, model: str, subgoal_hash: str) -> Iterator[tuple]:
+        """(sample hash, sample id, score, explanation, weighted score) of one judge's judgments of one
+        subgoal, one per distinct sample content present in the dataset, by sample hash."""
+        yield from self.db.execute(
+            "SELECT j.sample_hash, MIN(s.id), j.score, j.explanation, j.weighted_score FROM judgments j "
+            "JOIN samples s ON s.content_hash = j.sample_hash "
+            "WHERE j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? GROUP BY j.sample_hash ORDER BY j.sample_hash",
+            (prompt_version, model, subgoal_hash),
+        )
+
+    def save_label(self, row: dict) -> None:
+        """Store (or replace) the user's verdict on one pair: keys sample_hash, subgoal_hash, sample_id,
+        subgoal_id, user_score, judge_score, judge_model, prompt_version."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO labels (sample_hash, subgoal_hash, sample_id, subgoal_id, user_score, judge_score, "
+            "judge_model, prompt_version) VALUES (:sample_hash, :subgoal_hash, :sample_id, :subgoal_id, :user_score, "
+            ":judge_score, :judge_model, :prompt_version)",
+            row,
+        )
+
+    def labels(self, subgoal_hashes: Iterable[str] | None = None) -> list[dict]:
+        """The user's labels (of these subgoals' current hashes, default all), oldest first."""
+        rows = self.db.execute(
+            "SELECT sample_hash, subgoal_hash, sample_id, subgoal_id, user_score, judge_score, judge_model, prompt_version "
+            "FROM labels ORDER BY created_at, rowid"
+        ).fetchall()
+        keep = None if subgoal_hashes is None else set(subgoal_hashes)
+        names = ("sample_hash", "subgoal_hash", "sample_id", "subgoal_id", "user_score", "judge_score", "judge_model", "prompt_version")
+        return [dict(zip(names, r)) for r in rows if keep is None or r[1] in keep]
 
     def best_scored(self, prompt_version: str, model: str, subgoal_hash: str, min_score: int, limit: int,
                     min_weighted: float | None = None) -> list[tuple[str, int, float | None]]:

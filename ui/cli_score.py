@@ -72,6 +72,7 @@ def score(
     budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Like --sample, with N as many samples as this many USD buy by the dry-run's estimate (--max-cost caps).", show_default=False)] = None,
     target_width: Annotated[Optional[float], typer.Option("--target-width", help="Keep drawing samples until every subgoal's 95% interval is narrower than W points (0-100).", show_default=False)] = None,
     via: Annotated[str, typer.Option("--via", help="live: chat completions now; batch: the OpenAI Batch API (cheaper, resumable, slower).")] = "live",
+    order_check: Annotated[int, typer.Option("--order-check", min=0, help="Batched mode: then re-score N random samples with the subgoals shuffled and report the share of verdicts that change (N calls).")] = 0,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -133,9 +134,20 @@ def score(
                 result = asyncio.run(scorer(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         with ProgressBar("indexing") as bar:
             scoring.index_scores(ws, progress=bar)
+        checked = None
+        if order_check and mode == "batched":
+            from goalcover.tools.order_check import order_check as run_order_check
+
+            with err.status(f"order check: re-scoring {order_check} samples with the subgoals shuffled…"):
+                checked = asyncio.run(run_order_check(ws, order_check))
+        elif order_check:
+            err.print("--order-check measures batched mode's order effect; skipped in pair mode", highlight=False)
     if as_json:
-        print_json(result.to_json())
+        print_json({**result.to_json(), **({"order_check": checked.model_dump()} if checked else {})})
         return
+    if checked:
+        out.print(f"order check: {checked.changed} of {checked.verdicts} verdicts changed with the subgoals shuffled "
+                  f"(consistency {checked.consistency:.0%}, {checked.samples} calls)", highlight=False)
     out.print(
         f"{result.judgments} judgments ({result.new} new, {result.cached} cached, {result.failed} failed) · "
         f"{result.calls} calls{' (batch)' if via == 'batch' else ''} · "

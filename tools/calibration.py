@@ -1,0 +1,120 @@
+"""The user spot-checks the judge: judgments to review, stratified by subgoal and score, and their labels.
+
+`to_review` picks judgments of the current judge the user has not labelled yet, spread over the subgoals
+and, within each, over the scores 1-5 (round robin, random within a cell, seeded), so a short session sees
+high and low scores of every subgoal rather than the dataset's majority. `save_label` stores the user's
+verdict — agree (the judge's score) or their own 1-5 — in the workspace (`labels` table, keyed by
+content so a re-ingest keeps it). Agreement is computed in tools/judge_quality.py and shown by the
+coverage report.
+"""
+
+from __future__ import annotations
+
+import random
+
+from pydantic import BaseModel, Field
+
+from goalcover.tools.errors import BadInput
+from goalcover.tools.goal import current_goal
+from goalcover.tools.judge_quality import Agreement, label_agreement
+from goalcover.tools.store import JUDGE_KEY
+from goalcover.tools.workspace import Workspace
+
+# A sample longer than this is folded in the review: its start is shown and the rest on request.
+FOLD_CHARS = 1_200
+
+
+class ReviewItem(BaseModel):
+    """One judgment to check: the sample (full text; callers fold it), the subgoal, the judge's verdict."""
+
+    sample_id: str
+    sample_hash: str
+    subgoal_id: str
+    subgoal_hash: str
+    subgoal_title: str
+    subgoal_description: str
+    text: str
+    score: int = Field(ge=1, le=5)
+    weighted_score: float | None = None
+    explanation: str
+
+    def folded(self, limit: int = FOLD_CHARS) -> str:
+        """The sample's text, cut after `limit` characters with a note of how much is hidden."""
+        if len(self.text) <= limit:
+            return self.text
+        return self.text[:limit] + f"\n[… {len(self.text) - limit:,} more characters]"
+
+
+def to_review(ws: Workspace, n: int = 20, subgoal: str | None = None, seed: int = 0) -> list[ReviewItem]:
+    """Up to `n` unlabelled judgments of the current judge, stratified by subgoal (or only `subgoal`) and
+    score (round robin over subgoals, then over scores 1-5 within each, a random sample per cell). Raises
+    BadInput before any scoring, for an unknown subgoal, or for n < 1."""
+    if n < 1:
+        raise BadInput(f"--n {n}: review at least one judgment")
+    goal = current_goal(ws)
+    assert goal is not None
+    judge = ws.store.get_meta(JUDGE_KEY)
+    if not judge:
+        raise BadInput("nothing to check yet: run `goalcover score` first")
+    subgoals = [goal.subgoal(subgoal)] if subgoal else list(goal.subgoals)
+    labelled = {(r["sample_hash"], r["subgoal_hash"]) for r in ws.store.labels()}
+    rng = random.Random(seed)
+    cells: dict[str, dict[int, list[tuple]]] = {}
+    for g in subgoals:
+        # A uniform sample of at most n per score (reservoir sampling, Vitter's algorithm R): memory stays
+        # at 5·n judgments per subgoal whatever the dataset's size.
+        by_score: dict[int, list[tuple]] = {}
+        seen: dict[int, int] = {}
+        for row in ws.store.judgments_of_subgoal(judge["prompt_version"], judge["model"], g.hash):
+            if (row[0], g.hash) in labelled:
+                continue
+            score = row[2]
+            seen[score] = seen.get(score, 0) + 1
+            cell = by_score.setdefault(score, [])
+            if len(cell) < n:
+                cell.append(row)
+            elif (slot := rng.randrange(seen[score])) < n:
+                cell[slot] = row
+        for rows in by_score.values():
+            rng.shuffle(rows)
+        cells[g.id] = by_score
+    # Within a subgoal: one of each score in turn; across subgoals: one subgoal's next item in turn.
+    queues = {g.id: _round_robin([cells[g.id][score] for score in sorted(cells[g.id])]) for g in subgoals}
+    picked = [(g, row) for row, g in _round_robin([[(r, g) for r in queues[g.id]] for g in subgoals])][:n]
+    texts = {s.id: s.text for s in ws.store.samples([row[1] for _, row in picked])}
+    return [
+        ReviewItem(sample_id=sid, sample_hash=h, subgoal_id=g.id, subgoal_hash=g.hash, subgoal_title=g.title,
+                   subgoal_description=g.description, text=texts.get(sid, ""), score=score, weighted_score=w,
+                   explanation=explanation)
+        for g, (h, sid, score, explanation, w) in picked
+    ]
+
+
+def _round_robin(lists: list[list]) -> list:
+    """The first item of each list, then the second of each, …"""
+    out = []
+    for i in range(max((len(x) for x in lists), default=0)):
+        out += [x[i] for x in lists if i < len(x)]
+    return out
+
+
+def save_label(ws: Workspace, item: ReviewItem, user_score: int | None = None) -> None:
+    """Store the user's verdict on `item`: their own 1-5 score, or None to agree with the judge's. Raises
+    BadInput for a score outside 1-5."""
+    score = item.score if user_score is None else user_score
+    if score not in (1, 2, 3, 4, 5):
+        raise BadInput(f"a label is a score 1-5, not {user_score!r}")
+    judge = ws.store.get_meta(JUDGE_KEY) or {}
+    ws.store.save_label({
+        "sample_hash": item.sample_hash, "subgoal_hash": item.subgoal_hash, "sample_id": item.sample_id,
+        "subgoal_id": item.subgoal_id, "user_score": score, "judge_score": item.score,
+        "judge_model": judge.get("model", ""), "prompt_version": judge.get("prompt_version", ""),
+    })
+
+
+def agreement_now(ws: Workspace) -> dict[str, Agreement]:
+    """Agreement per subgoal and "overall" between the user's labels and the current judge (see
+    judge_quality.label_agreement); {} without labels."""
+    goal = current_goal(ws)
+    assert goal is not None
+    return label_agreement(ws, goal, ws.store.get_meta(JUDGE_KEY) or {})
