@@ -90,6 +90,22 @@ def to_review(ws: Workspace, n: int = 20, subgoal: str | None = None, seed: int 
     ]
 
 
+def next_for_review(ws: Workspace, seed: int = 0) -> ReviewItem | None:
+    """The one judgment to check next in a click-by-click session (the chat app): of the stratified
+    candidates (to_review), the first whose subgoal, then whose (subgoal, judge score) cell, has the fewest
+    labels so far. None when every judgment is labelled."""
+    candidates = to_review(ws, n=50, seed=seed)
+    if not candidates:
+        return None
+    labels = ws.store.labels()
+    per_subgoal: dict[str, int] = {}
+    per_cell: dict[tuple[str, int], int] = {}
+    for r in labels:
+        per_subgoal[r["subgoal_hash"]] = per_subgoal.get(r["subgoal_hash"], 0) + 1
+        per_cell[(r["subgoal_hash"], r["judge_score"])] = per_cell.get((r["subgoal_hash"], r["judge_score"]), 0) + 1
+    return min(candidates, key=lambda i: (per_subgoal.get(i.subgoal_hash, 0), per_cell.get((i.subgoal_hash, i.score), 0)))
+
+
 def _round_robin(lists: list[list]) -> list:
     """The first item of each list, then the second of each, …"""
     out = []
@@ -98,9 +114,12 @@ def _round_robin(lists: list[list]) -> list:
     return out
 
 
-def save_label(ws: Workspace, item: ReviewItem, user_score: int | None = None) -> None:
-    """Store the user's verdict on `item`: their own 1-5 score, or None to agree with the judge's. Raises
-    BadInput for a score outside 1-5."""
+def save_label(ws: Workspace, item: ReviewItem | dict, user_score: int | None = None) -> None:
+    """Store the user's verdict on `item` (a ReviewItem, or a dict of its sample_hash, subgoal_hash,
+    sample_id, subgoal_id and score, as a chat button carries it): their own 1-5 score, or None to agree
+    with the judge's. Raises BadInput for a score outside 1-5."""
+    if isinstance(item, dict):
+        item = ReviewItem(subgoal_title="", subgoal_description="", text="", explanation="", **item)
     score = item.score if user_score is None else user_score
     if score not in (1, 2, 3, 4, 5):
         raise BadInput(f"a label is a score 1-5, not {user_score!r}")
