@@ -57,6 +57,7 @@ class JudgeQuality(BaseModel):
     order_consistency: float | None = None
     order_check: OrderCheck | None = None
     failure_rate: dict[str, float] = {}
+    jury: "JuryAgreement | None" = Field(None, description="a jury's inter-judge agreement and its widest disagreements")
     flags: list[str] = []
 
     def to_json(self) -> dict:
@@ -174,6 +175,12 @@ def judge_quality(ws: Workspace, goal, judge: dict, rows) -> JudgeQuality:
             longer = "longer" if rho > 0 else "shorter"
             flags.append(f"{sid}'s scores follow sample length (Spearman ρ {rho:+.2f} on "
                          f"{quality.length_bias_samples[sid]} samples): the judge may favour {longer} samples")
+    from goalcover.tools.jury import jury_agreement
+
+    quality.jury = jury_agreement(ws, goal, judge)
+    for sid, j in (quality.jury.subgoals.items() if quality.jury else ()):
+        if j.kappa is not None and j.kappa < settings.agreement_poor_kappa and j.pairs >= settings.agreement_min_labels:
+            flags.append(f"{sid}: the judges disagree with each other (mean pairwise κ {j.kappa:.2f} on {j.pairs} pairs)")
     quality.failure_rate = {r.id: round(r.failed / (r.scored + r.failed), 4) for r in rows if r.scored + r.failed}
     check = ws.store.get_meta(ORDER_CHECK_KEY)
     if check and check.get("prompt_version") == judge.get("prompt_version") and check.get("model") == judge.get("model"):
@@ -184,3 +191,8 @@ def judge_quality(ws: Workspace, goal, judge: dict, rows) -> JudgeQuality:
                          f"subgoals were shuffled (order consistency {quality.order_check.consistency:.0%})")
     quality.flags = flags
     return quality
+
+
+from goalcover.tools.jury import JuryAgreement  # noqa: E402  (jury imports scoring, which must not import this first)
+
+JudgeQuality.model_rebuild()

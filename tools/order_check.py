@@ -33,6 +33,8 @@ async def order_check(ws: Workspace, n: int = 8, seed: int = 0) -> OrderCheck:
     judge = ws.store.get_meta(JUDGE_KEY)
     if not judge or judge.get("mode") != "batched":
         raise BadInput("the order check re-scores a batched run: run `goalcover score --mode batched` first")
+    if judge.get("jury"):
+        raise BadInput("the order check measures one judge; the current scores are a jury's consensus")
     if len(goal.subgoals) < 2:
         raise BadInput("the order check needs at least two subgoals to shuffle")
     version, model = judge["prompt_version"], judge["model"]

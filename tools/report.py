@@ -161,6 +161,14 @@ def judge_markdown(report: CoverageReport) -> list[str]:
         o = q.order_check
         lines.append(f"- Order check: {o.samples} samples re-scored with the subgoals shuffled, {o.changed} of "
                      f"{o.verdicts} verdicts changed (consistency {o.consistency:.0%})")
+    if q.jury:
+        lines.append(f"- Jury of {', '.join(q.jury.models)} — agreement per subgoal (all scored alike · mean pairwise κ): "
+                     + " · ".join(f"{sid} {j.exact:.0%} · κ {'—' if j.kappa is None else f'{j.kappa:.2f}'} on {j.pairs}"
+                                  for sid, j in q.jury.subgoals.items()))
+        if q.jury.disagreements:
+            lines.append("- Pairs the judges disagree on most (review these): " + " · ".join(
+                f"`{d.sample_id}` × {d.subgoal_id} (" + ", ".join(f"{m} {v}" for m, v in d.scores.items()) + ")"
+                for d in q.jury.disagreements))
     if q.failure_rate:
         lines.append("- Failure rate: " + " · ".join(f"{sid} {rate:.1%}" for sid, rate in q.failure_rate.items()))
     return lines

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     agent_api_key: str | None = None
     judge_model: str | None = None
     judge_base_url: str | None = None
+    judge_base_urls: dict[str, str] = Field(
+        {}, description='a jury\'s per-model endpoints, JSON: {"MODEL": "http://host/v1"}; others use the judge\'s'
+    )
     judge_api_key: str | None = None
     synth_model: str | None = None
     synth_base_url: str | None = None

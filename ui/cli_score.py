@@ -72,6 +72,7 @@ def score(
     budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Like --sample, with N as many samples as this many USD buy by the dry-run's estimate (--max-cost caps).", show_default=False)] = None,
     target_width: Annotated[Optional[float], typer.Option("--target-width", help="Keep drawing samples until every subgoal's 95% interval is narrower than W points (0-100).", show_default=False)] = None,
     via: Annotated[str, typer.Option("--via", help="live: chat completions now; batch: the OpenAI Batch API (cheaper, resumable, slower).")] = "live",
+    judges: Annotated[Optional[str], typer.Option("--judges", help="A jury: score with each of these judge models (M1,M2[,M3]; endpoints from GOALCOVER_JUDGE_BASE_URLS) and use their consensus.", show_default=False)] = None,
     order_check: Annotated[int, typer.Option("--order-check", min=0, help="Batched mode: then re-score N random samples with the subgoals shuffled and report the share of verdicts that change (N calls).")] = 0,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
@@ -118,6 +119,13 @@ def score(
 
             scorer = score_batch
         sampled = sample is not None or budget is not None or target_width is not None
+        jurors = None
+        if judges:
+            from goalcover.tools.jury import parse_judges, score_jury
+
+            jurors = parse_judges(judges)
+            if sampled or via == "batch":
+                raise typer.BadParameter("--judges scores everything live: leave out --sample/--budget/--target-width and --via batch")
         with ProgressBar("scoring", fields=("batch", "failed") if via == "batch" else ("cost", "failed")) as bar:
             if sampled:
                 from goalcover.tools.sampled import sample_for_budget, score_sampled
@@ -130,6 +138,8 @@ def score(
                         max_cost = budget if max_cost is None else min(max_cost, budget)
                 result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
                                                    scorer=scorer, concurrency=concurrency, progress=bar))
+            elif jurors:
+                result, juror_runs = asyncio.run(score_jury(ws, jurors, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
             else:
                 result = asyncio.run(scorer(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         with ProgressBar("indexing") as bar:
@@ -143,7 +153,10 @@ def score(
         elif order_check:
             err.print("--order-check measures batched mode's order effect; skipped in pair mode", highlight=False)
     if as_json:
-        print_json({**result.to_json(), **({"order_check": checked.model_dump()} if checked else {})})
+        extra = {"order_check": checked.model_dump()} if checked else {}
+        if jurors:
+            extra["jury"] = [r.model_dump() for r in juror_runs]
+        print_json({**result.to_json(), **extra})
         return
     if checked:
         out.print(f"order check: {checked.changed} of {checked.verdicts} verdicts changed with the subgoals shuffled "
