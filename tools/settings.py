@@ -78,6 +78,15 @@ class Settings(BaseSettings):
         description="ask the judge for this many top token logprobs and record a probability-weighted score "
         "(G-Eval) beside each 1-5 verdict, where the server returns logprobs; costs time on llama-cpp-python",
     )
+    probe_thresholds: list[float] = Field(
+        [0.125, 0.375, 0.625, 0.875], min_length=4, max_length=4,
+        description="probe mode: the P(yes) cut points of the 1-5 verdict (JSON list of four, ascending)",
+    )
+    probe_extra_body: dict = Field(
+        {}, description='probe mode: fields added to each request to constrain the answer to yes/no, JSON, e.g. '
+        '{"grammar": "root ::= \\"yes\\" | \\"no\\""} (llama.cpp) or {"guided_choice": ["yes", "no"]} (vLLM)',
+    )
+    probe_explain_max: int = Field(200, ge=0, description="probe mode: explanations written per weak subgoal for gap analysis")
     support_threshold: int = Field(4, ge=1, le=5, description="a sample supports a subgoal at this score or above")
     support_weighted: float = Field(
         3.5, ge=1, le=5,

@@ -435,6 +435,23 @@ class Store:
             (prompt_version, model, subgoal_hash),
         )
 
+    def unexplained_low(self, prompt_version: str, model: str, subgoal_hash: str, below: int, limit: int) -> list[tuple[str, str, float | None]]:
+        """(sample hash, a sample id, weighted score) of up to `limit` judgments of one subgoal scoring below
+        `below` whose explanation is still empty (probe mode), in sample-hash order."""
+        return self.db.execute(
+            "SELECT j.sample_hash, MIN(s.id), j.weighted_score FROM judgments j JOIN samples s ON s.content_hash = j.sample_hash "
+            "WHERE j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? AND j.score < ? AND j.explanation = '' "
+            "GROUP BY j.sample_hash ORDER BY j.sample_hash LIMIT ?",
+            (prompt_version, model, subgoal_hash, below, limit),
+        ).fetchall()
+
+    def set_explanation(self, sample_hash: str, subgoal_hash: str, prompt_version: str, model: str, explanation: str) -> None:
+        """Fill in one judgment's explanation (probe mode writes them on demand)."""
+        self.db.execute(
+            "UPDATE judgments SET explanation = ? WHERE sample_hash = ? AND subgoal_hash = ? AND prompt_version = ? AND model = ?",
+            (explanation, sample_hash, subgoal_hash, prompt_version, model),
+        )
+
     def save_label(self, row: dict) -> None:
         """Store (or replace) the user's verdict on one pair: keys sample_hash, subgoal_hash, sample_id,
         subgoal_id, user_score, judge_score, judge_model, prompt_version."""
