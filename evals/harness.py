@@ -71,7 +71,7 @@ def parser(doc: str, limit: int, limit_help: str) -> argparse.ArgumentParser:
     p.add_argument("--gguf", type=Path, help="start llama.cpp's server on this model file and use it")
     p.add_argument("--port", type=int, default=LOCAL_PORT, help="port for --gguf's server")
     p.add_argument("--limit", type=int, default=limit, help=limit_help)
-    p.add_argument("--mode", choices=["batched", "pair"], default="batched", help="judge mode")
+    p.add_argument("--mode", choices=["batched", "pair", "probe"], default="batched", help="judge mode")
     p.add_argument("--concurrency", type=int, help="judge calls in flight (default 4; 1 with --gguf)")
     p.add_argument("--anchors", action="store_true", help="few-shot rubric anchors in the judge prompt")
     p.add_argument("--logprobs", type=int, metavar="K",

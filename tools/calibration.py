@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from goalcover.tools.errors import BadInput
 from goalcover.tools.goal import current_goal
 from goalcover.tools.judge_quality import Agreement, label_agreement
+from goalcover.tools.models import Subgoal
 from goalcover.tools.store import JUDGE_KEY
 from goalcover.tools.workspace import Workspace
 
@@ -104,6 +105,43 @@ def next_for_review(ws: Workspace, seed: int = 0) -> ReviewItem | None:
         per_subgoal[r["subgoal_hash"]] = per_subgoal.get(r["subgoal_hash"], 0) + 1
         per_cell[(r["subgoal_hash"], r["judge_score"])] = per_cell.get((r["subgoal_hash"], r["judge_score"]), 0) + 1
     return min(candidates, key=lambda i: (per_subgoal.get(i.subgoal_hash, 0), per_cell.get((i.subgoal_hash, i.score), 0)))
+
+
+MAX_ANCHORS = 4
+ANCHOR_CHARS = 400
+
+
+def apply_labels(ws: Workspace, subgoal_id: str) -> tuple[Subgoal, Subgoal]:
+    """Make the user's labels of one subgoal its rubric anchors: up to MAX_ANCHORS labelled samples (the
+    disagreements first, then one per user score), each as its first ANCHOR_CHARS characters and the user's
+    score, saved in the goal. The subgoal's hash changes (anchors are part of it), so the next `goalcover
+    score` re-scores that subgoal only; its labels move to the new hash, and agreement leaves out the
+    anchored samples (the judge has seen them). Returns (old, new subgoal). Raises BadInput for an unknown
+    subgoal or one without labels."""
+    from goalcover.tools.goal import save_goal
+    from goalcover.tools.models import Anchor
+
+    goal = current_goal(ws)
+    assert goal is not None
+    old = goal.subgoal(subgoal_id)
+    labels = ws.store.labels([old.hash])
+    if not labels:
+        raise BadInput(f"{old.id} has no labels yet: check some of its judgments first (`goalcover calibrate --subgoal {old.id}`)")
+    ranked = sorted(labels, key=lambda r: -abs(r["user_score"] - r["judge_score"]))
+    chosen: list[dict] = []
+    for r in ranked:  # the widest disagreements first, one per user score
+        if len(chosen) < MAX_ANCHORS and all(c["user_score"] != r["user_score"] for c in chosen):
+            chosen.append(r)
+    for r in ranked:  # then fill up
+        if len(chosen) < MAX_ANCHORS and r not in chosen:
+            chosen.append(r)
+    texts = {s.content_hash: s.text for s in ws.store.samples([r["sample_id"] for r in chosen])}
+    anchors = [Anchor(excerpt=texts[r["sample_hash"]][:ANCHOR_CHARS], score=r["user_score"], sample_hash=r["sample_hash"])
+               for r in sorted(chosen, key=lambda r: r["user_score"]) if r["sample_hash"] in texts]
+    new = old.model_copy(update={"anchors": anchors})
+    save_goal(ws, goal.model_copy(update={"subgoals": [new if g.id == old.id else g for g in goal.subgoals]}))
+    ws.store.move_labels(old.hash, new.hash)
+    return old, new
 
 
 def _round_robin(lists: list[list]) -> list:

@@ -104,11 +104,14 @@ def agreement(user: list[int], judge: list[int], seed: int = 0, rounds: int = BO
 
 def label_agreement(ws: Workspace, goal, judge: dict) -> dict[str, Agreement]:
     """Agreement per subgoal id and "overall" between the user's labels of the current subgoals and the
-    current judge's scores of those pairs (the score the user was shown where the current judge has none).
+    current judge's scores of those pairs (the score the user was shown where the current judge has none),
+    leaving out the samples that are the subgoal's anchors.
     A subgoal is `poor` at kappa < GOALCOVER_AGREEMENT_POOR_KAPPA on at least GOALCOVER_AGREEMENT_MIN_LABELS
     labels. {} without labels."""
     by_hash = {g.hash: g.id for g in goal.subgoals}
-    labels = ws.store.labels(by_hash)
+    # A sample the judge was shown as an anchor of its subgoal would flatter it: left out.
+    anchored = {(a.sample_hash, g.hash) for g in goal.subgoals for a in g.anchors}
+    labels = [r for r in ws.store.labels(by_hash) if (r["sample_hash"], r["subgoal_hash"]) not in anchored]
     if not labels:
         return {}
     current = {}

@@ -103,6 +103,8 @@ def format_subgoals(subgoals) -> str:
         line = f"{s.id}: {s.title} — {s.description}"
         if s.evidence:
             line += f" A supporting sample shows: {s.evidence}"
+        for a in getattr(s, "anchors", None) or []:  # the user's own scored examples (calibrate --apply)
+            line += f"\n  The user scored this sample {a.score} for {s.id}: <example>{neutralise(a.excerpt)}</example>"
         lines.append(line)
     return "\n".join(lines)
 

@@ -462,6 +462,10 @@ class Store:
             row,
         )
 
+    def move_labels(self, old_subgoal_hash: str, new_subgoal_hash: str) -> None:
+        """Carry a subgoal's labels over to its new hash (its meaning is unchanged: anchors were added)."""
+        self.db.execute("UPDATE OR REPLACE labels SET subgoal_hash = ? WHERE subgoal_hash = ?", (new_subgoal_hash, old_subgoal_hash))
+
     def labels(self, subgoal_hashes: Iterable[str] | None = None) -> list[dict]:
         """The user's labels (of these subgoals' current hashes, default all), oldest first."""
         rows = self.db.execute(

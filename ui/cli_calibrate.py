@@ -41,6 +41,7 @@ def _ask(item, index: int, total: int, out=out) -> int | None | str:
 def calibrate(
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many judgments to check.")] = 20,
     subgoal: Annotated[Optional[str], typer.Option("--subgoal", help="Check only this subgoal (e.g. S3).", show_default=False)] = None,
+    apply: Annotated[Optional[str], typer.Option("--apply", help="Give this subgoal your labels as scored examples in the judge's prompt (then `goalcover score` re-scores it only).", show_default=False)] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -51,9 +52,20 @@ def calibrate(
     in the workspace; agreement per subgoal (exact, within 1, quadratic-weighted Cohen's κ with a bootstrap
     interval) is printed here and shown by `goalcover report`, which flags subgoals that agree poorly.
     With --json the answers are read from stdin, one per line, and the agreement is printed as JSON.
+    With --apply S3, S3's labels become scored examples in the judge's prompt for S3 (the disagreements
+    first, up to 4); S3's cache key changes, so the next `goalcover score` re-scores S3 only.
     """
-    from goalcover.tools.calibration import agreement_now, save_label, to_review
+    from goalcover.tools.calibration import agreement_now, apply_labels, save_label, to_review
 
+    if apply:
+        with open_workspace(workspace) as ws:
+            old, new = apply_labels(ws, apply)
+        if as_json:
+            print_json({"subgoal_id": new.id, "anchors": len(new.anchors), "old_hash": old.hash, "new_hash": new.hash})
+            return
+        out.print(f"{new.id} now shows the judge {len(new.anchors)} of your scored samples as examples; "
+                  f"`goalcover score` re-scores {new.id} only (the other subgoals' scores stay).", highlight=False)
+        return
     with open_workspace(workspace) as ws:
         items = to_review(ws, n, subgoal)
         if not items:

@@ -152,3 +152,35 @@ def test_order_check_counts_the_verdicts_a_shuffled_prompt_changes(tmp_path, fak
         asyncio.run(scoring.score(ws, "pair"))
         with pytest.raises(Exception, match="batched"):
             asyncio.run(order_check(ws, n=2))
+
+
+def test_labels_become_one_subgoals_anchors_and_only_it_is_rescored(ws, fake_openai):
+    from goalcover.tools.calibration import apply_labels
+    from goalcover.tools.goal import current_goal
+    from goalcover.tools.store import JUDGE_KEY
+
+    asyncio.run(scoring.score(ws, "batched"))
+    items = to_review(ws, n=6, subgoal="S1")
+    for item in items:
+        save_label(ws, item, 6 - item.score if item.score in (1, 5) else None)
+    before = {g.id: g.hash for g in current_goal(ws).subgoals}
+    old, new = apply_labels(ws, "S1")
+    goal = current_goal(ws)
+    assert old.hash == before["S1"] and goal.subgoal("S1").hash == new.hash != old.hash
+    assert {g.id: g.hash for g in goal.subgoals if g.id != "S1"} == {k: v for k, v in before.items() if k != "S1"}
+    assert 1 <= len(new.anchors) <= 4 and all(a.score in (1, 5) for a in new.anchors)
+    assert len(ws.store.labels([new.hash])) == len(items)  # the labels followed the subgoal
+    plan, _, _ = scoring.plan(ws, "batched")
+    assert plan.to_score == ws.store.count_contents()  # S1 only, for every sample
+    fake_openai.requests.clear()
+    result = asyncio.run(scoring.score(ws, "batched"))
+    assert result.new == ws.store.count_contents() and result.failed == 0
+    asked = [r for r in fake_openai.requests if r.body.get("response_format")]
+    assert asked and all("The user scored this sample" in r.text for r in asked)
+    judge = ws.store.get_meta(JUDGE_KEY)
+    # agreement leaves out the anchored samples: the judge was shown them
+    found = agreement_now(ws)
+    assert found["S1"].labels == len(items) - len({a.sample_hash for a in new.anchors})
+    assert judge["prompt_version"].startswith("judge-v1")
+    with pytest.raises(Exception, match="no labels yet"):
+        apply_labels(ws, "S3")
