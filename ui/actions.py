@@ -155,8 +155,22 @@ class Actions:
 
         found = await asyncio.to_thread(agreement_now, self.ws)
         text = views.agreement_markdown(found) or "No labels yet."
+        poor = [sid for sid, a in found.items() if a.poor and sid != "overall"]
+        teach = [action("judge_apply", f"Teach the judge {sid} with my scores",
+                        "your scored samples become examples in its prompt; then only that subgoal is re-scored", subgoal_id=sid)
+                 for sid in poor]
         await self.out.send(text + "\n\nThe coverage report shows these figures and flags subgoals that agree poorly.",
-                            await views.next_actions(self.ws))
+                            teach + await views.next_actions(self.ws))
+
+    async def judge_apply(self, subgoal_id: str) -> None:
+        """The user's labels of one subgoal become its rubric anchors; then the scoring plan (that subgoal only)."""
+        from goalcover.tools.calibration import apply_labels
+
+        await self.say(f"Use my scores as examples for {subgoal_id}.")
+        _, new = await asyncio.to_thread(apply_labels, self.ws, subgoal_id)
+        await self.out.send(f"{new.id} now shows the judge {len(new.anchors)} of your scored samples as examples. "
+                            f"Re-scoring it leaves the other subgoals' scores as they are:")
+        await self.score()
 
     # --- gaps and why ---------------------------------------------------------------------------------
     async def find_gaps(self) -> None:

@@ -144,6 +144,11 @@ async def on_judge_check_done(web: WebChat, p: dict) -> None:
     await web.actions.judge_check_done()
 
 
+@button("judge_apply")
+async def on_judge_apply(web: WebChat, p: dict) -> None:
+    await web.actions.judge_apply(str(p.get("subgoal_id", "")))
+
+
 @button("find_gaps")
 async def on_find_gaps(web: WebChat, p: dict) -> None:
     await web.actions.find_gaps()

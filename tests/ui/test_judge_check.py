@@ -51,3 +51,20 @@ def test_check_the_judge_with_buttons_stores_labels_and_shows_agreement(ws):
     text, acts = chat.out.sent[-1]
     assert "Agreement with your checks" in text and "overall: 40% · " in text and "on 5 labels" in text
     assert any(a.name == "check_judge" for a in acts)
+
+
+def test_a_poorly_agreeing_subgoal_gets_a_button_that_teaches_the_judge_and_rescores_it_only(ws):
+    from goalcover.tools.calibration import save_label, to_review
+
+    asyncio.run(scoring.score(ws, "batched"))
+    for item in to_review(ws, n=6, subgoal="S2"):
+        save_label(ws, item, 6 - item.score)
+    chat = Chat(ws)
+    asyncio.run(chat.actions.judge_check_done())
+    text, acts = chat.out.sent[-1]
+    (teach,) = [a for a in acts if a.name == "judge_apply"]
+    assert teach.payload == {"subgoal_id": "S2"} and "S2's scores disagree" in text
+    asyncio.run(chat.actions.judge_apply("S2"))
+    text, acts = chat.out.sent[-1]
+    assert f"Score {ws.store.count_contents()} sample × subgoal pairs" in text  # S2 only
+    assert any(a.name == "score_run" for a in acts)
