@@ -259,10 +259,13 @@ def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage]) -> Estimat
     if design is None:
         return None
     settings = ws.settings
-    scores, _ = sample_scores(ws, ws.store.samples(design.drawn_ids()), explanations=False)
+    drawn = ws.store.samples(design.drawn_ids())
+    scores, judge = sample_scores(ws, drawn, explanations=False)
+    weighted = sample_weighted(ws, drawn, judge)
+    decided = {i: {g: supports(v, weighted.get(i, {}).get(g), settings) for g, (v, _) in per.items()} for i, per in scores.items()}
     est = estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},
                    [g.id for g in goal.subgoals], support=settings.support_threshold,
-                   weak_share=settings.weak_share, weak_relative=settings.weak_relative)
+                   weak_share=settings.weak_share, weak_relative=settings.weak_relative, supports=decided)
     by_id = {r.id: r for r in est.subgoals}
     for row in rows:
         found = by_id[row.id]
