@@ -272,6 +272,8 @@ failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
 <table><tr><th>subgoal</th><th>title</th><th>supporting</th><th>share</th><th>mean</th>{'<th>weighted mean</th>' if weighted else ''}<th></th></tr>
 {rows}</table>
 {charts}
+<h2>How far to trust the judge</h2>
+<ul>{''.join(f"<li>{html.escape(line[2:])}</li>" for line in judge_markdown(report) if line.startswith("- "))}</ul>
 {'<h2>Failed judgments</h2><ul>' + failures + '</ul>' if failures else ''}
 <script type="application/json" id="report-data">{html.escape(json.dumps(to_json(report)))}</script>
 </body></html>

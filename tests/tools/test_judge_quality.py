@@ -20,7 +20,7 @@ from goalcover.tools.goal import save_goal
 from goalcover.tools.judge_quality import agreement
 from goalcover.tools.models import Goal, Subgoal
 from goalcover.tools.order_check import order_check
-from goalcover.tools.report import to_json, to_markdown
+from goalcover.tools.report import to_html, to_json, to_markdown
 from goalcover.ui.cli import app
 from tests.support.judges import CONTRACT_PATTERNS, judged_subgoals, keyword_judge, sample_of
 from tests.tools.test_scoring import contracts, open_ws, ws  # noqa: F401 (fixtures)
@@ -92,6 +92,10 @@ def test_poor_agreement_is_flagged_in_report_json(ws):
     assert f"S1's scores disagree with your checks: κ {found['S1'].kappa:.2f} on 8 labels" in judge["flags"]
     assert not any(f.startswith("S2") for f in judge["flags"])
     assert "S1's scores disagree with your checks" in to_markdown(coverage(ws))
+    page = to_html(coverage(ws))
+    assert "<p class='flag'>⚠ S1&#x27;s scores disagree with your checks" in page  # under the title
+    assert "<li>⚠ S1&#x27;s scores disagree with your checks" in page  # and in the judge section
+    assert "Agreement with your checks" in page
 
 
 LENGTH_GOAL = Goal(text="a length test", subgoals=[
