@@ -140,13 +140,15 @@ def label_agreement(ws: Workspace, goal, judge: dict) -> dict[str, Agreement]:
 
 def length_bias(ws: Workspace, goal, judge: dict) -> tuple[dict[str, float], dict[str, int]]:
     """Per subgoal, Spearman's rho between sample length (characters) and score (weighted where recorded;
-    scipy.stats.spearmanr) over up to 5,000 judged samples, and the samples it rests on. Subgoals with
+    scipy.stats.spearmanr) over the judged samples (a seeded random ~5,000 of a bigger dataset), one per
+    distinct content, and the samples it rests on. Subgoals with
     fewer than 3 judged samples or constant scores or lengths are left out."""
     from scipy.stats import spearmanr
 
     rhos, counts = {}, {}
+    found = ws.store.score_lengths(judge["prompt_version"], judge["model"], [g.hash for g in goal.subgoals])
     for g in goal.subgoals:
-        rows = ws.store.score_lengths(judge["prompt_version"], judge["model"], g.hash)
+        rows = found[g.hash]
         if len(rows) < 3:
             continue
         lengths, scores = zip(*rows)

@@ -413,17 +413,33 @@ class Store:
         )
         return {subgoals[h]: (n, n_verdict) for h, n, n_verdict in rows}
 
-    def score_lengths(self, prompt_version: str, model: str, subgoal_hash: str, limit: int = 5000) -> list[tuple[int, float]]:
-        """(sample length in characters, score) of up to `limit` judged samples of one subgoal — the G-Eval
-        weighted score where there is one, else the 1-5 verdict. Past `limit`, the samples come in content
-        hash order, which is a fixed pseudo-random subset of the dataset."""
-        return self.db.execute(
-            "SELECT LENGTH(s.text), COALESCE(j.weighted_score, j.score) FROM judgments j "
-            "JOIN samples s ON s.content_hash = j.sample_hash "
-            "WHERE j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? GROUP BY j.sample_hash "
-            "ORDER BY j.sample_hash LIMIT ?",
-            (prompt_version, model, subgoal_hash, limit),
-        ).fetchall()
+    def score_lengths(self, prompt_version: str, model: str, subgoal_hashes: list[str], limit: int = 5000,
+                      seed: int = 0) -> dict[str, list[tuple[int, float]]]:
+        """subgoal hash -> (sample length in characters, score) of the judged samples — the G-Eval weighted
+        score where there is one, else the 1-5 verdict; one per distinct content. Past `limit` samples, a
+        seeded random subset of about `limit` rows (looked up by rowid, so a big dataset is not scanned)."""
+        total = self.count_samples()
+        if total <= limit:
+            rows = self.db.execute("SELECT content_hash, LENGTH(text) FROM samples").fetchall()
+        else:
+            top = self.db.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
+            import random
+
+            picked = random.Random(seed).sample(range(1, top + 1), min(limit, top))
+            rows = []
+            for start in range(0, len(picked), 500):
+                chunk = picked[start : start + 500]
+                rows += self.db.execute(
+                    f"SELECT content_hash, LENGTH(text) FROM samples WHERE rowid IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+        length = dict(rows)
+        judged = self.judgments_among(prompt_version, model, list(length))
+        wanted = set(subgoal_hashes)
+        out: dict[str, list[tuple[int, float]]] = {h: [] for h in subgoal_hashes}
+        for (sample_hash, subgoal_hash), (score, _, weighted) in judged.items():
+            if subgoal_hash in wanted:
+                out[subgoal_hash].append((length[sample_hash], weighted if weighted is not None else score))
+        return out
 
     def judgments_of_subgoal(self, prompt_version: str, model: str, subgoal_hash: str) -> Iterator[tuple]:
         """(sample hash, sample id, score, explanation, weighted score) of one judge's judgments of one

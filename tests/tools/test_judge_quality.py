@@ -188,3 +188,21 @@ def test_labels_become_one_subgoals_anchors_and_only_it_is_rescored(ws, fake_ope
     assert judge["prompt_version"].startswith("judge-v1")
     with pytest.raises(Exception, match="no labels yet"):
         apply_labels(ws, "S3")
+
+
+def test_length_bias_reads_a_random_subset_of_a_big_dataset(tmp_path, fake_openai):
+    fake_openai.rules.append(keyword_judge({"S1": r"(?:word ){30}", "S2": r"\beven\b"}))
+    rows = [{"id": f"t{i}", "text": f"item {i} {'even' if i % 2 else 'odd'} " + "word " * (i % 60 + 1)} for i in range(120)]
+    data = tmp_path / "lengths.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with open_ws(tmp_path / "ws", fake_openai) as ws:
+        ingest_file(ws, data)
+        save_goal(ws, LENGTH_GOAL)
+        asyncio.run(scoring.score(ws, "batched"))
+        judge = ws.store.get_meta("judge")
+        goal = LENGTH_GOAL
+        full = ws.store.score_lengths(judge["prompt_version"], judge["model"], [g.hash for g in goal.subgoals])
+        part = ws.store.score_lengths(judge["prompt_version"], judge["model"], [g.hash for g in goal.subgoals], limit=50)
+    assert len(full[goal.subgoals[0].hash]) == 120
+    sub = part[goal.subgoals[0].hash]
+    assert 30 <= len(sub) <= 50 and set(sub) <= set(full[goal.subgoals[0].hash])
