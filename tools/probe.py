@@ -87,9 +87,13 @@ async def probe_call(caller: BulkJsonCaller, body: dict[str, Any], retries: int)
 
     from goalcover.tools.llm import reply_from_completion
 
+    from goalcover.tools.tokens import estimate_tokens
+
     usage = Usage()
     error = None
+    est_tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in body["messages"]) + 1
     for attempt in range(retries + 1):
+        await caller.limits.wait(est_tokens)  # GOALCOVER_REQUESTS_PER_MINUTE / _TOKENS_PER_MINUTE, as every call
         usage.calls += 1
         try:
             raw = await caller._bulk_client().post("/chat/completions", body=body, cast_to=bytes)

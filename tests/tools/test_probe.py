@@ -121,3 +121,23 @@ def test_gap_analysis_on_a_probe_run_explains_the_weak_subgoals_it_clusters(prob
             assert low and all(e for _, _, e in low)  # every low score of a weak subgoal is explained now
         else:
             assert all(e == "" for _, _, e in low)  # and nothing else was paid for
+
+
+def test_probe_calls_retry_http_faults_and_record_what_cannot_be_read(probe_ws, fake_openai):
+    from goalcover.testing import Faults
+
+    ws = probe_ws
+    fake_openai.set_faults(Faults(rate_429=0.2, retry_after_s=0.05, rate_500=0.1, rate_bad_body=0.05, seed=7))
+    result = asyncio.run(scoring.score(ws, "probe", concurrency=6))
+    assert fake_openai.stats()["faults"] > 0
+    assert result.failed == 0 and result.calls > result.judgments == ws.store.count_contents() * 5
+    fake_openai.set_faults(Faults())
+    # an answer that is neither yes nor no, without a yes/no among its alternatives, is a failure, not a score
+    fake_openai.rules.insert(0, lambda req: Reply.text("perhaps") if QUESTION in (req.text or "") else None)
+    goal = load_goal_file(GOAL_FILE)
+    edited = goal.subgoals[0].model_copy(update={"description": "an edited description"})  # S1 is asked again
+    save_goal(ws, goal.model_copy(update={"subgoals": [edited, *goal.subgoals[1:]]}))
+    again = asyncio.run(scoring.score(ws, "probe"))
+    assert again.new == 0 and again.failed == ws.store.count_contents()
+    failures = coverage(ws).failures
+    assert {f.subgoal_id for f in failures} == {"S1"} and "not yes or no" in failures[0].error
