@@ -206,3 +206,27 @@ def test_length_bias_reads_a_random_subset_of_a_big_dataset(tmp_path, fake_opena
     assert len(full[goal.subgoals[0].hash]) == 120
     sub = part[goal.subgoals[0].hash]
     assert 30 <= len(sub) <= 50 and set(sub) <= set(full[goal.subgoals[0].hash])
+
+
+def test_order_check_and_calibrate_through_the_cli(tmp_path, fake_openai, monkeypatch, contracts):
+    from goalcover.tools.goal import load_goal_file  # noqa: F401
+    from tests.tools.test_scoring import GOAL_FILE
+
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    for k, v in {"GOALCOVER_MODEL": "fake-model", "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "test"}.items():
+        monkeypatch.setenv(k, v)
+    ws = str(tmp_path / "ws")
+
+    def cli(*args, **kw):
+        return runner.invoke(app, list(args) + ["-w", ws], catch_exceptions=False, **kw)
+
+    assert cli("ingest", str(contracts)).exit_code == 0 and cli("goal", "--file", str(GOAL_FILE)).exit_code == 0
+    scored = json.loads(cli("score", "--order-check", "3", "--json").stdout)
+    assert scored["calls"] == 24 and scored["order_check"]["samples"] == 3 and scored["order_check"]["consistency"] == 1.0
+    assert json.loads(cli("report", "--json").stdout)["judge"]["order_consistency"] == 1.0
+    text = cli("calibrate", "--n", "3", input="a\nm\n2\nq\n")
+    assert text.exit_code == 0, text.stderr
+    assert "1/3 · S1" in text.stdout and "judge " in text.stdout and "2 labelled, 0 skipped" in text.stdout
+    assert "overall: 2 labels" in text.stdout
+    assert cli("calibrate", "--subgoal", "S9").exit_code == 2
+    assert cli("score", "--judges", "only-one").exit_code == 2
