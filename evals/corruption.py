@@ -9,7 +9,9 @@ Per sample and subgoal, drop = clean score - corrupted score. Reported, per subg
 - the relative drop of the target subgoal's mean score, (clean mean - corrupted mean) / clean mean;
 - the same for the other subgoals (the average over them) — corruption should barely touch them;
 - Cohen's d between the per-sample drops on the target and on the other subgoals (pooled SD).
-The paper reports a 25.6% drop on the target against 2.1% on the others, d = 1.24.
+The paper reports a 25.6% drop on the target against 2.1% on the others, d = 1.24. With `--logprobs K` the
+same figures are also given for the G-Eval probability-weighted scores (under "weighted", per domain and
+overall), so the verdict and the weighted signal are measured on the same judgments.
 
     python -m goalcover.evals.corruption --gguf ~/.cache/goalcover/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --limit 6
     python -m goalcover.evals.corruption --model gpt-4o-mini [--base-url URL] [--limit 30] [--domains pubmedqa mbpp]
@@ -29,27 +31,29 @@ from goalcover.evals.harness import (
     write_jsonl,
 )
 from goalcover.tools import scoring
-from goalcover.tools.coverage import sample_scores
+from goalcover.tools.coverage import sample_scores, sample_weighted
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.goal import load_goal_file, save_goal
 
 PAPER = {"target_drop": 0.256, "others_drop": 0.021, "cohens_d": 1.24}
-Scores = dict[str, dict[str, int]]  # sample id -> subgoal id -> score
+Scores = dict[str, dict[str, float]]  # sample id -> subgoal id -> score (1-5 verdict or G-Eval weighted)
 
 
-def score_file(judge: Judge, folder: Path, data: Path, goal_file: Path) -> tuple[Scores, dict]:
-    """Ingest `data` into a fresh workspace in `folder`, score it, and return the scores and the run's cost."""
+def score_file(judge: Judge, folder: Path, data: Path, goal_file: Path) -> tuple[Scores, Scores, dict]:
+    """Ingest `data` into a fresh workspace in `folder`, score it, and return the 1-5 verdicts, the G-Eval
+    weighted scores (empty without --logprobs or where the server returned none) and the run's cost."""
     with judge.open(folder) as ws:
         ingest_file(ws, data)
         save_goal(ws, load_goal_file(goal_file))
         result = asyncio.run(scoring.score(ws, judge.mode))
-        scores, _ = sample_scores(ws)
+        scores, meta = sample_scores(ws)
+        weighted = sample_weighted(ws, ws.store.samples(), meta)
     cost = {"calls": result.calls, "failed": result.failed, "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens, "seconds": result.elapsed_s}
-    return {sid: {g: v[0] for g, v in per.items()} for sid, per in scores.items()}, cost
+    return {sid: {g: v[0] for g, v in per.items()} for sid, per in scores.items()}, weighted, cost
 
 
-def drops(clean: Scores, corrupted: Scores, target: str, subgoals: list[str]) -> tuple[list[int], list[int]]:
+def drops(clean: Scores, corrupted: Scores, target: str, subgoals: list[str]) -> tuple[list[float], list[float]]:
     """Per-sample score drops on the target subgoal and on every other subgoal (pairs judged both times)."""
     on_target, on_others = [], []
     for sid, after in corrupted.items():
@@ -60,7 +64,7 @@ def drops(clean: Scores, corrupted: Scores, target: str, subgoals: list[str]) ->
     return on_target, on_others
 
 
-def summarize(rows: list[dict], target_drops: list[int], other_drops: list[int]) -> dict:
+def summarize(rows: list[dict], target_drops: list[float], other_drops: list[float]) -> dict:
     return {
         "target_drop": rounded(mean([r["target_drop"] for r in rows if r["target_drop"] is not None])),
         "others_drop": rounded(mean([r["others_drop"] for r in rows if r["others_drop"] is not None])),
@@ -70,29 +74,18 @@ def summarize(rows: list[dict], target_drops: list[int], other_drops: list[int])
     }
 
 
-def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[dict, list[int], list[int]]:
-    records = read_jsonl(domain.file)
-    chosen = pick(records, domain.corruptions, limit)
-    goal = load_goal_file(domain.goal)
-    subgoals = [s.id for s in goal.subgoals]
-    started = time.perf_counter()
-    log(f"{domain.name}: scoring {len(chosen)} clean samples")
-    clean, cost = score_file(judge, folder / "clean", write_jsonl(folder / "clean.jsonl", chosen), domain.goal)
-    costs = [cost]
-    rows, all_target, all_others, per_sample = [], [], [], {}
-    for corruption in domain.corruptions:
-        corrupted_records = [c for c in (corruption.apply(r, records) for r in chosen) if c is not None]
-        log(f"{domain.name}: scoring {len(corrupted_records)} samples corrupted for {corruption.subgoal_id} ({corruption.what})")
-        corrupted: Scores = {}
-        if corrupted_records:  # a small --limit may pick no sample this corruption applies to
-            data = write_jsonl(folder / f"corrupt-{corruption.subgoal_id}.jsonl", corrupted_records)
-            corrupted, cost = score_file(judge, folder / f"corrupt-{corruption.subgoal_id}", data, domain.goal)
-            costs.append(cost)
+def analyse(goal, corruptions, clean: Scores, corrupted_by: dict[str, tuple[list[str], Scores]],
+            subgoals: list[str]) -> tuple[list[dict], list[float], list[float]]:
+    """The per-corruption rows (means, relative drops, d) and the pooled per-sample drops, for one signal
+    (the 1-5 verdicts or the weighted scores): `corrupted_by` maps the target subgoal to (the corrupted
+    sample ids, their scores)."""
+    rows, all_target, all_others = [], [], []
+    for corruption in corruptions:
         target = corruption.subgoal_id
+        ids, corrupted = corrupted_by[target]
         on_target, on_others = drops(clean, corrupted, target, subgoals)
         all_target += on_target
         all_others += on_others
-        ids = [r["id"] for r in corrupted_records]
 
         def both(g: str) -> list[str]:  # samples judged on g before and after (failed judgments drop out)
             return [i for i in ids if g in clean.get(i, {}) and g in corrupted.get(i, {})]
@@ -112,7 +105,38 @@ def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[
             "others_drop": rounded(mean([o for o in others if o is not None])),
             "cohens_d": rounded(cohens_d(on_target, on_others)),
         })
-        per_sample[target] = {i: {g: [clean.get(i, {}).get(g), corrupted.get(i, {}).get(g)] for g in subgoals} for i in ids}
+    return rows, all_target, all_others
+
+
+def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[dict, dict]:
+    """Score one domain clean and corrupted. Returns (the domain's summary, the pooled per-sample drops
+    {"verdict": (target, others), "weighted": (target, others) when weighted scores exist})."""
+    records = read_jsonl(domain.file)
+    chosen = pick(records, domain.corruptions, limit)
+    goal = load_goal_file(domain.goal)
+    subgoals = [s.id for s in goal.subgoals]
+    started = time.perf_counter()
+    log(f"{domain.name}: scoring {len(chosen)} clean samples")
+    clean, clean_w, cost = score_file(judge, folder / "clean", write_jsonl(folder / "clean.jsonl", chosen), domain.goal)
+    costs = [cost]
+    verdicts: dict[str, tuple[list[str], Scores]] = {}
+    weighted: dict[str, tuple[list[str], Scores]] = {}
+    for corruption in domain.corruptions:
+        corrupted_records = [c for c in (corruption.apply(r, records) for r in chosen) if c is not None]
+        log(f"{domain.name}: scoring {len(corrupted_records)} samples corrupted for {corruption.subgoal_id} ({corruption.what})")
+        corrupted: Scores = {}
+        corrupted_w: Scores = {}
+        if corrupted_records:  # a small --limit may pick no sample this corruption applies to
+            data = write_jsonl(folder / f"corrupt-{corruption.subgoal_id}.jsonl", corrupted_records)
+            corrupted, corrupted_w, cost = score_file(judge, folder / f"corrupt-{corruption.subgoal_id}", data, domain.goal)
+            costs.append(cost)
+        ids = [r["id"] for r in corrupted_records]
+        verdicts[corruption.subgoal_id] = (ids, corrupted)
+        weighted[corruption.subgoal_id] = (ids, corrupted_w)
+    rows, all_target, all_others = analyse(goal, domain.corruptions, clean, verdicts, subgoals)
+    per_sample = {t: {i: {g: [clean.get(i, {}).get(g), c.get(i, {}).get(g)] for g in subgoals} for i in ids}
+                  for t, (ids, c) in verdicts.items()}
+    pooled = {"verdict": (all_target, all_others)}
     summary = {
         "domain": domain.name,
         "task": domain.task,
@@ -121,32 +145,45 @@ def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[
         "samples": len(chosen),
         **summarize(rows, all_target, all_others),
         "subgoals": rows,
+    }
+    if clean_w:  # the same arithmetic on the G-Eval weighted scores (issue 18: measured both ways)
+        w_rows, w_target, w_others = analyse(goal, domain.corruptions, clean_w, weighted, subgoals)
+        summary["weighted"] = {**summarize(w_rows, w_target, w_others), "subgoals": w_rows}
+        pooled["weighted"] = (w_target, w_others)
+    summary |= {
         "cost": {k: round(sum(c[k] for c in costs), 1) if k == "seconds" else sum(c[k] for c in costs) for k in costs[0]},
         "wall_seconds": round(time.perf_counter() - started, 1),
         "scores": per_sample,
     }
-    return summary, all_target, all_others
+    return summary, pooled
 
 
 def run(judge: Judge, limit: int = 30, domains: list[str] | None = None, workdir: Path | None = None) -> dict:
     """Score clean and corrupted subsets of each domain; return the report (see the module docstring)."""
     names = domains or list(DOMAINS)
-    results, all_target, all_others = [], [], []
+    results: list[dict] = []
+    pooled: dict[str, tuple[list[float], list[float]]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for name in names:
-            summary, on_target, on_others = run_domain(judge, DOMAINS[name], limit, Path(tmp) / name)
+            summary, drops_by = run_domain(judge, DOMAINS[name], limit, Path(tmp) / name)
             results.append(summary)
-            all_target += on_target
-            all_others += on_others
+            for signal, (on_target, on_others) in drops_by.items():
+                t, o = pooled.setdefault(signal, ([], []))
+                t += on_target
+                o += on_others
     rows = [r for d in results for r in d["subgoals"]]
-    return {
+    report = {
         "experiment": "corruption",
         **judge.describe(),
         "limit": limit,
         "domains": results,
-        "overall": {"samples": sum(d["samples"] for d in results), **summarize(rows, all_target, all_others)},
+        "overall": {"samples": sum(d["samples"] for d in results), **summarize(rows, *pooled["verdict"])},
         "paper": PAPER,
     }
+    if "weighted" in pooled:
+        w_rows = [r for d in results for r in d.get("weighted", {}).get("subgoals", [])]
+        report["overall"]["weighted"] = summarize(w_rows, *pooled["weighted"])
+    return report
 
 
 def markdown(report: dict) -> str:
@@ -166,6 +203,12 @@ def markdown(report: dict) -> str:
     rows.append(["paper (arXiv 2604.27547)", "", "", "", "", "", pct(p["target_drop"]), pct(p["others_drop"]), num(p["cohens_d"])])
     body = table(["domain", "corrupted subgoal", "corruption", "n", "clean mean", "corrupted mean", "drop on target",
                   "drop on others", "Cohen's d"], rows)
+    if "weighted" in o:
+        w = o["weighted"]
+        rows.append(["**all domains, G-Eval weighted**", "", "", o["samples"], "", "", f"**{pct(w['target_drop'])}**",
+                     f"**{pct(w['others_drop'])}**", f"**{num(w['cohens_d'])}**"])
+        body = table(["domain", "corrupted subgoal", "corruption", "n", "clean mean", "corrupted mean", "drop on target",
+                      "drop on others", "Cohen's d"], rows)
     calls = sum(d["cost"]["calls"] for d in report["domains"])
     failed = sum(d["cost"]["failed"] for d in report["domains"])
     foot = (f"\nn: corrupted samples judged (the domain row: clean samples). Drops are relative to the clean mean; "

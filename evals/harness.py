@@ -42,6 +42,7 @@ class Judge:
     timeout_s: float = 120.0
     max_retries: int | None = None
     json_mode: str | None = None
+    logprobs: int | None = None
 
     def open(self, path: Path, **overrides) -> Workspace:
         """A workspace whose judge, agent and synth roles all use this model. The API key comes from
@@ -55,11 +56,12 @@ class Judge:
             max_retries=self.max_retries,
             judge_anchors=self.anchors or None,
             json_mode=self.json_mode,
+            judge_logprobs=self.logprobs,
             **overrides,
         )
 
     def describe(self) -> dict:
-        return {"model": self.model, "mode": self.mode, "anchors": self.anchors}
+        return {"model": self.model, "mode": self.mode, "anchors": self.anchors, "logprobs": self.logprobs}
 
 
 def parser(doc: str, limit: int, limit_help: str) -> argparse.ArgumentParser:
@@ -69,9 +71,11 @@ def parser(doc: str, limit: int, limit_help: str) -> argparse.ArgumentParser:
     p.add_argument("--gguf", type=Path, help="start llama.cpp's server on this model file and use it")
     p.add_argument("--port", type=int, default=LOCAL_PORT, help="port for --gguf's server")
     p.add_argument("--limit", type=int, default=limit, help=limit_help)
-    p.add_argument("--mode", choices=["batched", "pair"], default="batched", help="judge mode")
+    p.add_argument("--mode", choices=["batched", "pair", "probe"], default="batched", help="judge mode")
     p.add_argument("--concurrency", type=int, help="judge calls in flight (default 4; 1 with --gguf)")
     p.add_argument("--anchors", action="store_true", help="few-shot rubric anchors in the judge prompt")
+    p.add_argument("--logprobs", type=int, metavar="K",
+                   help="ask the judge for the top K token logprobs (1-20) and report G-Eval weighted scores too")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the results files")
     return p
 
@@ -100,6 +104,7 @@ def endpoint(args: argparse.Namespace) -> Iterator[Judge]:
             max_retries=2 if local else None,
             # llama-cpp-python answers json_schema with a 500; skip that round trip in every workspace.
             json_mode="json_object" if local else None,
+            logprobs=getattr(args, "logprobs", None),
         )
     except GoalCoverError as exc:  # a bad model file, a taken port, no model configured: one line, no traceback
         raise SystemExit(f"error: {exc}") from None

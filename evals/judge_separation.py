@@ -6,7 +6,9 @@ S1 "Account termination and suspension", then reports the mean score of each gro
 the chance a relevant sample outscores an irrelevant one, ties count half), accuracy at the support
 threshold, failures, and the endpoint's speed (prompt and completion tokens per second of wall time).
 
-With `--logprobs K` the judge also asks for the top K token logprobs and the same figures are given for
+With `--mode probe` the judge answers one yes/no token per pair and its score is P(yes) (tools/probe.py);
+the weighted figures are then 1 + 4·P(yes), and the raw P(yes) values are listed to calibrate the probe's
+1-5 cut points on. With `--logprobs K` the judge also asks for the top K token logprobs and the same figures are given for
 the G-Eval probability-weighted scores (Σ p(s)·s over the score digit's alternatives), which break the
 ties a 1-5 scale leaves.
 
@@ -96,15 +98,20 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
         "prompt_tokens_per_s": round(result.prompt_tokens / elapsed, 1),
         "completion_tokens_per_s": round(result.completion_tokens / elapsed, 1),
     }
-    if logprobs:
+    if logprobs or mode == "probe":  # a probe's weighted score is 1 + 4·P(yes)
         w_rel = [weighted[i]["S1"] for i in rel_ids if "S1" in weighted.get(i, {})]
         w_irr = [weighted[i]["S1"] for i in irr_ids if "S1" in weighted.get(i, {})]
         report["weighted"] = {
             **separation(w_rel, w_irr),
+            # support as coverage decides it where a weighted score exists (GOALCOVER_SUPPORT_WEIGHTED)
+            "accuracy_at_3_5": separation(w_rel, w_irr, threshold=3.5)["accuracy_at_4"],
             "with_weighted_score": len(w_rel) + len(w_irr),
             "relevant_scores": [round(w, 3) for w in w_rel],
             "irrelevant_scores": [round(w, 3) for w in w_irr],
         }
+        if mode == "probe":  # the raw P(yes), to calibrate GOALCOVER_PROBE_THRESHOLDS on
+            report["weighted"]["p_yes_relevant"] = [round((w - 1) / 4, 4) for w in w_rel]
+            report["weighted"]["p_yes_irrelevant"] = [round((w - 1) / 4, 4) for w in w_irr]
     return report
 
 
@@ -116,8 +123,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("-n", type=int, default=10, help="samples per group")
     parser.add_argument("--anchors", action="store_true", help="add the few-shot rubric anchors to the judge prompt")
     parser.add_argument("--logprobs", type=int, metavar="K", help="ask for the top K logprobs (1-20) and report G-Eval weighted scores")
-    parser.add_argument("--mode", choices=["pair", "batched"], default="pair",
-                        help="the judge's prompt layout (one subgoal either way): pair names it after the sample, batched before")
+    parser.add_argument("--mode", choices=["pair", "batched", "probe"], default="pair",
+                        help="the judge's prompt layout (one subgoal either way): pair names it after the sample, batched "
+                        "before; probe asks one yes/no token and scores P(yes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results file")
     parser.add_argument("--port", type=int, default=8091, help="port for --gguf's server")
     args = parser.parse_args(argv)
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     with endpoint(args) as judge:
         report = run(judge.base_url, judge.model, args.n, args.anchors, args.logprobs, args.mode)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = (slug(judge.model) + ("-batched" if args.mode == "batched" else "")
+    name = (slug(judge.model) + ("-" + args.mode if args.mode != "pair" else "")
             + ("-anchors" if args.anchors else "") + ("-logprobs" if args.logprobs else ""))
     out = args.out / f"judge_separation-{name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -92,8 +92,12 @@ def _tool_call_json(call: ToolCall) -> dict[str, Any]:
 
 def _alternatives(token: str) -> tuple[str, ...]:
     """What else the fake 'considered': for a digit, the neighbouring digits (nearest first, as a judge
-    torn between adjacent scores would be), so weighted (G-Eval) scores have something to weigh."""
+    torn between adjacent scores would be), so weighted (G-Eval) scores have something to weigh; for yes
+    or no, the other answer first (probe judges read P(yes) from it)."""
     stripped = token.lstrip()
+    if stripped.lower() in ("yes", "no"):  # a yes/no answer (probe judges) weighed the other answer too
+        other = "no" if stripped.lower() == "yes" else "yes"
+        return (token[: len(token) - len(stripped)] + other, *_ALTERNATIVES)
     if len(stripped) == 1 and stripped.isdigit():
         lead, d = token[: len(token) - 1], int(stripped)
         return tuple(lead + str(n) for n in sorted(range(10), key=lambda n: (abs(n - d), n)) if n != d)

@@ -245,6 +245,10 @@ async def score_batch(
     ScoreResult with via="batch" (`calls` counts batch lines answered plus live calls). Raises what
     scoring.plan raises, and openai errors the SDK's own retries could not fix."""
     started = time.monotonic()
+    if mode == "probe":
+        from goalcover.tools.errors import BadInput
+
+        raise BadInput("--mode probe runs live only (one token per call, nothing for the Batch API to save): leave out --via batch")
     score_plan, _, goal = scoring.plan(ws, mode, samples, keep_tasks=False)
     config = ws.settings.model_for("judge")
     version = score_plan.prompt_version

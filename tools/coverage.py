@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from goalcover.tools.goal import current_goal
 from goalcover.tools.errors import BadInput
+from goalcover.tools.judge_quality import JudgeQuality, judge_quality
 from goalcover.tools.models import Sample
 from goalcover.tools.store import JUDGE_KEY
 from goalcover.tools.workspace import Workspace
@@ -21,7 +22,13 @@ class SubgoalCoverage(BaseModel):
 
     id: str
     title: str
-    supporting: int = Field(description="samples scoring at or above the support threshold")
+    supporting: int = Field(
+        description="samples that support it: G-Eval weighted score >= thresholds.support_weighted where the "
+        "judge recorded one, else 1-5 score >= thresholds.support"
+    )
+    supporting_verdict: int | None = Field(
+        None, description="set when weighted scores exist: supporting samples counted by the 1-5 verdict alone"
+    )
     share: float = Field(description="supporting / samples")
     mean: float | None = Field(description="mean score over the scored samples")
     weighted_mean: float | None = Field(
@@ -51,6 +58,7 @@ class Thresholds(BaseModel):
     """The rules coverage was computed with (from settings): scores are 1-5, shares fractions 0-1."""
 
     support: int = Field(description="a sample supports a subgoal at this score or above")
+    support_weighted: float = Field(3.5, description="... or, where it has a G-Eval weighted score, at this weighted score or above")
     weak_share: float = Field(description="weak when fewer than this share of samples support it")
     weak_relative: float = Field(description="... or less than this times the median subgoal's share")
     weak_mean: float | None = Field(description="... or, when set, a mean score below this")
@@ -86,6 +94,10 @@ class CoverageReport(BaseModel):
     after: list[SubgoalCoverage] | None = Field(None, description="coverage with the accepted synthetic samples added")
     estimate: EstimateInfo | None = Field(
         None, description="set when coverage is estimated from a stratified sample (the data is not fully scored)"
+    )
+    judge_quality: JudgeQuality = Field(
+        default_factory=JudgeQuality,
+        description="how far to trust the judge: agreement with the user's labels, length bias, order check, failure rates, flags",
     )
 
 
@@ -140,6 +152,8 @@ class _Tally:
     weighted_sum: float = 0.0
     weighted_n: int = 0
     best: list[tuple[str, int, float | None]] = field(default_factory=list)
+    supporting: int = 0
+    supporting_verdict: int = 0
 
     def add(self, score: int, samples: int = 1, weighted_sum: float = 0.0, weighted_n: int = 0) -> None:
         self.histogram[score] += samples
@@ -147,7 +161,14 @@ class _Tally:
         self.weighted_n += weighted_n
 
     def copy(self) -> "_Tally":
-        return _Tally(Counter(self.histogram), self.weighted_sum, self.weighted_n, list(self.best))
+        return _Tally(Counter(self.histogram), self.weighted_sum, self.weighted_n, list(self.best),
+                      self.supporting, self.supporting_verdict)
+
+
+def supports(score: int, weighted: float | None, settings) -> bool:
+    """Whether one judgment supports its subgoal: the G-Eval weighted score decides where there is one
+    (>= settings.support_weighted, default 3.5), else the 1-5 verdict (>= settings.support_threshold)."""
+    return weighted >= settings.support_weighted if weighted is not None else score >= settings.support_threshold
 
 
 def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
@@ -171,7 +192,11 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         version, model = judge["prompt_version"], judge["model"]
         for subgoal_id, score, n, weighted_sum, weighted_n in ws.store.score_tallies(version, model, subgoals):
             tallies[subgoal_id].add(score, n, weighted_sum, weighted_n)
-        for subgoal_id, found in ws.store.best_scored(version, model, subgoals, settings.support_threshold, best).items():
+        for subgoal_id, (n, n_verdict) in ws.store.support_counts(
+                version, model, subgoals, settings.support_threshold, settings.support_weighted).items():
+            tallies[subgoal_id].supporting, tallies[subgoal_id].supporting_verdict = n, n_verdict
+        best_by_subgoal = ws.store.best_scored(version, model, subgoals, settings.support_threshold, best, settings.support_weighted)
+        for subgoal_id, found in best_by_subgoal.items():
             tallies[subgoal_id].best = found
         failures = [Failure(sample_id=i, subgoal_id=sid, error=e) for i, sid, e in ws.store.unjudged_failures(version, model, subgoals)]
         off_goal = ws.store.off_goal_ids(version, model, subgoals, settings.off_goal_max)
@@ -190,7 +215,10 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
             for sid, (score, _) in per.items():
                 w = weighted.get(sample_id, {}).get(sid)
                 more[sid].add(score, 1, w or 0.0, w is not None)
-                more[sid].best.append((sample_id, score, w))
+                more[sid].supporting += supports(score, w, settings)
+                more[sid].supporting_verdict += score >= settings.support_threshold
+                if supports(score, w, settings):
+                    more[sid].best.append((sample_id, score, w))
         after = _rows(goal, more, total + len(accepted), failures, settings, best)
     judged_pairs = sum(sum(t.histogram.values()) for t in tallies.values())
     unscored = total * len(goal.subgoals) - judged_pairs - len(failures)
@@ -206,6 +234,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         judge=judge,
         thresholds=Thresholds(
             support=settings.support_threshold,
+            support_weighted=settings.support_weighted,
             weak_share=settings.weak_share,
             weak_relative=settings.weak_relative,
             weak_mean=settings.weak_mean,
@@ -215,6 +244,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         synthetic_accepted=len(accepted),
         after=after,
         estimate=estimated,
+        judge_quality=judge_quality(ws, goal, judge, rows),
     )
 
 
@@ -229,10 +259,13 @@ def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage]) -> Estimat
     if design is None:
         return None
     settings = ws.settings
-    scores, _ = sample_scores(ws, ws.store.samples(design.drawn_ids()), explanations=False)
+    drawn = ws.store.samples(design.drawn_ids())
+    scores, judge = sample_scores(ws, drawn, explanations=False)
+    weighted = sample_weighted(ws, drawn, judge)
+    decided = {i: {g: supports(v, weighted.get(i, {}).get(g), settings) for g, (v, _) in per.items()} for i, per in scores.items()}
     est = estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},
                    [g.id for g in goal.subgoals], support=settings.support_threshold,
-                   weak_share=settings.weak_share, weak_relative=settings.weak_relative)
+                   weak_share=settings.weak_share, weak_relative=settings.weak_relative, supports=decided)
     by_id = {r.id: r for r in est.subgoals}
     for row in rows:
         found = by_id[row.id]
@@ -248,14 +281,15 @@ def _rows(goal, tallies: dict[str, _Tally], total: int, failures: list[Failure],
     for g in goal.subgoals:
         tally = tallies[g.id]
         scored = sum(tally.histogram.values())
-        supporting = sum(n for score, n in tally.histogram.items() if score >= settings.support_threshold)
-        # Ties on the 1-5 score are broken by the weighted score, where there is one (stable: file order).
-        ranked = sorted(tally.best, key=lambda c: (-c[1], -(c[2] if c[2] is not None else c[1])))
+        supporting = tally.supporting
+        # The weighted score ranks where there is one, the 1-5 score elsewhere (stable: file order).
+        ranked = sorted(tally.best, key=lambda c: (-(c[2] if c[2] is not None else c[1]), -c[1]))
         rows.append(
             SubgoalCoverage(
                 id=g.id,
                 title=g.title,
                 supporting=supporting,
+                supporting_verdict=tally.supporting_verdict if tally.weighted_n else None,
                 share=round(supporting / total, 4),
                 mean=round(sum(score * n for score, n in tally.histogram.items()) / scored, 3) if scored else None,
                 weighted_mean=round(tally.weighted_sum / tally.weighted_n, 3) if tally.weighted_n else None,
@@ -263,7 +297,7 @@ def _rows(goal, tallies: dict[str, _Tally], total: int, failures: list[Failure],
                 scored=scored,
                 failed=sum(f.subgoal_id == g.id for f in failures),
                 histogram={k: tally.histogram.get(k, 0) for k in range(1, 6)},
-                best_sample_ids=[sid for sid, score, _ in ranked[:best] if score >= settings.support_threshold],
+                best_sample_ids=[sid for sid, _, _ in ranked[:best]],
             )
         )
     _decide_weak(rows, settings)

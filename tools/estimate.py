@@ -105,17 +105,23 @@ def weighted_mean_ci(scores: np.ndarray, weights: np.ndarray, seed: int, confide
 
 
 def estimate(design: SampleDesign, scores: Mapping[str, Mapping[str, int]], subgoal_ids: list[str], *, support: int,
-             weak_share: float, weak_relative: float, confidence: float = CONFIDENCE) -> Estimate:
+             weak_share: float, weak_relative: float, confidence: float = CONFIDENCE,
+             supports: Mapping[str, Mapping[str, bool]] | None = None) -> Estimate:
     """The estimate from a design and the judged scores (sample id -> subgoal id -> score 1-5) of its drawn
     samples; samples drawn but not (yet) judged for a subgoal are left out of that subgoal (missing at
-    random within their stratum). `support`, `weak_share`, `weak_relative` are coverage's thresholds."""
+    random within their stratum). `support`, `weak_share`, `weak_relative` are coverage's thresholds;
+    `supports` (sample id -> subgoal id -> bool), where given, decides support instead of score >= support
+    (coverage passes the G-Eval weighted decision, coverage.supports)."""
     rows: list[SubgoalEstimate] = []
     effective: list[tuple[float, float]] = []
     for sid in subgoal_ids:
         cells, values, weights = [], [], []
         for label, ids in design.strata.items():
-            got = [scores[i][sid] for i in ids[: design.drawn[label]] if sid in scores.get(i, {})]
-            cells.append((len(ids), len(got), sum(v >= support for v in got)))
+            judged = [i for i in ids[: design.drawn[label]] if sid in scores.get(i, {})]
+            got = [scores[i][sid] for i in judged]
+            backing = (sum(supports[i][sid] for i in judged) if supports is not None
+                       else sum(v >= support for v in got))
+            cells.append((len(ids), len(got), backing))
             values += got
             weights += [len(ids) / len(got)] * len(got)
         p, low, high, n_eff = stratified_share(cells, confidence)

@@ -25,7 +25,7 @@ from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller
 from goalcover.tools.models import Goal, Subgoal
 from goalcover.tools.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOVERED_SYSTEM, format_subgoals
-from goalcover.tools.store import GAP_COUNTER_KEY, GAPS_KEY
+from goalcover.tools.store import GAP_COUNTER_KEY, GAPS_KEY, JUDGE_KEY
 from goalcover.tools.vectors import cached_vectors
 from goalcover.tools.workspace import Workspace
 
@@ -159,6 +159,13 @@ async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     goal = current_goal(ws)
     assert goal is not None
     wanted = goal.subgoal(subgoal_id) if subgoal_id else None
+    judge = ws.store.get_meta(JUDGE_KEY) or {}
+    if judge.get("mode") == "probe":  # a probe judge wrote no explanations: write the ones read below, now
+        from goalcover.tools.probe import explain_low
+
+        report = await asyncio.to_thread(coverage, ws)
+        weak = {r.id for r in report.subgoals if r.weak}
+        await explain_low(ws, [g for g in goal.subgoals if g.id in weak or (wanted and g.id == wanted.id)], judge)
     targets, pending = await asyncio.to_thread(_clusters, ws, goal, wanted)
     names: list[dict] = []
     if pending:
@@ -220,6 +227,8 @@ def _clusters(
         row = next(r for r in report.subgoals if r.id == subgoal.id)
         # Only the low-score judgments of this subgoal are read (one SQL query), not every judgment.
         found = ws.store.low_scored(judge["prompt_version"], judge["model"], subgoal.hash, threshold)
+        # A probe judge explains only a capped subset (probe.explain_low): cluster what is explained.
+        found = [f for f in found if f[2]] or found
         low = [sid for sid, _, _ in found]
         score_of = {sid: score for sid, score, _ in found}
         explanation_of = {sid: text for sid, _, text in found}

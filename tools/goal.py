@@ -142,4 +142,8 @@ async def decompose(ws: Workspace, text: str, low: int = 4, high: int = 8) -> Go
 def goal_to_yaml(goal: Goal) -> str:
     """The goal as YAML that `goalcover goal --file` reads back (text, then subgoals with id, title,
     description, evidence)."""
-    return yaml.safe_dump(json.loads(goal.model_dump_json()), sort_keys=False, allow_unicode=True, width=100)
+    data = json.loads(goal.model_dump_json())
+    for subgoal in data["subgoals"]:
+        if not subgoal.get("anchors"):
+            subgoal.pop("anchors", None)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

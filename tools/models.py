@@ -42,6 +42,15 @@ class Sample(BaseModel):
         return content_hash(self.text)
 
 
+class Anchor(BaseModel):
+    """A scored example the user gave for one subgoal (from their spot-checks): the start of the sample,
+    their 1-5 score, and the sample's content hash (so agreement leaves it out)."""
+
+    excerpt: str = Field(min_length=1)
+    score: int = Field(ge=1, le=5)
+    sample_hash: str = ""
+
+
 class Subgoal(BaseModel):
     """One checkable part of the goal: id S1.., title, description and the evidence a supporting sample shows;
     `hash` changes when any of them does."""
@@ -50,11 +59,16 @@ class Subgoal(BaseModel):
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
     evidence: str = Field("", description="what a supporting sample shows")
+    anchors: list[Anchor] = Field([], description="the user's scored examples for this subgoal (`goalcover calibrate --apply`)")
 
     @property
     def hash(self) -> str:
-        """Changes when the meaning changes, so editing a subgoal re-scores only that subgoal."""
-        return content_hash(json.dumps([self.title, self.description, self.evidence]))
+        """Changes when the meaning changes — anchors included — so editing a subgoal (or giving it the
+        user's scored examples) re-scores only that subgoal. Without anchors, the hash is what it always was."""
+        parts: list[Any] = [self.title, self.description, self.evidence]
+        if self.anchors:
+            parts.append([[a.excerpt, a.score] for a in self.anchors])
+        return content_hash(json.dumps(parts))
 
 
 class Goal(BaseModel):

@@ -17,9 +17,11 @@ ESTIMATE_ONLY = {"ci_low", "ci_high", "p_weak", "mean_ci_low", "mean_ci_high"}
 def to_json(report: CoverageReport) -> dict:
     """`goalcover report --json`: the design's fixed keys (samples, failed, subgoals[id, title, supporting, share, mean, weak]) and more;
     estimated coverage adds ci_low/ci_high (and p_weak, mean_ci_low/high) per subgoal and "estimate" {samples, population, confidence}."""
+    data = report.model_dump(exclude={"judge_quality"} | (set() if report.estimate else {"estimate"}))
+    # The design puts judge-quality figures under "judge", beside the judge's model and prompt version.
+    data["judge"] = {**report.judge, **report.judge_quality.to_json()}
     if report.estimate:
-        return report.model_dump()
-    data = report.model_dump(exclude={"estimate"})
+        return data
     for key in ("subgoals", "after"):
         for row in data.get(key) or []:
             for name in ESTIMATE_ONLY:
@@ -72,6 +74,7 @@ def coverage_markdown(report: CoverageReport) -> str:
             f"{a.id} {_pct(b.share)} → {_pct(a.share)}" for b, a in zip(report.subgoals, report.after) if a.supporting != b.supporting
         )
         lines += ["", f"With {report.synthetic_accepted} accepted synthetic samples: {after or 'no change in support'}."]
+    lines += [f"\n⚠ {flag}" for flag in report.judge_quality.flags]
     lines += [
         "",
         f"Weak: {', '.join(weak) or 'none'} · off-goal samples: {report.off_goal} · failed judgments: {report.failed} · "
@@ -126,6 +129,7 @@ def to_markdown(report: CoverageReport) -> str:
             mb = f"{b.mean:.2f}" if b.mean is not None else "—"
             ma = f"{a.mean:.2f}" if a.mean is not None else "—"
             lines.append(f"| {b.id} | {b.supporting} | {a.supporting} | {_pct(b.share)} | {_pct(a.share)} | {mb} | {ma} |")
+    lines += judge_markdown(report)
     lines += ["", f"**Off-goal samples** (no subgoal above {report.thresholds.off_goal_max}): {report.off_goal}"]
     if report.off_goal_ids:
         shown = ", ".join(f"`{i}`" for i in report.off_goal_ids[:20])
@@ -134,6 +138,40 @@ def to_markdown(report: CoverageReport) -> str:
     for f in report.failures[:20]:
         lines.append(f"- `{f.sample_id}` × {f.subgoal_id}: {f.error}")
     return "\n".join(lines) + "\n"
+
+
+def judge_markdown(report: CoverageReport) -> list[str]:
+    """The report's "How far to trust the judge" section: flags, then each figure that was measured."""
+    q = report.judge_quality
+    lines = ["", "## How far to trust the judge", ""]
+    lines += [f"- ⚠ {flag}" for flag in q.flags]
+    if q.agreement:
+        lines.append("- Agreement with your checks (`goalcover calibrate`): " + " · ".join(
+            f"{sid} {a.exact:.0%} exact, {a.within_1:.0%} within 1, κ "
+            + ("—" if a.kappa is None else f"{a.kappa:.2f}"
+               + (f" ({a.kappa_ci_low:.2f}–{a.kappa_ci_high:.2f})" if a.kappa_ci_low is not None else ""))
+            + f" on {a.labels}"
+            for sid, a in q.agreement.items()))
+    else:
+        lines.append("- Agreement with your checks: no labels yet (`goalcover calibrate`)")
+    if q.length_bias:
+        lines.append("- Score vs sample length, Spearman ρ: " + " · ".join(
+            f"{sid} {rho:+.2f} (n {q.length_bias_samples[sid]})" for sid, rho in q.length_bias.items()))
+    if q.order_check:
+        o = q.order_check
+        lines.append(f"- Order check: {o.samples} samples re-scored with the subgoals shuffled, {o.changed} of "
+                     f"{o.verdicts} verdicts changed (consistency {o.consistency:.0%})")
+    if q.jury:
+        lines.append(f"- Jury of {', '.join(q.jury.models)} — agreement per subgoal (all scored alike · mean pairwise κ): "
+                     + " · ".join(f"{sid} {j.exact:.0%} · κ {'—' if j.kappa is None else f'{j.kappa:.2f}'} on {j.pairs}"
+                                  for sid, j in q.jury.subgoals.items()))
+        if q.jury.disagreements:
+            lines.append("- Pairs the judges disagree on most (review these): " + " · ".join(
+                f"`{d.sample_id}` × {d.subgoal_id} (" + ", ".join(f"{m} {v}" for m, v in d.scores.items()) + ")"
+                for d in q.jury.disagreements))
+    if q.failure_rate:
+        lines.append("- Failure rate: " + " · ".join(f"{sid} {rate:.1%}" for sid, rate in q.failure_rate.items()))
+    return lines
 
 
 def figures(report: CoverageReport):
@@ -222,7 +260,7 @@ def to_html(report: CoverageReport) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
 table {{ border-collapse: collapse; }} td, th {{ padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }}
-tr.weak td {{ color: #b00; font-weight: 600; }}
+tr.weak td {{ color: #b00; font-weight: 600; }} p.flag {{ color: #b00; }}
 </style></head><body>
 <h1>Coverage report</h1>
 <p><b>Goal:</b> {html.escape(report.goal)}</p>
@@ -230,9 +268,12 @@ tr.weak td {{ color: #b00; font-weight: 600; }}
 supporting = score ≥ {report.thresholds.support} · off-goal samples: {report.off_goal} ·
 failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
 {f'<p><b>{html.escape(estimate_note(report))}</b></p>' if report.estimate else ''}
+{''.join(f"<p class='flag'>⚠ {html.escape(flag)}</p>" for flag in report.judge_quality.flags)}
 <table><tr><th>subgoal</th><th>title</th><th>supporting</th><th>share</th><th>mean</th>{'<th>weighted mean</th>' if weighted else ''}<th></th></tr>
 {rows}</table>
 {charts}
+<h2>How far to trust the judge</h2>
+<ul>{''.join(f"<li>{html.escape(line[2:])}</li>" for line in judge_markdown(report) if line.startswith("- "))}</ul>
 {'<h2>Failed judgments</h2><ul>' + failures + '</ul>' if failures else ''}
 <script type="application/json" id="report-data">{html.escape(json.dumps(to_json(report)))}</script>
 </body></html>

@@ -47,11 +47,16 @@ def current_estimate(ws: Workspace, design) -> Estimate:
     """The estimate from the design and the stored judgments (no model call)."""
     goal = current_goal(ws)
     assert goal is not None
-    scores, _ = sample_scores(ws, ws.store.samples(design.drawn_ids()), explanations=False)
+    from goalcover.tools.coverage import sample_weighted, supports
+
+    drawn = ws.store.samples(design.drawn_ids())
+    scores, judge = sample_scores(ws, drawn, explanations=False)
     settings = ws.settings
+    weighted = sample_weighted(ws, drawn, judge)  # support as coverage decides it: weighted where recorded
+    decided = {i: {g: supports(v, weighted.get(i, {}).get(g), settings) for g, (v, _) in per.items()} for i, per in scores.items()}
     return estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},
                     [g.id for g in goal.subgoals], support=settings.support_threshold,
-                    weak_share=settings.weak_share, weak_relative=settings.weak_relative)
+                    weak_share=settings.weak_share, weak_relative=settings.weak_relative, supports=decided)
 
 
 async def score_sampled(

@@ -1,7 +1,8 @@
 """The LLM judge over samples × subgoals: plan, run (async, bounded, rate-limited, resumable), index.
 
-Two modes: `batched` (one call scores one sample against every subgoal it still needs) and `pair` (one
-call per sample × subgoal). Each judgment is committed to SQLite the moment it arrives, keyed by
+Three modes: `batched` (one call scores one sample against every subgoal it still needs), `pair` (one
+call per sample × subgoal) and `probe` (one yes/no token per sample × subgoal, its probability the score,
+explanations on demand: tools/probe.py). Each judgment is committed to SQLite the moment it arrives, keyed by
 (sample content hash, subgoal hash, prompt version, model): a killed run loses nothing it was told, and a
 rerun pays only for what is missing — new samples, edited subgoals, earlier failures.
 """
@@ -28,11 +29,12 @@ from goalcover.tools.tokens import estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
     JUDGE_ANCHORS, JUDGE_PAIR_PROMPT_VERSION, JUDGE_PAIR_SYSTEM, JUDGE_PAIR_USER, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM,
-    JUDGE_USER, RUBRIC, format_subgoals, neutralise,
+    JUDGE_USER, PROBE_PROMPT_VERSION, RUBRIC, format_subgoals, neutralise,
 )
 from goalcover.tools.workspace import Workspace
 
-Mode = Literal["batched", "pair"]
+Mode = Literal["batched", "pair", "probe"]
+MODES = ("batched", "pair", "probe")
 # The judge reads the start of very long samples: enough to see what they teach, bounded in cost.
 JUDGE_MAX_CHARS = 12_000
 # What one verdict costs in output tokens, for estimates before any call is made.
@@ -69,6 +71,8 @@ def batched_schema(subgoal_ids: tuple[str, ...]) -> tuple[type[BaseModel], dict]
 def prompt_version(mode: Mode, anchors: bool = False) -> str:
     """The cache key's prompt version for a mode: judge-v1/batched, judge-v2/pair, with +anchors when the
     rubric has worked examples."""
+    if mode == "probe":
+        return f"{PROBE_PROMPT_VERSION}/probe"  # the probe has no rubric, so no anchors
     base = JUDGE_PAIR_PROMPT_VERSION if mode == "pair" else JUDGE_PROMPT_VERSION
     return f"{base}{'+anchors' if anchors else ''}/{mode}"
 
@@ -77,6 +81,10 @@ def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors:
                    mode: Mode = "batched") -> list[BaseMessage]:
     """Batched: the subgoals in the system prompt, the sample after. Pair: the system prompt holds only
     what every call shares, and the one subgoal follows the sample (see JUDGE_PAIR_PROMPT_VERSION)."""
+    if mode == "probe":
+        from goalcover.tools.probe import probe_messages
+
+        return probe_messages(goal, subgoals[0], sample, JUDGE_MAX_CHARS)
     text = sample.text
     if len(text) > JUDGE_MAX_CHARS:
         text = text[:JUDGE_MAX_CHARS] + f"\n[… {len(sample.text) - JUDGE_MAX_CHARS:,} more characters not shown]"
@@ -231,8 +239,8 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
     `keep_tasks` — , the goal). Raises BadInput (unknown mode, no samples, no goal) and ConfigError (no
     judge model name).
     """
-    if mode not in ("batched", "pair"):
-        raise BadInput(f"--mode {mode!r}: choose batched or pair")
+    if mode not in MODES:
+        raise BadInput(f"--mode {mode!r}: choose batched, pair or probe")
     goal = current_goal(ws)
     assert goal is not None
     count = ws.store.count_samples() if samples is None else len(samples)
@@ -250,7 +258,7 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
         if keep_tasks:
             tasks.append(task)
     distinct = ws.store.count_contents() if samples is None else len({s.content_hash for s in samples})
-    est_completion = to_score * EST_TOKENS_PER_VERDICT
+    est_completion = to_score * (1 if mode == "probe" else EST_TOKENS_PER_VERDICT)
     pairs = distinct * len(goal.subgoals)
     return (
         ScorePlan(
@@ -328,11 +336,14 @@ async def score(
 
     async def judge_one(task: Task, messages: list[BaseMessage]) -> None:
         """One call and its commit: runs to the end even when the run is cancelled (it is shielded)."""
-        spec = judge_spec(task, mode, top_logprobs)
-        result = await caller.call(messages, spec.schema, name="judgment", json_schema=spec.json_schema,
-                                   max_tokens=spec.max_tokens, top_logprobs=spec.top_logprobs)
-        usage.add(result.usage)
-        rows, failed = judgment_rows(task, mode, result, version, config.model)
+        if mode == "probe":
+            rows, failed = await probe_one(task, messages)
+        else:
+            spec = judge_spec(task, mode, top_logprobs)
+            result = await caller.call(messages, spec.schema, name="judgment", json_schema=spec.json_schema,
+                                       max_tokens=spec.max_tokens, top_logprobs=spec.top_logprobs)
+            usage.add(result.usage)
+            rows, failed = judgment_rows(task, mode, result, version, config.model)
         if rows:
             ws.store.save_judgments(rows)
             counts["new"] += len(rows)
@@ -349,6 +360,20 @@ async def score(
                 failed=counts["failed_now"],
             )
 
+    async def probe_one(task: Task, messages: list[BaseMessage]) -> tuple[list[dict], list[dict]]:
+        from goalcover.tools.probe import p_yes, probe_body, probe_call, to_verdict
+
+        body = probe_body(config.model, messages, ws.settings.probe_extra_body)
+        content, logprobs, spent, error = await probe_call(caller, body, ws.settings.max_retries)
+        usage.add(spent)
+        p = None if error else p_yes(content, logprobs)
+        subgoal = task.subgoals[0]
+        if p is None:
+            reason = error or f"the probe answered {content[:40]!r}, not yes or no, and its logprobs name neither"
+            return [], [_row(task, subgoal, version, config.model, error=reason)]
+        verdict, weighted = to_verdict(p, ws.settings.probe_thresholds)
+        return [_row(task, subgoal, version, config.model, score=verdict, explanation="", weighted_score=weighted)], []
+
     async def worker() -> None:
         nonlocal reserved, stopped
         while stopped is None:
@@ -357,7 +382,8 @@ async def score(
                 return
             messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors, mode)
             est_cost = config.cost(
-                sum(estimate_tokens(str(m.content)) for m in messages), EST_TOKENS_PER_VERDICT * len(task.subgoals)
+                sum(estimate_tokens(str(m.content)) for m in messages),
+                (1 if mode == "probe" else EST_TOKENS_PER_VERDICT) * len(task.subgoals),
             )
             if max_cost is not None and usage.cost + reserved + est_cost > max_cost:
                 stopped = f"max-cost {max_cost:g} reached"

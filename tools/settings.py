@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     agent_api_key: str | None = None
     judge_model: str | None = None
     judge_base_url: str | None = None
+    judge_base_urls: dict[str, str] = Field(
+        {}, description='a jury\'s per-model endpoints, JSON: {"MODEL": "http://host/v1"}; others use the judge\'s'
+    )
     judge_api_key: str | None = None
     synth_model: str | None = None
     synth_base_url: str | None = None
@@ -75,12 +78,30 @@ class Settings(BaseSettings):
         description="ask the judge for this many top token logprobs and record a probability-weighted score "
         "(G-Eval) beside each 1-5 verdict, where the server returns logprobs; costs time on llama-cpp-python",
     )
+    probe_thresholds: list[float] = Field(
+        [0.125, 0.375, 0.625, 0.875], min_length=4, max_length=4,
+        description="probe mode: the P(yes) cut points of the 1-5 verdict (JSON list of four, ascending)",
+    )
+    probe_extra_body: dict = Field(
+        {}, description='probe mode: fields added to each request to constrain the answer to yes/no, JSON, e.g. '
+        '{"grammar": "root ::= \\"yes\\" | \\"no\\""} (llama.cpp) or {"guided_choice": ["yes", "no"]} (vLLM)',
+    )
+    probe_explain_max: int = Field(200, ge=0, description="probe mode: explanations written per weak subgoal for gap analysis")
     support_threshold: int = Field(4, ge=1, le=5, description="a sample supports a subgoal at this score or above")
+    support_weighted: float = Field(
+        3.5, ge=1, le=5,
+        description="where the judge recorded a G-Eval weighted score (logprobs), a sample supports a subgoal at "
+        "this weighted score or above; the 1-5 verdict decides only where there is none",
+    )
     weak_share: float = Field(0.10, ge=0, le=1, description="a subgoal is weak when fewer samples than this share support it")
     weak_relative: float = Field(
         0.5, ge=0, le=1, description="... or when its share is under this fraction of the median subgoal's share"
     )
     weak_mean: float | None = Field(None, ge=1, le=5, description="... or, if set, when its mean score is below this")
+    length_bias_rho: float = Field(0.4, gt=0, le=1, description="flag a subgoal whose scores follow sample length: |Spearman rho| at least this")
+    length_bias_min_samples: int = Field(20, ge=3, description="... measured on at least this many judged samples")
+    agreement_poor_kappa: float = Field(0.4, ge=-1, le=1, description="flag a subgoal whose judge agrees with your checks below this quadratic-weighted kappa")
+    agreement_min_labels: int = Field(5, ge=2, description="... on at least this many labels")
     off_goal_max: int = Field(2, ge=1, le=5, description="a sample is off-goal when no subgoal scores above this")
     uncovered_share: float = Field(0.02, ge=0, le=1, description="a weak subgoal supported by at most this share (or 1 sample) is uncovered")
     dedup_threshold: float = Field(0.92, gt=0, le=1, description="synthetic samples this similar (cosine) to another are dropped")

@@ -20,6 +20,10 @@ from goalcover.tools.values import from_storable, to_storable
 INGEST_PENDING = "ingest_pending"
 SAMPLE_COLUMNS = "id, format, source, line, part, record, raw, text"
 
+# Whether a judgment supports its subgoal (parameters: weighted threshold, score threshold): the G-Eval
+# weighted score decides where the judge recorded one, the 1-5 verdict elsewhere.
+SUPPORTS = "(CASE WHEN j.weighted_score IS NOT NULL THEN j.weighted_score >= ? ELSE j.score >= ? END)"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
@@ -106,6 +110,20 @@ CREATE TABLE IF NOT EXISTS ingest_staging (
 );
 -- Ids the committed ingest removed, until their vectors are gone from the index too.
 CREATE TABLE IF NOT EXISTS ingest_removed (id TEXT PRIMARY KEY);
+-- The user's own verdicts on judgments they spot-checked (`goalcover calibrate`): one per pair, by content,
+-- with the judge's score they were shown (judge_model / prompt_version say which judge that was).
+CREATE TABLE IF NOT EXISTS labels (
+    sample_hash TEXT NOT NULL,
+    subgoal_hash TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    subgoal_id TEXT NOT NULL,
+    user_score INTEGER NOT NULL CHECK (user_score BETWEEN 1 AND 5),
+    judge_score INTEGER NOT NULL CHECK (judge_score BETWEEN 1 AND 5),
+    judge_model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (sample_hash, subgoal_hash)
+);
 -- Embeddings of texts that gap analysis read (explanations), by content hash and embedding model, so a
 -- text is embedded once across runs and only when something reads it.
 CREATE TABLE IF NOT EXISTS text_vectors (
@@ -385,19 +403,115 @@ class Store:
         )
         return [(subgoals[h], score, n, w, nw) for h, score, n, w, nw in rows]
 
-    def best_scored(self, prompt_version: str, model: str, subgoals: dict[str, str], min_score: int,
-                    limit: int) -> dict[str, list[tuple[str, int, float | None]]]:
-        """subgoal id -> (sample id, score, weighted score) of its `limit` best samples scoring at least
-        `min_score`: by score, then weighted score, then file order. One window-function pass over the
-        judgments for every subgoal (SQLite >= 3.25), not one sort per subgoal."""
+    def support_counts(self, prompt_version: str, model: str, subgoals: dict[str, str], min_score: int,
+                       min_weighted: float) -> dict[str, tuple[int, int]]:
+        """subgoal id -> (supporting samples, supporting by the 1-5 verdict alone). A judgment with a
+        G-Eval weighted score supports at weighted >= `min_weighted`; one without, at score >= `min_score`."""
+        where, args = self._judge_filter(subgoals)
+        rows = self.db.execute(
+            f"SELECT j.subgoal_hash, SUM({SUPPORTS}), SUM(j.score >= ?) FROM samples s "
+            f"JOIN judgments j ON j.sample_hash = s.content_hash AND {where} GROUP BY j.subgoal_hash",
+            [min_weighted, min_score, min_score, prompt_version, model, *args],
+        )
+        return {subgoals[h]: (n, n_verdict) for h, n, n_verdict in rows}
+
+    def score_lengths(self, prompt_version: str, model: str, subgoal_hashes: list[str], limit: int = 5000,
+                      seed: int = 0) -> dict[str, list[tuple[int, float]]]:
+        """subgoal hash -> (sample length in characters, score) of the judged samples — the G-Eval weighted
+        score where there is one, else the 1-5 verdict; one per distinct content. Past `limit` samples, a
+        seeded random subset of about `limit` rows (looked up by rowid, so a big dataset is not scanned)."""
+        total = self.count_samples()
+        if total <= limit:
+            rows = self.db.execute("SELECT content_hash, LENGTH(text) FROM samples").fetchall()
+        else:
+            top = self.db.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
+            import random
+
+            picked = random.Random(seed).sample(range(1, top + 1), min(limit, top))
+            rows = []
+            for start in range(0, len(picked), 500):
+                chunk = picked[start : start + 500]
+                rows += self.db.execute(
+                    f"SELECT content_hash, LENGTH(text) FROM samples WHERE rowid IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+        length = dict(rows)
+        judged = self.judgments_among(prompt_version, model, list(length))
+        wanted = set(subgoal_hashes)
+        out: dict[str, list[tuple[int, float]]] = {h: [] for h in subgoal_hashes}
+        for (sample_hash, subgoal_hash), (score, _, weighted) in judged.items():
+            if subgoal_hash in wanted:
+                out[subgoal_hash].append((length[sample_hash], weighted if weighted is not None else score))
+        return out
+
+    def judgments_of_subgoal(self, prompt_version: str, model: str, subgoal_hash: str) -> Iterator[tuple]:
+        """(sample hash, sample id, score, explanation, weighted score) of one judge's judgments of one
+        subgoal, one per distinct sample content present in the dataset, by sample hash."""
+        yield from self.db.execute(
+            "SELECT j.sample_hash, MIN(s.id), j.score, j.explanation, j.weighted_score FROM judgments j "
+            "JOIN samples s ON s.content_hash = j.sample_hash "
+            "WHERE j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? GROUP BY j.sample_hash ORDER BY j.sample_hash",
+            (prompt_version, model, subgoal_hash),
+        )
+
+    def unexplained_low(self, prompt_version: str, model: str, subgoal_hash: str, below: int, limit: int) -> list[tuple[str, str, float | None]]:
+        """(sample hash, a sample id, weighted score) of up to `limit` judgments of one subgoal scoring below
+        `below` whose explanation is still empty (probe mode), in sample-hash order."""
+        return self.db.execute(
+            "SELECT j.sample_hash, MIN(s.id), j.weighted_score FROM judgments j JOIN samples s ON s.content_hash = j.sample_hash "
+            "WHERE j.prompt_version = ? AND j.model = ? AND j.subgoal_hash = ? AND j.score < ? AND j.explanation = '' "
+            "GROUP BY j.sample_hash ORDER BY j.sample_hash LIMIT ?",
+            (prompt_version, model, subgoal_hash, below, limit),
+        ).fetchall()
+
+    def set_explanation(self, sample_hash: str, subgoal_hash: str, prompt_version: str, model: str, explanation: str) -> None:
+        """Fill in one judgment's explanation (probe mode writes them on demand)."""
+        self.db.execute(
+            "UPDATE judgments SET explanation = ? WHERE sample_hash = ? AND subgoal_hash = ? AND prompt_version = ? AND model = ?",
+            (explanation, sample_hash, subgoal_hash, prompt_version, model),
+        )
+
+    def save_label(self, row: dict) -> None:
+        """Store (or replace) the user's verdict on one pair: keys sample_hash, subgoal_hash, sample_id,
+        subgoal_id, user_score, judge_score, judge_model, prompt_version."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO labels (sample_hash, subgoal_hash, sample_id, subgoal_id, user_score, judge_score, "
+            "judge_model, prompt_version) VALUES (:sample_hash, :subgoal_hash, :sample_id, :subgoal_id, :user_score, "
+            ":judge_score, :judge_model, :prompt_version)",
+            row,
+        )
+
+    def move_labels(self, old_subgoal_hash: str, new_subgoal_hash: str) -> None:
+        """Carry a subgoal's labels over to its new hash (its meaning is unchanged: anchors were added)."""
+        self.db.execute("UPDATE OR REPLACE labels SET subgoal_hash = ? WHERE subgoal_hash = ?", (new_subgoal_hash, old_subgoal_hash))
+
+    def labels(self, subgoal_hashes: Iterable[str] | None = None) -> list[dict]:
+        """The user's labels (of these subgoals' current hashes, default all), oldest first."""
+        rows = self.db.execute(
+            "SELECT sample_hash, subgoal_hash, sample_id, subgoal_id, user_score, judge_score, judge_model, prompt_version "
+            "FROM labels ORDER BY created_at, rowid"
+        ).fetchall()
+        keep = None if subgoal_hashes is None else set(subgoal_hashes)
+        names = ("sample_hash", "subgoal_hash", "sample_id", "subgoal_id", "user_score", "judge_score", "judge_model", "prompt_version")
+        return [dict(zip(names, r)) for r in rows if keep is None or r[1] in keep]
+
+    def best_scored(self, prompt_version: str, model: str, subgoals: dict[str, str], min_score: int, limit: int,
+                    min_weighted: float | None = None) -> dict[str, list[tuple[str, int, float | None]]]:
+        """subgoal id -> (sample id, score, weighted score) of its `limit` best samples that support it
+        (score >= `min_score`, or with `min_weighted`, weighted score >= it where there is one): by the
+        weighted score where there is one, else the score, then file order. One window-function pass over
+        the judgments of every subgoal (SQLite >= 3.25), not one sort per subgoal."""
+        if min_weighted is None:
+            supports, support_args = "j.score >= ?", [min_score]
+        else:
+            supports, support_args = SUPPORTS, [min_weighted, min_score]
         where, args = self._judge_filter(subgoals)
         rows = self.db.execute(
             "SELECT subgoal_hash, id, score, weighted FROM (SELECT j.subgoal_hash, s.id, j.score, j.weighted_score AS weighted, "
-            "ROW_NUMBER() OVER (PARTITION BY j.subgoal_hash ORDER BY j.score DESC, COALESCE(j.weighted_score, j.score) DESC, "
+            "ROW_NUMBER() OVER (PARTITION BY j.subgoal_hash ORDER BY COALESCE(j.weighted_score, j.score) DESC, j.score DESC, "
             "src.position, s.position) AS rank FROM samples s JOIN sources src ON src.path = s.source "
-            f"JOIN judgments j ON j.sample_hash = s.content_hash AND {where} WHERE j.score >= ?) "
+            f"JOIN judgments j ON j.sample_hash = s.content_hash AND {where} WHERE {supports}) "
             "WHERE rank <= ? ORDER BY subgoal_hash, rank",
-            [prompt_version, model, *args, min_score, limit],
+            [prompt_version, model, *args, *support_args, limit],
         )
         out: dict[str, list[tuple[str, int, float | None]]] = {sid: [] for sid in subgoals.values()}
         for subgoal_hash, sample_id, score, weighted in rows:

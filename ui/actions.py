@@ -135,6 +135,43 @@ class Actions:
         await self.out.send("The coverage report (one HTML file, charts included, opens offline):",
                             elements=[cl.File(name=path.name, path=str(path), display="inline")])
 
+    # --- checking the judge ---------------------------------------------------------------------------
+    async def check_judge(self) -> None:
+        await self.say("Let me check the judge.")
+        await views.judge_check_view(self.out, self.ws)
+
+    async def judge_label(self, payload: dict) -> None:
+        """Store the user's verdict on the pair the button carried, then show the next one."""
+        from goalcover.tools.calibration import save_label
+
+        pair = {k: payload[k] for k in ("sample_hash", "subgoal_hash", "sample_id", "subgoal_id", "score")}
+        user = payload.get("user_score")
+        await asyncio.to_thread(save_label, self.ws, pair, None if user is None else int(user))
+        said = f"agree ({pair['score']})" if user is None else f"my score: {user}"
+        await views.judge_check_view(self.out, self.ws, f"{pair['subgoal_id']} × `{pair['sample_id']}`: {said}. Next:")
+
+    async def judge_check_done(self) -> None:
+        from goalcover.tools.calibration import agreement_now
+
+        found = await asyncio.to_thread(agreement_now, self.ws)
+        text = views.agreement_markdown(found) or "No labels yet."
+        poor = [sid for sid, a in found.items() if a.poor and sid != "overall"]
+        teach = [action("judge_apply", f"Teach the judge {sid} with my scores",
+                        "your scored samples become examples in its prompt; then only that subgoal is re-scored", subgoal_id=sid)
+                 for sid in poor]
+        await self.out.send(text + "\n\nThe coverage report shows these figures and flags subgoals that agree poorly.",
+                            teach + await views.next_actions(self.ws))
+
+    async def judge_apply(self, subgoal_id: str) -> None:
+        """The user's labels of one subgoal become its rubric anchors; then the scoring plan (that subgoal only)."""
+        from goalcover.tools.calibration import apply_labels
+
+        await self.say(f"Use my scores as examples for {subgoal_id}.")
+        _, new = await asyncio.to_thread(apply_labels, self.ws, subgoal_id)
+        await self.out.send(f"{new.id} now shows the judge {len(new.anchors)} of your scored samples as examples. "
+                            f"Re-scoring it leaves the other subgoals' scores as they are:")
+        await self.score()
+
     # --- gaps and why ---------------------------------------------------------------------------------
     async def find_gaps(self) -> None:
         """The gap-labelling plan; clustering and labels run on "Run it"."""

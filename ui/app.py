@@ -129,6 +129,26 @@ async def on_report(web: WebChat, p: dict) -> None:
     await web.actions.report()
 
 
+@button("check_judge")
+async def on_check_judge(web: WebChat, p: dict) -> None:
+    await web.actions.check_judge()
+
+
+@button("judge_label")
+async def on_judge_label(web: WebChat, p: dict) -> None:
+    await web.actions.judge_label(p)
+
+
+@button("judge_check_done")
+async def on_judge_check_done(web: WebChat, p: dict) -> None:
+    await web.actions.judge_check_done()
+
+
+@button("judge_apply")
+async def on_judge_apply(web: WebChat, p: dict) -> None:
+    await web.actions.judge_apply(str(p.get("subgoal_id", "")))
+
+
 @button("find_gaps")
 async def on_find_gaps(web: WebChat, p: dict) -> None:
     await web.actions.find_gaps()

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from goalcover.ui.cli_calibrate import calibrate
 from goalcover.ui.cli_data import info, ingest, search
 from goalcover.ui.cli_gaps import export, gaps, review, synthesize, why
 from goalcover.ui.cli_local import local_app
@@ -28,7 +29,7 @@ app = typer.Typer(
 
 # The commands live by topic in cli_data, cli_score, cli_gaps and cli_local; they are registered here in
 # the order `goalcover --help` lists them.
-for command in (ingest, search, goal, score, report, gaps, why, synthesize, review, export):
+for command in (ingest, search, goal, score, calibrate, report, gaps, why, synthesize, review, export):
     app.command()(command)
 app.add_typer(local_app, name="local")
 

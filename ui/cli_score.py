@@ -64,7 +64,7 @@ def goal(
 
 @handle_errors
 def score(
-    mode: Annotated[str, typer.Option("--mode", help="batched: one call per sample scores all subgoals; pair: one call per sample × subgoal.")] = "batched",
+    mode: Annotated[str, typer.Option("--mode", help="batched: one call per sample scores all subgoals; pair: one call per sample × subgoal; probe: one yes/no token per sample × subgoal, P(yes) as the score, explanations written when gap analysis reads them.")] = "batched",
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Calls in flight at once (default GOALCOVER_CONCURRENCY, 8).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost (at batch rates with --via batch); call nothing.")] = False,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="Stop cleanly before spending more than this many USD (needs GOALCOVER_*_PRICE_PER_MTOK).", show_default=False)] = None,
@@ -77,6 +77,8 @@ def score(
     actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: Ray Data actors sending calls, each with --concurrency calls in flight (with --vllm: vLLM replicas, one GPU each).")] = 2,
     vllm: Annotated[Optional[str], typer.Option("--vllm", help="With --engine ray: judge with this model on vLLM replicas on GPU workers (ray.data.llm) instead of the endpoint.", show_default=False)] = None,
     ray_processor: Annotated[str, typer.Option("--ray-processor", help="With --engine ray: actors (the engine's own judge in Ray Data actors: its retries and repair rules) or http (ray.data.llm's HTTP request processor posting the same request bodies).")] = "actors",
+    judges: Annotated[Optional[str], typer.Option("--judges", help="A jury: score with each of these judge models (M1,M2[,M3]; endpoints from GOALCOVER_JUDGE_BASE_URLS) and use their consensus.", show_default=False)] = None,
+    order_check: Annotated[int, typer.Option("--order-check", min=0, help="Batched mode: then re-score N random samples with the subgoals shuffled and report the share of verdicts that change (N calls).")] = 0,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -101,9 +103,11 @@ def score(
         raise BadInput(f"--engine {engine!r}: choose local or ray")
     if engine == "local" and (ray_address or vllm or actors != 2 or ray_processor != "actors"):
         raise BadInput("--ray-address, --actors, --ray-processor and --vllm need --engine ray")
-    if engine == "ray" and (max_cost is not None or via != "live" or sample or budget is not None or target_width is not None):
-        raise BadInput("--engine ray scores every missing pair live: leave out --max-cost, --via batch, --sample, "
-                       "--budget and --target-width (see the cost first with --dry-run)")
+    if engine == "ray" and (max_cost is not None or via != "live" or sample or budget is not None or target_width is not None or judges):
+        raise BadInput("--engine ray scores every missing pair live with one judge: leave out --max-cost, --via batch, "
+                       "--sample, --budget, --target-width and --judges (see the cost first with --dry-run)")
+    if engine == "ray" and mode == "probe":
+        raise BadInput("--mode probe runs on the local engine only: leave out --engine ray, or use --mode batched or pair")
     with open_workspace(workspace) as ws:
         factor = ws.settings.batch_price_factor if via == "batch" else 1.0
         if dry_run:
@@ -133,6 +137,13 @@ def score(
 
             scorer = score_batch
         sampled = sample is not None or budget is not None or target_width is not None
+        jurors = None
+        if judges:
+            from goalcover.tools.jury import parse_judges, score_jury
+
+            jurors = parse_judges(judges)
+            if sampled or via == "batch":
+                raise BadInput("--judges scores everything live: leave out --sample/--budget/--target-width and --via batch")
         with ProgressBar("scoring", fields=("batch", "failed") if via == "batch" else ("cost", "failed")) as bar:
             if engine == "ray":
                 from goalcover.tools.ray_engine import score_on_ray
@@ -150,13 +161,29 @@ def score(
                         max_cost = budget if max_cost is None else min(max_cost, budget)
                 result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
                                                    scorer=scorer, concurrency=concurrency, progress=bar))
+            elif jurors:
+                result, juror_runs = asyncio.run(score_jury(ws, jurors, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
             else:
                 result = asyncio.run(scorer(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         with ProgressBar("indexing") as bar:
             scoring.index_scores(ws, progress=bar)
+        checked = None
+        if order_check and mode == "batched":
+            from goalcover.tools.order_check import order_check as run_order_check
+
+            with err.status(f"order check: re-scoring {order_check} samples with the subgoals shuffled…"):
+                checked = asyncio.run(run_order_check(ws, order_check))
+        elif order_check:
+            err.print("--order-check measures batched mode's order effect; skipped in pair mode", highlight=False)
     if as_json:
-        print_json(result.to_json())
+        extra = {"order_check": checked.model_dump()} if checked else {}
+        if jurors:
+            extra["jury"] = [r.model_dump() for r in juror_runs]
+        print_json({**result.to_json(), **extra})
         return
+    if checked:
+        out.print(f"order check: {checked.changed} of {checked.verdicts} verdicts changed with the subgoals shuffled "
+                  f"(consistency {checked.consistency:.0%}, {checked.samples} calls)", highlight=False)
     out.print(
         f"{result.judgments} judgments ({result.new} new, {result.cached} cached, {result.failed} failed) · "
         f"{result.calls} calls{' (batch)' if via == 'batch' else ''} · "

@@ -74,6 +74,7 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
     proposed = list_synthetic(ws, state="proposed")
     if proposed:
         acts.append(action("review_list", f"Review {len(proposed)} synthetic samples"))
+    acts.append(action("check_judge", "Check the judge", "spot-check its scores: agree or give your own"))
     acts += [action("export", "Export dataset", "the dataset in its own format, with the accepted synthetic samples"),
              action("report", "HTML report")]
     return acts
@@ -146,6 +147,50 @@ async def samples_markdown(ws: Workspace, ids: list[str]) -> str:
 async def sample_view(out: Out, ws: Workspace, ids: list[str]) -> None:
     text = await samples_markdown(ws, ids)
     await out.send(text or f"No sample {', '.join(ids)} in this workspace.")
+
+
+async def judge_check_view(out: Out, ws: Workspace, intro: str = "") -> None:
+    """"Check the judge": the next judgment to spot-check (stratified by subgoal and score; the sample
+    folded when long), with buttons to agree or give one's own 1-5 score, and the agreement so far."""
+    from goalcover.tools.calibration import agreement_now, next_for_review
+
+    item = await asyncio.to_thread(next_for_review, ws)
+    found = await asyncio.to_thread(agreement_now, ws)
+    summary = agreement_markdown(found)
+    lead = intro + "\n\n" if intro else ""
+    if item is None:
+        await out.send(lead + "Every judgment is checked. " + summary, await next_actions(ws, skip=("check_judge",)))
+        return
+    weighted = f" (weighted {item.weighted_score:.2f})" if item.weighted_score is not None else ""
+    sample = item.folded().replace("```", "`\u200b``")  # a fence inside the sample must not close ours
+    text = (
+        lead
+        + f"**{item.subgoal_id} {item.subgoal_title}** — {item.subgoal_description}\n\n"
+        + f"Sample `{item.sample_id}`:\n\n```\n{sample}\n```\n\n"
+        + f"The judge scored it **{item.score}/5**{weighted}: {item.explanation}\n\n"
+        + "Do you agree? Or give your own score (1 unrelated · 2 on topic, not exercised · 3 partly · 4 clearly · 5 exemplary)."
+        + (f"\n\n{summary}" if found else "")
+    )
+    pair = {"sample_hash": item.sample_hash, "subgoal_hash": item.subgoal_hash, "sample_id": item.sample_id,
+            "subgoal_id": item.subgoal_id, "score": item.score}
+    acts = [action("judge_label", f"Agree ({item.score})", **pair, user_score=None)]
+    acts += [action("judge_label", str(k), f"my score: {k}", **pair, user_score=k) for k in range(1, 6)]
+    acts.append(action("judge_check_done", "Done checking"))
+    await out.send(text, acts)
+
+
+def agreement_markdown(found: dict) -> str:
+    """Agreement with the user's checks in one line per subgoal (poor ones marked); "" without labels."""
+    if not found:
+        return ""
+    lines = ["**Agreement with your checks** (exact · within 1 · quadratic-weighted κ):"]
+    for sid, a in found.items():
+        kappa = "—" if a.kappa is None else f"{a.kappa:.2f}"
+        if a.kappa_ci_low is not None:
+            kappa += f" ({a.kappa_ci_low:.2f}–{a.kappa_ci_high:.2f})"
+        poor = f" ⚠ {sid}'s scores disagree with your checks" if a.poor and sid != "overall" else ""
+        lines.append(f"- {sid}: {a.exact:.0%} · {a.within_1:.0%} · κ {kappa} on {a.labels} labels{poor}")
+    return "\n".join(lines)
 
 
 async def synthetic_view(out: Out, ws: Workspace, gap_id: str | None = None) -> None:

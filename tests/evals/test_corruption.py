@@ -145,3 +145,25 @@ def test_corruption_run_scores_clean_and_corrupted_sets_and_does_the_arithmetic(
     assert json.loads(json_file.read_text())["overall"] == overall
     md = (tmp_path / "results" / "corruption-fake-model.md").read_text()
     assert "| **all domains** |" in md and "paper (arXiv 2604.27547)" in md and "25.6%" in md
+
+
+def test_with_logprobs_the_corruption_run_reports_the_weighted_scores_beside_the_verdicts(tmp_path, fake_openai, fast_embeddings):
+    fake_openai.rules.append(goal_keyword_judge)
+    args = ["--model", "fake-model", "--base-url", fake_openai.base_url, "--limit", "2", "--domains", "mbpp",
+            "--out", str(tmp_path / "results")]
+    report = corruption.main(args + ["--logprobs", "5"])
+    assert all(r.body.get("top_logprobs") == 5 for r in fake_openai.requests if "response_format" in r.body)
+    (d,) = report["domains"]
+    w = d["weighted"]
+    assert [r["subgoal_id"] for r in w["subgoals"]] == [r["subgoal_id"] for r in d["subgoals"]]
+    for verdict_row, weighted_row in zip(d["subgoals"], w["subgoals"]):
+        assert weighted_row["judged"] == verdict_row["judged"]
+        if verdict_row["clean_mean"] is not None:
+            # the fake's digit alternatives pull a 5 below 5 and a 1 above 1, never past the next half
+            assert abs(weighted_row["clean_mean"] - verdict_row["clean_mean"]) < 0.5
+            assert weighted_row["clean_mean"] != verdict_row["clean_mean"]
+    assert report["overall"]["weighted"]["target_drop"] > report["overall"]["weighted"]["others_drop"]
+    assert "G-Eval weighted" in (tmp_path / "results" / "corruption-fake-model.md").read_text()
+    fake_openai.requests.clear()
+    plain = corruption.main(args)
+    assert "weighted" not in plain["domains"][0] and "weighted" not in plain["overall"]

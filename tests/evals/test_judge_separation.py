@@ -32,3 +32,28 @@ def test_a_bad_model_file_is_one_line_not_a_traceback(tmp_path):
     for main in (corruption.main, judge_separation.main):
         with pytest.raises(SystemExit, match=r"^error: .*missing\.gguf: no such model file$"):
             main(["--gguf", str(tmp_path / "missing.gguf"), "--out", str(tmp_path)])
+
+
+def test_separation_in_probe_mode_reports_p_yes(tmp_path, fake_openai, fast_embeddings):
+    from tests.tools.test_probe import QUESTION
+
+    import re
+
+    from goalcover.testing import Reply
+    from tests.support.judges import sample_of
+
+    def probe(req):
+        found = sample_of(req)
+        if found is None or QUESTION not in (req.text or ""):
+            return None
+        return Reply.text("yes" if re.search(r"terminat|suspend", found[1], re.IGNORECASE) else "no")
+
+    fake_openai.rules.append(probe)
+    report = judge_separation.main(["--model", "fake-model", "--base-url", fake_openai.base_url, "-n", "3",
+                                    "--mode", "probe", "--out", str(tmp_path)])
+    assert report["relevant_scores"] == [4, 4, 4] and report["irrelevant_scores"] == [2, 2, 2]
+    w = report["weighted"]
+    assert w["auc"] == 1.0 and w["accuracy_at_3_5"] == 1.0 and w["with_weighted_score"] == 6
+    assert all(0.8 < p < 0.85 for p in w["p_yes_relevant"]) and all(0.15 < p < 0.2 for p in w["p_yes_irrelevant"])
+    assert (tmp_path / "judge_separation-fake-model-probe.json").exists()
+    assert all(r.body.get("max_tokens") == 1 for r in fake_openai.requests if QUESTION in (r.text or ""))

@@ -210,3 +210,17 @@ def test_cli_budget_picks_n_from_the_dry_run_cost(ws, tmp_path, fake_openai):
     assert "stratified sample: 39 samples drawn" in text and "Batch API at 0.5" in text
     no_price = cli(tmp_path, fake_openai, "score", "--budget", "1")
     assert no_price.exit_code == 2 and "GOALCOVER_INPUT_PRICE_PER_MTOK" in no_price.stderr
+
+
+def test_a_given_support_decision_replaces_the_verdict_threshold():
+    """Issue 18: with weighted scores, coverage passes its own support decisions (weighted >= 3.5)."""
+    from goalcover.tools.estimate import estimate
+    from goalcover.tools.strata import SampleDesign
+
+    design = SampleDesign(seed=0, dataset="x", strata={"a": ["s1", "s2", "s3", "s4"]}, drawn={"a": 4})
+    scores = {"s1": {"S1": 4}, "s2": {"S1": 3}, "s3": {"S1": 3}, "s4": {"S1": 1}}
+    plain = estimate(design, scores, ["S1"], support=4, weak_share=0.1, weak_relative=0.5)
+    assert plain.subgoals[0].share == 0.25
+    decided = {"s1": {"S1": False}, "s2": {"S1": True}, "s3": {"S1": True}, "s4": {"S1": False}}
+    weighted = estimate(design, scores, ["S1"], support=4, weak_share=0.1, weak_relative=0.5, supports=decided)
+    assert weighted.subgoals[0].share == 0.5 and weighted.subgoals[0].mean == plain.subgoals[0].mean

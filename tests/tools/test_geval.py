@@ -149,3 +149,31 @@ def test_a_workspace_from_before_weighted_scores_is_migrated_with_its_judgments_
         assert store.weighted_scores_for("judge-v1/batched", "m") == {("h2", "g"): 2.4}
     finally:
         store.close()
+
+
+def test_coverage_decides_support_on_the_weighted_score_where_there_is_one(ws):
+    """Issue 18 item 4: a weighted score >= 3.5 supports even under a verdict of 3; a verdict of 4 whose
+    weighted score is 3.2 does not; a judgment without one is decided by its verdict; the verdict's own
+    count is kept beside."""
+    from goalcover.tools.goal import current_goal
+    from goalcover.tools.store import JUDGE_KEY
+
+    goal = current_goal(ws)
+    s1 = goal.subgoal("S1")
+    samples = ws.store.samples()[:5]
+    given = [(4, 3.2), (3, 3.7), (5, None), (2, None), (3, 3.9)]
+    ws.store.save_judgments([
+        {"sample_hash": s.content_hash, "subgoal_hash": s1.hash, "prompt_version": "v", "model": "m",
+         "sample_id": s.id, "subgoal_id": "S1", "score": score, "explanation": "x", "weighted_score": w}
+        for s, (score, w) in zip(samples, given)
+    ])
+    ws.store.set_meta(JUDGE_KEY, {"model": "m", "prompt_version": "v", "mode": "pair"})
+    row = coverage(ws).subgoals[0]
+    assert (row.supporting, row.supporting_verdict) == (3, 2)
+    assert row.best_sample_ids == [samples[2].id, samples[4].id, samples[1].id]
+    assert row.share == pytest.approx(3 / ws.store.count_samples(), abs=1e-4)
+    ws.settings.support_weighted = 3.8
+    row = coverage(ws).subgoals[0]
+    assert (row.supporting, row.supporting_verdict) == (2, 2)
+    assert row.best_sample_ids == [samples[2].id, samples[4].id]
+    assert coverage(ws).thresholds.support_weighted == 3.8

@@ -1,0 +1,162 @@
+"""Probe mode: the judge answers one constrained yes/no token per sample × subgoal, and the probability
+it puts on "yes" is the score.
+
+Why: a small local model writes ~1 token/s with logprobs on 2 cores, so a verdict with an explanation
+(~60 tokens) costs a minute per pair, while reading the prompt is comparatively cheap. A probe writes one
+token. The question for a subgoal comes after the sample (PROBE_USER), so the calls for one sample share
+their prefix up to the sample's end and a server with prefix caching (llama.cpp, vLLM, OpenAI) reads the
+sample once for all its subgoals; iter_tasks yields a sample's pairs one after the other.
+
+Score. P(yes) = p(yes) / (p(yes) + p(no)) over the first token's top logprobs (tokens compared
+case- and space-insensitively). The stored weighted score is 1 + 4·P(yes) (so GOALCOVER_SUPPORT_WEIGHTED
+3.5 means P(yes) >= 0.625) and the 1-5 verdict is that weighted score cut at GOALCOVER_PROBE_THRESHOLDS
+(P(yes) cut points, default 0.125/0.375/0.625/0.875: the verdict is the weighted score rounded). The cut
+points are not yet calibrated on a real model here; evals/judge_separation reports P(yes) per sample so
+they can be. A server that returns no logprobs gives P(yes) 1 or 0 from the answer itself.
+
+Explanations are written only when something reads them: `explain_low` asks for one, for the low-scored
+pairs of the subgoals gap analysis clusters (at most GOALCOVER_PROBE_EXPLAIN_MAX per subgoal), and stores
+it in the judgment row. Until then a probe judgment's explanation is "".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Usage, is_transient, message_dicts
+from goalcover.tools.models import Goal, Sample, Subgoal
+from goalcover.tools.prompts import (
+    PROBE_EXPLAIN_SYSTEM, PROBE_EXPLAIN_VERSION, PROBE_SYSTEM, PROBE_USER, format_subgoals, neutralise,
+)
+
+PROBE_TOP_LOGPROBS = 20
+YES, NO = "yes", "no"
+
+
+def probe_messages(goal: Goal, subgoal: Subgoal, sample: Sample, max_chars: int) -> list:
+    """System (the goal and the yes/no instruction, shared by every call), then the sample, then the one
+    subgoal's question (langchain messages)."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    text = sample.text
+    if len(text) > max_chars:
+        text = text[:max_chars] + f"\n[… {len(sample.text) - max_chars:,} more characters not shown]"
+    user = PROBE_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals([subgoal]))
+    return [SystemMessage(PROBE_SYSTEM.format(goal=goal.text)), HumanMessage(user)]
+
+
+def probe_body(model: str, messages: list, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `/v1/chat/completions` body of one probe: one output token, greedy, top logprobs, plus
+    `extra` (GOALCOVER_PROBE_EXTRA_BODY: e.g. llama.cpp's {"grammar": "root ::= \\"yes\\" | \\"no\\""} or
+    vLLM's {"guided_choice": ["yes", "no"]} to constrain the token)."""
+    return {"model": model, "messages": message_dicts(messages), "max_tokens": 1, "temperature": 0,
+            "logprobs": True, "top_logprobs": PROBE_TOP_LOGPROBS, **(extra or {})}
+
+
+def p_yes(content: str, logprobs: list[dict] | None) -> float | None:
+    """P(yes) from the first generated token's alternatives (renormalised over yes/no); from the answer
+    alone (1.0 or 0.0) when there are no logprobs; None when neither says yes or no."""
+    if logprobs:
+        mass = {YES: 0.0, NO: 0.0}
+        first = logprobs[0]
+        for alt in first.get("top_logprobs") or [{"token": first.get("token", ""), "logprob": first.get("logprob")}]:
+            word = str(alt.get("token", "")).strip().lower()
+            if word in mass and alt.get("logprob") is not None:
+                mass[word] += math.exp(float(alt["logprob"]))
+        total = mass[YES] + mass[NO]
+        if total > 0:
+            return mass[YES] / total
+    word = content.strip().lower().rstrip(".")
+    return 1.0 if word == YES else 0.0 if word == NO else None
+
+
+def to_verdict(p: float, thresholds: tuple[float, ...] | list[float]) -> tuple[int, float]:
+    """(1-5 verdict, weighted score 1 + 4p) for P(yes) = p: the verdict is 1 plus the cut points p reaches."""
+    return 1 + sum(p >= t for t in thresholds), round(1 + 4 * p, 4)
+
+
+async def probe_call(caller: BulkJsonCaller, body: dict[str, Any], retries: int) -> tuple[str, list[dict] | None, Usage, str | None]:
+    """Post one probe; retry transient failures (timeouts, 429, 5xx) up to `retries` times with backoff.
+    Returns (content, logprobs of the content, usage, error or None)."""
+    import json as _json
+
+    from goalcover.tools.llm import reply_from_completion
+
+    from goalcover.tools.tokens import estimate_tokens
+
+    usage = Usage()
+    error = None
+    est_tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in body["messages"]) + 1
+    for attempt in range(retries + 1):
+        await caller.limits.wait(est_tokens)  # GOALCOVER_REQUESTS_PER_MINUTE / _TOKENS_PER_MINUTE, as every call
+        usage.calls += 1
+        try:
+            raw = await caller._bulk_client().post("/chat/completions", body=body, cast_to=bytes)
+            reply = reply_from_completion(_json.loads(raw))
+        except Exception as exc:  # noqa: BLE001 — classified right below
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            if not is_transient(exc) or attempt == retries:
+                return "", None, usage, error
+            await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+            continue
+        usage.prompt_tokens += reply.prompt_tokens or 0
+        usage.completion_tokens += reply.completion_tokens or 0
+        usage.cost += caller.config.cost(reply.prompt_tokens or 0, reply.completion_tokens or 0)
+        return reply.content, reply.logprobs, usage, None
+    return "", None, usage, error
+
+
+class _Explanation(BaseModel):
+    explanation: str = Field(min_length=1, description="what the sample shows and what it lacks for this subgoal")
+
+
+async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
+    """Write the missing explanations of the low-scored probe judgments (score below the support
+    threshold) of `subgoals`, at most GOALCOVER_PROBE_EXPLAIN_MAX per subgoal (in sample-hash order: a fixed
+    pseudo-random subset), one structured call to the judge model each. Stores them in the judgment rows
+    and returns how many were written. A no-op for judges that are not in probe mode."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from goalcover.tools.goal import current_goal
+    from goalcover.tools.prompts import JUDGE_USER
+
+    if judge.get("mode") != "probe":
+        return 0
+    goal = current_goal(ws)
+    assert goal is not None
+    settings = ws.settings
+    version, model = judge["prompt_version"], judge["model"]
+    todo: list[tuple[Subgoal, str, str, float]] = []
+    for g in subgoals:
+        rows = ws.store.unexplained_low(version, model, g.hash, settings.support_threshold, settings.probe_explain_max)
+        todo += [(g, sample_hash, sample_id, (weighted - 1) / 4 if weighted is not None else 0.0)
+                 for sample_hash, sample_id, weighted in rows]
+    if not todo:
+        return 0
+    samples = {s.id: s for s in ws.store.samples([sid for _, _, sid, _ in todo])}
+    gate = asyncio.Semaphore(settings.concurrency)
+    written = 0
+    async with JsonCaller(settings.model_for("judge"), settings) as caller:
+        async def one(g: Subgoal, sample_hash: str, sample_id: str, p: float) -> None:
+            nonlocal written
+            sample = samples[sample_id]
+            messages = [
+                SystemMessage(PROBE_EXPLAIN_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([g]), p_yes=p)),
+                HumanMessage(JUDGE_USER.format(sample_id=sample.id, text=neutralise(sample.text[:12_000]))),
+            ]
+            async with gate:
+                result = await caller.call(messages, _Explanation, name="explanation", max_tokens=200)
+            if result.value is not None:
+                ws.store.set_explanation(sample_hash, g.hash, version, model, result.value.explanation)
+                written += 1
+
+        await asyncio.gather(*(one(*item) for item in todo))
+    return written
+
+
+__all__ = ["PROBE_EXPLAIN_VERSION", "explain_low", "p_yes", "probe_body", "probe_call", "probe_messages", "to_verdict"]
