@@ -328,11 +328,16 @@ async def score(
     queue: asyncio.Queue[Task | None] = asyncio.Queue(maxsize=4 * width)
     in_flight: set[asyncio.Task] = set()
 
+    unreadable: list[Exception] = []  # why the tasks stopped coming, if reading the store failed
+
     async def produce() -> None:
-        for task in iter_tasks(ws, goal, mode, version, config.model, samples):
-            await queue.put(task)
+        try:
+            for task in iter_tasks(ws, goal, mode, version, config.model, samples):
+                await queue.put(task)
+        except Exception as exc:  # noqa: BLE001 - re-raised by the run once the calls in flight are saved
+            unreadable.append(exc)
         for _ in range(width):
-            await queue.put(None)  # one end mark per worker
+            await queue.put(None)  # one end mark per worker: none of them waits for tasks that never come
 
     async def judge_one(task: Task, messages: list[BaseMessage]) -> None:
         """One call and its commit: runs to the end even when the run is cancelled (it is shielded)."""
@@ -403,6 +408,9 @@ async def score(
     status = "interrupted"
     try:
         await asyncio.gather(*workers)
+        if unreadable:
+            status = "failed"
+            raise unreadable[0]
         status = "stopped" if stopped else "done"
     except asyncio.CancelledError:
         stopped = "stopped by the user"

@@ -354,3 +354,24 @@ def test_a_second_cancel_abandons_the_calls_in_flight(ws, fake_openai):
 
     assert asyncio.run(cancel_twice()) < 1.0
     assert ws.store.db.execute("SELECT status FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0] == "interrupted"
+
+
+def test_a_store_that_fails_mid_run_ends_the_run_with_its_error_and_keeps_what_was_judged(ws, fake_openai, monkeypatch):
+    """The tasks stream from the store: if reading them fails, the workers are not left waiting for
+    tasks that never come; the calls already made are saved and the error reaches the caller."""
+    real = scoring.iter_tasks
+    passes = []
+
+    def failing(*args, **kwargs):
+        passes.append(1)
+        for n, task in enumerate(real(*args, **kwargs)):
+            if n == 5 and len(passes) == 2:  # the plan's counting pass reads fine; the run's pass fails
+                raise OSError("disk I/O error")
+            yield task
+
+    monkeypatch.setattr(scoring, "iter_tasks", failing)
+    with pytest.raises(OSError, match="disk I/O error"):
+        asyncio.run(asyncio.wait_for(scoring.score(ws, concurrency=2), timeout=60))
+    monkeypatch.setattr(scoring, "iter_tasks", real)
+    assert len(ws.store.judgment_keys(scoring.prompt_version("batched"), "fake-model")) == 5 * len(current_goal(ws).subgoals)
+    assert ws.store.db.execute("SELECT status FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0] == "failed"
