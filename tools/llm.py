@@ -413,12 +413,16 @@ class BulkJsonCaller(JsonCaller):
         imports langchain-openai (~0.6 s) for nothing the bulk judge uses."""
         loop = id(asyncio.get_running_loop())
         if self._bulk is None or self._bulk[0] != loop:
+            try:
+                http_client = openai.DefaultAioHttpClient(timeout=self.config.timeout_s)
+            except (AttributeError, RuntimeError):  # an SDK without it, or aiohttp missing: httpx's pool then
+                http_client = None
             client = openai.AsyncOpenAI(
                 base_url=self.config.base_url,
                 api_key=self.config.api_key,
                 timeout=self.config.timeout_s,
                 max_retries=0,
-                http_client=openai.DefaultAioHttpClient(timeout=self.config.timeout_s),
+                http_client=http_client,
             )
             self._bulk = (loop, client)
         return self._bulk[1]
