@@ -151,6 +151,14 @@ async def wait(ws: Workspace, client, jobs: list[BatchJob], all_jobs: list[Batch
         await asyncio.sleep(poll_s)
 
 
+
+async def _jsonl_rows(client, file_id: str | None) -> list[dict]:
+    """The JSON lines of a batch's output or error file (none when the batch has no such file)."""
+    if not file_id:
+        return []
+    content = await client.files.content(file_id)
+    return [json.loads(line) for line in content.text.splitlines() if line.strip()]
+
 async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dict[str, Sample],
                   usage: Usage) -> tuple[int, set[tuple[str, tuple[str, ...]]]]:
     """Download a finished job's output and error files, save every judgment that parses (repair rules of
@@ -161,20 +169,8 @@ async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dic
     config = ws.settings.model_for("judge")
     factor = ws.settings.batch_price_factor
     batch = await client.batches.retrieve(job.batch_id)
-    answered: dict[str, dict] = {}
-    if batch.output_file_id:
-        content = await client.files.content(batch.output_file_id)
-        for line in content.text.splitlines():
-            if line.strip():
-                row = json.loads(line)
-                answered[row["custom_id"]] = row
-    errors: dict[str, str] = {}
-    if batch.error_file_id:
-        content = await client.files.content(batch.error_file_id)
-        for line in content.text.splitlines():
-            if line.strip():
-                row = json.loads(line)
-                errors[row["custom_id"]] = _line_error(row)
+    answered = {row["custom_id"]: row for row in await _jsonl_rows(client, batch.output_file_id)}
+    errors = {row["custom_id"]: _line_error(row) for row in await _jsonl_rows(client, batch.error_file_id)}
     by_id = {s.id: s for s in goal.subgoals}
     saved, left = 0, set()
     failures: list[dict] = []
