@@ -47,7 +47,7 @@ def handle_errors(command):
         except KeyboardInterrupt:
             err.print("interrupted; run the command again to continue where it stopped")
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort, typer.BadParameter):  # a bad option value: the usage error, exit 2
             raise
         except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
             if os.environ.get("GOALCOVER_DEBUG"):

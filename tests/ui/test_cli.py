@@ -42,6 +42,11 @@ def test_directory_and_usage_errors_exit_2(tmp_path):
     assert run("ingest", str(tmp_path), "-w", str(tmp_path / "ws")).exit_code == 2
     assert run("ingest", str(SFT / "mbpp_alpaca.jsonl"), "--format", "yaml", "-w", str(tmp_path / "ws")).exit_code == 2
     assert run("search", "x", "-k", "0").exit_code == 2
+    # option values checked inside a command body are usage errors too (exit 2), not internal errors
+    for args, said in ((("score", "--via", "x"), "choose live or batch"), (("score", "--mode", "nope", "--dry-run"), "choose batched, pair or probe"),
+                       (("ingest", "--add", "--replace", str(SFT / "mbpp_alpaca.jsonl")), "exclude each other")):
+        result = run(*args, "-w", str(tmp_path / "ws"))
+        assert result.exit_code == 2 and said in result.stderr and "internal error" not in result.stderr, result.stderr
 
 
 def test_ingest_json_has_the_fixed_keys_and_search_finds(tmp_path):
