@@ -7,7 +7,8 @@ the chance a relevant sample outscores an irrelevant one, ties count half), accu
 threshold, failures, and the endpoint's speed (prompt and completion tokens per second of wall time).
 
 With `--mode probe` the judge answers one yes/no token per pair and its score is P(yes) (tools/probe.py);
-the weighted figures are then 1 + 4·P(yes), and the raw P(yes) values are listed to calibrate the probe's
+the weighted figures are then P(yes) mapped through GOALCOVER_PROBE_THRESHOLDS (1 + 4·P(yes) at the
+defaults), and the raw P(yes) values are listed to calibrate the probe's
 1-5 cut points on. With `--logprobs K` the judge also asks for the top K token logprobs and the same figures are given for
 the G-Eval probability-weighted scores (Σ p(s)·s over the score digit's alternatives), which break the
 ties a 1-5 scale leaves.
@@ -30,6 +31,7 @@ from pathlib import Path
 from goalcover.evals.harness import endpoint, slug
 from goalcover.tools import scoring
 from goalcover.tools.coverage import sample_scores, sample_weighted
+from goalcover.tools.probe import p_from_weighted
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.models import Goal
@@ -81,6 +83,7 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
             elapsed = time.perf_counter() - start
             scores, judge = sample_scores(ws)
             weighted = sample_weighted(ws, ws.store.samples(), judge)
+            cuts = ws.settings.probe_thresholds
     rel = [scores[i]["S1"][0] for i in rel_ids if "S1" in scores.get(i, {})]
     irr = [scores[i]["S1"][0] for i in irr_ids if "S1" in scores.get(i, {})]
     report = {
@@ -98,7 +101,7 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
         "prompt_tokens_per_s": round(result.prompt_tokens / elapsed, 1),
         "completion_tokens_per_s": round(result.completion_tokens / elapsed, 1),
     }
-    if logprobs or mode == "probe":  # a probe's weighted score is 1 + 4·P(yes)
+    if logprobs or mode == "probe":  # a probe's weighted score maps P(yes) through GOALCOVER_PROBE_THRESHOLDS
         w_rel = [weighted[i]["S1"] for i in rel_ids if "S1" in weighted.get(i, {})]
         w_irr = [weighted[i]["S1"] for i in irr_ids if "S1" in weighted.get(i, {})]
         report["weighted"] = {
@@ -110,8 +113,9 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
             "irrelevant_scores": [round(w, 3) for w in w_irr],
         }
         if mode == "probe":  # the raw P(yes), to calibrate GOALCOVER_PROBE_THRESHOLDS on
-            report["weighted"]["p_yes_relevant"] = [round((w - 1) / 4, 4) for w in w_rel]
-            report["weighted"]["p_yes_irrelevant"] = [round((w - 1) / 4, 4) for w in w_irr]
+            report["weighted"]["p_yes_relevant"] = [round(p_from_weighted(w, cuts), 4) for w in w_rel]
+            report["weighted"]["p_yes_irrelevant"] = [round(p_from_weighted(w, cuts), 4) for w in w_irr]
+            report["weighted"]["probe_thresholds"] = list(cuts)
     return report
 
 

@@ -8,11 +8,13 @@ their prefix up to the sample's end and a server with prefix caching (llama.cpp,
 sample once for all its subgoals; iter_tasks yields a sample's pairs one after the other.
 
 Score. P(yes) = p(yes) / (p(yes) + p(no)) over the first token's top logprobs (tokens compared
-case- and space-insensitively). The stored weighted score is 1 + 4·P(yes) (so GOALCOVER_SUPPORT_WEIGHTED
-3.5 means P(yes) >= 0.625) and the 1-5 verdict is that weighted score cut at GOALCOVER_PROBE_THRESHOLDS
-(P(yes) cut points, default 0.125/0.375/0.625/0.875: the verdict is the weighted score rounded). The cut
-points are not yet calibrated on a real model here; evals/judge_separation reports P(yes) per sample so
-they can be. A server that returns no logprobs gives P(yes) 1 or 0 from the answer itself.
+case- and space-insensitively). GOALCOVER_PROBE_THRESHOLDS holds four P(yes) cut points t1 < t2 < t3 < t4:
+the 1-5 verdict is 1 plus the cut points P(yes) reaches, and the stored weighted score runs linearly
+through (0, 1), (t1, 1.5), (t2, 2.5), (t3, 3.5), (t4, 4.5), (1, 5), so GOALCOVER_SUPPORT_WEIGHTED 3.5
+means P(yes) >= t3. The default 0.125/0.375/0.625/0.875 makes it 1 + 4·P(yes). A small model's P(yes)
+is compressed (Qwen2.5-Coder-1.5B puts 0.23-0.54 on every pair), so its cut points must be calibrated:
+see evals/README.md ("Probe mode, calibrated") for the values measured here and how they were fitted.
+A server that returns no logprobs gives P(yes) 1 or 0 from the answer itself.
 
 Explanations are written only when something reads them: `explain_low` asks for one, for the low-scored
 pairs of the subgoals gap analysis clusters (at most GOALCOVER_PROBE_EXPLAIN_MAX per subgoal), and stores
@@ -26,6 +28,7 @@ import math
 import random
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Usage, is_transient, message_dicts
@@ -75,9 +78,26 @@ def p_yes(content: str, logprobs: list[dict] | None) -> float | None:
     return 1.0 if word == YES else 0.0 if word == NO else None
 
 
+_GRADES = (1.0, 1.5, 2.5, 3.5, 4.5, 5.0)  # the weighted score at P(yes) = 0, the four cut points, 1
+
+
+def weighted_from_p(p: float, thresholds: tuple[float, ...] | list[float]) -> float:
+    """The weighted 1-5 score of P(yes) = p: piecewise linear through (0, 1), (t1, 1.5), (t2, 2.5),
+    (t3, 3.5), (t4, 4.5), (1, 5), so that a cut point is where the rounded verdict changes and
+    "weighted >= 3.5" (GOALCOVER_SUPPORT_WEIGHTED) means p >= t3. At the default cut points
+    (0.125, 0.375, 0.625, 0.875) this is 1 + 4p."""
+    return round(float(np.interp(p, (0.0, *thresholds, 1.0), _GRADES)), 4)
+
+
+def p_from_weighted(weighted: float, thresholds: tuple[float, ...] | list[float]) -> float:
+    """P(yes) back from a weighted score stored under the same cut points (the inverse of weighted_from_p)."""
+    return float(np.interp(weighted, _GRADES, (0.0, *thresholds, 1.0)))
+
+
 def to_verdict(p: float, thresholds: tuple[float, ...] | list[float]) -> tuple[int, float]:
-    """(1-5 verdict, weighted score 1 + 4p) for P(yes) = p: the verdict is 1 plus the cut points p reaches."""
-    return 1 + sum(p >= t for t in thresholds), round(1 + 4 * p, 4)
+    """(1-5 verdict, weighted score) for P(yes) = p: the verdict is 1 plus the cut points p reaches; the
+    weighted score is weighted_from_p (so the verdict is the weighted score rounded half up)."""
+    return 1 + sum(p >= t for t in thresholds), weighted_from_p(p, thresholds)
 
 
 async def probe_call(caller: BulkJsonCaller, body: dict[str, Any], retries: int) -> tuple[str, list[dict] | None, Usage, str | None]:
@@ -134,7 +154,7 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
     todo: list[tuple[Subgoal, str, str, float]] = []
     for g in subgoals:
         rows = ws.store.unexplained_low(version, model, g.hash, settings.support_threshold, settings.probe_explain_max)
-        todo += [(g, sample_hash, sample_id, (weighted - 1) / 4 if weighted is not None else 0.0)
+        todo += [(g, sample_hash, sample_id, p_from_weighted(weighted, settings.probe_thresholds) if weighted is not None else 0.0)
                  for sample_hash, sample_id, weighted in rows]
     if not todo:
         return 0
@@ -159,4 +179,5 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
     return written
 
 
-__all__ = ["PROBE_EXPLAIN_VERSION", "explain_low", "p_yes", "probe_body", "probe_call", "probe_messages", "to_verdict"]
+__all__ = ["PROBE_EXPLAIN_VERSION", "explain_low", "p_from_weighted", "p_yes", "probe_body", "probe_call", "probe_messages",
+           "to_verdict", "weighted_from_p"]

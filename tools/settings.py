@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from goalcover.tools.errors import BadInput, ConfigError, describe_validation_error, field_path
@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     batch_poll_s: float = Field(10.0, gt=0, description="seconds between polls of a running batch (`score --via batch`)")
 
     # Scoring
+    judge_mode: Literal["batched", "pair", "probe"] = Field(
+        "batched",
+        description="the judge's mode when `score` or the agent is not given one: batched (one call per sample), "
+        "pair (one per sample × subgoal) or probe (one yes/no token per pair; what `goalcover local serve` "
+        "suggests for a small local model, see evals/README.md)",
+    )
     judge_anchors: bool = Field(False, description="add few-shot rubric anchors to the judge prompt (helps small local models)")
     judge_logprobs: int | None = Field(
         None, ge=1, le=20,
@@ -114,6 +120,13 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1)
     max_sample_chars: int = Field(2_000_000, ge=1, description="samples longer than this are refused")
     warn_sample_chars: int = Field(100_000, ge=1, description="samples longer than this are ingested with a warning")
+
+    @field_validator("probe_thresholds")
+    @classmethod
+    def _ascending_cut_points(cls, cuts: list[float]) -> list[float]:
+        if not all(0 < a < b < 1 for a, b in zip(cuts, cuts[1:])) or not 0 < cuts[0] < 1:
+            raise ValueError(f"four P(yes) cut points strictly between 0 and 1, ascending; got {cuts}")
+        return cuts
 
     def model_for(self, role: Role, need_key: bool = True) -> ModelConfig:
         """The endpoint for one role, or a ConfigError naming exactly what to set. With `need_key=False`

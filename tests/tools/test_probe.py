@@ -14,7 +14,7 @@ from goalcover.tools import scoring
 from goalcover.tools.coverage import coverage
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.goal import current_goal, load_goal_file, save_goal
-from goalcover.tools.probe import explain_low, p_yes, to_verdict
+from goalcover.tools.probe import explain_low, p_from_weighted, p_yes, to_verdict
 from goalcover.tools.store import JUDGE_KEY
 from tests.support.judges import CONTRACT_PATTERNS, sample_of
 from tests.tools.test_scoring import GOAL_FILE, contracts, open_ws  # noqa: F401 (contracts: fixture)
@@ -41,6 +41,25 @@ def test_p_yes_reads_the_first_tokens_alternatives_and_maps_onto_1_to_5():
     cuts = [0.125, 0.375, 0.625, 0.875]
     assert [to_verdict(p, cuts)[0] for p in (0.0, 0.2, 0.5, 0.7, 0.95)] == [1, 2, 3, 4, 5]
     assert to_verdict(0.625, cuts) == (4, 3.5)
+    assert [to_verdict(p, cuts)[1] for p in (0.0, 0.3, 1.0)] == [1.0, 2.2, 5.0]  # 1 + 4p at the default cuts
+
+
+def test_calibrated_cut_points_decide_the_verdict_and_the_weighted_support_alike(monkeypatch):
+    """A small model's compressed P(yes) (here 0.30-0.45) is spread over 1-5 by its cut points, and the
+    weighted score crosses 3.5 exactly where the verdict reaches 4."""
+    cuts = [0.30, 0.33, 0.36, 0.42]
+    for p in (0.0, 0.2, 0.30, 0.31, 0.35, 0.36, 0.4, 0.42, 0.6, 1.0):
+        verdict, weighted = to_verdict(p, cuts)
+        assert verdict == int(weighted + 0.5)  # the verdict is the weighted score rounded half up
+        assert (weighted >= 3.5) == (verdict >= 4) == (p >= 0.36)
+        assert p_from_weighted(weighted, cuts) == pytest.approx(p, abs=1e-3)
+    assert to_verdict(0.36, cuts) == (4, 3.5) and to_verdict(1.0, cuts) == (5, 5.0)
+    from goalcover.tools.errors import BadInput
+    from goalcover.tools.settings import load_settings
+
+    monkeypatch.setenv("GOALCOVER_PROBE_THRESHOLDS", "[0.4, 0.3, 0.5, 0.6]")
+    with pytest.raises(BadInput, match="GOALCOVER_PROBE_THRESHOLDS.*ascending"):
+        load_settings()
 
 
 @pytest.fixture
