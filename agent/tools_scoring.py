@@ -21,7 +21,10 @@ from goalcover.tools.plans import scoring_plan
 class ScoringArgs(BaseModel):
     """Arguments of estimate_scoring."""
 
-    mode: Literal["batched", "pair"] = Field("batched", description="batched: one call per sample (cheaper); pair: one call per sample × subgoal")
+    mode: Literal["batched", "pair", "probe"] | None = Field(
+        None, description="batched: one call per sample (cheaper); pair: one call per sample × subgoal; probe: one "
+        "yes/no token per sample × subgoal (for small local models); default: the configured GOALCOVER_JUDGE_MODE",
+    )
 
 
 class RunScoringArgs(ScoringArgs):
@@ -34,6 +37,11 @@ class RunScoringArgs(ScoringArgs):
     )
 
 
+def _mode(ctx: ToolContext, args: ScoringArgs) -> str:
+    """The mode asked for, else the workspace's GOALCOVER_JUDGE_MODE."""
+    return args.mode or ctx.ws.settings.judge_mode
+
+
 def _plan(ctx: ToolContext, mode: str, sample: int | None = None) -> dict:
     from goalcover.tools.plans import sampled_plan
 
@@ -44,18 +52,18 @@ def _plan(ctx: ToolContext, mode: str, sample: int | None = None) -> dict:
 async def estimate_scoring(ctx: ToolContext, args: ScoringArgs) -> ToolResult:
     """What scoring would do and cost, without calling any model: pairs to score, pairs already cached,
     model calls, estimated tokens and USD (or that the price is unknown)."""
-    shown = scoring_plan(ctx.ws, args.mode)
-    return ToolResult({**_plan(ctx, args.mode), "cost": shown.cost}, shown.text())
+    shown = scoring_plan(ctx.ws, _mode(ctx, args))
+    return ToolResult({**_plan(ctx, _mode(ctx, args)), "cost": shown.cost}, shown.text())
 
 
 def scoring_preview(ctx: ToolContext, args: RunScoringArgs) -> dict | None:
     """The plan the user approves before run_scoring spends anything: {"plan": ScorePlan fields plus
     `title`, `rows`, `cost` (text)}, "question"}; None when nothing would be paid."""
     require_no_draft(ctx)
-    shown = scoring_plan(ctx.ws, args.mode, args.max_cost, sample=args.sample)
+    shown = scoring_plan(ctx.ws, _mode(ctx, args), args.max_cost, sample=args.sample)
     if shown.free:
         return None
-    plan = {**_plan(ctx, args.mode, args.sample), "title": shown.title, "rows": [list(r) for r in shown.rows], "cost": shown.cost}
+    plan = {**_plan(ctx, _mode(ctx, args), args.sample), "title": shown.title, "rows": [list(r) for r in shown.rows], "cost": shown.cost}
     return {"plan": plan, "question": f"{shown.text()}; {plan['cached']:,} pairs are already scored. Run it?"}
 
 
@@ -70,9 +78,9 @@ async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
     if args.sample is not None:
         from goalcover.tools.sampled import score_sampled
 
-        result = await score_sampled(ctx.ws, args.mode, n=args.sample, max_cost=args.max_cost, progress=progress)
+        result = await score_sampled(ctx.ws, _mode(ctx, args), n=args.sample, max_cost=args.max_cost, progress=progress)
     else:
-        result = await scoring.score(ctx.ws, args.mode, max_cost=args.max_cost, progress=progress)
+        result = await scoring.score(ctx.ws, _mode(ctx, args), max_cost=args.max_cost, progress=progress)
     ctx.emit({"progress": {"tool": "run_scoring", "stage": "indexing scores"}})
     await asyncio.to_thread(scoring.index_scores, ctx.ws)
     data = result.to_json()

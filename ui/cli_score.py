@@ -64,7 +64,7 @@ def goal(
 
 @handle_errors
 def score(
-    mode: Annotated[str, typer.Option("--mode", help="batched: one call per sample scores all subgoals; pair: one call per sample × subgoal; probe: one yes/no token per sample × subgoal, P(yes) as the score, explanations written when gap analysis reads them.")] = "batched",
+    mode: Annotated[Optional[str], typer.Option("--mode", help="batched: one call per sample scores all subgoals; pair: one call per sample × subgoal; probe: one yes/no token per sample × subgoal, P(yes) as the score, explanations written when gap analysis reads them. Default: GOALCOVER_JUDGE_MODE (batched).", show_default=False)] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Calls in flight at once (default GOALCOVER_CONCURRENCY, 8).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls, tokens and cost (at batch rates with --via batch); call nothing.")] = False,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="Stop cleanly before spending more than this many USD (needs GOALCOVER_*_PRICE_PER_MTOK).", show_default=False)] = None,
@@ -95,6 +95,11 @@ def score(
     from goalcover.tools import scoring
     from goalcover.tools.errors import BadInput
 
+    from goalcover.tools.settings import load_settings
+
+    mode = mode or load_settings().judge_mode
+    if mode not in ("batched", "pair", "probe"):
+        raise BadInput(f"--mode {mode!r}: choose batched, pair or probe")
     if via not in ("live", "batch"):
         raise typer.BadParameter(f"--via {via!r}: choose live or batch")
     if sample is not None and budget is not None:

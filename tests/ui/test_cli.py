@@ -95,6 +95,10 @@ def test_goal_score_report_through_the_cli(tmp_path, fake_openai, monkeypatch):
     assert [s["id"] for s in goal["subgoals"]] == ["S1", "S2", "S3", "S4", "S5"]
     plan = json.loads(run("score", "--dry-run", "-w", ws, "--json").stdout)
     assert (plan["calls"], plan["to_score"]) == (12, 60)
+    monkeypatch.setenv("GOALCOVER_JUDGE_MODE", "probe")  # the configured mode is the default: a call per pair
+    assert json.loads(run("score", "--dry-run", "-w", ws, "--json").stdout)["calls"] == 60
+    assert json.loads(run("score", "--dry-run", "--mode", "batched", "-w", ws, "--json").stdout)["calls"] == 12
+    monkeypatch.delenv("GOALCOVER_JUDGE_MODE")
     monkeypatch.delenv("OPENAI_API_KEY")
     monkeypatch.delenv("OPENAI_BASE_URL")
     text = run("score", "--dry-run", "-w", ws)  # a dry run needs the model name only, no key and no endpoint
