@@ -6,7 +6,9 @@ On the same texts in one run (the vendored real data's text views, clipped as `e
 - `torch-bf16`: the same under CPU bfloat16 autocast (only where the CPU has AMX or AVX512-BF16);
 - `onnx`, `onnx-sorted`: the packaged weights exported to ONNX (cached), on onnxruntime, with batches
   in the given order or length-sorted (each batch padded only to its own longest text);
-- `onnx-int8-sorted`: the same, sorted, with dynamically int8-quantized weights.
+- `onnx-int8-sorted`: the same, sorted, with dynamically int8-quantized weights;
+- `openvino`: the float32 ONNX export compiled by OpenVINO for the CPU (bfloat16 matrix products where
+  the CPU has AMX or AVX512-BF16), length-sorted (only where the `openvino` package is installed).
 
 Per variant: samples/s of wall time and per CPU-second (best of `--repeats` rounds, the variants alternating within each round, as
 machines here are noisy), the ratio to `torch` measured in the same run, the mean top-10
@@ -66,10 +68,14 @@ def variants() -> dict[str, object]:
     found["onnx"] = embeddings.onnx_model(quantized=False, sort_by_length=False)
     found["onnx-sorted"] = embeddings.onnx_model(quantized=False, sort_by_length=True)
     found["onnx-int8-sorted"] = embeddings.onnx_model(quantized=True, sort_by_length=True)
+    try:
+        found["openvino"] = embeddings.openvino_model()
+    except Exception as error:  # noqa: BLE001 - not installed, or no CPU plugin: the others still run
+        print(f"openvino skipped: {type(error).__name__}: {error}")
     return found
 
 
-ADOPTED = {"onnx": "onnx-sorted", "onnx-int8": "onnx-int8-sorted", "torch": "torch", "torch-bf16": "torch-bf16"}
+ADOPTED = {"onnx": "onnx-sorted", "onnx-int8": "onnx-int8-sorted", "torch": "torch", "torch-bf16": "torch-bf16", "openvino": "openvino"}
 
 
 def main(argv: list[str] | None = None) -> int:

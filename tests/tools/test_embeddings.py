@@ -46,7 +46,7 @@ def test_default_path_gives_unit_vectors_that_agree_with_pytorch(texts, referenc
     embeddings._model.cache_clear()
     try:
         vectors = embeddings.embed(texts)
-        assert embeddings.active_backend() in ("torch-bf16", "torch")
+        assert embeddings.active_backend() in ("openvino", "torch-bf16", "torch")
     finally:
         embeddings._model.cache_clear()
     _check_close(vectors, reference, 0.99)
@@ -100,6 +100,44 @@ def test_failed_export_falls_back_to_pytorch_and_says_so_once(texts, reference, 
     err = capsys.readouterr().err
     assert err.count("could not be prepared") == 1 and "exporter unavailable" in err and "PyTorch" in err
     _check_close(np.vstack([first, second]), reference[:8], 0.9999)
+
+
+def test_openvino_gives_the_pytorch_neighbours_and_a_failure_falls_back_saying_so(texts, reference, monkeypatch, capsys):
+    pytest.importorskip("openvino")
+    encoder = embeddings.openvino_model()
+    _check_close(encoder.encode(texts, batch_size=16), reference, 0.999)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no CPU plugin")
+
+    monkeypatch.setattr(embeddings, "OpenVinoEncoder", broken)
+    monkeypatch.setenv("GOALCOVER_EMBED_BACKEND", "openvino")
+    monkeypatch.delenv("GOALCOVER_EMBED_DEVICE", raising=False)
+    embeddings._model.cache_clear()
+    try:
+        vectors = np.vstack([embeddings.embed(texts[:4]), embeddings.embed(texts[4:8])])
+        assert embeddings.active_backend() in ("torch-bf16", "torch")
+    finally:
+        embeddings._model.cache_clear()
+    err = capsys.readouterr().err
+    assert err.count("OpenVINO could not run") == 1 and "no CPU plugin" in err
+    _check_close(vectors, reference[:8], 0.99)
+
+
+def test_auto_without_openvino_installed_uses_pytorch_quietly(texts, monkeypatch, capsys):
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'openvino'")
+
+    monkeypatch.setattr(embeddings, "OpenVinoEncoder", missing)
+    monkeypatch.delenv("GOALCOVER_EMBED_BACKEND", raising=False)
+    monkeypatch.delenv("GOALCOVER_EMBED_DEVICE", raising=False)
+    embeddings._model.cache_clear()
+    try:
+        assert embeddings.embed(texts[:2]).shape == (2, embeddings.DIMENSION)
+        assert embeddings.active_backend() in ("torch-bf16", "torch")
+    finally:
+        embeddings._model.cache_clear()
+    assert "OpenVINO" not in capsys.readouterr().err
 
 
 def test_cuda_without_a_gpu_runs_on_cpu_and_says_so(monkeypatch, capsys):
