@@ -150,6 +150,9 @@ def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[
         w_rows, w_target, w_others = analyse(goal, domain.corruptions, clean_w, weighted, subgoals)
         summary["weighted"] = {**summarize(w_rows, w_target, w_others), "subgoals": w_rows}
         pooled["weighted"] = (w_target, w_others)
+        # per sample as "scores", for calibrating a probe's cut points and for figures on a subset
+        summary["weighted"]["scores"] = {t: {i: {g: [clean_w.get(i, {}).get(g), c.get(i, {}).get(g)] for g in subgoals} for i in ids}
+                                         for t, (ids, c) in weighted.items()}
     summary |= {
         "cost": {k: round(sum(c[k] for c in costs), 1) if k == "seconds" else sum(c[k] for c in costs) for k in costs[0]},
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     with endpoint(args) as judge:
         report = run(judge, args.limit, args.domains)
-    save(args.out, "corruption", report, markdown(report))
+    save(args.out, "corruption", report, markdown(report), by_mode=True)
     return report
 
 

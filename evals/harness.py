@@ -119,10 +119,14 @@ def slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model)
 
 
-def save(out: Path, experiment: str, report: dict, markdown: str) -> tuple[Path, Path]:
-    """Write `<experiment>-<model>.json` and `.md`; print the table."""
+def save(out: Path, experiment: str, report: dict, markdown: str, by_mode: bool = False) -> tuple[Path, Path]:
+    """Write `<experiment>-<model>[-anchors].json` and `.md`; print the table. With `by_mode` the judge's
+    mode (when not batched) and `-logprobs` join the name, so runs of one model in several modes keep
+    their own files."""
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{experiment}-{slug(report['model'])}{'-anchors' if report.get('anchors') else ''}"
+    mode = report.get("mode") if by_mode else None
+    name = (f"{experiment}-{slug(report['model'])}{f'-{mode}' if mode and mode != 'batched' else ''}"
+            f"{'-anchors' if report.get('anchors') else ''}{'-logprobs' if by_mode and report.get('logprobs') else ''}")
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     md_path.write_text(markdown + "\n")

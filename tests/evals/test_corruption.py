@@ -163,7 +163,9 @@ def test_with_logprobs_the_corruption_run_reports_the_weighted_scores_beside_the
             assert abs(weighted_row["clean_mean"] - verdict_row["clean_mean"]) < 0.5
             assert weighted_row["clean_mean"] != verdict_row["clean_mean"]
     assert report["overall"]["weighted"]["target_drop"] > report["overall"]["weighted"]["others_drop"]
-    assert "G-Eval weighted" in (tmp_path / "results" / "corruption-fake-model.md").read_text()
+    assert "G-Eval weighted" in (tmp_path / "results" / "corruption-fake-model-logprobs.md").read_text()
+    # per sample, as for the verdicts: [clean, corrupted] weighted scores of each target and subgoal
+    assert {i: set(v) for i, v in w["scores"].items()} == {i: set(v) for i, v in d["scores"].items()}
     fake_openai.requests.clear()
     plain = corruption.main(args)
     assert "weighted" not in plain["domains"][0] and "weighted" not in plain["overall"]
