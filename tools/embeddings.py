@@ -253,12 +253,22 @@ def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
 
+def _tokenizer():
+    """The packaged tokenizer, truncating at MAX_SEQ_LENGTH and not padding: its file pads and truncates
+    to 128, while the model is used at 256 word pieces, padded per batch."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
+    tokenizer.no_padding()
+    return tokenizer
+
+
 class OnnxEncoder:
     """all-MiniLM-L6-v2 on onnxruntime; `encode` answers like SentenceTransformer.encode."""
 
     def __init__(self, onnx_file: Path, providers: list[str] | None = None, sort_by_length: bool = True) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -267,11 +277,7 @@ class OnnxEncoder:
         self.session = ort.InferenceSession(str(onnx_file), options, providers=providers or ["CPUExecutionProvider"])
         self.onnx_file = Path(onnx_file)
         self.sort_by_length = sort_by_length
-        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
-        # The file pads and truncates to 128; the model is used at 256 word pieces, padded per batch.
-        tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
-        tokenizer.no_padding()
-        self.tokenizer = tokenizer
+        self.tokenizer = _tokenizer()
 
     def providers(self) -> list[str]:
         return self.session.get_providers()
@@ -312,7 +318,6 @@ class OpenVinoEncoder(OnnxEncoder):
 
     def __init__(self, onnx_file: Path, precision: str | None = None, sort_by_length: bool = True) -> None:
         import openvino as ov
-        from tokenizers import Tokenizer
 
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         threads = os.environ.get("OMP_NUM_THREADS", "")
@@ -328,10 +333,7 @@ class OpenVinoEncoder(OnnxEncoder):
         self.precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)
         self.onnx_file = Path(onnx_file)
         self.sort_by_length = sort_by_length
-        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
-        tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
-        tokenizer.no_padding()
-        self.tokenizer = tokenizer
+        self.tokenizer = _tokenizer()
 
     def providers(self) -> list[str]:
         return [f"OpenVINO CPU ({self.precision})"]
