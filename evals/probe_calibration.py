@@ -14,10 +14,13 @@ Cut points: t3 (support, verdict 4, weighted 3.5) is the P(yes) that best separa
 negatives (Youden's J, the mean of the two accuracies; the midpoint between the two neighbouring values);
 t1 and t2 are the negatives' median and 75th percentile, t4 the positives' median (the 1-5 scale's
 "absent", "mentioned", "teaches", "exemplary" anchored on what the model says to each), each kept at least
-0.005 from its neighbours. The fit is in-sample: the accuracy it reports is optimistic; the AUC is not.
+0.005 from its neighbours. The fit is in-sample: the accuracy it reports on the pairs it was fitted on is
+optimistic; the AUC is not. `--fit-on` fits on one source and only checks the other: a model that cannot
+tell a corrupted sample from a clean one (AUC near 0.5 there) would otherwise drag the cut points into
+noise.
 
     python -m goalcover.evals.probe_calibration --separation evals/results/judge_separation-M-probe.json \
-        --corruption evals/results/corruption-M-probe.json [--out evals/results]
+        --corruption evals/results/corruption-M-probe.json [--fit-on judge_separation] [--out evals/results]
 """
 
 from __future__ import annotations
@@ -86,31 +89,40 @@ def pairs_from_corruption(report: dict) -> tuple[list[float], list[float]]:
     return positives, negatives
 
 
-def calibrate(separation: dict | None, corruption: dict | None) -> dict:
-    """The fitted cut points and what they do on the pairs they were fitted on."""
-    sources = []
-    positives: list[float] = []
-    negatives: list[float] = []
-    for name, report, read in (("judge_separation", separation, pairs_from_separation), ("corruption", corruption, pairs_from_corruption)):
-        if report is not None:
-            pos, neg = read(report)
-            sources.append({"experiment": name, "positives": len(pos), "negatives": len(neg), "auc": round(auc(pos, neg), 3)})
-            positives += pos
-            negatives += neg
+def _accuracy(positives: list[float], negatives: list[float], at: tuple[float, ...]) -> float:
+    """Share of pairs on the right side of support: verdict >= 4 for positives, < 4 for negatives."""
+    right = sum(to_verdict(p, at)[0] >= 4 for p in positives) + sum(to_verdict(p, at)[0] < 4 for p in negatives)
+    return round(right / (len(positives) + len(negatives)), 3)
+
+
+def calibrate(separation: dict | None, corruption: dict | None, fit_on: str = "all") -> dict:
+    """The cut points fitted on the pairs of `fit_on` ("all", "judge_separation" or "corruption"), and
+    what they do on every source's pairs (AUC of P(yes), support accuracy under the default and the
+    fitted cut points). Raises ValueError when the sources to fit on hold too few pairs."""
+    read = {"judge_separation": (separation, pairs_from_separation), "corruption": (corruption, pairs_from_corruption)}
+    pairs = {name: reader(report) for name, (report, reader) in read.items() if report is not None}
+    fitted = [name for name in pairs if fit_on in ("all", name)]
+    if not fitted:
+        raise ValueError(f"--fit-on {fit_on}: no such results file given")
+    positives = [p for name in fitted for p in pairs[name][0]]
+    negatives = [n for name in fitted for n in pairs[name][1]]
     cuts = fit_cut_points(positives, negatives)
     model = (separation or corruption or {}).get("model", "?")
+    sources = [{"experiment": name, "fitted_on": name in fitted, "positives": len(pos), "negatives": len(neg),
+                "auc": round(auc(pos, neg), 3), "support_accuracy_default": _accuracy(pos, neg, DEFAULT_CUTS),
+                "support_accuracy_calibrated": _accuracy(pos, neg, cuts)} for name, (pos, neg) in pairs.items()]
 
     def verdicts(values: list[float], at: tuple[float, ...]) -> dict[int, int]:
         found = [to_verdict(p, at)[0] for p in values]
         return {v: found.count(v) for v in range(1, 6)}
 
     def accuracy(at: tuple[float, ...]) -> float:
-        right = sum(to_verdict(p, at)[0] >= 4 for p in positives) + sum(to_verdict(p, at)[0] < 4 for p in negatives)
-        return round(right / (len(positives) + len(negatives)), 3)
+        return _accuracy(positives, negatives, at)
 
     return {
         "experiment": "probe_calibration",
         "model": model,
+        "fit_on": fitted,
         "sources": sources,
         "positives": len(positives),
         "negatives": len(negatives),
@@ -126,15 +138,15 @@ def calibrate(separation: dict | None, corruption: dict | None) -> dict:
 
 
 def markdown(report: dict) -> str:
-    rows = [[s["experiment"], s["positives"], s["negatives"], s["auc"]] for s in report["sources"]]
-    rows.append(["all", report["positives"], report["negatives"], report["auc"]])
+    rows = [[s["experiment"] + (" (fitted on)" if s["fitted_on"] else ""), s["positives"], s["negatives"], s["auc"],
+             s["support_accuracy_default"], s["support_accuracy_calibrated"]] for s in report["sources"]]
     v = report["verdicts"]
     dist = [[name, *(v[name][side][k] for side in ("positives", "negatives") for k in range(1, 6))] for name in ("default", "calibrated")]
     return "\n".join([
         f"### probe calibration — {report['model']}\n",
-        table(["pairs from", "positives", "negatives", "AUC of P(yes)"], rows),
+        table(["pairs from", "positives", "negatives", "AUC of P(yes)", "support accuracy, default cuts", "… fitted cuts"], rows),
         "",
-        f"P(yes): positives median {report['p_yes']['positives']['median']} ({report['p_yes']['positives']['min']}–"
+        f"Fitted on {' + '.join(report['fit_on'])}: {report['positives']} positive and {report['negatives']} negative pairs, AUC {report['auc']}. P(yes): positives median {report['p_yes']['positives']['median']} ({report['p_yes']['positives']['min']}–"
         f"{report['p_yes']['positives']['max']}), negatives median {report['p_yes']['negatives']['median']} "
         f"({report['p_yes']['negatives']['min']}–{report['p_yes']['negatives']['max']}).",
         f"Cut points: **{report['cut_points']}** — `{report['setting']}`. Support accuracy (verdict ≥ 4 on "
@@ -149,12 +161,17 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--separation", type=Path, help="a judge_separation results file of a probe run")
     p.add_argument("--corruption", type=Path, help="a corruption results file of a probe run")
+    p.add_argument("--fit-on", choices=["all", "judge_separation", "corruption"], default="all",
+                   help="the pairs the cut points are fitted on (the others are only checked against them)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the results files")
     args = p.parse_args(argv)
     if not args.separation and not args.corruption:
         p.error("give --separation, --corruption or both")
     read = lambda path: json.loads(path.read_text()) if path else None  # noqa: E731
-    report = calibrate(read(args.separation), read(args.corruption))
+    try:
+        report = calibrate(read(args.separation), read(args.corruption), args.fit_on)
+    except ValueError as error:
+        p.error(str(error))
     save(args.out, "probe_calibration", report, markdown(report))
     return report
 

@@ -40,3 +40,17 @@ def test_calibration_reads_separation_and_corruption_results(tmp_path):
     assert (report["positives"], report["negatives"], report["auc"]) == (5, 5, 1.0)
     assert report["support_accuracy"]["calibrated"] == 1.0
     assert "GOALCOVER_PROBE_THRESHOLDS" in (tmp_path / "probe_calibration-m.md").read_text()
+
+
+def test_fitting_on_one_source_only_checks_the_other():
+    separation = {"model": "m", "weighted": {"p_yes_relevant": [0.40, 0.42, 0.45], "p_yes_irrelevant": [0.20, 0.25, 0.30]}}
+    w = lambda p: weighted_from_p(p, cal.DEFAULT_CUTS)  # noqa: E731
+    noise = {"model": "m", "domains": [{"weighted": {"scores": {"S1": {str(i): {"S1": [w(0.5 + i / 100), w(0.5 + (i % 3) / 100)]} for i in range(6)}}}}]}
+    report = cal.calibrate(separation, noise, fit_on="judge_separation")
+    assert report["fit_on"] == ["judge_separation"] and (report["positives"], report["negatives"]) == (3, 3)
+    assert 0.30 < report["cut_points"][2] < 0.40 and report["support_accuracy"]["calibrated"] == 1.0
+    checked = {s["experiment"]: s for s in report["sources"]}
+    assert checked["judge_separation"]["fitted_on"] and not checked["corruption"]["fitted_on"]
+    assert checked["corruption"]["positives"] == 6
+    with pytest.raises(ValueError, match="no such results file"):
+        cal.calibrate(separation, None, fit_on="corruption")
