@@ -22,6 +22,7 @@ from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.llm import BulkJsonCaller
 from goalcover.tools.workspace import Workspace
 from tests.conftest import SFT, head_lines
+from tests.support.workspaces import contracts_workspace
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
 from tests.support.processes import kill_when
 from tests.tools.test_estimate import truth
@@ -36,12 +37,9 @@ def data(tmp_path) -> Path:
 
 
 @pytest.fixture
-def ws(tmp_path, fake_openai, data):
+def ws(tmp_path, fake_openai):
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
-    with Workspace.open(tmp_path / "ws", model="fake-model", base_url=fake_openai.base_url, api_key="test",
-                        batch_poll_s=0.05) as ws:
-        ingest_file(ws, data)
-        save_goal(ws, load_goal_file(GOAL_FILE))
+    with contracts_workspace(tmp_path, fake_openai, N, batch_poll_s=0.05) as ws:
         yield ws
 
 

@@ -13,19 +13,16 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from goalcover.tools.coverage import coverage
-from goalcover.tools.dataset import ingest_file
 from goalcover.tools.errors import BadInput
 from goalcover.tools.estimate import stratified_share, wilson
-from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.ingest import read_samples
 from goalcover.tools.report import render, to_json
 from goalcover.tools.sampled import score_sampled
 from goalcover.tools.strata import allocate, current_design, draw
-from goalcover.tools.workspace import Workspace
 from goalcover.ui.cli import app
 from tests.conftest import SFT, head_lines
+from tests.support.workspaces import contracts_workspace
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
-from tests.tools.test_scoring import GOAL_FILE
 
 N = 90
 runner = CliRunner()
@@ -37,11 +34,9 @@ def data(tmp_path) -> Path:
 
 
 @pytest.fixture
-def ws(tmp_path, fake_openai, data):
+def ws(tmp_path, fake_openai):
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
-    with Workspace.open(tmp_path / "ws", model="fake-model", base_url=fake_openai.base_url, api_key="test") as ws:
-        ingest_file(ws, data)
-        save_goal(ws, load_goal_file(GOAL_FILE))
+    with contracts_workspace(tmp_path, fake_openai, N) as ws:
         yield ws
 
 

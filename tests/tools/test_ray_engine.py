@@ -20,12 +20,11 @@ import pytest
 from goalcover.testing import Faults
 from goalcover.tools.dataset import ingest_file
 from goalcover.tools.errors import ConfigError
-from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.workspace import Workspace
 from tests.conftest import SFT, head_lines
+from tests.support.workspaces import prepared_contracts
 from tests.support.judges import sample_of
 from tests.support.processes import kill_when
-from tests.tools.test_scoring import GOAL_FILE
 
 N = 40
 
@@ -41,16 +40,7 @@ def cluster():
 def prepared(tmp_path: Path, name: str, fake_openai, n: int = N) -> tuple[Path, dict]:
     """A workspace `name` with n contract samples and the contracts goal: (its SQLite path, the
     environment for a `goalcover` process scoring it against the fake)."""
-    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", n)
-    with Workspace.open(tmp_path / name) as ws:
-        ingest_file(ws, data)
-        save_goal(ws, load_goal_file(GOAL_FILE))
-        db = ws.store.path
-    env = {
-        **os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / name), "GOALCOVER_MODEL": "fake-model",
-        "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "test",
-    }
-    return db, env
+    return prepared_contracts(tmp_path, name, fake_openai, n)
 
 
 def judgments(db: Path) -> set[tuple]:

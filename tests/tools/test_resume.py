@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -11,13 +10,9 @@ import time
 from pathlib import Path
 
 from goalcover.testing import Faults
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.goal import load_goal_file, save_goal
-from goalcover.tools.workspace import Workspace
-from tests.conftest import SFT, head_lines
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge, sample_of
 from tests.support.processes import kill_when
-from tests.tools.test_scoring import GOAL_FILE
+from tests.support.workspaces import prepared_contracts
 
 N = 40
 
@@ -31,16 +26,7 @@ def prepared(tmp_path: Path, fake_openai) -> tuple[Path, dict]:
     """A workspace with N contract samples and the contracts goal, judged by the keyword judge: (its
     SQLite path, the environment for a `goalcover` subprocess scoring it)."""
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
-    data = head_lines(SFT / "contracts_alpaca.jsonl", tmp_path / "contracts.jsonl", N)
-    with Workspace.open(tmp_path / "ws") as ws:
-        ingest_file(ws, data)
-        save_goal(ws, load_goal_file(GOAL_FILE))
-        db = ws.store.path
-    env = {
-        **os.environ, "GOALCOVER_WORKSPACE": str(tmp_path / "ws"), "GOALCOVER_MODEL": "fake-model",
-        "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "test",
-    }
-    return db, env
+    return prepared_contracts(tmp_path, "ws", fake_openai, N)
 
 
 def test_sigkill_mid_run_then_rerun_repeats_no_successful_call(tmp_path, fake_openai):
