@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -104,18 +105,25 @@ LENGTH_GOAL = Goal(text="a length test", subgoals=[
 ])
 
 
-def test_length_bias_is_flagged_on_a_dataset_built_to_have_it(tmp_path, fake_openai):
-    # S1's judge rewards length (a run of 30 words); S2's looks at a word unrelated to length.
-    fake_openai.rules.append(keyword_judge({"S1": r"(?:word ){30}", "S2": r"\beven\b"}))
-    rng = np.random.default_rng(0)
-    rows = [{"id": f"t{i}", "text": f"item {i} {'even' if rng.random() < 0.5 else 'odd'} " + "word " * int(k)}
-            for i, k in enumerate(rng.integers(1, 60, size=40))]
+@contextmanager
+def length_scored(tmp_path, fake_openai, rows: list[dict]):
+    """A workspace holding `rows`, with LENGTH_GOAL, scored in batched mode."""
     data = tmp_path / "lengths.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with open_ws(tmp_path / "ws", fake_openai) as ws:
         ingest_file(ws, data)
         save_goal(ws, LENGTH_GOAL)
         asyncio.run(scoring.score(ws, "batched"))
+        yield ws
+
+
+def test_length_bias_is_flagged_on_a_dataset_built_to_have_it(tmp_path, fake_openai):
+    # S1's judge rewards length (a run of 30 words); S2's looks at a word unrelated to length.
+    fake_openai.rules.append(keyword_judge({"S1": r"(?:word ){30}", "S2": r"\beven\b"}))
+    rng = np.random.default_rng(0)
+    rows = [{"id": f"t{i}", "text": f"item {i} {'even' if rng.random() < 0.5 else 'odd'} " + "word " * int(k)}
+            for i, k in enumerate(rng.integers(1, 60, size=40))]
+    with length_scored(tmp_path, fake_openai, rows) as ws:
         report = coverage(ws)
     q = report.judge_quality
     assert q.length_bias_samples == {"S1": 40, "S2": 40}
@@ -193,12 +201,7 @@ def test_labels_become_one_subgoals_anchors_and_only_it_is_rescored(ws, fake_ope
 def test_length_bias_reads_a_random_subset_of_a_big_dataset(tmp_path, fake_openai):
     fake_openai.rules.append(keyword_judge({"S1": r"(?:word ){30}", "S2": r"\beven\b"}))
     rows = [{"id": f"t{i}", "text": f"item {i} {'even' if i % 2 else 'odd'} " + "word " * (i % 60 + 1)} for i in range(120)]
-    data = tmp_path / "lengths.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with open_ws(tmp_path / "ws", fake_openai) as ws:
-        ingest_file(ws, data)
-        save_goal(ws, LENGTH_GOAL)
-        asyncio.run(scoring.score(ws, "batched"))
+    with length_scored(tmp_path, fake_openai, rows) as ws:
         judge = ws.store.get_meta("judge")
         goal = LENGTH_GOAL
         full = ws.store.score_lengths(judge["prompt_version"], judge["model"], [g.hash for g in goal.subgoals])
