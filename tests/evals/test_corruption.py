@@ -169,3 +169,19 @@ def test_with_logprobs_the_corruption_run_reports_the_weighted_scores_beside_the
     fake_openai.requests.clear()
     plain = corruption.main(args)
     assert "weighted" not in plain["domains"][0] and "weighted" not in plain["overall"]
+
+
+def test_a_bigger_run_recomputed_on_a_smaller_runs_samples_gives_the_smaller_runs_figures(tmp_path, fake_openai, fast_embeddings):
+    """corruption_matched: `pick` takes samples in file order, so a --limit 1 run's samples are among a
+    --limit 3 run's; with a deterministic judge the bigger run, recomputed on them, is the smaller run."""
+    from goalcover.evals.corruption_matched import matched
+
+    fake_openai.rules.append(goal_keyword_judge)
+    args = ["--model", "fake-model", "--base-url", fake_openai.base_url, "--domains", "mbpp", "--logprobs", "5",
+            "--out", str(tmp_path / "results")]
+    big = corruption.main(args + ["--limit", "3"])
+    small = corruption.main(args + ["--limit", "1"])
+    same = matched(big, on=small)
+    assert same["overall"]["verdict"] == {k: v for k, v in small["overall"].items() if k not in ("samples", "weighted")}
+    assert same["overall"]["weighted"] == small["overall"]["weighted"]
+    assert matched(big, on=big)["domains"]["mbpp"]["verdict"]["cohens_d"] == big["domains"][0]["cohens_d"]
