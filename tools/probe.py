@@ -78,6 +78,20 @@ def p_yes(content: str, logprobs: list[dict] | None) -> float | None:
     return 1.0 if word == YES else 0.0 if word == NO else None
 
 
+# P(yes) cut points fitted for local models on their judge_separation and corruption probe runs
+# (evals/probe_calibration.py; figures in evals/README.md), keyed by a name the served model id contains.
+CALIBRATED_CUTS: dict[str, tuple[float, float, float, float]] = {
+    "qwen2.5-coder-1.5b-instruct-q4_k_m": (0.3235, 0.3285, 0.3414, 0.3916),
+}
+
+
+def calibrated_cuts(model: str) -> tuple[float, float, float, float] | None:
+    """The fitted cut points of a local model this project has calibrated (matched by a name its id or
+    file name contains, case-insensitively), else None."""
+    name = model.lower()
+    return next((cuts for key, cuts in CALIBRATED_CUTS.items() if key in name), None)
+
+
 _GRADES = (1.0, 1.5, 2.5, 3.5, 4.5, 5.0)  # the weighted score at P(yes) = 0, the four cut points, 1
 
 
@@ -179,5 +193,5 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
     return written
 
 
-__all__ = ["PROBE_EXPLAIN_VERSION", "explain_low", "p_from_weighted", "p_yes", "probe_body", "probe_call", "probe_messages",
+__all__ = ["CALIBRATED_CUTS", "PROBE_EXPLAIN_VERSION", "calibrated_cuts", "explain_low", "p_from_weighted", "p_yes", "probe_body", "probe_call", "probe_messages",
            "to_verdict", "weighted_from_p"]

@@ -41,13 +41,13 @@ def local_serve(
     Needs the `local` extra (scripts/install-local.sh). Waits until the server answers and prints the
     settings to use.
     """
-    from goalcover.tools.local import probe, serve, stop
+    from goalcover.tools.local import local_settings, probe, serve, stop
 
     with err.status(f"starting llama.cpp on {model.name}…"):
         proc = serve(model, port=port, ctx=ctx)
     base_url = f"http://127.0.0.1:{port}/v1"
     name = (probe(base_url) or [str(model)])[0]
-    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export OPENAI_BASE_URL={base_url} GOALCOVER_MODEL={name}", highlight=False, markup=False)
+    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export {local_settings(base_url, name)}", highlight=False, markup=False)
     try:
         proc.wait()
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from goalcover.testing import Reply
 from goalcover.tools.llm import JsonCaller, ReplyError, parse_json_reply, reply_limit
-from goalcover.tools.local import detect, probe, suggestion
+from goalcover.tools.local import detect, local_settings, probe, suggestion
 from goalcover.tools.settings import load_settings
 
 
@@ -99,6 +100,14 @@ def test_local_servers_are_detected_and_offered(fake_openai):
     (server,) = detect(ports={port: "llama.cpp"})
     assert server.base_url == fake_openai.base_url and server.models
     assert f"OPENAI_BASE_URL={fake_openai.base_url}" in server.settings()
+    assert "GOALCOVER_JUDGE_MODE=probe" in server.settings() and "PROBE_THRESHOLDS" not in server.settings()
+    # a model calibrated here comes with its fitted cut points, in a form the shell and the settings read
+    line = local_settings("http://127.0.0.1:8080/v1", "/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    value = line.split("GOALCOVER_PROBE_THRESHOLDS=", 1)[1].strip("'")
+    from goalcover.tools.probe import calibrated_cuts
+    from goalcover.tools.settings import load_settings
+
+    assert tuple(load_settings(probe_thresholds=json.loads(value)).probe_thresholds) == calibrated_cuts(line)
     assert probe("http://127.0.0.1:9/v1", timeout=0.2) is None
     assert "GOALCOVER_MODEL" in suggestion() or "goalcover local serve" in suggestion()
 
