@@ -12,8 +12,9 @@ case- and space-insensitively). GOALCOVER_PROBE_THRESHOLDS holds four P(yes) cut
 the 1-5 verdict is 1 plus the cut points P(yes) reaches, and the stored weighted score runs linearly
 through (0, 1), (t1, 1.5), (t2, 2.5), (t3, 3.5), (t4, 4.5), (1, 5), so GOALCOVER_SUPPORT_WEIGHTED 3.5
 means P(yes) >= t3. The default 0.125/0.375/0.625/0.875 makes it 1 + 4·P(yes). A small model's P(yes)
-is compressed (Qwen2.5-Coder-1.5B puts 0.23-0.54 on every pair), so its cut points must be calibrated:
-see evals/README.md ("Probe mode, calibrated") for the values measured here and how they were fitted.
+is compressed (Qwen2.5-Coder-1.5B put 0.23-0.54 on the judge_separation pairs), so its cut points must be
+calibrated: evals/probe_calibration.py fits them; evals/README.md ("The local judge, measured") has the
+values measured here.
 A server that returns no logprobs gives P(yes) 1 or 0 from the answer itself.
 
 Explanations are written only when something reads them: `explain_low` asks for one, for the low-scored
@@ -78,8 +79,9 @@ def p_yes(content: str, logprobs: list[dict] | None) -> float | None:
     return 1.0 if word == YES else 0.0 if word == NO else None
 
 
-# P(yes) cut points fitted for local models on their judge_separation and corruption probe runs
-# (evals/probe_calibration.py; figures in evals/README.md), keyed by a name the served model id contains.
+# P(yes) cut points fitted for local models by evals/probe_calibration.py on their judge_separation probe
+# runs (and checked on their corruption runs; figures in evals/README.md), keyed by a name the served
+# model id contains.
 CALIBRATED_CUTS: dict[str, tuple[float, float, float, float]] = {
     "qwen2.5-coder-1.5b-instruct-q4_k_m": (0.3235, 0.3285, 0.3414, 0.3916),
 }
