@@ -323,17 +323,21 @@ class JsonCaller:
                     max_tokens: int | None, top_logprobs: int | None = None) -> Reply:
         sent = self._with_schema_in_prompt(history, json_schema)
         await self.limits.wait(sum(estimate_tokens(str(m.content)) for m in sent))
-        retrying = AsyncRetrying(
+        async for attempt in self._retrying():
+            with attempt:
+                usage.calls += 1
+                return await self._post(history, json_schema, name, max_tokens, top_logprobs)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _retrying(self) -> AsyncRetrying:
+        """Retries of transient faults (is_transient), GOALCOVER_MAX_RETRIES of them, waiting as the
+        server's Retry-After says or with jittered backoff (wait_for_retry); the last error is re-raised."""
+        return AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=wait_for_retry,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                usage.calls += 1
-                return await self._post(history, json_schema, name, max_tokens, top_logprobs)
-        raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _post(self, messages: list[BaseMessage], json_schema: dict[str, Any], name: str,
                     max_tokens: int | None, top_logprobs: int | None) -> Reply:
@@ -438,5 +442,24 @@ class BulkJsonCaller(JsonCaller):
                     max_tokens: int | None, top_logprobs: int | None) -> Reply:
         body = self.request_body(messages, name=name, json_schema=json_schema, max_tokens=max_tokens,
                                  top_logprobs=top_logprobs)
+        return await self._post_body(body)
+
+    async def _post_body(self, body: dict[str, Any]) -> Reply:
+        """One POST of a prepared `/chat/completions` body, read as plain JSON (no retries)."""
         response = await self._bulk_client().post("/chat/completions", body=body, cast_to=bytes)
         return reply_from_completion(json.loads(response))
+
+    async def post_body(self, body: dict[str, Any], usage: Usage) -> Reply:
+        """A prepared `/chat/completions` body (e.g. a probe's) sent as every call is: after the client-side
+        rate limits, with the same retries (`_retrying`). Counts each attempt in `usage.calls` and the
+        tokens and cost of the reply it returns; raises the last error when the retries run out."""
+        await self.limits.wait(sum(estimate_tokens(str(m.get("content") or "")) for m in body["messages"]))
+        async for attempt in self._retrying():
+            with attempt:
+                usage.calls += 1
+                reply = await self._post_body(body)
+        prompt_tokens, completion_tokens = reply.prompt_tokens or 0, reply.completion_tokens or 0
+        usage.prompt_tokens += prompt_tokens
+        usage.completion_tokens += completion_tokens
+        usage.cost += self.config.cost(prompt_tokens, completion_tokens)
+        return reply

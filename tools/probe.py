@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Usage, is_transient, message_dicts
+from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Usage, message_dicts
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
     PROBE_EXPLAIN_SYSTEM, PROBE_EXPLAIN_VERSION, PROBE_SYSTEM, PROBE_USER, format_subgoals, neutralise,
@@ -116,35 +115,16 @@ def to_verdict(p: float, thresholds: tuple[float, ...] | list[float]) -> tuple[i
     return 1 + sum(p >= t for t in thresholds), weighted_from_p(p, thresholds)
 
 
-async def probe_call(caller: BulkJsonCaller, body: dict[str, Any], retries: int) -> tuple[str, list[dict] | None, Usage, str | None]:
-    """Post one probe; retry transient failures (timeouts, 429, 5xx) up to `retries` times with backoff.
-    Returns (content, logprobs of the content, usage, error or None)."""
-    import json as _json
-
-    from goalcover.tools.llm import reply_from_completion
-
-    from goalcover.tools.tokens import estimate_tokens
-
+async def probe_call(caller: BulkJsonCaller, body: dict[str, Any]) -> tuple[str, list[dict] | None, Usage, str | None]:
+    """Post one probe through `caller.post_body` (the client-side rate limits and the retries of
+    transient faults every call has). Returns (content, logprobs of the content, usage, error or None):
+    a call that still fails after its retries is an error here, not an exception."""
     usage = Usage()
-    error = None
-    est_tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in body["messages"]) + 1
-    for attempt in range(retries + 1):
-        await caller.limits.wait(est_tokens)  # GOALCOVER_REQUESTS_PER_MINUTE / _TOKENS_PER_MINUTE, as every call
-        usage.calls += 1
-        try:
-            raw = await caller._bulk_client().post("/chat/completions", body=body, cast_to=bytes)
-            reply = reply_from_completion(_json.loads(raw))
-        except Exception as exc:  # noqa: BLE001 — classified right below
-            error = f"{type(exc).__name__}: {exc}"[:300]
-            if not is_transient(exc) or attempt == retries:
-                return "", None, usage, error
-            await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * (0.5 + random.random()))
-            continue
-        usage.prompt_tokens += reply.prompt_tokens or 0
-        usage.completion_tokens += reply.completion_tokens or 0
-        usage.cost += caller.config.cost(reply.prompt_tokens or 0, reply.completion_tokens or 0)
-        return reply.content, reply.logprobs, usage, None
-    return "", None, usage, error
+    try:
+        reply = await caller.post_body(body, usage)
+    except Exception as exc:  # noqa: BLE001 — recorded as the pair's failure by the caller
+        return "", None, usage, f"{type(exc).__name__}: {exc}"[:300]
+    return reply.content, reply.logprobs, usage, None
 
 
 class _Explanation(BaseModel):

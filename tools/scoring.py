@@ -369,7 +369,7 @@ async def score(
         from goalcover.tools.probe import p_yes, probe_body, probe_call, to_verdict
 
         body = probe_body(config.model, messages, ws.settings.probe_extra_body)
-        content, logprobs, spent, error = await probe_call(caller, body, ws.settings.max_retries)
+        content, logprobs, spent, error = await probe_call(caller, body)
         usage.add(spent)
         p = None if error else p_yes(content, logprobs)
         subgoal = task.subgoals[0]
