@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Usage, message_dicts
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
-    PROBE_EXPLAIN_SYSTEM, PROBE_EXPLAIN_VERSION, PROBE_SYSTEM, PROBE_USER, format_subgoals, neutralise,
+    PROBE_EXPLAIN_SYSTEM, PROBE_EXPLAIN_VERSION, PROBE_SYSTEM, PROBE_USER, clipped, format_subgoals, neutralise,
 )
 
 PROBE_TOP_LOGPROBS = 20
@@ -46,9 +46,7 @@ def probe_messages(goal: Goal, subgoal: Subgoal, sample: Sample, max_chars: int)
     subgoal's question (langchain messages)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    text = sample.text
-    if len(text) > max_chars:
-        text = text[:max_chars] + f"\n[… {len(sample.text) - max_chars:,} more characters not shown]"
+    text = clipped(sample.text, max_chars)
     user = PROBE_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals([subgoal]))
     return [SystemMessage(PROBE_SYSTEM.format(goal=goal.text)), HumanMessage(user)]
 

@@ -91,6 +91,14 @@ The proposal:
 _DELIMITER = re.compile(r"<(/?\s*sample)", re.IGNORECASE)
 
 
+def clipped(text: str, max_chars: int) -> str:
+    """The start of a sample the judge reads: `text` up to `max_chars` characters, and a line saying how
+    many more there are."""
+    if len(text) <= max_chars:
+        return text
+    return text[:max_chars] + f"\n[… {len(text) - max_chars:,} more characters not shown]"
+
+
 def neutralise(text: str) -> str:
     """Keep sample text inside its data block: a `</sample>` written in the sample cannot close it."""
     return _DELIMITER.sub(r"&lt;\1", text)

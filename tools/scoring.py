@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from itertools import islice
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, create_model
@@ -29,12 +29,12 @@ from goalcover.tools.tokens import estimate_tokens
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
     JUDGE_ANCHORS, JUDGE_PAIR_PROMPT_VERSION, JUDGE_PAIR_SYSTEM, JUDGE_PAIR_USER, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM,
-    JUDGE_USER, PROBE_PROMPT_VERSION, RUBRIC, format_subgoals, neutralise,
+    JUDGE_USER, PROBE_PROMPT_VERSION, RUBRIC, clipped, format_subgoals, neutralise,
 )
 from goalcover.tools.workspace import Workspace
 
 Mode = Literal["batched", "pair", "probe"]
-MODES = ("batched", "pair", "probe")
+MODES: tuple[str, ...] = get_args(Mode)
 # The judge reads the start of very long samples: enough to see what they teach, bounded in cost.
 JUDGE_MAX_CHARS = 12_000
 # What one verdict costs in output tokens, for estimates before any call is made.
@@ -42,6 +42,18 @@ EST_TOKENS_PER_VERDICT = 60
 # An explanation is one or two sentences; a verdict that runs past this is a model rambling.
 MAX_TOKENS_PER_VERDICT = 200
 Progress = Callable[..., None]
+
+
+def check_mode(mode: str) -> None:
+    """Raises BadInput naming the modes when `mode` is not one of MODES."""
+    if mode not in MODES:
+        raise BadInput(f"--mode {mode!r}: choose batched, pair or probe")
+
+
+def est_output_tokens(mode: Mode, pairs: int) -> int:
+    """Output tokens `pairs` judgments are expected to cost before any call: a probe writes one token, a
+    verdict with its explanation ~EST_TOKENS_PER_VERDICT."""
+    return pairs * (1 if mode == "probe" else EST_TOKENS_PER_VERDICT)
 
 
 class Verdict(BaseModel):
@@ -85,9 +97,7 @@ def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors:
         from goalcover.tools.probe import probe_messages
 
         return probe_messages(goal, subgoals[0], sample, JUDGE_MAX_CHARS)
-    text = sample.text
-    if len(text) > JUDGE_MAX_CHARS:
-        text = text[:JUDGE_MAX_CHARS] + f"\n[… {len(sample.text) - JUDGE_MAX_CHARS:,} more characters not shown]"
+    text = clipped(sample.text, JUDGE_MAX_CHARS)
     if mode == "pair":
         system = JUDGE_PAIR_SYSTEM.format(goal=goal.text, rubric=RUBRIC)
         user = JUDGE_PAIR_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals(subgoals))
@@ -239,8 +249,7 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
     `keep_tasks` — , the goal). Raises BadInput (unknown mode, no samples, no goal) and ConfigError (no
     judge model name).
     """
-    if mode not in MODES:
-        raise BadInput(f"--mode {mode!r}: choose batched, pair or probe")
+    check_mode(mode)
     goal = current_goal(ws)
     assert goal is not None
     count = ws.store.count_samples() if samples is None else len(samples)
@@ -258,7 +267,7 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
         if keep_tasks:
             tasks.append(task)
     distinct = ws.store.count_contents() if samples is None else len({s.content_hash for s in samples})
-    est_completion = to_score * (1 if mode == "probe" else EST_TOKENS_PER_VERDICT)
+    est_completion = est_output_tokens(mode, to_score)
     pairs = distinct * len(goal.subgoals)
     return (
         ScorePlan(
@@ -388,7 +397,7 @@ async def score(
             messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors, mode)
             est_cost = config.cost(
                 sum(estimate_tokens(str(m.content)) for m in messages),
-                (1 if mode == "probe" else EST_TOKENS_PER_VERDICT) * len(task.subgoals),
+                est_output_tokens(mode, len(task.subgoals)),
             )
             if max_cost is not None and usage.cost + reserved + est_cost > max_cost:
                 stopped = f"max-cost {max_cost:g} reached"

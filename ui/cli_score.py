@@ -98,8 +98,7 @@ def score(
     from goalcover.tools.settings import load_settings
 
     mode = mode or load_settings().judge_mode
-    if mode not in ("batched", "pair", "probe"):
-        raise BadInput(f"--mode {mode!r}: choose batched, pair or probe")
+    scoring.check_mode(mode)
     if via not in ("live", "batch"):
         raise typer.BadParameter(f"--via {via!r}: choose live or batch")
     if sample is not None and budget is not None:
