@@ -108,6 +108,13 @@ def analyse(goal, corruptions, clean: Scores, corrupted_by: dict[str, tuple[list
     return rows, all_target, all_others
 
 
+def per_sample(clean: Scores, corrupted_by: dict[str, tuple[list[str], Scores]], subgoals: list[str]) -> dict:
+    """{target: {sample id: {subgoal: [clean score, corrupted score]}}} (None where a judgment failed): what
+    the results file keeps per sample (evals/corruption_matched.py reads it back)."""
+    return {t: {i: {g: [clean.get(i, {}).get(g), c.get(i, {}).get(g)] for g in subgoals} for i in ids}
+            for t, (ids, c) in corrupted_by.items()}
+
+
 def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[dict, dict]:
     """Score one domain clean and corrupted. Returns (the domain's summary, the pooled per-sample drops
     {"verdict": (target, others), "weighted": (target, others) when weighted scores exist})."""
@@ -134,8 +141,6 @@ def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[
         verdicts[corruption.subgoal_id] = (ids, corrupted)
         weighted[corruption.subgoal_id] = (ids, corrupted_w)
     rows, all_target, all_others = analyse(goal, domain.corruptions, clean, verdicts, subgoals)
-    per_sample = {t: {i: {g: [clean.get(i, {}).get(g), c.get(i, {}).get(g)] for g in subgoals} for i in ids}
-                  for t, (ids, c) in verdicts.items()}
     pooled = {"verdict": (all_target, all_others)}
     summary = {
         "domain": domain.name,
@@ -151,12 +156,11 @@ def run_domain(judge: Judge, domain: Domain, limit: int, folder: Path) -> tuple[
         summary["weighted"] = {**summarize(w_rows, w_target, w_others), "subgoals": w_rows}
         pooled["weighted"] = (w_target, w_others)
         # per sample as "scores", for calibrating a probe's cut points and for figures on a subset
-        summary["weighted"]["scores"] = {t: {i: {g: [clean_w.get(i, {}).get(g), c.get(i, {}).get(g)] for g in subgoals} for i in ids}
-                                         for t, (ids, c) in weighted.items()}
+        summary["weighted"]["scores"] = per_sample(clean_w, weighted, subgoals)
     summary |= {
         "cost": {k: round(sum(c[k] for c in costs), 1) if k == "seconds" else sum(c[k] for c in costs) for k in costs[0]},
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "scores": per_sample,
+        "scores": per_sample(clean, verdicts, subgoals),
     }
     return summary, pooled
 
