@@ -161,3 +161,12 @@ def test_only_the_cut_sample_is_judged_again_when_the_context_changes(tmp_path, 
         (request,) = fake_openai.requests
         assert "left out to fit" in request.text and neutralise(long_record["output"]) in request.text
         assert asyncio.run(scoring.score(ws, "batched")).calls == 0
+
+
+def test_local_serve_settings_name_its_context_window():
+    from goalcover.tools.local import local_settings
+
+    line = local_settings("http://127.0.0.1:8080/v1", "m.gguf", 4_096)
+    assert line.endswith("GOALCOVER_JUDGE_CONTEXT_TOKENS=4096")
+    assert load_settings(judge_context_tokens=int(line.rsplit("=", 1)[1])).judge_context_tokens == CONTEXT
+    assert "JUDGE_CONTEXT_TOKENS" not in local_settings("http://127.0.0.1:8080/v1", "m.gguf")
