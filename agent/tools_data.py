@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from goalcover.agent.context import NoArgs, SubgoalRef, ToolContext, ToolResult, draft_view, workspace_goal
 from goalcover.tools.coverage import JUDGE_KEY, sample_scores
+from goalcover.tools.fit import fit_view
 
 # --- the dataset ------------------------------------------------------------------------------------
 
@@ -91,5 +92,5 @@ async def show_samples(ctx: ToolContext, args: ShowArgs) -> ToolResult:
         for s in found
     ]
     data = {"samples": rows, "not_found": missing}
-    return ToolResult(data, f"{len(found)} shown" + (f", {len(missing)} not found" if missing else ""), samples={s.id: s.text for s in found})
+    return ToolResult(data, f"{len(found)} shown" + (f", {len(missing)} not found" if missing else ""), samples={s.id: fit_view(s, ctx.config.max_sample_chars) for s in found})
 

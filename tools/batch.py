@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pydantic import BaseModel, Field
 
 from goalcover.tools import scoring
+from goalcover.tools.fit_store import save_fits
 from goalcover.tools.llm import BulkJsonCaller, ReplyError, Result, Usage, parse_json_reply, reply_from_completion
 from goalcover.tools.models import Goal, Sample
 from goalcover.tools.store import JUDGE_KEY
@@ -96,7 +97,7 @@ async def submit(ws: Workspace, client, goal: Goal, tasks: Iterable[scoring.Task
         new.append(job)
 
     for task in tasks:
-        body = json.dumps(scoring.judge_request(caller, goal, task, mode, anchors, top))
+        body = json.dumps(scoring.judge_request(caller, goal, task, mode, anchors, top, ws.settings.judge_context_tokens))
         line = batch_line(len(chunk), body)
         if chunk and (len(chunk) >= max_requests or buffer.tell() + len(line) > max_bytes):
             await flush()
@@ -179,7 +180,8 @@ async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dic
         subgoals = [by_id.get(sid) for sid in ids]
         if sample is None or any(g is None or g.hash != h for g, h in zip(subgoals, hashes)):
             continue  # the dataset or the goal changed: this answer is to a question no longer asked
-        task = scoring.Task(sample, subgoals)  # type: ignore[arg-type]
+        fit = scoring.judge_text(goal, sample, job.mode, ws.settings.judge_anchors, ws.settings.judge_context_tokens)[1]
+        task = scoring.Task(sample, subgoals, fit)  # type: ignore[arg-type]
         row = answered.get(f"t{i}")
         response = (row or {}).get("response") or {}
         if not row or response.get("status_code") != 200:
@@ -203,6 +205,7 @@ async def collect(ws: Workspace, client, job: BatchJob, goal: Goal, samples: dic
         result = Result(value, line_usage, raw=reply.content, logprobs=reply.logprobs if spec.top_logprobs else None)
         rows, _ = scoring.judgment_rows(task, job.mode, result, job.prompt_version, job.model)
         ws.store.save_judgments(rows)
+        save_fits(ws.store, rows)
         saved += len(rows)
     # Recorded so a run stopped before the live retry still shows them; the retry's judgments supersede them.
     if failures:
@@ -341,7 +344,8 @@ class _Budget:
 
         config = self.ws.settings.model_for("judge")
         for task in tasks:
-            messages = scoring.judge_messages(self.goal, task.subgoals, task.sample, self.ws.settings.judge_anchors, self.mode)
+            messages = scoring.judge_messages(self.goal, task.subgoals, task.sample, self.ws.settings.judge_anchors, self.mode,
+                                              self.ws.settings.judge_context_tokens)
             cost = config.cost(sum(estimate_tokens(str(m.content)) for m in messages),
                                scoring.EST_TOKENS_PER_VERDICT * len(task.subgoals))
             if self.spent + cost > self.budget:

@@ -15,13 +15,14 @@ import random
 from pydantic import BaseModel, Field
 
 from goalcover.tools.errors import BadInput
+from goalcover.tools.fit import fit_text
 from goalcover.tools.goal import current_goal
 from goalcover.tools.judge_quality import Agreement, label_agreement
 from goalcover.tools.models import Subgoal
 from goalcover.tools.store import JUDGE_KEY
 from goalcover.tools.workspace import Workspace
 
-# A sample longer than this is folded in the review: its start is shown and the rest on request.
+# A sample longer than this is folded in the review: its start and end are shown, the rest on request.
 FOLD_CHARS = 1_200
 
 
@@ -40,10 +41,9 @@ class ReviewItem(BaseModel):
     explanation: str
 
     def folded(self, limit: int = FOLD_CHARS) -> str:
-        """The sample's text, cut after `limit` characters with a note of how much is hidden."""
-        if len(self.text) <= limit:
-            return self.text
-        return self.text[:limit] + f"\n[… {len(self.text) - limit:,} more characters]"
+        """The sample's text in about `limit` characters: its start and its end (where the response is),
+        with a line in between saying how much is hidden (fit.fit_text)."""
+        return fit_text(self.text, limit)
 
 
 def to_review(ws: Workspace, n: int = 20, subgoal: str | None = None, seed: int = 0) -> list[ReviewItem]:

@@ -21,7 +21,7 @@ from goalcover.tools.models import SHAPES, FileType, Sample, Shape, content_hash
 from goalcover.tools.readers import RawRecord, Rejected, SourceLayout, file_type_of, loads, open_source
 from goalcover.tools.values import check_text, to_storable
 
-__all__ = ["RawRecord", "Rejected", "file_type_of", "parse_record", "read_samples", "scan", "text_view"]
+__all__ = ["RawRecord", "Rejected", "file_type_of", "parse_record", "read_samples", "scan", "text_parts", "text_view"]
 
 # Which key marks which shape, in the order they are tried (a chat record may also carry a `text` key).
 SIGNATURES: tuple[tuple[str, Shape], ...] = (
@@ -167,26 +167,49 @@ SHAREGPT_LABELS = {"human": "user", "gpt": "assistant", "function_call": "assist
 
 def text_view(shape: Shape, parsed: _Record) -> str:
     """One readable text per sample, the same for every shape, for the embedder and the judge: what the
-    model will learn from, system prompts, tool definitions, tool calls and tool results included."""
+    model will learn from, system prompts, tool definitions, tool calls and tool results included. It is
+    `text_parts` joined by blank lines."""
+    return "\n\n".join(text for _, text in text_parts(shape, parsed))
+
+
+def text_parts(shape: Shape, parsed: _Record) -> list[tuple[str, str]]:
+    """The parts of `text_view` in order, each as (role, text): "response" for what the model is trained
+    to write (the output, the completion, every assistant turn), "instruction" for the request it answers
+    (alpaca's instruction, the last user turn before the last response, the prompt), "context" for the
+    rest (system prompts, tools, inputs, earlier turns, tool results), "text" for a plain text sample.
+    tools/fit.py reads them to cut long samples where it hides the least."""
     if isinstance(parsed, AlpacaRecord):
-        parts = _preamble(_extras(parsed))
+        parts = [("context", p) for p in _preamble(_extras(parsed))]
         for turn in _extras(parsed).get("history") or []:  # LLaMA-Factory: earlier [instruction, response] turns
             if isinstance(turn, list) and len(turn) == 2:
-                parts += [f"Instruction: {turn[0]}", f"Response: {turn[1]}"]
-        parts.append(f"Instruction: {parsed.instruction}")
+                parts += [("context", f"Instruction: {turn[0]}"), ("response", f"Response: {turn[1]}")]
+        parts.append(("instruction", f"Instruction: {parsed.instruction}"))
         if parsed.input:
-            parts.append(f"Input: {parsed.input}")
-        parts.append(f"Response: {parsed.output}")
-        return "\n\n".join(parts)
+            parts.append(("context", f"Input: {parsed.input}"))
+        parts.append(("response", f"Response: {parsed.output}"))
+        return parts
     if isinstance(parsed, MessagesRecord):
-        return "\n\n".join(_preamble(_extras(parsed)) + [_message_text(m) for m in parsed.messages])
+        turns = [("response" if m.role == "assistant" else "context", _message_text(m)) for m in parsed.messages]
+        return [("context", p) for p in _preamble(_extras(parsed))] + _mark_instruction(turns, [m.role == "user" for m in parsed.messages])
     if isinstance(parsed, ShareGPTRecord):
-        turns = [f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: {t.value}" for t in parsed.conversations]
-        return "\n\n".join(_preamble(_extras(parsed)) + turns)
+        turns = [("response" if SHAREGPT_LABELS.get(t.from_, t.from_).startswith("assistant") else "context",
+                  f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: {t.value}") for t in parsed.conversations]
+        users = [SHAREGPT_LABELS.get(t.from_, t.from_) == "user" for t in parsed.conversations]
+        return [("context", p) for p in _preamble(_extras(parsed))] + _mark_instruction(turns, users)
     if isinstance(parsed, PromptCompletionRecord):
-        return f"Prompt: {parsed.prompt}\n\nCompletion: {parsed.completion}"
+        return [("instruction", f"Prompt: {parsed.prompt}"), ("response", f"Completion: {parsed.completion}")]
     assert isinstance(parsed, TextRecord)
-    return parsed.text
+    return [("text", parsed.text)]
+
+
+def _mark_instruction(turns: list[tuple[str, str]], is_user: list[bool]) -> list[tuple[str, str]]:
+    """The last user turn before the last response becomes the "instruction" (the request answered)."""
+    last = max((i for i, (role, _) in enumerate(turns) if role == "response"), default=len(turns))
+    for i in range(min(last, len(turns)) - 1, -1, -1):
+        if is_user[i]:
+            turns[i] = ("instruction", turns[i][1])
+            break
+    return turns
 
 
 # --- shapes ----------------------------------------------------------------------------------------

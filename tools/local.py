@@ -37,17 +37,20 @@ class LocalServer:
         return local_settings(self.base_url, self.models[0] if self.models else "MODEL")
 
 
-def local_settings(base_url: str, model: str) -> str:
+def local_settings(base_url: str, model: str, ctx: int | None = None) -> str:
     """The environment settings for a local model: its endpoint, its name, and the judge mode measured
     best for small local models, probe (one yes/no token per pair: on Qwen2.5-Coder-1.5B as good as pair
     mode with G-Eval logprobs at a sixth of the time; evals/README.md, "The local judge, measured"), with
-    the model's fitted P(yes) cut points where this project has calibrated it (probe.CALIBRATED_CUTS)."""
+    the model's fitted P(yes) cut points where this project has calibrated it (probe.CALIBRATED_CUTS), and
+    the server's context window `ctx` (tokens) when known, so long samples are cut to fit it (tools/fit.py)."""
     from goalcover.tools.probe import calibrated_cuts
 
     line = f"OPENAI_BASE_URL={base_url} GOALCOVER_MODEL={model} GOALCOVER_JUDGE_MODE=probe"
     cuts = calibrated_cuts(model)
     if cuts:
         line += " GOALCOVER_PROBE_THRESHOLDS='[" + ",".join(f"{c:g}" for c in cuts) + "]'"
+    if ctx:
+        line += f" GOALCOVER_JUDGE_CONTEXT_TOKENS={ctx}"
     return line
 
 

@@ -59,7 +59,7 @@ async def order_check(ws: Workspace, n: int = 8, seed: int = 0) -> OrderCheck:
         task = Task(samples[h], order)
         spec = judge_spec(task, "batched")
         async with gate:
-            result = await caller.call(judge_messages(goal, order, task.sample, anchors, "batched"), spec.schema,
+            result = await caller.call(judge_messages(goal, order, task.sample, anchors, "batched", ws.settings.judge_context_tokens), spec.schema,
                                        name="judgment", json_schema=spec.json_schema, max_tokens=spec.max_tokens)
         if result.value is None:
             return 0, 0

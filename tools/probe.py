@@ -31,24 +31,45 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from goalcover.tools.errors import BadInput
+from goalcover.tools.fit import fit_budget, fit_sample
 from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Usage, message_dicts
 from goalcover.tools.models import Goal, Sample, Subgoal
 from goalcover.tools.prompts import (
-    PROBE_EXPLAIN_SYSTEM, PROBE_EXPLAIN_VERSION, PROBE_SYSTEM, PROBE_USER, clipped, format_subgoals, neutralise,
+    PROBE_EXPLAIN_SYSTEM, PROBE_EXPLAIN_VERSION, PROBE_SYSTEM, PROBE_USER, format_subgoals, neutralise,
 )
+from goalcover.tools.tokens import estimate_tokens
 
 PROBE_TOP_LOGPROBS = 20
+EXPLAIN_MAX_TOKENS = 200  # an explanation is one or two sentences
 YES, NO = "yes", "no"
 
 
-def probe_messages(goal: Goal, subgoal: Subgoal, sample: Sample, max_chars: int) -> list:
-    """System (the goal and the yes/no instruction, shared by every call), then the sample, then the one
-    subgoal's question (langchain messages)."""
+def probe_messages(goal: Goal, subgoal: Subgoal, sample: Sample, text: str) -> list:
+    """System (the goal and the yes/no instruction, shared by every call), then the sample as `text` (its
+    fitted text: scoring.judge_text), then the one subgoal's question (langchain messages)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    text = clipped(sample.text, max_chars)
     user = PROBE_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals([subgoal]))
     return [SystemMessage(PROBE_SYSTEM.format(goal=goal.text)), HumanMessage(user)]
+
+
+def explain_messages(goal: Goal, subgoal: Subgoal, sample: Sample, p: float, context_tokens: int) -> list:
+    """The explanation call of one low pair (explain_low): the goal, the subgoal and P(yes) `p`, then the
+    sample fitted to a `context_tokens` window (tools/fit.py: the whole response and instruction, the
+    context cut in its middle). Raises BadInput when the window cannot hold the prompt."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from goalcover.tools.prompts import JUDGE_USER
+
+    system = PROBE_EXPLAIN_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]), p_yes=p)
+    frame = estimate_tokens(system) + estimate_tokens(JUDGE_USER.format(sample_id=sample.id, text=""))
+    try:
+        budget = fit_budget(context_tokens, frame, EXPLAIN_MAX_TOKENS)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    text = fit_sample(sample, budget).text
+    return [SystemMessage(system), HumanMessage(JUDGE_USER.format(sample_id=sample.id, text=neutralise(text)))]
 
 
 def probe_body(model: str, messages: list, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -134,10 +155,7 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
     threshold) of `subgoals`, at most GOALCOVER_PROBE_EXPLAIN_MAX per subgoal (in sample-hash order: a fixed
     pseudo-random subset), one structured call to the judge model each. Stores them in the judgment rows
     and returns how many were written. A no-op for judges that are not in probe mode."""
-    from langchain_core.messages import HumanMessage, SystemMessage
-
     from goalcover.tools.goal import current_goal
-    from goalcover.tools.prompts import JUDGE_USER
 
     if judge.get("mode") != "probe":
         return 0
@@ -158,13 +176,9 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
     async with JsonCaller(settings.model_for("judge"), settings) as caller:
         async def one(g: Subgoal, sample_hash: str, sample_id: str, p: float) -> None:
             nonlocal written
-            sample = samples[sample_id]
-            messages = [
-                SystemMessage(PROBE_EXPLAIN_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([g]), p_yes=p)),
-                HumanMessage(JUDGE_USER.format(sample_id=sample.id, text=neutralise(sample.text[:12_000]))),
-            ]
+            messages = explain_messages(goal, g, samples[sample_id], p, settings.judge_context_tokens)
             async with gate:
-                result = await caller.call(messages, _Explanation, name="explanation", max_tokens=200)
+                result = await caller.call(messages, _Explanation, name="explanation", max_tokens=EXPLAIN_MAX_TOKENS)
             if result.value is not None:
                 ws.store.set_explanation(sample_hash, g.hash, version, model, result.value.explanation)
                 written += 1
@@ -173,5 +187,5 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
     return written
 
 
-__all__ = ["CALIBRATED_CUTS", "PROBE_EXPLAIN_VERSION", "calibrated_cuts", "explain_low", "p_from_weighted", "p_yes", "probe_body", "probe_call", "probe_messages",
+__all__ = ["CALIBRATED_CUTS", "PROBE_EXPLAIN_VERSION", "calibrated_cuts", "explain_low", "explain_messages", "p_from_weighted", "p_yes", "probe_body", "probe_call", "probe_messages",
            "to_verdict", "weighted_from_p"]

@@ -40,6 +40,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from goalcover.tools.errors import BadInput, ConfigError
+from goalcover.tools.fit import DEFAULT_CONTEXT_TOKENS
+from goalcover.tools.fit_store import save_fits
 from goalcover.tools.llm import BulkJsonCaller, Limits, ReplyError, Result, Usage, message_dicts, parse_json_reply
 from goalcover.tools.models import Sample
 from goalcover.tools.scoring import (
@@ -111,10 +113,10 @@ def quiet(ray) -> None:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def task_row(index: int, task: Task, goal, mode: Mode, anchors: bool) -> dict[str, Any]:
+def task_row(index: int, task: Task, goal, mode: Mode, anchors: bool, context_tokens: int = DEFAULT_CONTEXT_TOKENS) -> dict[str, Any]:
     """One call as plain data for a worker: its index in the plan and a JSON request holding the chat
     messages (role, content), the subgoal ids (which rebuild the reply schema) and the reply bound."""
-    messages = judge_messages(goal, task.subgoals, task.sample, anchors, mode)
+    messages = judge_messages(goal, task.subgoals, task.sample, anchors, mode, context_tokens)
     spec = judge_spec(task, mode)
     request = {"messages": message_dicts(messages), "ids": [s.id for s in task.subgoals], "max_tokens": spec.max_tokens}
     return {"i": index, "request": json.dumps(request)}
@@ -272,9 +274,9 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
 
             def row(i: int, task: Task) -> dict[str, Any]:
                 if processor == "http":
-                    body = judge_request(caller, goal, task, mode, anchors, ws.settings.judge_logprobs)
+                    body = judge_request(caller, goal, task, mode, anchors, ws.settings.judge_logprobs, ws.settings.judge_context_tokens)
                     return {"i": i, "request": json.dumps(body)}
-                return task_row(i, task, goal, mode, anchors)
+                return task_row(i, task, goal, mode, anchors, ws.settings.judge_context_tokens)
 
             size = block_size or max(1, min(MAX_BLOCK, math.ceil(min(score_plan.calls, WAVE) / (4 * actors))))
             stream = iter_tasks(ws, goal, mode, version, config.model, samples)
@@ -303,6 +305,7 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
                             counts["done"] += 1
                         # Committed per block, before the next is read: what is not in the store is sent next run.
                         ws.store.save_judgments(saved)
+                        save_fits(ws.store, saved)
                         ws.store.save_failures(failed)
                         counts["new"] += len(saved)
                         counts["failed_now"] += len(failed)

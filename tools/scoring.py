@@ -22,21 +22,26 @@ from pydantic import BaseModel, Field, create_model
 
 from goalcover.tools.store import INDEXED_SCORE_KEYS, JUDGE_KEY
 from goalcover.tools.errors import BadInput
+from goalcover.tools.fit import DEFAULT_CONTEXT_TOKENS, MIN_SAMPLE_TOKENS, fit_budget, fit_sample
 from goalcover.tools.geval import weighted_scores
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import BulkJsonCaller, JsonCaller, Limits, Result, Usage
-from goalcover.tools.tokens import estimate_tokens
-from goalcover.tools.models import Goal, Sample, Subgoal
+from goalcover.tools.tokens import CHARS_PER_TOKEN, estimate_tokens
+from goalcover.tools.models import Goal, Sample, Subgoal, content_hash
 from goalcover.tools.prompts import (
     JUDGE_ANCHORS, JUDGE_PAIR_PROMPT_VERSION, JUDGE_PAIR_SYSTEM, JUDGE_PAIR_USER, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM,
     JUDGE_USER, PROBE_PROMPT_VERSION, RUBRIC, clipped, format_subgoals, neutralise,
 )
+from goalcover.tools.fit_store import fits_of, save_fits
 from goalcover.tools.workspace import Workspace
 
 Mode = Literal["batched", "pair", "probe"]
 MODES: tuple[str, ...] = get_args(Mode)
-# The judge reads the start of very long samples: enough to see what they teach, bounded in cost.
+# Before issue #23 the judge read the first 12,000 characters of a sample. A sample whose fitted text
+# (tools/fit.py) is what that gave gets exactly that prompt and keeps its judgments; any other is cut or
+# shown whole under a FIT_VERSION tag (judge_text), so only those samples are judged again.
 JUDGE_MAX_CHARS = 12_000
+FIT_VERSION = "fit1"
 # What one verdict costs in output tokens, for estimates before any call is made.
 EST_TOKENS_PER_VERDICT = 60
 # An explanation is one or two sentences; a verdict that runs past this is a model rambling.
@@ -89,15 +94,55 @@ def prompt_version(mode: Mode, anchors: bool = False) -> str:
     return f"{base}{'+anchors' if anchors else ''}/{mode}"
 
 
-def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors: bool = False,
-                   mode: Mode = "batched") -> list[BaseMessage]:
-    """Batched: the subgoals in the system prompt, the sample after. Pair: the system prompt holds only
-    what every call shares, and the one subgoal follows the sample (see JUDGE_PAIR_PROMPT_VERSION)."""
+def sample_budget(goal: Goal, mode: Mode, anchors: bool = False, context_tokens: int = DEFAULT_CONTEXT_TOKENS) -> int:
+    """Tokens (estimated) a sample may take in a judge call of `mode` within `context_tokens`: the window
+    less the prompt around the sample and the longest reply, both sized for the goal's whole subgoal list
+    (so a sample's fit does not depend on which of its subgoals are still missing). Raises BadInput when
+    the window is too small for that prompt (fit.fit_budget)."""
+    empty = Sample(id="", format="text", source="", line=0, record={}, text="")
     if mode == "probe":
         from goalcover.tools.probe import probe_messages
 
-        return probe_messages(goal, subgoals[0], sample, JUDGE_MAX_CHARS)
-    text = clipped(sample.text, JUDGE_MAX_CHARS)
+        longest = max(goal.subgoals, key=lambda g: len(format_subgoals([g])))
+        frame, reply = probe_messages(goal, longest, empty, ""), 1
+    else:
+        frame = _judge_messages(goal, goal.subgoals, empty, "", anchors, mode)
+        reply = MAX_TOKENS_PER_VERDICT * (len(goal.subgoals) if mode == "batched" else 1)
+    try:
+        return fit_budget(context_tokens, sum(estimate_tokens(str(m.content)) for m in frame), reply)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def judge_text(goal: Goal, sample: Sample, mode: Mode, anchors: bool = False,
+               context_tokens: int = DEFAULT_CONTEXT_TOKENS) -> tuple[str, str]:
+    """(the sample's text as the judge reads it, its fit tag). The tag is "" when that text is what the
+    judge read before issue #23 (the sample is whole and at most JUDGE_MAX_CHARS), else FIT_VERSION and a
+    hash of the text: tools/fit_store.py keeps it with the judgments, so a judgment made on other text is
+    stale and only that sample is judged again."""
+    if len(sample.text) <= MIN_SAMPLE_TOKENS * CHARS_PER_TOKEN:
+        return sample.text, ""  # fits any budget fit_budget allows: the usual case, without sizing the prompt
+    fitted = fit_sample(sample, sample_budget(goal, mode, anchors, context_tokens))
+    if fitted.text == clipped(sample.text, JUDGE_MAX_CHARS):
+        return fitted.text, ""
+    return fitted.text, f"{FIT_VERSION}:{content_hash(fitted.text)[:16]}"
+
+
+def judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, anchors: bool = False,
+                   mode: Mode = "batched", context_tokens: int = DEFAULT_CONTEXT_TOKENS) -> list[BaseMessage]:
+    """Batched: the subgoals in the system prompt, the sample after. Pair: the system prompt holds only
+    what every call shares, and the one subgoal follows the sample (see JUDGE_PAIR_PROMPT_VERSION).
+    The sample is fitted to `context_tokens` (judge_text)."""
+    text, _ = judge_text(goal, sample, mode, anchors, context_tokens)
+    if mode == "probe":
+        from goalcover.tools.probe import probe_messages
+
+        return probe_messages(goal, subgoals[0], sample, text)
+    return _judge_messages(goal, subgoals, sample, text, anchors, mode)
+
+
+def _judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, text: str, anchors: bool,
+                    mode: Mode) -> list[BaseMessage]:
     if mode == "pair":
         system = JUDGE_PAIR_SYSTEM.format(goal=goal.text, rubric=RUBRIC)
         user = JUDGE_PAIR_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals(subgoals))
@@ -116,6 +161,7 @@ class Task:
 
     sample: Sample
     subgoals: list[Subgoal]
+    fit: str = ""  # the sample's fit tag (judge_text): recorded with its judgments by fit_store.save_fits
 
 
 @dataclass(frozen=True)
@@ -139,12 +185,12 @@ def judge_spec(task: Task, mode: Mode, top_logprobs: int | None = None) -> Judge
 
 
 def judge_request(caller: JsonCaller, goal: Goal, task: Task, mode: Mode, anchors: bool = False,
-                  top_logprobs: int | None = None) -> dict:
+                  top_logprobs: int | None = None, context_tokens: int = DEFAULT_CONTEXT_TOKENS) -> dict:
     """The `/v1/chat/completions` body the live judge posts for `task` (same prompt, schema, bounds and
     logprobs): what the Batch API and Ray engines send so their judgments share the live path's cache
     keys. `caller` supplies the model and JSON mode (JsonCaller.request_body)."""
     spec = judge_spec(task, mode, top_logprobs)
-    return caller.request_body(judge_messages(goal, task.subgoals, task.sample, anchors, mode), name="judgment",
+    return caller.request_body(judge_messages(goal, task.subgoals, task.sample, anchors, mode, context_tokens), name="judgment",
                                json_schema=spec.json_schema, max_tokens=spec.max_tokens, top_logprobs=spec.top_logprobs)
 
 
@@ -221,6 +267,7 @@ def iter_tasks(ws: Workspace, goal: Goal, mode: Mode, version: str, model: str,
     up per chunk, so memory does not grow with the dataset beyond one content hash per distinct sample.
     Exact duplicates share one judgment; batched mode makes one task per sample, pair mode one per pair."""
     seen: set[str] = set()
+    anchors, context_tokens = ws.settings.judge_anchors, ws.settings.judge_context_tokens
     source = ws.store.iter_samples(chunk) if samples is None else iter(samples)
     while block := list(islice(source, chunk)):
         fresh = []
@@ -229,14 +276,18 @@ def iter_tasks(ws: Workspace, goal: Goal, mode: Mode, version: str, model: str,
                 seen.add(sample.content_hash)
                 fresh.append(sample)
         done = ws.store.judged_pairs(version, model, [s.content_hash for s in fresh])
+        fits = fits_of(ws.store, version, model, [s.content_hash for s in fresh])
         for sample in fresh:
-            missing = [g for g in goal.subgoals if (sample.content_hash, g.hash) not in done]
+            _, fit = judge_text(goal, sample, mode, anchors, context_tokens)
+            # A judgment counts when it was made on the text the judge would read now (fit_store).
+            missing = [g for g in goal.subgoals if (sample.content_hash, g.hash) not in done
+                       or fits.get((sample.content_hash, g.hash), "") != fit]
             if not missing:
                 continue
             if mode == "batched":
-                yield Task(sample, missing)
+                yield Task(sample, missing, fit)
             else:
-                yield from (Task(sample, [g]) for g in missing)
+                yield from (Task(sample, [g], fit) for g in missing)
 
 
 def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = None, *,
@@ -261,7 +312,8 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
     tasks: list[Task] = []
     est_prompt = to_score = calls = 0
     for task in iter_tasks(ws, goal, mode, version, config.model, samples):
-        est_prompt += sum(estimate_tokens(str(m.content)) for m in judge_messages(goal, task.subgoals, task.sample, anchors, mode))
+        messages = judge_messages(goal, task.subgoals, task.sample, anchors, mode, ws.settings.judge_context_tokens)
+        est_prompt += sum(estimate_tokens(str(m.content)) for m in messages)
         to_score += len(task.subgoals)
         calls += 1
         if keep_tasks:
@@ -297,6 +349,7 @@ def _row(task: Task, subgoal: Subgoal, version: str, model: str, **values) -> di
         "model": model,
         "sample_id": task.sample.id,
         "subgoal_id": subgoal.id,
+        "fit": task.fit,
         **values,
     }
 
@@ -360,6 +413,7 @@ async def score(
             rows, failed = judgment_rows(task, mode, result, version, config.model)
         if rows:
             ws.store.save_judgments(rows)
+            save_fits(ws.store, rows)
             counts["new"] += len(rows)
         else:
             ws.store.save_failures(failed)
@@ -394,7 +448,8 @@ async def score(
             task = await queue.get()
             if task is None or stopped is not None:
                 return
-            messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors, mode)
+            messages = judge_messages(goal, task.subgoals, task.sample, ws.settings.judge_anchors, mode,
+                                      ws.settings.judge_context_tokens)
             est_cost = config.cost(
                 sum(estimate_tokens(str(m.content)) for m in messages),
                 est_output_tokens(mode, len(task.subgoals)),

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from goalcover.tools.errors import BadInput, ConfigError, describe_validation_error, field_path
+from goalcover.tools.fit import DEFAULT_CONTEXT_TOKENS
 
 Role = Literal["agent", "judge", "synth"]
 ROLES: tuple[Role, ...] = ("agent", "judge", "synth")
@@ -115,6 +116,12 @@ class Settings(BaseSettings):
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)
     max_retries: int = Field(6, ge=0)
+
+    # Long samples (tools/fit.py): the judge model's context window; longer samples are cut to fit it.
+    judge_context_tokens: int = Field(
+        DEFAULT_CONTEXT_TOKENS, ge=1024,
+        description="the judge model's context window in tokens; a longer sample is cut in its context, never its response first",
+    )
 
     # Ingestion
     embed_batch_size: int = Field(64, ge=1)

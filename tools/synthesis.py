@@ -18,6 +18,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, create_model
 
 from goalcover.tools.errors import BadInput
+from goalcover.tools.fit import fit_record
 from goalcover.tools.gaps import Gap, get_gap
 from goalcover.tools.goal import current_goal
 from goalcover.tools.ingest import RawRecord, parse_record
@@ -150,8 +151,11 @@ def _style_examples(ws: Workspace, gap: Gap, query: str) -> list[dict]:
 
 
 def _example_text(record: dict) -> str:
-    text = json.dumps({k: v for k, v in record.items() if k != "id"}, ensure_ascii=False)
-    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " …(cut)"
+    """A style example as JSON, at most about EXAMPLE_CHARS: a longer record keeps its shape and its whole
+    response where it can, its longest fields cut in the middle (fit.fit_record)."""
+    shown = {k: v for k, v in record.items() if k != "id"}
+    text = json.dumps(shown, ensure_ascii=False)
+    return text if len(text) <= EXAMPLE_CHARS else json.dumps(fit_record(shown, EXAMPLE_CHARS), ensure_ascii=False)
 
 
 def _to_record(shape: Shape, produced: BaseModel, template: dict) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def local_detect(as_json: JsonOpt = False) -> None:
 def local_serve(
     model: Annotated[Path, typer.Option("--model", "-m", help="A .gguf model file.", show_default=False)],
     port: Annotated[int, typer.Option("--port", help="Loopback port to serve on.")] = 8080,
-    ctx: Annotated[int, typer.Option("--ctx", help="Context window in tokens.")] = 4096,
+    ctx: Annotated[int, typer.Option("--ctx", help="Context window in tokens (the printed settings cut long samples to fit it).")] = 4096,
 ) -> None:
     """Start llama.cpp's OpenAI-compatible server on a GGUF model and serve until Ctrl-C.
 
@@ -47,7 +47,7 @@ def local_serve(
         proc = serve(model, port=port, ctx=ctx)
     base_url = f"http://127.0.0.1:{port}/v1"
     name = (probe(base_url) or [str(model)])[0]
-    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export {local_settings(base_url, name)}", highlight=False, markup=False)
+    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export {local_settings(base_url, name, ctx)}", highlight=False, markup=False)
     try:
         proc.wait()
     except KeyboardInterrupt:
