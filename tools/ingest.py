@@ -283,7 +283,7 @@ def scan(
     path = path.expanduser().resolve()
     if shape != "auto" and shape not in SHAPES:
         raise BadInput(f"unknown format {shape!r}; choose auto or one of: {', '.join(SHAPES)}")
-    opened = open_source(path)
+    opened = open_source(path, max_sample_chars)
     result = Scan(path, opened.file_type, opened.layout, warnings=list(opened.notes))
     result.samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
     return result
