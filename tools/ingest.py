@@ -137,18 +137,31 @@ def _extras(parsed: _Record) -> dict[str, Any]:
 
 
 def _preamble(extras: dict[str, Any]) -> list[str]:
-    """Record-level `system` prompt and `tools` definitions (LLaMA-Factory, OpenAI fine-tuning files)."""
+    """Record-level `system` prompt and `tools` definitions (LLaMA-Factory, OpenAI fine-tuning files;
+    OpenAI's legacy `functions` definitions count as tools)."""
     parts = []
     if extras.get("system"):
         parts.append(f"system: {_content_text(extras['system'])}")
     if extras.get("tools"):
         parts.append(f"tools: {_as_json_text(extras['tools'])}")
+    if extras.get("functions"):
+        parts.append(f"functions: {_as_json_text(extras['functions'])}")
     return parts
+
+
+# Fields that hold a reasoning model's thinking next to the answer (DeepSeek's `reasoning_content`,
+# OpenRouter/vLLM `reasoning`, Anthropic-style `thinking`); the model learns them, so they are judged.
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+
+
+def _reasoning(extras: dict[str, Any]) -> list[str]:
+    """The reasoning a record or message carries, as `[reasoning] …` lines (empty when it has none)."""
+    return [f"[reasoning] {_content_text(extras[k])}" for k in REASONING_KEYS if extras.get(k)]
 
 
 def _message_text(message: ChatMessage) -> str:
     extras = _extras(message)
-    lines = []
+    lines = _reasoning(extras)
     text = _content_text(message.content)
     if text:
         lines.append(text)
@@ -167,7 +180,8 @@ SHAREGPT_LABELS = {"human": "user", "gpt": "assistant", "function_call": "assist
 
 def text_view(shape: Shape, parsed: _Record) -> str:
     """One readable text per sample, the same for every shape, for the embedder and the judge: what the
-    model will learn from, system prompts, tool definitions, tool calls and tool results included."""
+    model will learn from, system prompts, tool definitions, tool calls, tool results and a reasoning
+    model's reasoning (`REASONING_KEYS`) included."""
     if isinstance(parsed, AlpacaRecord):
         parts = _preamble(_extras(parsed))
         for turn in _extras(parsed).get("history") or []:  # LLaMA-Factory: earlier [instruction, response] turns
@@ -176,15 +190,19 @@ def text_view(shape: Shape, parsed: _Record) -> str:
         parts.append(f"Instruction: {parsed.instruction}")
         if parsed.input:
             parts.append(f"Input: {parsed.input}")
+        parts += _reasoning(_extras(parsed))
         parts.append(f"Response: {parsed.output}")
         return "\n\n".join(parts)
     if isinstance(parsed, MessagesRecord):
         return "\n\n".join(_preamble(_extras(parsed)) + [_message_text(m) for m in parsed.messages])
     if isinstance(parsed, ShareGPTRecord):
-        turns = [f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: {t.value}" for t in parsed.conversations]
+        turns = [
+            f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: " + "\n".join(_reasoning(_extras(t)) + [t.value]) for t in parsed.conversations
+        ]
         return "\n\n".join(_preamble(_extras(parsed)) + turns)
     if isinstance(parsed, PromptCompletionRecord):
-        return f"Prompt: {parsed.prompt}\n\nCompletion: {parsed.completion}"
+        reasoning = "".join(f"{line}\n\n" for line in _reasoning(_extras(parsed)))
+        return f"Prompt: {parsed.prompt}\n\n{reasoning}Completion: {parsed.completion}"
     assert isinstance(parsed, TextRecord)
     return parsed.text
 
@@ -197,6 +215,19 @@ def detect_shape(record: dict[str, Any]) -> Shape | None:
         if key in record:
             return shape
     return None
+
+
+PREFERENCE_HELP = (
+    "preference data (a 'chosen' and a 'rejected' answer, as DPO/RLHF trainers use); GoalCover audits "
+    "supervised fine-tuning data: write each prompt with its chosen answer as prompt-completion (prompt, "
+    "completion) or messages, and ingest that"
+)
+
+
+def is_preference(record: dict[str, Any]) -> bool:
+    """Whether a record is a preference pair (`chosen` and `rejected`, as in TRL's DPO format, Anthropic
+    HH-RLHF, UltraFeedback binarized) rather than one training example."""
+    return "chosen" in record and "rejected" in record and not {"completion", "output", "messages", "conversations"} & set(record)
 
 
 def _decode_json_cells(record: dict[str, Any], shape: Shape) -> dict[str, Any]:
@@ -322,6 +353,9 @@ def _samples(
         where = f"line {item.line}" if result.file_type in ("jsonl", "csv", "json") else f"row {item.line}"
         if item.file and item.file != str(path):
             where = f"{Path(item.file).name}: {where}"
+        if is_preference(item.record):
+            reject(item.line, f"{where}: {PREFERENCE_HELP}")
+            continue
         found = detect_shape(item.record)
         if found is None and result.shape is None:
             keys = ", ".join(map(repr, list(item.record)[:6])) or "none"
