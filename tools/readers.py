@@ -338,18 +338,18 @@ class _JsonArray:
         self.line, self.line_pos = 1, 0  # self.line is the line number at buf[line_pos]
 
     def fill(self, keep_from: int) -> int:
-        """Drop the bytes before `keep_from`, append one read; the shift applied to positions (or -1 at EOF)."""
-        if self.eof:
-            return -1
-        self.line += self.buf.count(b"\n", self.line_pos, keep_from)
-        del self.buf[:keep_from]
-        self.line_pos = 0
-        data = self.f.read(JSON_CHUNK_BYTES)
-        if not data:
-            self.eof = True
-            return -1
-        self.buf += data
-        return keep_from
+        """Drop the bytes before `keep_from` and append one read; the shift to apply to buffer positions.
+        At the end of the file nothing is dropped or read, and `self.eof` is set."""
+        if not self.eof:
+            data = self.f.read(JSON_CHUNK_BYTES)
+            self.eof = not data
+            if data:
+                self.line += self.buf.count(b"\n", self.line_pos, keep_from)
+                del self.buf[:keep_from]
+                self.line_pos = 0
+                self.buf += data
+                return keep_from
+        return 0
 
     def line_at(self, pos: int) -> int:
         """The 1-based line of byte `pos` of the buffer (positions must be asked in increasing order)."""
@@ -364,10 +364,9 @@ class _JsonArray:
                 pos += 1
             if pos < len(self.buf):
                 return pos
-            shift = self.fill(pos)
-            if shift < 0:
+            pos -= self.fill(pos)
+            if self.eof:
                 return len(self.buf)
-            pos -= shift
 
     def unclosed(self) -> BadInput:
         return BadInput(f"{self.path}: line {self.line_at(len(self.buf))}: the JSON array is not closed (file truncated?)")
@@ -375,6 +374,8 @@ class _JsonArray:
     def records(self) -> Iterator[RawRecord | Rejected]:
         """RawRecords (or Rejected) for the array's elements, in order."""
         path = self.path
+        while len(self.buf) < BINARY_SNIFF_BYTES and not self.eof:
+            self.fill(0)
         _check_binary(path, bytes(self.buf[:BINARY_SNIFF_BYTES]))
         pos = 3 if self.buf.startswith(b"\xef\xbb\xbf") else 0
         pos = self.skip_ws(pos)
@@ -391,7 +392,9 @@ class _JsonArray:
                 return
             number += 1
             start, end, too_long = yield from self.element(pos, number)
-            if not too_long:
+            if not too_long and end - start > self.limit:
+                yield Rejected(self.line_at(start), _too_long(f"line {self.line_at(start)}: record {number}", self.max_chars))
+            elif not too_long:
                 yield self.record(start, end, number)
             pos = end
             if self.buf[pos] == ord(","):
@@ -430,7 +433,7 @@ class _JsonArray:
                 too_long = True
                 yield Rejected(self.line_at(start), _too_long(f"line {self.line_at(start)}: record {number}", self.max_chars))
             shift = self.fill(len(self.buf) if too_long else start)
-            if shift < 0:
+            if self.eof:
                 if not too_long:  # the file ends inside this element: say what is wrong with it
                     self.record(start, len(self.buf), number)
                 raise self.unclosed()
@@ -462,8 +465,8 @@ class _JsonArray:
 
     def what_it_is(self, pos: int) -> str:
         """What a document that is not an array holds, for the message (keys of an object of bounded size)."""
-        while len(self.buf) - pos < self.limit and self.fill(0) >= 0:
-            pass
+        while len(self.buf) - pos < self.limit and not self.eof:
+            self.fill(0)
         try:
             value, _ = loads(bytes(self.buf[pos:]).decode("utf-8"))
         except ValueError:
@@ -482,7 +485,8 @@ def sniff_delimiter(sample: str, path: Path) -> str:
         dialect = Detector().detect(sample, delimiters=list(CSV_DELIMITERS))
     except Exception:  # CleverCSV gives up on some odd inputs: fall back to the comma
         dialect = None
-    return dialect.delimiter if dialect is not None and dialect.delimiter in CSV_DELIMITERS else ","
+    found = dialect.delimiter if dialect is not None else None
+    return found if found and found in CSV_DELIMITERS else ","  # ("" is `in` every string)
 
 
 def _csv_header(path: Path, header: list[str], delimiter: str) -> list[str]:
