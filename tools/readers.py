@@ -4,7 +4,8 @@ What users hand us: JSONL (also gzip/zstd-compressed, also saved as `.json`), JS
 Excel's dialects, Parquet, folders of shards (Parquet or JSONL parts, as the Hugging Face Hub and trainers
 write them) and folders written by Hugging Face `datasets`' `save_to_disk`. Each reader yields one
 `RawRecord` (or a `Rejected` naming the place) at a time: a 1 GB JSONL or a 10⁶-row Parquet never sits in
-memory whole. How the source was laid out (BOM, line ends, CSV dialect and header, Arrow schema, shards)
+memory whole, and no JSONL line, CSV row or JSON array element is read past the record limit
+(GOALCOVER_MAX_SAMPLE_CHARS), so a gzip bomb or a 2 GB line is refused in bounded memory. How the source was laid out (BOM, line ends, CSV dialect and header, Arrow schema, shards)
 is kept in `SourceLayout`, so export can write the same container back.
 """
 
@@ -427,6 +428,8 @@ class _JsonArray:
                         return start, m.start(), too_long
                     elif token in b"]}":
                         depth -= 1
+                        if depth < 0:  # a stray closing bracket: the element ends here and its parse says so
+                            return start, m.start(), too_long
                     continue
             pos = max(pos, len(self.buf))
             if pos - start > self.limit and not too_long:

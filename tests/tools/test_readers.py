@@ -126,6 +126,7 @@ def test_json_array_elements_are_found_across_any_read_boundary(tmp_path, monkey
     ('[\n{"instruction": "a", "output": "unterminated', r"line 2: not valid JSON \(Unterminated string"),
     ('{"data": [{"instruction": "a", "output": "b"}]}', "line 1: expected a JSON array of records, got an object with keys 'data'"),
     ('[\n{"instruction": "a", "output": "b"},\n7]', "line 3: record 2 is a int, expected an object"),
+    ('[\n{"instruction": "a", "output": "b"}},\n' + '{"x": 1},\n' * 1000 + "]", r"line 2: not valid JSON \(Expecting value"),
     ("  \n ", r"no samples \(the file is empty\)"),
 ])
 def test_a_broken_json_array_names_its_line(tmp_path, text, message):
