@@ -649,8 +649,24 @@ def _arrow_rows(batches) -> Iterator[RawRecord]:
             yield RawRecord(number, record)
 
 
-def read_parquet(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | Rejected]:
-    """Parquet in row batches; non-JSON values (bytes, timestamps, decimals, structs) are kept as they are."""
+def _check_row_groups(path: Path, metadata, max_chars: int) -> None:
+    """BadInput, before anything is decoded, for a Parquet row group whose rows average more than the
+    record limit when uncompressed (a compression bomb: its size is in the footer, so it is never read)."""
+    first = 1
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        rows, size = group.num_rows, group.total_byte_size
+        if rows and size / rows > max_chars * UTF8_MAX_BYTES:
+            raise BadInput(
+                f"{path}: rows {first:,}–{first + rows - 1:,} (row group {i + 1}) hold {size:,} bytes uncompressed, over "
+                f"the limit of {max_chars:,} characters a record (GOALCOVER_MAX_SAMPLE_CHARS); they were not read"
+            )
+        first += rows
+
+
+def read_parquet(source: SourceFile, layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[RawRecord | Rejected]:
+    """Parquet in row batches; non-JSON values (bytes, timestamps, decimals, structs) are kept as they are.
+    A row group whose rows are over `max_chars` on average uncompressed is refused unread."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -658,6 +674,7 @@ def read_parquet(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord
         parquet = pq.ParquetFile(source.path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BadInput(f"{source.path}: not a readable Parquet file ({exc})") from None
+    _check_row_groups(source.path, parquet.metadata, max_chars)
     layout.arrow_schema = layout.arrow_schema or _schema_b64(parquet.schema_arrow)
     try:
         yield from _arrow_rows(parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS))
@@ -752,8 +769,6 @@ def open_source(path: Path, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Opened
 
 
 def _read(source: SourceFile, layout: SourceLayout, max_chars: int) -> Iterator[RawRecord | Rejected]:
-    if source.file_type == "parquet":
-        return read_parquet(source, layout)
     return READERS[source.file_type](source, layout, max_chars)
 
 

@@ -48,6 +48,17 @@ def test_a_csv_row_over_the_limit_is_an_error_naming_its_line(tmp_path):
         read_samples(source, max_sample_chars=1000)
 
 
+def test_a_parquet_row_group_over_the_limit_is_refused_before_it_is_decoded(tmp_path):
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "bomb.parquet"
+    pq.write_table(pa.Table.from_pylist([alpaca(1, "x" * 500_000), alpaca(2, "y" * 500_000)]), source, compression="zstd")
+    assert source.stat().st_size < 10_000
+    with pytest.raises(BadInput, match=r"bomb\.parquet: rows 1–2 \(row group 1\) hold 1,000,\d+ bytes uncompressed, over the limit of 1,000 characters"):
+        read_samples(source, max_sample_chars=1000)
+    assert len(read_samples(source).samples) == 2
+
+
 PEAK_SCRIPT = textwrap.dedent("""
     import resource, subprocess, sys
     done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
