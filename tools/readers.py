@@ -714,6 +714,8 @@ def _inside(folder: Path, name: Any) -> Path:
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ValueError(f"a data file name must be a non-empty string, got {name!r}")
     relative = Path(name)
+    if len(name) > 1024 or len(relative.parts) > 32:
+        raise ValueError(f"the data file name {name[:60]!r}… is too long or too deeply nested for a save_to_disk shard")
     if relative.is_absolute() or ".." in relative.parts:
         raise ValueError(f"the data file {name!r} is not inside the folder; save_to_disk names files inside it")
     path = folder / relative

@@ -172,6 +172,7 @@ def test_a_save_to_disk_folder_reads_its_own_files(tmp_path):
     (["/etc/passwd"], "is not inside the folder"),
     (["link.arrow"], "leads outside the folder"),
     ([7], "a data file name must be a non-empty string"),
+    (["a/" * 5000 + "x.arrow"], "too long or too deeply nested"),
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ('{"_data_files": "data.arrow"}', "string indices must be integers"),
 ])
