@@ -93,16 +93,21 @@ def test_a_gzip_bomb_ends_in_exit_2_in_bounded_memory(tmp_path):
     assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"
 
 
-def test_a_2_gb_line_ends_in_exit_2_in_bounded_memory(tmp_path):
-    """A sparse 2 GB file (no disk used): a good first line, then a line that never ends. Before, the
-    line was read whole (peak RSS 7.9 GB)."""
-    source = tmp_path / "huge_line.jsonl"
+@pytest.mark.parametrize("name, head, expected", [
+    ("huge_line.jsonl", json.dumps(alpaca(1)) + '\n{"text": "', "line 2: the record is over the limit"),
+    # the first element is longer than the binary sniff, so the sparse zeros are met as the second element
+    ("huge_element.json", "[" + json.dumps(alpaca(1, "p" * 9000)) + ',\n{"text": "', "line 2: record 2: the record is over the limit"),
+])
+def test_a_2_gb_record_ends_in_exit_2_in_bounded_memory(tmp_path, name, head, expected):
+    """A sparse 2 GB file (no disk used): a good first record, then one that never ends. Before, the
+    line (or the whole JSON file) was read into memory (peak RSS 7.9 GB for a 2 GB line)."""
+    source = tmp_path / name
     with source.open("wb") as f:
-        f.write(json.dumps(alpaca(1)).encode() + b"\n" + b'{"text": "')
+        f.write(head.encode())
         f.truncate(2 << 30)
     code, peak_mb, message = ingest_peak(tmp_path, source)
     assert code == 2, message
-    assert "line 2: the record is over the limit" in message
+    assert expected in message
     assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"
 
 
