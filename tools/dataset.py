@@ -295,4 +295,43 @@ def search(ws: Workspace, query: str, k: int = 10, where: dict[str, Any] | None 
         raise BadInput("search: -k must be at least 1")
     if ws.store.count_samples() == 0:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    return ws.index.search(query, k, where)
+    return ws.index.search(query, k, _own_fields_first(ws, where) if where else where)
+
+
+def _own_fields_first(ws: Workspace, where: dict[str, Any]) -> dict[str, Any]:
+    """`where` with a bare `source`, `format` or `line` turned into the record's own `field.NAME` when the
+    records have such a field (the user's column is what they mean; GoalCover's stays `goalcover.NAME`),
+    and `goalcover.NAME` into GoalCover's key NAME."""
+    import sqlite3
+
+    from goalcover.tools.index import OWN_PREFIX, SHADOWABLE_KEYS
+    from goalcover.tools.values import FIELD_PREFIX
+
+    own: dict[str, bool] = {}
+
+    def has_own(name: str) -> bool:
+        if name not in own:
+            try:
+                row = ws.store.db.execute(
+                    "SELECT 1 FROM samples WHERE json_extract(record, ?) IS NOT NULL LIMIT 1", (f'$."{name}"',)
+                ).fetchone()
+            except sqlite3.Error:
+                row = None
+            own[name] = row is not None
+        return own[name]
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key.startswith(OWN_PREFIX):
+                key = key.removeprefix(OWN_PREFIX)
+            elif key in SHADOWABLE_KEYS and has_own(key):
+                key = FIELD_PREFIX + key
+            out[key] = rewrite(value) if key.startswith("$") else value
+        return out
+
+    return rewrite(where)

@@ -126,7 +126,10 @@ def _write_csv(sink: _Sink, samples: Iterable[Sample], synthetic: list[dict], la
     header = layout.csv_header or _header(synthetic)
     names = [h.strip() for h in header]
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, delimiter=layout.csv_delimiter or ",", lineterminator=layout.newline)
+    if layout.csv_quoting == "none":  # TSV: cells written literally (a tab or line break in a new cell becomes \t, \n)
+        writer: Any = _TsvWriter(buffer, layout.newline)
+    else:
+        writer = csv.writer(buffer, delimiter=layout.csv_delimiter or ",", lineterminator=layout.newline)
 
     def flush() -> None:
         sink.write(buffer.getvalue())
@@ -150,6 +153,21 @@ def _write_csv(sink: _Sink, samples: Iterable[Sample], synthetic: list[dict], la
         count += 1
     flush()
     return count
+
+
+class _TsvWriter:
+    """Rows of a TSV file whose quotes mean nothing: cells joined by tabs as they are. A cell read from
+    such a file holds no tab or line break; one in a new (synthetic) cell is written as the escapes `\\t`,
+    `\\n`, `\\r` (the linear-TSV convention), so no row is split."""
+
+    ESCAPES = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+    def __init__(self, out: io.StringIO, newline: str) -> None:
+        self.out, self.newline = out, newline
+
+    def writerow(self, cells: list[str]) -> None:
+        """Write one row."""
+        self.out.write("\t".join(str(c).translate(self.ESCAPES) for c in cells) + self.newline)
 
 
 def _cell(value: Any) -> str:

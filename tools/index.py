@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from goalcover.tools.embeddings import MiniLMEmbedding
 from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.tools.models import Sample
-from goalcover.tools.values import FIELD_PREFIX, index_fields
+from goalcover.tools.values import FIELD_PREFIX, index_fields, typed_cell
 
 SAMPLES = "samples"
 # Where an ingest puts its vectors until it commits (see dataset.ingest_file).
@@ -58,13 +58,24 @@ def sample_metadata(sample: Sample) -> tuple[dict[str, Any], dict[str, str]]:
         "content_hash": sample.content_hash,
     }
     fields, skipped = index_fields(sample.record)
+    if sample.raw is not None and sample.raw.startswith("["):  # a CSV row (raw: its cells as a JSON list): type the text
+        fields = {key: typed_cell(value) for key, value in fields.items()}
     meta.update(fields)
     return meta, skipped
 
 
+# GoalCover's keys a user's own column may also be called; `goalcover.NAME` always means GoalCover's.
+SHADOWABLE_KEYS = ("source", "format", "line")
+OWN_PREFIX = "goalcover."
+
+
 def where_key(name: str) -> str:
     """The metadata key a `--where` field names: GoalCover's own keys (source, format, line, score_S3, …)
-    as they are, `field.NAME` as written, any other name as the record's field `field.NAME`."""
+    as they are, `goalcover.NAME` for them explicitly, `field.NAME` as written, any other name as the
+    record's field `field.NAME`. (A bare source/format/line names the record's own field where the records
+    have one: `dataset.search` settles that, as it knows the records.)"""
+    if name.startswith(OWN_PREFIX) and name.removeprefix(OWN_PREFIX) in SYSTEM_KEYS:
+        return name
     if name in SYSTEM_KEYS or SYSTEM_KEY.match(name) or name.startswith(FIELD_PREFIX):
         return name
     return FIELD_PREFIX + name

@@ -137,18 +137,31 @@ def _extras(parsed: _Record) -> dict[str, Any]:
 
 
 def _preamble(extras: dict[str, Any]) -> list[str]:
-    """Record-level `system` prompt and `tools` definitions (LLaMA-Factory, OpenAI fine-tuning files)."""
+    """Record-level `system` prompt and `tools` definitions (LLaMA-Factory, OpenAI fine-tuning files;
+    OpenAI's legacy `functions` definitions count as tools)."""
     parts = []
     if extras.get("system"):
         parts.append(f"system: {_content_text(extras['system'])}")
     if extras.get("tools"):
         parts.append(f"tools: {_as_json_text(extras['tools'])}")
+    if extras.get("functions"):
+        parts.append(f"functions: {_as_json_text(extras['functions'])}")
     return parts
+
+
+# Fields that hold a reasoning model's thinking next to the answer (DeepSeek's `reasoning_content`,
+# OpenRouter/vLLM `reasoning`, Anthropic-style `thinking`); the model learns them, so they are judged.
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+
+
+def _reasoning(extras: dict[str, Any]) -> list[str]:
+    """The reasoning a record or message carries, as `[reasoning] …` lines (empty when it has none)."""
+    return [f"[reasoning] {_content_text(extras[k])}" for k in REASONING_KEYS if extras.get(k)]
 
 
 def _message_text(message: ChatMessage) -> str:
     extras = _extras(message)
-    lines = []
+    lines = _reasoning(extras)
     text = _content_text(message.content)
     if text:
         lines.append(text)
@@ -167,17 +180,17 @@ SHAREGPT_LABELS = {"human": "user", "gpt": "assistant", "function_call": "assist
 
 def text_view(shape: Shape, parsed: _Record) -> str:
     """One readable text per sample, the same for every shape, for the embedder and the judge: what the
-    model will learn from, system prompts, tool definitions, tool calls and tool results included. It is
-    `text_parts` joined by blank lines."""
+    model will learn from, system prompts, tool definitions, tool calls, tool results and a reasoning
+    model's reasoning (`REASONING_KEYS`) included. It is `text_parts` joined by blank lines."""
     return "\n\n".join(text for _, text in text_parts(shape, parsed))
 
 
 def text_parts(shape: Shape, parsed: _Record) -> list[tuple[str, str]]:
     """The parts of `text_view` in order, each as (role, text): "response" for what the model is trained
-    to write (the output, the completion, every assistant turn), "instruction" for the request it answers
-    (alpaca's instruction, the last user turn before the last response, the prompt), "context" for the
-    rest (system prompts, tools, inputs, earlier turns, tool results), "text" for a plain text sample.
-    tools/fit.py reads them to cut long samples where it hides the least."""
+    to write (the output, the completion, every assistant turn, the reasoning before them), "instruction"
+    for the request it answers (alpaca's instruction, the last user turn before the last response, the
+    prompt), "context" for the rest (system prompts, tools, inputs, earlier turns, tool results), "text"
+    for a plain text sample. tools/fit.py reads them to cut long samples where it hides the least."""
     if isinstance(parsed, AlpacaRecord):
         parts = [("context", p) for p in _preamble(_extras(parsed))]
         for turn in _extras(parsed).get("history") or []:  # LLaMA-Factory: earlier [instruction, response] turns
@@ -186,6 +199,7 @@ def text_parts(shape: Shape, parsed: _Record) -> list[tuple[str, str]]:
         parts.append(("instruction", f"Instruction: {parsed.instruction}"))
         if parsed.input:
             parts.append(("context", f"Input: {parsed.input}"))
+        parts += [("response", r) for r in _reasoning(_extras(parsed))]
         parts.append(("response", f"Response: {parsed.output}"))
         return parts
     if isinstance(parsed, MessagesRecord):
@@ -193,11 +207,13 @@ def text_parts(shape: Shape, parsed: _Record) -> list[tuple[str, str]]:
         return [("context", p) for p in _preamble(_extras(parsed))] + _mark_instruction(turns, [m.role == "user" for m in parsed.messages])
     if isinstance(parsed, ShareGPTRecord):
         turns = [("response" if SHAREGPT_LABELS.get(t.from_, t.from_).startswith("assistant") else "context",
-                  f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: {t.value}") for t in parsed.conversations]
+                  f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: " + "\n".join(_reasoning(_extras(t)) + [t.value]))
+                 for t in parsed.conversations]
         users = [SHAREGPT_LABELS.get(t.from_, t.from_) == "user" for t in parsed.conversations]
         return [("context", p) for p in _preamble(_extras(parsed))] + _mark_instruction(turns, users)
     if isinstance(parsed, PromptCompletionRecord):
-        return [("instruction", f"Prompt: {parsed.prompt}"), ("response", f"Completion: {parsed.completion}")]
+        return ([("instruction", f"Prompt: {parsed.prompt}")] + [("response", r) for r in _reasoning(_extras(parsed))]
+                + [("response", f"Completion: {parsed.completion}")])
     assert isinstance(parsed, TextRecord)
     return [("text", parsed.text)]
 
@@ -220,6 +236,19 @@ def detect_shape(record: dict[str, Any]) -> Shape | None:
         if key in record:
             return shape
     return None
+
+
+PREFERENCE_HELP = (
+    "preference data (a 'chosen' and a 'rejected' answer, as DPO/RLHF trainers use); GoalCover audits "
+    "supervised fine-tuning data: write each prompt with its chosen answer as prompt-completion (prompt, "
+    "completion) or messages, and ingest that"
+)
+
+
+def is_preference(record: dict[str, Any]) -> bool:
+    """Whether a record is a preference pair (`chosen` and `rejected`, as in TRL's DPO format, Anthropic
+    HH-RLHF, UltraFeedback binarized) rather than one training example."""
+    return "chosen" in record and "rejected" in record and not {"completion", "output", "messages", "conversations"} & set(record)
 
 
 def _decode_json_cells(record: dict[str, Any], shape: Shape) -> dict[str, Any]:
@@ -306,7 +335,7 @@ def scan(
     path = path.expanduser().resolve()
     if shape != "auto" and shape not in SHAPES:
         raise BadInput(f"unknown format {shape!r}; choose auto or one of: {', '.join(SHAPES)}")
-    opened = open_source(path)
+    opened = open_source(path, max_sample_chars)
     result = Scan(path, opened.file_type, opened.layout, warnings=list(opened.notes))
     result.samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
     return result
@@ -345,6 +374,9 @@ def _samples(
         where = f"line {item.line}" if result.file_type in ("jsonl", "csv", "json") else f"row {item.line}"
         if item.file and item.file != str(path):
             where = f"{Path(item.file).name}: {where}"
+        if is_preference(item.record):
+            reject(item.line, f"{where}: {PREFERENCE_HELP}")
+            continue
         found = detect_shape(item.record)
         if found is None and result.shape is None:
             keys = ", ".join(map(repr, list(item.record)[:6])) or "none"

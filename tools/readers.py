@@ -4,7 +4,8 @@ What users hand us: JSONL (also gzip/zstd-compressed, also saved as `.json`), JS
 Excel's dialects, Parquet, folders of shards (Parquet or JSONL parts, as the Hugging Face Hub and trainers
 write them) and folders written by Hugging Face `datasets`' `save_to_disk`. Each reader yields one
 `RawRecord` (or a `Rejected` naming the place) at a time: a 1 GB JSONL or a 10⁶-row Parquet never sits in
-memory whole. How the source was laid out (BOM, line ends, CSV dialect and header, Arrow schema, shards)
+memory whole, and no JSONL line, CSV row or JSON array element is read past the record limit
+(GOALCOVER_MAX_SAMPLE_CHARS), so a gzip bomb or a 2 GB line is refused in bounded memory. How the source was laid out (BOM, line ends, CSV dialect and header, Arrow schema, shards)
 is kept in `SourceLayout`, so export can write the same container back.
 """
 
@@ -15,6 +16,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,13 @@ FILE_TYPES: dict[str, FileType] = {
 KNOWN = "; GoalCover reads .jsonl, .json, .csv, .tsv and .parquet files (also .gz/.zst), folders of such shards, and Hugging Face save_to_disk folders"
 # Keys that mark a record's shape; a CSV header must name at least one of them.
 SHAPE_KEYS = ("messages", "conversations", "instruction", "prompt", "text")
+# One record is read whole only up to this many characters (GOALCOVER_MAX_SAMPLE_CHARS, passed in by
+# `open_source`); a longer line, row or array element is refused without being read into memory.
+DEFAULT_MAX_RECORD_CHARS = 2_000_000
+UTF8_MAX_BYTES = 4  # bytes one character takes at most in UTF-8: the byte bound that cannot cut a kept record
+JSON_CHUNK_BYTES = 1 << 20
+STATE_JSON_MAX_BYTES = 1 << 24
+BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 csv.field_size_limit(2**31 - 1)  # no 128 KiB cap: a long sample is kept (with a warning), as in JSONL
 
@@ -79,6 +88,7 @@ class SourceLayout(BaseModel):
     final_newline: bool = True
     csv_delimiter: str | None = None
     csv_header: list[str] | None = None
+    csv_quoting: str | None = None  # "none" for .tsv: quotes are literal characters, not quoting
     arrow_schema: str | None = None
     named_json: bool = False  # JSON Lines in a file named .json
 
@@ -203,7 +213,17 @@ def _duplicate_warning(where: str, keys: list[str]) -> list[str]:
 
 
 def _check_binary(path: Path, head: bytes) -> None:
-    if b"\x00" in head[:BINARY_SNIFF_BYTES]:
+    """BadInput for a file that is not UTF-8 text: a UTF-16/UTF-32 file (by its byte-order mark, or by
+    the NUL byte in every other position that UTF-16 gives ASCII text) is named as such."""
+    for bom, encoding in BOMS.items():
+        if head.startswith(bom):
+            raise BadInput(f"{path}: the file is {encoding} (it starts with a {encoding} byte-order mark); save it as UTF-8")
+    sample = head[:BINARY_SNIFF_BYTES]
+    if len(sample) >= 8 and b"\x00" in sample:
+        even, odd = sample[0::2], sample[1::2]
+        if odd.count(0) > 0.8 * len(odd) and not even.count(0) or even.count(0) > 0.8 * len(even) and not odd.count(0):
+            raise BadInput(f"{path}: the file looks like UTF-16 text without a byte-order mark; save it as UTF-8")
+    if b"\x00" in sample:
         raise BadInput(f"{path}: not a text/JSON file (it contains NUL bytes); is it binary or compressed?")
 
 
@@ -216,13 +236,42 @@ def _decode_line(lineno: int, raw: bytes) -> str:
         ) from None
 
 
-def read_jsonl(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | Rejected]:
-    """One record per line; BOM, CRLF and a missing final newline are noted in `layout` for export."""
+def _too_long(where: str, max_chars: int) -> str:
+    return (
+        f"{where}: the record is over the limit of {max_chars:,} characters (GOALCOVER_MAX_SAMPLE_CHARS); "
+        "it was not read into memory"
+    )
+
+
+def _bounded_lines(f: IO[bytes], limit: int) -> Iterator[bytes | None]:
+    """The lines of a binary stream, each read only up to `limit` bytes: a longer line comes out as None
+    and the rest of it is skipped in 1 MiB steps (after the caller has seen the None), so memory stays
+    bounded by `limit` whatever the file holds (a 6 GB line from a 26 MB .gz)."""
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        yield None
+        while True:  # skip the rest of the over-long line without keeping it
+            more = f.readline(JSON_CHUNK_BYTES)
+            if not more or more.endswith(b"\n"):
+                break
+
+
+def read_jsonl(source: SourceFile, layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[RawRecord | Rejected]:
+    """One record per line; BOM, CRLF and a missing final newline are noted in `layout` for export. A
+    line over `max_chars` characters (UTF8_MAX_BYTES × that in bytes) is Rejected unread."""
     path = source.path
     with _open(source) as f:
         lineno = 0
-        for raw_line in f:
+        for raw_line in _bounded_lines(f, max_chars * UTF8_MAX_BYTES):
             lineno += 1
+            if raw_line is None:
+                yield Rejected(lineno, _too_long(f"line {lineno}", max_chars))
+                continue
             if lineno == 1:
                 _check_binary(path, raw_line)
                 if raw_line.startswith(b"\xef\xbb\xbf"):
@@ -263,61 +312,169 @@ def looks_like_json_lines(source: SourceFile) -> bool:
     return isinstance(value, dict) and text.startswith("{") and bool(set(SHAPE_KEYS) & set(value))
 
 
-def read_json(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | Rejected]:
-    """A JSON array of records (read whole: arrays are rarely large), or JSON Lines saved as .json."""
-    path = source.path
+def read_json(source: SourceFile, layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[RawRecord | Rejected]:
+    """A JSON array of records, streamed: `_JsonArray` cuts the bytes into elements (in 1 MiB reads, in
+    time linear in the file), each parsed on its own, so memory holds one element, never the array. An
+    element over `max_chars` characters is Rejected unread; a broken array is BadInput naming the line."""
     with _open(source) as f:
-        data = f.read()
-    _check_binary(path, data)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data.count(b"\n", 0, exc.start) + 1
-        raise BadInput(f"{path}: line {lineno}: not valid UTF-8 (byte 0x{data[exc.start]:02X}); save the file as UTF-8") from None
-    pos = _skip_ws(text, 0)
-    if pos >= len(text):
-        raise BadInput(f"{path}: no samples (the file is empty)")
-    if text[pos] != "[":
+        yield from _JsonArray(source.path, f, max_chars).records()
+
+
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+(")?|[\[\]{},]', re.S)
+_JSON_IN_STRING = re.compile(rb'["\\]')
+
+
+class _JsonArray:
+    """The elements of a top-level JSON array read from a binary stream, one at a time.
+
+    Only element boundaries are found here (outside strings: brackets nest, a `,` or `]` at depth 0 ends
+    an element); each element's text is then parsed strictly by `loads`, so its raw text is kept for
+    export. The buffer holds the current element plus one read; lines are counted incrementally."""
+
+    def __init__(self, path: Path, f: IO[bytes], max_chars: int) -> None:
+        self.path, self.f, self.max_chars = path, f, max_chars
+        self.limit = max_chars * UTF8_MAX_BYTES
+        self.buf = bytearray(f.read(JSON_CHUNK_BYTES))
+        self.eof = not self.buf
+        self.line, self.line_pos = 1, 0  # self.line is the line number at buf[line_pos]
+
+    def fill(self, keep_from: int) -> int:
+        """Drop the bytes before `keep_from` and append one read; the shift to apply to buffer positions.
+        At the end of the file nothing is dropped or read, and `self.eof` is set."""
+        if not self.eof:
+            data = self.f.read(JSON_CHUNK_BYTES)
+            self.eof = not data
+            if data:
+                self.line += self.buf.count(b"\n", self.line_pos, keep_from)
+                del self.buf[:keep_from]
+                self.line_pos = 0
+                self.buf += data
+                return keep_from
+        return 0
+
+    def line_at(self, pos: int) -> int:
+        """The 1-based line of byte `pos` of the buffer (positions must be asked in increasing order)."""
+        self.line += self.buf.count(b"\n", self.line_pos, pos)
+        self.line_pos = pos
+        return self.line
+
+    def skip_ws(self, pos: int) -> int:
+        """The position of the next non-blank byte (reading on as needed), or len(buf) at EOF."""
+        while True:
+            while pos < len(self.buf) and self.buf[pos] in b" \t\r\n":
+                pos += 1
+            if pos < len(self.buf):
+                return pos
+            pos -= self.fill(pos)
+            if self.eof:
+                return len(self.buf)
+
+    def unclosed(self) -> BadInput:
+        return BadInput(f"{self.path}: line {self.line_at(len(self.buf))}: the JSON array is not closed (file truncated?)")
+
+    def records(self) -> Iterator[RawRecord | Rejected]:
+        """RawRecords (or Rejected) for the array's elements, in order."""
+        path = self.path
+        while len(self.buf) < BINARY_SNIFF_BYTES and not self.eof:
+            self.fill(0)
+        _check_binary(path, bytes(self.buf[:BINARY_SNIFF_BYTES]))
+        pos = 3 if self.buf.startswith(b"\xef\xbb\xbf") else 0
+        pos = self.skip_ws(pos)
+        if pos >= len(self.buf):
+            raise BadInput(f"{path}: no samples (the file is empty)")
+        if self.buf[pos] != ord("["):
+            raise BadInput(f"{path}: line {self.line_at(pos)}: expected a JSON array of records, got {self.what_it_is(pos)}; for one record per line use .jsonl")
+        pos = self.skip_ws(pos + 1)
+        number = 0
+        while True:
+            if pos >= len(self.buf):
+                raise self.unclosed()
+            if self.buf[pos] == ord("]"):
+                return
+            number += 1
+            start, end, too_long = yield from self.element(pos, number)
+            if not too_long and end - start > self.limit:
+                yield Rejected(self.line_at(start), _too_long(f"line {self.line_at(start)}: record {number}", self.max_chars))
+            elif not too_long:
+                yield self.record(start, end, number)
+            pos = end
+            if self.buf[pos] == ord(","):
+                pos = self.skip_ws(pos + 1)
+
+    def element(self, pos: int, number: int):
+        """Find the end of the element starting at `pos`: (start, end, too_long) with `end` at the `,`
+        or `]` after it. An element over the limit is reported (yields a Rejected) and skipped unkept.
+
+        One regex match skips a whole string (or finds one bracket or comma); a string cut by the end of
+        the buffer is finished in `in_string` mode after the next read."""
+        start, depth, in_string, too_long = pos, 0, False, False
+        while True:
+            if in_string:
+                m = _JSON_IN_STRING.search(self.buf, pos)
+                if m is not None:
+                    pos = m.end() + (1 if m.group() == b"\\" else 0)
+                    in_string = m.group() != b'"'
+                    if pos <= len(self.buf):
+                        continue
+            else:
+                m = _JSON_TOKEN.search(self.buf, pos)
+                if m is not None:
+                    pos, token = m.end(), m.group()
+                    if token[0] == 0x22:  # a string; unterminated when the buffer ends inside it
+                        in_string = m.group(1) is None
+                    elif token in b"[{":
+                        depth += 1
+                    elif depth == 0 and token in b",]":
+                        return start, m.start(), too_long
+                    elif token in b"]}":
+                        depth -= 1
+                        if depth < 0:  # a stray closing bracket: the element ends here and its parse says so
+                            return start, m.start(), too_long
+                    continue
+            pos = max(pos, len(self.buf))
+            if pos - start > self.limit and not too_long:
+                too_long = True
+                yield Rejected(self.line_at(start), _too_long(f"line {self.line_at(start)}: record {number}", self.max_chars))
+            shift = self.fill(len(self.buf) if too_long else start)
+            if self.eof:
+                if not too_long:  # the file ends inside this element: say what is wrong with it
+                    self.record(start, len(self.buf), number)
+                raise self.unclosed()
+            pos, start = pos - shift, max(start - shift, 0)
+
+    def record(self, start: int, end: int, number: int) -> RawRecord | Rejected:
+        """Parse the element text buf[start:end] strictly."""
+        lineno = self.line_at(start)
+        data = bytes(self.buf[start:end]).rstrip(b" \t\r\n")
         try:
-            value, _ = loads(text)
-        except ValueError:
-            value = None
-        got = f"an object with keys {', '.join(map(repr, list(value)[:5]))}" if isinstance(value, dict) else "something else"
-        raise BadInput(f"{path}: line 1: expected a JSON array of records, got {got}; for one record per line use .jsonl")
-    pairs = _Pairs()
-    decoder = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=pairs)
-    pos = _skip_ws(text, pos + 1)
-    number = 0
-    while pos < len(text) and text[pos] != "]":
-        number += 1
-        lineno = text.count("\n", 0, pos) + 1
-        pairs.duplicates = []
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = lineno + data.count(b"\n", 0, exc.start)
+            raise BadInput(f"{self.path}: line {bad}: not valid UTF-8 (byte 0x{data[exc.start]:02X}); save the file as UTF-8") from None
         try:
-            value, end = decoder.raw_decode(text, pos)
+            value, duplicates = loads(text)
         except json.JSONDecodeError as exc:
-            raise BadInput(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-        except RecursionError:
-            raise BadInput(f"{path}: line {lineno}: record {number} is nested too deeply to be a training record") from None
+            if exc.msg == "Extra data":
+                raise BadInput(f"{self.path}: line {lineno + exc.lineno - 1}: expected ',' or ']' after record {number}") from None
+            raise BadInput(f"{self.path}: line {lineno + exc.lineno - 1}: not valid JSON ({exc.msg}, column {exc.colno})") from None
         except ValueError as exc:
-            raise BadInput(f"{path}: line {lineno}: {exc}") from None
+            reason = str(exc)
+            if "nested too deeply" in reason:
+                reason = f"record {number} is {reason}"
+            raise BadInput(f"{self.path}: line {lineno}: {reason}") from None
         if isinstance(value, dict):
-            yield RawRecord(lineno, value, raw=text[pos:end], warnings=_duplicate_warning(f"line {lineno}", pairs.duplicates))
-        else:
-            yield Rejected(lineno, f"line {lineno}: record {number} is a {type(value).__name__}, expected an object")
-        pos = _skip_ws(text, end)
-        if pos < len(text) and text[pos] == ",":
-            pos = _skip_ws(text, pos + 1)
-        elif pos < len(text) and text[pos] != "]":
-            lineno = text.count("\n", 0, pos) + 1
-            raise BadInput(f"{path}: line {lineno}: expected ',' or ']' after record {number}")
-    if pos >= len(text):
-        raise BadInput(f"{path}: line {text.count(chr(10)) + 1}: the JSON array is not closed (file truncated?)")
+            return RawRecord(lineno, value, raw=text, warnings=_duplicate_warning(f"line {lineno}", duplicates))
+        return Rejected(lineno, f"line {lineno}: record {number} is a {type(value).__name__}, expected an object")
 
-
-def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
+    def what_it_is(self, pos: int) -> str:
+        """What a document that is not an array holds, for the message (keys of an object of bounded size)."""
+        while len(self.buf) - pos < self.limit and not self.eof:
+            self.fill(0)
+        try:
+            value, _ = loads(bytes(self.buf[pos:]).decode("utf-8"))
+        except ValueError:
+            return "something else"
+        return f"an object with keys {', '.join(map(repr, list(value)[:5]))}" if isinstance(value, dict) else "something else"
 
 
 def sniff_delimiter(sample: str, path: Path) -> str:
@@ -331,7 +488,8 @@ def sniff_delimiter(sample: str, path: Path) -> str:
         dialect = Detector().detect(sample, delimiters=list(CSV_DELIMITERS))
     except Exception:  # CleverCSV gives up on some odd inputs: fall back to the comma
         dialect = None
-    return dialect.delimiter if dialect is not None and dialect.delimiter in CSV_DELIMITERS else ","
+    found = dialect.delimiter if dialect is not None else None
+    return found if found and found in CSV_DELIMITERS else ","  # ("" is `in` every string)
 
 
 def _csv_header(path: Path, header: list[str], delimiter: str) -> list[str]:
@@ -358,11 +516,18 @@ def _csv_header(path: Path, header: list[str], delimiter: str) -> list[str]:
     return names
 
 
-def read_csv(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | Rejected]:
+def is_tsv(path: Path) -> bool:
+    """Whether the name says TSV (`.tsv`, also compressed): tab-separated, and quotes are plain characters."""
+    return path.suffix.lower() == ".tsv" or path.name.lower().endswith((".tsv.gz", ".tsv.zst"))
+
+
+def read_csv(source: SourceFile, layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[RawRecord | Rejected]:
     """CSV/TSV: delimiter sniffed, BOM and CRLF handled, multi-line quoted cells, no field-size cap.
 
     Unnamed columns (an Excel export's `instruction,input,output,,`) are left out of the record that is
-    judged and kept, with every cell, in the row's raw cells for export."""
+    judged and kept, with every cell, in the row's raw cells for export. In a .tsv file quotes mean
+    nothing (IANA text/tab-separated-values: a cell cannot hold a tab or a line break), so `"Know thyself"`
+    keeps its quotes. A row over `max_chars` characters is BadInput, read no further than that."""
     path = source.path
     with _open(source) as binary:
         head = binary.read(BINARY_SNIFF_BYTES)
@@ -379,7 +544,13 @@ def read_csv(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | R
         delimiter = sniff_delimiter(sample, path)
         layout.csv_delimiter = delimiter
         layout.newline = "\r\n" if "\r\n" in sample.split("\n", 1)[0] + "\n" else "\n"
-        reader = csv.reader(_Chain(sample, text), delimiter=delimiter, strict=True)
+        lines = _Chain(sample, text, max_chars)
+        row_start = 1
+        if is_tsv(path):
+            layout.csv_quoting = "none"
+            reader = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_NONE, strict=True)
+        else:
+            reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
             if header is None:
@@ -389,6 +560,7 @@ def read_csv(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | R
             row_start = reader.line_num + 1
             for row in reader:
                 lineno, row_start = row_start, reader.line_num + 1
+                lines.row_done()
                 if not any(cell.strip() for cell in row):
                     continue
                 if len(row) != len(names):
@@ -396,6 +568,8 @@ def read_csv(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | R
                     continue
                 record = {name: cell for name, cell in zip(names, row) if name}
                 yield RawRecord(lineno, record, raw=json.dumps(row, ensure_ascii=False))
+        except _RowTooLong:
+            raise BadInput(f"{path}: {_too_long(f'line {row_start}', max_chars)}") from None
         except csv.Error as exc:
             raise BadInput(f"{path}: line {reader.line_num}: broken CSV ({exc}); check the quotes on that row") from None
         except UnicodeDecodeError as exc:
@@ -425,26 +599,45 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-class _Chain:
-    """Lines of the sniffed sample, then of the rest of the text stream (csv.reader takes any iterator)."""
+class _RowTooLong(Exception):
+    """A CSV row (its lines so far) is over the record limit."""
 
-    def __init__(self, sample: str, rest: IO[str]) -> None:
+
+class _Chain:
+    """Lines of the sniffed sample, then of the rest of the text stream (csv.reader takes any iterator).
+
+    Each line is read only up to the record limit, and the characters of the row being read are counted
+    (a quoted cell spans lines): over the limit, `_RowTooLong` stops the read before it fills memory."""
+
+    def __init__(self, sample: str, rest: IO[str], max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> None:
         self.pending = io.StringIO(sample, newline="")
         self.rest = rest
+        self.max_chars = max_chars
+        self.row_chars = 0
 
     def __iter__(self):
         return self
 
+    def row_done(self) -> None:
+        """The reader finished a row: count the next one from zero."""
+        self.row_chars = 0
+
+    def _count(self, line: str) -> str:
+        self.row_chars += len(line)
+        if self.row_chars > self.max_chars:
+            raise _RowTooLong
+        return line
+
     def __next__(self) -> str:
         line = self.pending.readline()
         if line and not line.endswith("\n"):
-            line += self.rest.readline()  # the sample ended mid-line
+            line += self.rest.readline(self.max_chars + 1)  # the sample ended mid-line
         if line:
-            return line
-        line = self.rest.readline()
+            return self._count(line)
+        line = self.rest.readline(self.max_chars + 1)
         if not line:
             raise StopIteration
-        return line
+        return self._count(line)
 
 
 def _arrow_rows(batches) -> Iterator[RawRecord]:
@@ -456,8 +649,24 @@ def _arrow_rows(batches) -> Iterator[RawRecord]:
             yield RawRecord(number, record)
 
 
-def read_parquet(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord | Rejected]:
-    """Parquet in row batches; non-JSON values (bytes, timestamps, decimals, structs) are kept as they are."""
+def _check_row_groups(path: Path, metadata, max_chars: int) -> None:
+    """BadInput, before anything is decoded, for a Parquet row group whose rows average more than the
+    record limit when uncompressed (a compression bomb: its size is in the footer, so it is never read)."""
+    first = 1
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        rows, size = group.num_rows, group.total_byte_size
+        if rows and size / rows > max_chars * UTF8_MAX_BYTES:
+            raise BadInput(
+                f"{path}: rows {first:,}–{first + rows - 1:,} (row group {i + 1}) hold {size:,} bytes uncompressed, over "
+                f"the limit of {max_chars:,} characters a record (GOALCOVER_MAX_SAMPLE_CHARS); they were not read"
+            )
+        first += rows
+
+
+def read_parquet(source: SourceFile, layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[RawRecord | Rejected]:
+    """Parquet in row batches; non-JSON values (bytes, timestamps, decimals, structs) are kept as they are.
+    A row group whose rows are over `max_chars` on average uncompressed is refused unread."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -465,6 +674,7 @@ def read_parquet(source: SourceFile, layout: SourceLayout) -> Iterator[RawRecord
         parquet = pq.ParquetFile(source.path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BadInput(f"{source.path}: not a readable Parquet file ({exc})") from None
+    _check_row_groups(source.path, parquet.metadata, max_chars)
     layout.arrow_schema = layout.arrow_schema or _schema_b64(parquet.schema_arrow)
     try:
         yield from _arrow_rows(parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS))
@@ -476,11 +686,16 @@ def read_hf_folder(folder: Path, layout: SourceLayout) -> Iterator[tuple[Path, R
     """A folder written by `datasets.Dataset.save_to_disk`: Arrow stream files named in state.json."""
     import pyarrow as pa
 
+    state_path = folder / "state.json"
     try:
-        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        files = [folder / f["filename"] for f in state["_data_files"]]
+        with state_path.open("rb") as f:
+            data = f.read(STATE_JSON_MAX_BYTES + 1)
+        if len(data) > STATE_JSON_MAX_BYTES:
+            raise ValueError(f"over {STATE_JSON_MAX_BYTES:,} bytes")
+        state, _ = loads(data.decode("utf-8"))
+        files = [_inside(folder, f["filename"]) for f in state["_data_files"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInput(f"{folder / 'state.json'}: not a readable save_to_disk state ({exc})") from None
+        raise BadInput(f"{state_path}: not a readable save_to_disk state ({exc})") from None
     layout.container = "hf"
     layout.shards = [f.name for f in files]
     for path in files:
@@ -491,6 +706,22 @@ def read_hf_folder(folder: Path, layout: SourceLayout) -> Iterator[tuple[Path, R
         layout.arrow_schema = layout.arrow_schema or _schema_b64(reader.schema)
         for item in _arrow_rows(reader):
             yield path, item
+
+
+def _inside(folder: Path, name: Any) -> Path:
+    """The data file `name` (from state.json) inside `folder`; ValueError for anything that is not a plain
+    relative name staying inside it (`../x.arrow`, an absolute path, a symlink leading out)."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError(f"a data file name must be a non-empty string, got {name!r}")
+    relative = Path(name)
+    if len(name) > 1024 or len(relative.parts) > 32:
+        raise ValueError(f"the data file name {name[:60]!r}… is too long or too deeply nested for a save_to_disk shard")
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"the data file {name!r} is not inside the folder; save_to_disk names files inside it")
+    path = folder / relative
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(f"the data file {name!r} leads outside the folder")
+    return path
 
 
 READERS = {"jsonl": read_jsonl, "json": read_json, "csv": read_csv, "parquet": read_parquet}
@@ -507,11 +738,13 @@ class Opened:
     notes: list[str] = field(default_factory=list)
 
 
-def open_source(path: Path) -> Opened:
+def open_source(path: Path, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Opened:
     """Open a file, a compressed file, a folder of shards or a save_to_disk folder for reading.
 
     Raises BadInput for a missing path, an unknown type, an empty folder or mixed shard types; problems
-    inside records come out of `records` as Rejected (or BadInput for a broken document)."""
+    inside records come out of `records` as Rejected (or BadInput for a broken document). No record over
+    `max_chars` characters is read into memory (JSON Lines, JSON arrays, CSV; Parquet and Arrow read in
+    row batches)."""
     if not path.exists():
         raise BadInput(f"{path}: no such file")
     layout = SourceLayout()
@@ -525,7 +758,7 @@ def open_source(path: Path) -> Opened:
         layout.container = "folder"
         layout.shards = [str(s.path.relative_to(path)) for s in shards]
         layout.compression = shards[0].compression
-        return Opened(path, shards[0].file_type, layout, _chain_shards(shards, layout))
+        return Opened(path, shards[0].file_type, layout, _chain_shards(shards, layout, max_chars))
     source = classify(path)
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: no samples (the file is empty)")
@@ -533,8 +766,12 @@ def open_source(path: Path) -> Opened:
     if source.file_type == "json" and _guarded_check(source):
         layout.named_json = True
         note = f"{path.name}: named .json but holds JSON Lines (one record per line); read as JSON Lines"
-        return Opened(path, "jsonl", layout, _guard(read_jsonl(source, layout), source), [note])
-    return Opened(path, source.file_type, layout, _guard(READERS[source.file_type](source, layout), source))
+        return Opened(path, "jsonl", layout, _guard(read_jsonl(source, layout, max_chars), source), [note])
+    return Opened(path, source.file_type, layout, _guard(_read(source, layout, max_chars), source))
+
+
+def _read(source: SourceFile, layout: SourceLayout, max_chars: int) -> Iterator[RawRecord | Rejected]:
+    return READERS[source.file_type](source, layout, max_chars)
 
 
 def _decompression_error(source: SourceFile, exc: Exception) -> BadInput:
@@ -570,9 +807,9 @@ def _tag_files(items: Iterator[tuple[Path, RawRecord]]) -> Iterator[RawRecord]:
         yield item
 
 
-def _chain_shards(shards: list[SourceFile], layout: SourceLayout) -> Iterator[RawRecord | Rejected]:
+def _chain_shards(shards: list[SourceFile], layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[RawRecord | Rejected]:
     for shard in shards:
-        for item in READERS[shard.file_type](shard, layout):
+        for item in _guard(_read(shard, layout, max_chars), shard):
             if isinstance(item, Rejected):
                 item.reason = f"{shard.path.name}: {item.reason}"
             else:

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1)
     max_sample_chars: int = Field(2_000_000, ge=1, description="samples longer than this are refused")
     warn_sample_chars: int = Field(100_000, ge=1, description="samples longer than this are ingested with a warning")
+    # Bounded reading (issue 27, h27b): the chat app refuses a bigger upload before copying or reading it
+    upload_max_mb: float = Field(200, gt=0, description="the chat app refuses uploaded files larger than this many MB (10^6 bytes)")
 
     @field_validator("probe_thresholds")
     @classmethod

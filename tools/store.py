@@ -131,6 +131,11 @@ CREATE TABLE IF NOT EXISTS text_vectors (
 );
 """
 
+# A text's length in characters. SQLite's length() stops at the first NUL (https://sqlite.org/lang_corefunc.html#length),
+# so a text holding `\u0000` is measured by Python's len (registered as text_chars on each connection).
+TEXT_CHARS = "CASE WHEN instr(CAST(text AS BLOB), x'00') THEN text_chars(text) ELSE length(text) END"
+
+
 class Store:
     """The SQLite file, with one connection per thread: a connection shared across threads would mix
     their transactions (the agent runs engine calls in worker threads); WAL lets them work side by side."""
@@ -169,6 +174,7 @@ class Store:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.create_function("text_chars", 1, len, deterministic=True)  # for TEXT_CHARS
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -230,7 +236,7 @@ class Store:
 
     def sample_lengths(self) -> list[int]:
         """The text view's length (characters) of every sample, for the dataset summary."""
-        return [n for (n,) in self.db.execute("SELECT length(text) FROM samples")]
+        return [n for (n,) in self.db.execute(f"SELECT {TEXT_CHARS} FROM samples")]
 
     def held(self, ids: list[str]) -> dict[str, tuple[str, str]]:
         """id -> (content hash, source) for those of `ids` the workspace holds (ids in chunks of 500)."""
@@ -267,7 +273,7 @@ class Store:
         """({status: count}, exact duplicates by content, text lengths) of the staged ingest."""
         counts = dict(self.db.execute("SELECT status, COUNT(*) FROM ingest_staging GROUP BY status").fetchall())
         total, distinct = self.db.execute("SELECT COUNT(*), COUNT(DISTINCT content_hash) FROM ingest_staging").fetchone()
-        lengths = [n for (n,) in self.db.execute("SELECT length(text) FROM ingest_staging")]
+        lengths = [n for (n,) in self.db.execute(f"SELECT {TEXT_CHARS} FROM ingest_staging")]
         return counts, total - distinct, lengths
 
     def commit_ingest(self, source: str, file_type: str, shape: str, layout: dict, *, replace: bool) -> int:
@@ -422,7 +428,7 @@ class Store:
         seeded random subset of about `limit` rows (looked up by rowid, so a big dataset is not scanned)."""
         total = self.count_samples()
         if total <= limit:
-            rows = self.db.execute("SELECT content_hash, LENGTH(text) FROM samples").fetchall()
+            rows = self.db.execute(f"SELECT content_hash, {TEXT_CHARS} FROM samples").fetchall()
         else:
             top = self.db.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
             import random
@@ -432,7 +438,7 @@ class Store:
             for start in range(0, len(picked), 500):
                 chunk = picked[start : start + 500]
                 rows += self.db.execute(
-                    f"SELECT content_hash, LENGTH(text) FROM samples WHERE rowid IN ({','.join('?' * len(chunk))})", chunk
+                    f"SELECT content_hash, {TEXT_CHARS} FROM samples WHERE rowid IN ({','.join('?' * len(chunk))})", chunk
                 ).fetchall()
         length = dict(rows)
         judged = self.judgments_among(prompt_version, model, list(length))

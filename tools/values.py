@@ -22,6 +22,7 @@ import base64
 import datetime as dt
 import decimal
 import math
+import re
 from typing import Any
 
 from goalcover.tools.errors import field_path
@@ -141,3 +142,23 @@ def index_fields(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
         elif why:
             skipped[key] = why
     return meta, skipped
+
+
+_CELL_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+_CELL_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_CELL_BOOL = {"true": True, "false": False}
+
+
+def typed_cell(value: Any) -> Any:
+    """A CSV cell's text as the value it writes (`"3"` → 3, `"2.5"` → 2.5, `"true"`/`"FALSE"` → bool), so
+    `--where difficulty>=3` and `verified=true` compare CSV labels as they compare JSON ones; any other
+    text (`"007"`, `"3 apples"`, `""`) and any non-string stays as it is. Integers are those of at most
+    18 digits (within the index's 64-bit range)."""
+    if not isinstance(value, str):
+        return value
+    if _CELL_INT.fullmatch(value):
+        return int(value)
+    if _CELL_FLOAT.fullmatch(value):
+        number = float(value)
+        return number if math.isfinite(number) else value
+    return _CELL_BOOL.get(value.lower(), value)

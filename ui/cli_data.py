@@ -117,7 +117,8 @@ def search(
         typer.Option(
             "--where",
             help="Filter on a metadata field: FIELD=VALUE, FIELD!=VALUE, FIELD<=N, FIELD>=N (repeatable; e.g. "
-            "app=Gmail, score_S3<=2 once scored).",
+            "app=Gmail, score_S3<=2 once scored; a CSV's numbers and true/false compare as such; goalcover.source "
+            "is GoalCover's source when your records have their own).",
         ),
     ] = None,
     workspace: WorkspaceOpt = None,

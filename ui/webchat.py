@@ -211,9 +211,15 @@ class WebChat:
     async def ingest_upload(self, element) -> None:
         """An upload lands in WORKSPACE/uploads/ under its own name (any script, its extension kept); a
         re-upload that fails to ingest puts the earlier file back."""
+        name = element.name or Path(element.path).name
+        size, cap = Path(element.path).stat().st_size, self.ws.settings.upload_max_mb
+        if size > cap * 1e6:  # refused before it is copied or read (GOALCOVER_UPLOAD_MAX_MB)
+            await self.out.error(f"{name} was not ingested: it is {size / 1e6:,.1f} MB, over this server's limit of "
+                                 f"{cap:,g} MB for an upload (GOALCOVER_UPLOAD_MAX_MB). Ingest it with the CLI instead.")
+            return
         folder = self.root / "uploads"
         folder.mkdir(exist_ok=True)
-        target = folder / safe_file_name(element.name or Path(element.path).name)
+        target = folder / safe_file_name(name)
         previous = target.with_name(f".previous-{target.name}")
         had = target.is_file()
         if had:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def ingest_and_export(tmp_path: Path, name: str, **options):
     return result, out, metadata
 
 
-@pytest.mark.parametrize("name", ["bom_crlf.jsonl", "csv_semicolon.csv", "csv_trailing_empty_columns.csv", "jsonl_named_json.json"])
+@pytest.mark.parametrize("name", ["bom_crlf.jsonl", "csv_semicolon.csv", "csv_trailing_empty_columns.csv", "jsonl_named_json.json",
+                                  "tsv_quoted_cells.tsv"])
 def test_files_come_back_byte_for_byte(tmp_path, name):
     result, out, _ = ingest_and_export(tmp_path, name)
     assert out.read_bytes() == (HUNT / name).read_bytes()
@@ -158,6 +160,113 @@ def test_a_users_score_field_never_meets_the_judges_score(tmp_path, fake_openai)
             assert records[sample_id]["score_S1"] in (1, 5)
         users_fives = search(ws, "define", k=5, where=parse_where(["field.score_S1=5"]))
         assert [h.fields["score_S1"] for h in users_fives] == [5]
+
+
+def test_tsv_quotes_are_plain_characters_in_the_judged_text():
+    samples = read_samples(HUNT / "tsv_quoted_cells.tsv").samples
+    assert [s.record["input"] for s in samples] == [
+        '"Know thyself"', "5'9\" tall", 'Great screen, 13.3" display, but the battery lasts only 4 hours.'
+    ]
+    assert 'Input: "Know thyself"' in samples[0].text
+
+
+def test_a_tsv_cell_starting_with_a_quote_is_read_literally(tmp_path):
+    source = tmp_path / "quotes.tsv"
+    source.write_text('instruction\toutput\n"Quote" this\tit is "quoted\n', encoding="utf-8")
+    assert read_samples(source).samples[0].record == {"instruction": '"Quote" this', "output": 'it is "quoted'}
+
+
+def test_reasoning_is_judged_so_records_differing_only_in_it_are_distinct(tmp_path):
+    samples = read_samples(HUNT / "reasoning_only_differs.jsonl").samples
+    assert len({s.content_hash for s in samples}) == 3
+    assert "Try small primes: 221/13 = 17 exactly" in samples[0].text
+    assert samples[0].text.index("[reasoning]") < samples[0].text.index("No. 221 = 13 × 17.")
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ingest_file(ws, HUNT / "reasoning_only_differs.jsonl").exact_duplicates == 0
+
+
+@pytest.mark.parametrize("record, expected", [
+    ({"instruction": "Add 2 and 2.", "reasoning": "2 + 2 is 4.", "output": "4"}, "[reasoning] 2 + 2 is 4."),
+    ({"prompt": "Add 2 and 2.", "thinking": "Two pairs.", "completion": "4"}, "[reasoning] Two pairs."),
+    ({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello", "reasoning": "Greet back."}]},
+     "assistant: [reasoning] Greet back.\nHello"),
+    ({"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "<think>Add them.</think>4"}]},
+     "<think>Add them.</think>4"),
+])
+def test_every_way_of_writing_reasoning_reaches_the_judged_text(tmp_path, record, expected):
+    source = tmp_path / "r.jsonl"
+    source.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert expected in read_samples(source).samples[0].text
+
+
+def test_legacy_openai_functions_reach_the_judged_text_like_tools(tmp_path):
+    source = tmp_path / "functions.jsonl"
+    functions = [{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    record = {"messages": [{"role": "user", "content": "Weather in Oslo?"},
+                           {"role": "assistant", "content": None, "function_call": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}],
+              "functions": functions}
+    source.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    text = read_samples(source).samples[0].text
+    assert "functions: " in text and '"get_weather"' in text and '"city"' in text.split("user:")[0]
+
+
+@pytest.mark.parametrize("record", [
+    {"prompt": "Say hi.", "chosen": "Hi!", "rejected": "No."},
+    {"chosen": "Human: hi Assistant: hello", "rejected": "Human: hi Assistant: go away"},
+])
+def test_preference_data_is_named_as_such(tmp_path, record):
+    source = tmp_path / "dpo.jsonl"
+    source.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    with pytest.raises(BadInput, match=r"line 1: preference data \(a 'chosen' and a 'rejected' answer"):
+        read_samples(source)
+
+
+def test_typed_csv_columns_match_where_filters(tmp_path):
+    with Workspace.open(tmp_path / "ws") as ws:
+        ingest_file(ws, HUNT / "csv_typed_columns.csv")
+
+        def difficulties(*clauses):
+            return sorted(h.fields["difficulty"] for h in search(ws, "math", k=10, where=parse_where(list(clauses))))
+
+        assert difficulties("difficulty=3") == [3]
+        assert difficulties("difficulty>=3") == [3, 4]
+        assert difficulties("difficulty!=3") == [2, 4]
+        assert difficulties("verified=true") == [2, 4]
+        assert difficulties("year<2024", "verified=true") == [2]
+    out = tmp_path / "out.csv"
+    with Workspace.open(tmp_path / "ws") as ws:
+        export(ws, out)
+    assert out.read_bytes() == (HUNT / "csv_typed_columns.csv").read_bytes()
+
+
+def test_nul_in_text_counts_in_lengths_and_token_estimates(tmp_path):
+    from goalcover.tools.dataset import describe
+    from goalcover.tools.store import TEXT_CHARS
+    from goalcover.tools.tokens import CHARS_PER_TOKEN
+
+    samples = read_samples(HUNT / "nul_escape.jsonl").samples
+    lengths = sorted(len(s.text) for s in samples)
+    assert all("\x00" in s.text for s in samples)
+    with Workspace.open(tmp_path / "ws") as ws:
+        result = ingest_file(ws, HUNT / "nul_escape.jsonl")
+        summary = describe(ws)
+        stored = ws.store.db.execute(f"SELECT {TEXT_CHARS} FROM samples").fetchall()  # what the length-bias check reads
+    assert (result.chars.min, result.chars.max) == (lengths[0], lengths[-1])
+    assert (summary["chars"]["min"], summary["chars"]["max"]) == (lengths[0], lengths[-1])
+    assert result.est_tokens.max == math.ceil(lengths[-1] / CHARS_PER_TOKEN)
+    assert sorted(n for (n,) in stored) == lengths
+
+
+def test_a_users_own_source_column_is_what_where_source_means(tmp_path):
+    source = tmp_path / "own.jsonl"
+    rows = [{"instruction": f"Task {i}", "output": "Done.", "source": "web" if i % 2 else "books", "line": i} for i in range(4)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with Workspace.open(tmp_path / "ws") as ws:
+        ingest_file(ws, source)
+        assert sorted(h.fields["line"] for h in search(ws, "task", k=10, where=parse_where(["source=web"]))) == [1, 3]
+        assert [h.fields["line"] for h in search(ws, "task", k=10, where=parse_where(["line=2"]))] == [2]
+        assert len(search(ws, "task", k=10, where=parse_where(["goalcover.source=own.jsonl"]))) == 4
+        assert len(search(ws, "task", k=10, where=parse_where(["goalcover.line=1"]))) == 1
 
 
 def test_every_hunt_file_is_covered():
