@@ -12,6 +12,7 @@ their provenance (pool file and line) in `fill_provenance`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -175,11 +176,8 @@ def _drop_duplicates(ws: Workspace, candidates: list[Sample], vectors: np.ndarra
     return kept, dropped
 
 
-async def fill_from_pool(ws: Workspace, gap_id: str, n: int = 50, *, dry_run: bool = False,
-                         max_cost: float | None = None) -> PoolFillResult:
-    """Propose up to `n` pool samples for gap `gap_id` (see the module doc). With `dry_run`, retrieve and
-    de-duplicate, and return the judging plan (pairs to score, estimated cost) without any call. Raises
-    BadInput (n < 1, unknown gap, empty pool, nothing scored yet)."""
+def _prepare(ws: Workspace, gap_id: str, n: int):
+    """Retrieve, de-duplicate and plan (no model call): (result so far, candidates, judging plan or None, subgoal)."""
     from goalcover.tools import scoring
     from goalcover.tools.embeddings import embed
 
@@ -202,16 +200,35 @@ async def fill_from_pool(ws: Workspace, gap_id: str, n: int = 50, *, dry_run: bo
     keep, duplicates = _drop_duplicates(ws, candidates, vectors)
     candidates = [candidates[i] for i in keep][:n]
     result = PoolFillResult(gap_id=gap.id, subgoal_id=subgoal.id, retrieved=len(ids), duplicates=duplicates,
-                            judged=len(candidates), kept=0, rejected_by_judge=0, dry_run=dry_run)
+                            judged=len(candidates), kept=0, rejected_by_judge=0)
     if not candidates:
-        return result
-    mode = judge.get("mode", "batched")
-    plan, _, _ = scoring.plan(ws, mode, candidates, keep_tasks=False)
+        return result, candidates, None, subgoal
+    plan, _, _ = scoring.plan(ws, judge.get("mode", "batched"), candidates, keep_tasks=False)
     result.est_cost, result.to_score = plan.est_cost, plan.to_score
-    if dry_run:
+    return result, candidates, plan, subgoal
+
+
+def pool_fill_plan(ws: Workspace, gap_id: str, n: int = 50) -> PoolFillResult:
+    """What `fill_from_pool` would do (retrieved, duplicates, samples and pairs to judge, estimated cost),
+    computed without any model call. Raises BadInput as fill_from_pool does."""
+    result, _, _, _ = _prepare(ws, gap_id, n)
+    result.dry_run = True
+    return result
+
+
+async def fill_from_pool(ws: Workspace, gap_id: str, n: int = 50, *, dry_run: bool = False,
+                         max_cost: float | None = None) -> PoolFillResult:
+    """Propose up to `n` pool samples for gap `gap_id` (see the module doc). With `dry_run`, retrieve and
+    de-duplicate, and return the judging plan (pairs to score, estimated cost) without any call. Raises
+    BadInput (n < 1, unknown gap, empty pool, nothing scored yet)."""
+    from goalcover.tools import scoring
+
+    result, candidates, plan, subgoal = await asyncio.to_thread(_prepare, ws, gap_id, n)
+    result.dry_run = dry_run
+    if plan is None or dry_run:
         return result
     if plan.to_score:
-        judged = await scoring.score(ws, mode, samples=candidates, max_cost=max_cost)
+        judged = await scoring.score(ws, plan.mode, samples=candidates, max_cost=max_cost)
         result.calls, result.cost = judged.calls, judged.cost
     verdicts = ws.store.judgments_among(plan.prompt_version, plan.model, [c.content_hash for c in candidates])
     from goalcover.tools.coverage import supports
@@ -222,9 +239,9 @@ async def fill_from_pool(ws: Workspace, gap_id: str, n: int = 50, *, dry_run: bo
         if verdict is None or not supports(verdict[0], verdict[2], ws.settings):
             result.rejected_by_judge += 1
             continue
-        fill_id = _fill_id(cand.id, gap.id)
+        fill_id = _fill_id(cand.id, result.gap_id)
         rows.append({
-            "id": fill_id, "gap_id": gap.id, "subgoal_id": subgoal.id, "format": cand.format, "record": cand.record,
+            "id": fill_id, "gap_id": result.gap_id, "subgoal_id": subgoal.id, "format": cand.format, "record": cand.record,
             "text": cand.text, "model": POOL_MODEL, "prompt_version": POOL_PROMPT_VERSION, "judge_score": verdict[0],
             "judge_explanation": verdict[1], "state": "proposed", "content_hash": cand.content_hash,
         })
@@ -234,7 +251,7 @@ async def fill_from_pool(ws: Workspace, gap_id: str, n: int = 50, *, dry_run: bo
     ws.store.save_synthetic(rows)
     result.kept = len(rows)
     result.kept_ids = [r["id"] for r in rows]
-    result.provenance = [{"id": f, "source": s, "line": ln} for f, _, s, ln in prov]
+    result.provenance = [{"id": f, "source": src, "line": ln} for f, _, src, ln in prov]
     return result
 
 

@@ -203,3 +203,32 @@ def test_verify_flags_a_regression_built_on_purpose(audited, tmp_path, fake_open
         assert not s3_row.weak_from and s3_row.weak_to
         s1_after = len(fills) / (len(ours) + len(fills))  # the target gained: closed above the weak line, else shrunk
         assert checked.gaps[0].status == ("closed" if s1_after >= (before + after) / 2 else "shrunk")
+
+
+async def test_the_agent_tools_read_history_diff_and_verify_and_ask_before_a_pool_fill(audited, tmp_path, fake_openai):
+    from goalcover.agent.configuration import AgentConfig
+    from goalcover.agent.state import State
+    from goalcover.agent.tools import BY_NAME, PAID, NoArgs, ToolContext
+    from goalcover.agent.tools_iterate import DiffArgs, PoolFillArgs, VerifyArgs
+
+    data, pool = audited
+    with open_ws(tmp_path / "ws", fake_openai) as ws:
+        ingest_file(ws, data)
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        await scoring.score(ws)
+        add_to_pool(ws, pool)
+        gap = next(g for g in await find_gaps(ws) if g.subgoal_id == "S1")
+        ctx = ToolContext(ws, State(), AgentConfig.from_workspace(ws))
+        requests = fake_openai.stats()["requests"]
+        preview = PAID["fill_from_pool"](ctx, PoolFillArgs(gap_id=gap.id))
+        assert preview["plan"]["rows"] and "Judge" in preview["question"]
+        assert fake_openai.stats()["requests"] == requests  # the preview calls nothing
+        filled = await BY_NAME["fill_from_pool"](ctx, PoolFillArgs(gap_id=gap.id))
+        review(ws, accept=filled.data["kept_ids"])
+        assert PAID["fill_from_pool"](ctx, PoolFillArgs(gap_id=gap.id)) is None  # the rest of the pool is judged already: nothing to ask
+        versions = (await BY_NAME["dataset_history"](ctx, NoArgs())).data["versions"]
+        assert [v["id"] for v in versions] == ["v1", "v2"] and versions[1]["fills"] == filled.data["kept"]
+        changed = (await BY_NAME["diff_versions"](ctx, DiffArgs())).data
+        assert changed["from"] == "v1" and [g["id"] for g in changed["gaps"]["closed"]] == [gap.id]
+        checked = (await BY_NAME["verify_fill"](ctx, VerifyArgs(gap_id=gap.id))).data
+        assert checked["gaps"][0]["status"] == "closed"
