@@ -25,6 +25,8 @@ from goalcover.tools.models import content_hash
 from goalcover.tools.store import GAPS_KEY, JUDGE_KEY
 from goalcover.tools.workspace import Workspace
 
+LAST_SEEN_KEY = "history_last_seen"  # meta: when a conversation last opened on the workspace (UTC, SQLite's format)
+
 
 class ShareRow(BaseModel):
     """One subgoal's coverage in one version: supporting / samples, with a 95% Wilson interval (scipy)."""
@@ -230,9 +232,8 @@ def history(ws: Workspace) -> History:
 
 
 class SinceSummary(BaseModel):
-    """What happened in a workspace after a time: new versions, scoring runs, accepted fills, exports."""
+    """What happened in a workspace after a visit: new versions, scoring runs, accepted fills, exports."""
 
-    since: str
     versions: list[int] = []
     runs: int = 0
     fills_accepted: int = 0
@@ -240,31 +241,48 @@ class SinceSummary(BaseModel):
     text: str = ""
 
 
-def since(ws: Workspace, when: str) -> SinceSummary:
-    """The "since last time" summary after UTC `when` ('YYYY-MM-DD HH:MM:SS', as SQLite's CURRENT_TIMESTAMP)."""
+def visit_marker(ws: Workspace) -> dict[str, Any]:
+    """Where the workspace stands now, to compare a later visit with: newest version id, newest run id,
+    accepted fills, and the time (UTC, SQLite's CURRENT_TIMESTAMP format)."""
     current_version(ws)
-    new = [r for r in hs.version_rows(ws.store) if r["created_at"] > when]
-    all_rows = hs.version_rows(ws.store)
-    before = [r for r in all_rows if r["created_at"] <= when]
-    fills_then = before[-1]["fills"] if before else 0
-    fills_now = all_rows[-1]["fills"] if all_rows else 0
-    runs = hs.runs_since(ws.store, when)
-    exports = sum(1 for _ in ws.exports_dir.glob("*.manifest.json") if _mtime_utc(_) > when)
-    summary = SinceSummary(
-        since=when, versions=[r["id"] for r in new], runs=sum(r["kind"] == "score" for r in runs),
-        fills_accepted=max(0, fills_now - fills_then), exports=exports,
-    )
+    last = hs.latest_version(ws.store)
+    run = ws.store.db.execute("SELECT COALESCE(MAX(id), 0), CURRENT_TIMESTAMP FROM runs").fetchone()
+    return {"version": last["id"] if last else 0, "run": run[0], "fills": last["fills"] if last else 0, "at": run[1]}
+
+
+def since(ws: Workspace, marker: dict[str, Any]) -> SinceSummary:
+    """The "since last time" summary: what changed after `marker` (a visit_marker)."""
+    now = visit_marker(ws)
+    new = [r["id"] for r in hs.version_rows(ws.store) if r["id"] > marker.get("version", 0)]
+    runs = ws.store.db.execute("SELECT COUNT(*) FROM runs WHERE kind = 'score' AND id > ?", (marker.get("run", 0),)).fetchone()[0]
+    exports = sum(1 for p in ws.exports_dir.glob("*.manifest.json") if _mtime_utc(p) > marker.get("at", ""))
+    summary = SinceSummary(versions=new, runs=runs, fills_accepted=max(0, now["fills"] - marker.get("fills", 0)), exports=exports)
     parts = []
     if new:
-        parts.append(f"{len(new)} new dataset version(s) (v{new[0]['id']}..v{new[-1]['id']})")
-    if summary.runs:
-        parts.append(f"{summary.runs} scoring run(s)")
+        parts.append(f"{len(new)} new dataset version(s) (v{new[0]}..v{new[-1]})")
+    if runs:
+        parts.append(f"{runs} scoring run(s)")
     if summary.fills_accepted:
         parts.append(f"{summary.fills_accepted} fill(s) accepted")
     if exports:
         parts.append(f"{exports} export(s)")
     summary.text = "Since last time: " + (", ".join(parts) if parts else "nothing changed") + "."
     return summary
+
+
+def since_last_visit(ws: Workspace, mark: bool = True) -> str | None:
+    """The "since last time" line for a conversation opening on this workspace (the chat app on resume,
+    `goalcover chat` on start): None on the first visit or when nothing changed. With `mark`, now becomes
+    the last visit (meta LAST_SEEN_KEY)."""
+    last = ws.store.get_meta(LAST_SEEN_KEY)
+    if mark:
+        ws.store.set_meta(LAST_SEEN_KEY, visit_marker(ws))
+    if not last:
+        return None
+    found = since(ws, last)
+    if not (found.versions or found.runs or found.fills_accepted or found.exports):
+        return None
+    return found.text
 
 
 def _mtime_utc(path) -> str:

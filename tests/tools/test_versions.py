@@ -21,7 +21,7 @@ from goalcover.tools.goal import load_goal_file, save_goal
 from goalcover.tools.pool import add_to_pool, fill_from_pool, provenance
 from goalcover.tools.synthesis import review
 from goalcover.tools.verify import verify
-from goalcover.tools.versions import history, since
+from goalcover.tools.versions import history, since, since_last_visit
 from tests.conftest import SFT
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
 from tests.tools.test_scoring import GOAL_FILE, open_ws
@@ -93,9 +93,12 @@ def audited(tmp_path, fake_openai):
 def test_history_and_diff_recompute_coverage_from_the_cache(audited, tmp_path, fake_openai):
     data, _ = audited
     with open_ws(tmp_path / "ws", fake_openai) as ws:
+        assert since_last_visit(ws) is None  # the first visit
         ingest_file(ws, data)
         save_goal(ws, load_goal_file(GOAL_FILE))
         asyncio.run(scoring.score(ws))
+        assert since_last_visit(ws) == "Since last time: 1 new dataset version(s) (v1..v1), 1 scoring run(s)."
+        assert since_last_visit(ws) is None  # nothing since
         report = coverage(ws)
         found = history(ws)
         assert len(found.versions) == 1 and found.versions[0].snapshots == 1
@@ -176,7 +179,8 @@ def test_pool_fill_proposes_supporters_with_provenance_and_verify_closes_the_gap
         assert 1 <= v.effective_support <= v.supporting_fills
         change = diff(ws)
         assert [g.id for g in change.gaps["closed"]] == [gap.id]
-        assert "since last time" in since(ws, "2000-01-01 00:00:00").text.lower()
+        # Two judge runs: the dataset's and the pool candidates'.
+        assert since(ws, {}).text == f"Since last time: 2 new dataset version(s) (v1..v2), 2 scoring run(s), {len(on_target)} fill(s) accepted."
 
 
 def test_verify_flags_a_regression_built_on_purpose(audited, tmp_path, fake_openai):
