@@ -37,6 +37,8 @@ def test_history_diff_pool_verify_through_the_cli(tmp_path, fake_openai, monkeyp
     assert dry.exit_code == 0 and "est. $" in dry.stderr and fake_openai.stats()["requests"] == 0
     filled = json.loads(run("pool", "fill", "--gap", gap, "-w", ws, "--json").stdout)
     assert filled["kept"] > 0 and fake_openai.stats()["completions"] == filled["judged"]
+    listed = json.loads(run("review", "-w", ws, "--json").stdout)["synthetic"]
+    assert {(x["id"], x["provenance"]["line"]) for x in listed} == {(p["id"], p["line"]) for p in filled["provenance"]}
     assert run("review", "--accept", "all", "-w", ws).exit_code == 0
     change = json.loads(run("diff", "-w", ws, "--json").stdout)
     assert set(change) >= {"from", "to", "subgoals", "gaps", "samples"}
