@@ -101,8 +101,11 @@ def add_to_pool(ws: Workspace, path: Path) -> PoolAddResult:
         raise BadInput(f"the workspace {ws.root} holds no dataset yet; run `goalcover ingest FILE` first")
     shape = sources[0]["shape"]
     settings = ws.settings
-    reading = scan(path, shape, max_sample_chars=settings.max_sample_chars, warn_sample_chars=settings.warn_sample_chars)
+    reading = scan(path, "auto", max_sample_chars=settings.max_sample_chars, warn_sample_chars=settings.warn_sample_chars)
     samples = list(reading.samples)
+    if reading.shape is not None and reading.shape != shape:
+        raise BadInput(f"{reading.path}: is {reading.shape}, but the dataset is {shape}; the pool takes the dataset's shape, "
+                       "so that an accepted fill is exported in it losslessly")
     db = _db(ws.store)
     known = {h for (h,) in db.execute("SELECT content_hash FROM pool_samples")}
     dataset = {h for h, _ in ws.store.sample_hashes().values()}

@@ -53,6 +53,9 @@ def history(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
 
 
 def _print_diff(found) -> None:
+    if found.from_ == found.to:
+        out.print(f"only one dataset version so far ({found.to}): nothing to compare yet", highlight=False)
+        return
     out.print(f"{found.from_} → {found.to}: samples +{found.samples['added']} -{found.samples['removed']} "
               f"~{found.samples['changed']}", highlight=False, markup=False)
     table = Table(show_header=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tests.conftest import SFT, head_lines
 from tests.tools.test_versions import LINES, S1, _text, write
 from tests.ui.test_cli import run
 
@@ -29,6 +30,10 @@ def test_history_diff_pool_verify_through_the_cli(tmp_path, fake_openai, monkeyp
     assert {"id", "created_at", "samples", "coverage"} <= set(version)
     assert {"id", "share"} <= set(version["coverage"][0]) and version["samples"] == len(data.read_bytes().splitlines())
     assert run("diff", "v7", "-w", ws).exit_code == 2  # an unknown version: a clear error, no traceback
+    assert "only one dataset version so far (v1)" in run("diff", "-w", ws).stdout
+    other_shape = head_lines(SFT / "pubmedqa_messages.jsonl", tmp_path / "m.jsonl", 2)
+    refused = run("pool", "add", str(other_shape), "-w", ws)
+    assert refused.exit_code == 2 and "is messages, but the dataset is alpaca" in refused.stderr
     assert run("pool", "add", str(pool), "-w", ws).exit_code == 0
     gaps = json.loads(run("gaps", "-w", ws, "--json").stdout)["gaps"]
     gap = next(g["id"] for g in gaps if g["subgoal_id"] == "S1")
