@@ -25,12 +25,10 @@ POOL_FILL_N = 20  # pool samples judged by the "Fill from the pool" button
 
 def history_actions(ws: "Workspace") -> list[cl.Action]:
     """"Coverage over time" and "What changed?" once the dataset has two versions or more (sync: the
-    caller runs in a worker thread)."""
+    caller runs in a worker thread; reads two rows, records nothing)."""
     from goalcover.tools import history_store as hs
-    from goalcover.tools.versions import current_version
 
-    current_version(ws)
-    if len(hs.version_rows(ws.store)) < 2:
+    if len(hs.version_rows(ws.store, limit=2)) < 2:
         return []
     return [action("timeline", "Coverage over time", "share per subgoal across dataset versions"),
             action("what_changed", "What changed?", "the last change of the dataset, subgoal by subgoal")]
