@@ -236,3 +236,33 @@ async def test_the_agent_tools_read_history_diff_and_verify_and_ask_before_a_poo
         assert changed["from"] == "v1" and [g["id"] for g in changed["gaps"]["closed"]] == [gap.id]
         checked = (await BY_NAME["verify_fill"](ctx, VerifyArgs(gap_id=gap.id))).data
         assert checked["gaps"][0]["status"] == "closed"
+
+
+def test_members_rebuild_exactly_along_a_chain_of_deltas(tmp_path):
+    """Versions alternate small changes and a full list every FULL_EVERY; every one rebuilds exactly."""
+    from goalcover.tools.store import Store
+
+    store = Store(tmp_path / "s.sqlite")
+    members = {f"s{i}": f"h{i}" for i in range(100)}
+    expected = {}
+    for n in range(hs.FULL_EVERY + 5):
+        members = {**members, f"s{n}": f"changed{n}"}
+        members.pop(f"s{99 - n}", None)
+        row = {"kind": "ingest", "fingerprint": str(n), "samples": len(members), "fills": 0, "sources": []}
+        expected[hs.insert_version(store, row, dict(members))] = dict(members)
+    for version, members_then in expected.items():
+        assert hs.members_of(store, version) == members_then
+    bases = [b for (b,) in store.db.execute("SELECT base FROM dataset_versions ORDER BY id")]
+    assert bases[0] is None and bases[hs.FULL_EVERY] is None and bases.count(None) == 2  # full at the start and every 20th
+    store.close()
+
+
+def test_effective_support_counts_near_duplicates_once():
+    from goalcover.tools.verify import effective_count
+
+    texts = ["Summarize: the service may suspend your account at any time.",
+             "Summarize: the service may suspend your account at any time.",
+             "Summarize: the service may suspend your account at any time!",
+             "Explain the arbitration clause and the class-action waiver in plain words."]
+    assert effective_count(texts, 0.92) == 2
+    assert effective_count([], 0.92) == 0
