@@ -25,7 +25,9 @@ search_samples and show_samples. For "why is S3 weak?" call why_weak (its answer
 facts; report it with those facts) and find_gaps for what is missing.
 - Filling a gap: synthesize_samples (paid; the user confirms the plan), then review_synthetic to show the \
 candidates; accept or reject only the ids the user names. export_dataset writes only into the \
-workspace's exports/ folder.
+workspace's exports/ folder. With a pool of real samples (`goalcover pool add`), fill_from_pool (paid; \
+confirmed like synthesis) proposes real ones instead; after accepting, verify_fill says whether the gap \
+closed. dataset_history and diff_versions say how coverage moved between dataset versions.
 
 Rules for answers:
 - Use only what tool results in this conversation say. Every number, sample id and statement about a \

@@ -20,6 +20,7 @@ from goalcover.agent.tools_gaps import (
     ExportArgs, GapsArgs, ReviewArgs, SynthesizeArgs, WhyArgs, export_dataset, find_gaps, review_synthetic, synthesis_preview,
     synthesize_samples, why_weak,
 )
+from goalcover.agent.tools_iterate import PAID as ITERATE_PAID, TOOLS as ITERATE_TOOLS
 from goalcover.agent.tools_goal import (
     EditArgs, ProposeArgs, approve_goal, discard_draft, edit_subgoals, propose_subgoals,
 )
@@ -59,11 +60,13 @@ TOOLS: list[Callable[..., Awaitable[ToolResult]]] = [
     synthesize_samples,
     review_synthetic,
     export_dataset,
+    *ITERATE_TOOLS,  # history, diff, fill from a pool, verify (tools_iterate)
 ]
 # Tools that spend money: the graph shows the preview and waits for the user's yes before calling them.
 PAID: dict[str, Callable[[ToolContext, Any], dict | None]] = {
     "run_scoring": scoring_preview,
     "synthesize_samples": synthesis_preview,
+    **ITERATE_PAID,
 }
 BY_NAME = {fn.__name__: fn for fn in TOOLS}
 

@@ -314,6 +314,10 @@ async def score_batch(
         stopped = live.stopped
     hashes = None if samples is None else [s.content_hash for s in samples]
     _, judged, failed = ws.store.pair_counts(version, config.model, {g.hash: g.id for g in goal.subgoals}, hashes)
+    if samples is None and live is None:  # (a live finish recorded its own) the coverage left, for history
+        from goalcover.tools.versions import record_snapshot
+
+        record_snapshot(ws, run_id)
     return scoring.ScoreResult(
         judgments=judged, calls=usage.calls, failed=failed,
         cached=score_plan.cached, new=new, mode=mode, model=config.model, prompt_tokens=usage.prompt_tokens,

@@ -168,6 +168,9 @@ def ingest_file(
         rejected_log.discard()
         raise
     finish_ingest(ws)
+    from goalcover.tools.versions import record_version
+
+    record_version(ws, "ingest", f"{'replaced by' if reset else 'ingested'} {Path(source).name}")
     report = rejected_log.keep()
     warnings = reading.warnings + [
         f"field {name!r} ({count:,} samples): {why}; kept for export, left out of the index's filters"

@@ -207,6 +207,9 @@ async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     kept = [g for g in before if g.subgoal_id in current and g.subgoal_id not in targets]
     ws.store.set_meta(GAP_COUNTER_KEY, max([last] + [_number(g.id) for g in gaps]))
     ws.store.set_meta(GAPS_KEY, [g.model_dump() for g in kept + gaps])
+    from goalcover.tools.versions import record_gaps
+
+    record_gaps(ws)  # the gaps of this version, for diffs that match gaps by members
     return [g for g in gaps if wanted is None or g.subgoal_id == wanted.id]
 
 

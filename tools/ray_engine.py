@@ -327,6 +327,10 @@ def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurre
     # The same closing counts as scoring.score: current judgments and still-failed pairs of these samples.
     hashes = None if samples is None else [s.content_hash for s in samples]
     _, result.judgments, result.failed = ws.store.pair_counts(version, config.model, {g.hash: g.id for g in goal.subgoals}, hashes)
+    if samples is None:  # the coverage this run left, for history, diff and verify
+        from goalcover.tools.versions import record_snapshot
+
+        record_snapshot(ws, run_id)
     return result
 
 

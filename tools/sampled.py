@@ -94,6 +94,9 @@ async def score_sampled(
             break
         size = min(design.population, max(design.size + 1, math.ceil(design.size * (widest / target_width) ** 2 * GROWTH_MARGIN)))
     total.estimate = est.summary()
+    from goalcover.tools.versions import record_snapshot
+
+    record_snapshot(ws, None)  # the estimated coverage, with its intervals, in the history
     return total
 
 

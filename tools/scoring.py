@@ -510,6 +510,10 @@ async def score(
         ws.store.finish_run(run_id, status, result.model_dump())
     hashes = None if samples is None else [s.content_hash for s in samples]
     _, result.judgments, result.failed = ws.store.pair_counts(version, config.model, {g.hash: g.id for g in goal.subgoals}, hashes)
+    if samples is None:  # a run over the dataset: record the coverage it left (history, diff, verify)
+        from goalcover.tools.versions import record_snapshot
+
+        record_snapshot(ws, run_id)
     return result
 
 

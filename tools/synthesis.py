@@ -136,6 +136,10 @@ def review(
     if set(accepted) & set(rejected):
         raise BadInput(f"accepted and rejected at once: {', '.join(sorted(set(accepted) & set(rejected)))}")
     ws.store.set_synthetic_states(accepted, rejected)
+    if accepted or rejected:
+        from goalcover.tools.versions import record_version
+
+        record_version(ws, "fill", f"review: {len(accepted)} accepted, {len(rejected)} rejected")
     return list_synthetic(ws, gap_id)
 
 

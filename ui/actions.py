@@ -249,6 +249,10 @@ class Actions:
             f"{verb} {shown}. Synthetic samples: {counts['accepted']} accepted, {counts['rejected']} rejected, "
             f"{counts['proposed']} waiting for review.",
         )
+        if accept:
+            from goalcover.ui.iterate_views import verify_view
+
+            await verify_view(self.out, self.ws)  # did the fills close their gap, any regression?
 
     async def export(self) -> None:
         """The export the agent's export_dataset tool writes, by the same engine function."""

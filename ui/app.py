@@ -194,6 +194,35 @@ async def on_export(web: WebChat, p: dict) -> None:
     await web.actions.export()
 
 
+@button("timeline", keep=True)
+async def on_timeline(web: WebChat, p: dict) -> None:
+    from goalcover.ui import iterate_views
+
+    await iterate_views.timeline_view(web.out, web.ws)
+
+
+@button("what_changed", keep=True)
+async def on_what_changed(web: WebChat, p: dict) -> None:
+    from goalcover.ui import iterate_views
+
+    await iterate_views.what_changed_view(web.out, web.ws)
+
+
+@button("pool_fill", keep=True)
+async def on_pool_fill(web: WebChat, p: dict) -> None:
+    from goalcover.ui import iterate_views
+
+    await iterate_views.pool_fill_plan_view(web.out, web.ws, str(p.get("gap_id", "")))
+
+
+@button("pool_fill_run")
+async def on_pool_fill_run(web: WebChat, p: dict) -> None:
+    from goalcover.ui import iterate_views
+
+    await web.actions.say(f"Fill gap {p.get('gap_id')} from the pool.")
+    await iterate_views.pool_fill_run(web.out, web.ws, str(p.get("gap_id", "")), int(p.get("n", iterate_views.POOL_FILL_N)))
+
+
 @button("dismiss")
 async def on_dismiss(web: WebChat, p: dict) -> None:
     from goalcover.ui import views

@@ -228,6 +228,10 @@ async def chat_loop(
                     console.print(last.text, markup=False, highlight=False, soft_wrap=True)
             else:
                 console.print(f"[dim]{escape(HELP)}[/]", highlight=False)
+            from goalcover.tools.versions import since_last_visit
+
+            if summary := await asyncio.to_thread(since_last_visit, ws):  # new versions, runs, fills, exports
+                console.print(summary, markup=False, highlight=False)
 
             async def consume(events) -> list[Approval]:
                 pending: list[Approval] = []

@@ -13,6 +13,7 @@ import typer
 from goalcover.ui.cli_calibrate import calibrate
 from goalcover.ui.cli_data import info, ingest, search
 from goalcover.ui.cli_gaps import export, gaps, review, synthesize, why
+from goalcover.ui.cli_iterate import diff, history, pool_app, verify
 from goalcover.ui.cli_local import local_app
 from goalcover.ui.cli_output import ProgressBar, id_column, print_json  # noqa: F401  (re-exported: tests and scripts use them)
 from goalcover.ui.cli_score import goal, report, score
@@ -29,9 +30,10 @@ app = typer.Typer(
 
 # The commands live by topic in cli_data, cli_score, cli_gaps and cli_local; they are registered here in
 # the order `goalcover --help` lists them.
-for command in (ingest, search, goal, score, calibrate, report, gaps, why, synthesize, review, export):
+for command in (ingest, search, goal, score, calibrate, report, gaps, why, synthesize, review, export, history, diff, verify):
     app.command()(command)
 app.add_typer(local_app, name="local")
+app.add_typer(pool_app, name="pool")
 
 
 # --- chat ------------------------------------------------------------------------------------------

@@ -145,12 +145,14 @@ def review(
 
     Accepted samples count in the report's coverage-after column and go into `goalcover export --with-synthetic`.
     """
+    from goalcover.tools.pool import provenance
     from goalcover.tools.synthesis import review as set_states
 
     with open_workspace(workspace) as ws:
         items = set_states(ws, accept or [], reject or [], gap)
+        origin = provenance(ws, [i.id for i in items])  # pool fills: their pool file and line
     if as_json:
-        print_json({"synthetic": [i.model_dump() for i in items]})
+        print_json({"synthetic": [{**i.model_dump(), **({"provenance": origin[i.id]} if i.id in origin else {})} for i in items]})
         return
     table = Table(show_header=True)
     id_column(table, "id", [i.id for i in items])
@@ -159,6 +161,8 @@ def review(
         table.add_column(col)
     for i in items:
         snippet = " ".join(i.text.split())
+        if i.id in origin:
+            snippet = f"[pool {Path(origin[i.id]['source']).name}:{origin[i.id]['line']}] {snippet}"
         table.add_row(escape(i.id), i.gap_id, i.state, str(i.judge_score), escape(snippet[:120] + ("…" if len(snippet) > 120 else "")))
     out.print(table)
 

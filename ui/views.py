@@ -42,6 +42,7 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
     from goalcover.tools.gaps import stored_gaps
     from goalcover.tools.goal import current_goal
     from goalcover.tools.synthesis import list_synthetic
+    from goalcover.ui import iterate_views
 
     if not ws.store.count_samples():
         return []
@@ -71,9 +72,11 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
         acts.append(action("find_gaps", "Find gaps", "what the weak subgoals' low-scoring samples lack"))
     acts += [action("why", f"Why is {sid} weak?", subgoal_id=sid) for sid in weak[:MAX_WHY_BUTTONS]]
     acts += [action("fill", f"Fill {g.id}", f"synthetic samples for {g.label}", gap_id=g.id, gap_label=g.label) for g in gaps[:MAX_FILL_BUTTONS]]
+    acts += iterate_views.pool_actions(ws, gaps[:MAX_FILL_BUTTONS])
     proposed = list_synthetic(ws, state="proposed")
     if proposed:
         acts.append(action("review_list", f"Review {len(proposed)} synthetic samples"))
+    acts += iterate_views.history_actions(ws)
     acts.append(action("check_judge", "Check the judge", "spot-check its scores: agree or give your own"))
     acts += [action("export", "Export dataset", "the dataset in its own format, with the accepted synthetic samples"),
              action("report", "HTML report")]
@@ -115,12 +118,14 @@ async def coverage_view(out: Out, ws: Workspace, intro: str = "") -> None:
 
 async def gaps_view(out: Out, ws: Workspace, subgoal_id: str | None = None) -> None:
     from goalcover.tools.gaps import stored_gaps
+    from goalcover.ui import iterate_views
 
     gaps = [g for g in await call(stored_gaps, ws) if subgoal_id is None or g.subgoal_id == subgoal_id.upper()]
     if not gaps:
         await out.send(render.gaps_markdown(gaps), await next_actions(ws, skip=("find_gaps",)))
         return
     acts = [action("fill", f"Fill {g.id}", f"synthetic samples for {g.label}", gap_id=g.id, gap_label=g.label) for g in gaps]
+    acts += await asyncio.to_thread(iterate_views.pool_actions, ws, gaps)
     acts += [action("why", f"Why is {sid} weak?", subgoal_id=sid) for sid in dict.fromkeys(g.subgoal_id for g in gaps)]
     await out.send(render.gaps_markdown(gaps), acts,
                    [cl.Plotly(name="gaps", figure=render.gap_figure(gaps), display="inline", size="large")])

@@ -75,6 +75,9 @@ class WebChat:
                 await approval(self, pending)
         else:
             await self.welcome()
+        from goalcover.ui.iterate_views import since_view
+
+        await since_view(self.out, self.ws)  # what changed since the last conversation here
 
     async def agent(self, quiet: bool = False):
         """The agent session (opened on first use: it checks once that the model can call tools)."""
