@@ -179,11 +179,11 @@ def ppi_share(strata: list[Stratum], confidence: float = CONFIDENCE, lam: float 
     return Interval(theta, low, high, lam, n_eff, 2 * z * math.sqrt(classical_var))
 
 
-def thresholds(y: np.ndarray, p: np.ndarray, min_precision: float) -> tuple[float, float]:
+def thresholds(y: np.ndarray, p: np.ndarray, min_precision: float, min_recall: float | None = None) -> tuple[float, float]:
     """(t_low, t_high) for a cascade, from the judged samples (`y` bool, `p` out-of-fold P): "supports" at
     P >= t_high keeps at least `min_precision` precision, "does not" at P <= t_low loses at most
-    1 − `min_precision` of the positives (so recall meets the target as well); the band t_low < P < t_high
-    goes to the judge. Where no threshold reaches the target, t_high = +inf / t_low = −inf
+    1 − `min_recall` (default `min_precision`) of the positives, so recall meets that target; the band
+    t_low < P < t_high goes to the judge. Where no threshold reaches the target, t_high = +inf / t_low = −inf
     (everything goes to the judge on that side)."""
     y = np.asarray(y, dtype=bool)
     order = np.argsort(-p, kind="stable")
@@ -203,7 +203,7 @@ def thresholds(y: np.ndarray, p: np.ndarray, min_precision: float) -> tuple[floa
     rev_p, rev_y = ps[::-1], ys[::-1]
     lost = np.cumsum(rev_y) / max(1, int(ys.sum()))
     t_low = -math.inf
-    ok = np.nonzero(lost <= 1 - min_precision)[0]
+    ok = np.nonzero(lost <= 1 - (min_precision if min_recall is None else min_recall))[0]
     for k in ok[::-1]:
         if (k + 1 == len(rev_p) or rev_p[k + 1] > rev_p[k]) and float(rev_p[k]) < t_high:
             t_low = float(rev_p[k])
