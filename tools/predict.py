@@ -168,13 +168,18 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
             quality = {"auc": model_fit.auc, "precision": model_fit.precision, "recall": model_fit.recall, "brier": model_fit.brier}
             positives = model_fit.positives
             scores_by_hash = dict(zip(distinct, predicted_scores.tolist())) if predicted_scores is not None else {}
-            predict_store.save(ws, target_hash, target, version, model, trained,
-                               {"p_oof": p_oof.tolist(), "chance": chance, "positives": positives, **quality},
-                               ((h, min(1.0, max(0.0, p_by_hash[h])), scores_by_hash.get(h), None, "pending") for h in distinct))
         row = _interval(target, design, by_id, train, y, p_oof, p_by_hash, chance)
         row.judged, row.positives = len(train), positives
         row.auc, row.precision, row.recall, row.brier = (quality[k] for k in ("auc", "precision", "recall", "brier"))
-        _decide(ws, row, target_hash, version, model, labels, p_by_hash, y, p_oof, min_precision)
+        decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision)
+        if reuse:  # store only the decisions that changed (new judgments, another precision target)
+            changes = [(d, by, h) for h, (d, by) in decisions.items() if kept.get(h, (None, None, None, None))[2:] != (d, by)]
+            if changes:
+                predict_store.update_decisions(ws, target_hash, version, model, changes)
+        else:
+            predict_store.save(ws, target_hash, target, version, model, trained,
+                               {"p_oof": p_oof.tolist(), "chance": chance, "positives": positives, **quality},
+                               ((h, min(1.0, max(0.0, p_by_hash[h])), scores_by_hash.get(h), *decisions[h]) for h in distinct))
         detail = {**(predict_store.predictor(ws, target_hash, version, model) or ("", {}))[1],
                   "row": row.model_dump(), "design": _design_key(design)}
         predict_store.save_detail(ws, target_hash, version, model, detail)
@@ -216,11 +221,12 @@ def _interval(target: str, design: SampleDesign, by_id: dict[str, str], train: l
     )
 
 
-def _decide(ws: Workspace, row: TargetPrediction, target_hash: str, version: str, model: str,
-            labels: dict, p_by_hash: dict[str, float], y: np.ndarray, p_oof: np.ndarray, min_precision: float | None) -> None:
-    """Each content's decision and who made it: the judge where it judged this target; otherwise, with a
-    precision target and a predictor better than chance, the predictor outside the band [t_low, t_high] and
-    'pending' (for the judge) inside; without a target, the predictor at P >= 0.5. Stores only changes."""
+def _decide(row: TargetPrediction, labels: dict, p_by_hash: dict[str, float], y: np.ndarray, p_oof: np.ndarray,
+            min_precision: float | None) -> dict[str, tuple[int | None, str]]:
+    """content hash -> (decision 0/1 or None, decided_by): the judge where it judged this target; otherwise,
+    with a precision target and a predictor better than chance, the predictor outside the band
+    [t_low, t_high] and 'pending' (for the judge) inside; without a target, the predictor at P >= 0.5; a
+    predictor no better than chance decides nothing. Sets the row's thresholds, estimated quality and counts."""
     t_low, t_high = -math.inf, math.inf
     if min_precision is not None and not row.chance and len(y):
         t_low, t_high = thresholds(y, p_oof, min_precision)
@@ -229,9 +235,8 @@ def _decide(ws: Workspace, row: TargetPrediction, target_hash: str, version: str
         row.est_precision, row.est_recall, _ = cascade_quality(y, p_oof, t_low, t_high)
     elif min_precision is None and not row.chance:
         t_low = t_high = 0.5
-    stored = predict_store.predictions(ws, target_hash, version, model)
     counts: dict[str, int] = defaultdict(int)
-    changes = []
+    out: dict[str, tuple[int | None, str]] = {}
     for h, p in p_by_hash.items():
         known = labels.get(h, {}).get(row.id)
         if known is not None:
@@ -247,11 +252,9 @@ def _decide(ws: Workspace, row: TargetPrediction, target_hash: str, version: str
         else:
             decision, by = None, "pending"
         counts[by] += 1
-        if stored.get(h, (None, None, None, None))[2:] != (decision, by):
-            changes.append((decision, by, h))
-    if changes:
-        predict_store.update_decisions(ws, target_hash, version, model, changes)
+        out[h] = (decision, by)
     row.decided = {k: counts.get(k, 0) for k in ("judge", "predictor", "pending")}
+    return out
 
 
 def band_samples(ws: Workspace, result: PredictResult):

@@ -202,6 +202,12 @@ def test_cli_predict_json_labels_and_export_drops_predicted_off_goal(tmp_path, f
     assert payload["predict"]["min_precision"] == 0.9 and len(payload["predict"]["targets"]) == 6
     assert payload["predict"]["band_calls"] > 0
     assert all(t["decided"]["pending"] == 0 for t in payload["predict"]["targets"] if not t["chance"])
+    calls = fake_openai.stats()["completions"]
+    again = runner.invoke(app, ["score", "--sample", "80", "--predict", "--min-precision", "0.9"], env=env)
+    assert again.exit_code == 0, again.output
+    assert fake_openai.stats()["completions"] == calls  # a rerun pays nothing
+    assert "predicted from 80 judged of 160 samples" in again.stdout and "S1: AUC" in again.stdout
+    assert "cascade: judge" in again.stdout and "est. precision" in again.stdout
     text = runner.invoke(app, ["report"], env=env)
     assert text.exit_code == 0 and "predicted" in text.stdout
     out = tmp_path / "clean.jsonl"
