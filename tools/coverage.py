@@ -44,6 +44,7 @@ class SubgoalCoverage(BaseModel):
     p_weak: float | None = Field(None, description="estimated coverage only: probability that the subgoal is weak")
     mean_ci_low: float | None = Field(None, description="estimated coverage only: bootstrap 95% interval of `mean`")
     mean_ci_high: float | None = None
+    predicted: bool = Field(False, description="estimated coverage only: share and interval are prediction-powered (`score --predict`)")
 
 
 class Failure(BaseModel):
@@ -272,6 +273,9 @@ def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage]) -> Estimat
         row.share, row.ci_low, row.ci_high, row.p_weak = found.share, found.ci_low, found.ci_high, found.p_weak
         if found.mean is not None:
             row.mean, row.mean_ci_low, row.mean_ci_high = found.mean, found.mean_ci_low, found.mean_ci_high
+    from goalcover.tools.predict import apply_predicted  # score --predict's shares, where its predictor helps
+
+    apply_predicted(ws, rows)
     _decide_weak(rows, settings)
     return EstimateInfo(samples=est.samples, population=est.population, confidence=est.confidence)
 

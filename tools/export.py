@@ -326,10 +326,19 @@ def export(
     dropped: list[dict] = []
     report = coverage(ws) if (drop_off_goal or current_goal(ws, required=False)) and ws.store.get_meta("judge") else None
     off: set[str] = set()
+    predicted_off: set[str] = set()
     if drop_off_goal:
         if report is None:
             raise BadInput("--drop-off-goal needs scores: run `goalcover score` first")
         off = set(report.off_goal_ids)
+        # score --predict --min-precision: the cascade's off-goal decisions (judge or predictor) drop too.
+        from goalcover.tools.predict import off_goal_decisions
+
+        decided = off_goal_decisions(ws)
+        if decided:
+            row = decided[1]
+            predicted_off = decided[0] - off
+            off |= predicted_off
     max_allowed = report.thresholds["off_goal_max"] if report else None
     synthetic = list_synthetic(ws, state="accepted") if with_synthetic else []
     records = [s.record for s in synthetic]
@@ -339,6 +348,10 @@ def export(
         # Streamed from the store in file order: an export never holds the whole dataset.
         nonlocal kept
         for sample in ws.store.iter_samples():
+            if sample.id in predicted_off:
+                dropped.append({"id": sample.id, "reason": f"off-goal as predicted from the embeddings (cascade's estimated "
+                                f"precision {row.est_precision or 0:.0%}, recall {row.est_recall or 0:.0%})"})
+                continue
             if sample.id in off:
                 dropped.append({"id": sample.id, "reason": f"off-goal: no subgoal scored above {max_allowed}"})
                 continue

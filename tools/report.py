@@ -11,7 +11,7 @@ from goalcover.tools.coverage import CoverageReport
 ReportFormat = Literal["md", "html", "json"]
 
 
-ESTIMATE_ONLY = {"ci_low", "ci_high", "p_weak", "mean_ci_low", "mean_ci_high"}
+ESTIMATE_ONLY = {"ci_low", "ci_high", "p_weak", "mean_ci_low", "mean_ci_high", "predicted"}
 
 
 def to_json(report: CoverageReport) -> dict:
@@ -34,10 +34,11 @@ def _pct(x: float) -> str:
 
 
 def _share(s) -> str:
-    """A share in %, with its 95% interval when coverage is estimated."""
+    """A share in %, with its 95% interval when coverage is estimated, marked "predicted" when the share and
+    interval are prediction-powered (`score --predict`)."""
     if s.ci_low is None:
         return _pct(s.share)
-    return f"{_pct(s.share)} ({100 * s.ci_low:.1f}–{_pct(s.ci_high)})"
+    return f"{_pct(s.share)} ({100 * s.ci_low:.1f}–{_pct(s.ci_high)}){' predicted' if getattr(s, 'predicted', False) else ''}"
 
 
 def estimate_note(report: CoverageReport) -> str:
@@ -46,7 +47,9 @@ def estimate_note(report: CoverageReport) -> str:
         return ""
     e = report.estimate
     return (f"Estimated from a stratified random sample of {e.samples:,} of {e.population:,} samples "
-            f"({e.confidence:.0%} intervals); `goalcover score` scores the rest.")
+            f"({e.confidence:.0%} intervals); `goalcover score` scores the rest."
+            + (" Shares marked predicted use every sample's predicted P(support) (prediction-powered intervals, "
+               "`score --predict`); the others are the judged sample's." if any(getattr(r, "predicted", False) for r in report.subgoals) else ""))
 
 
 def _mean(value: float | None) -> str:

@@ -68,13 +68,15 @@ async def score_sampled(
     max_cost: float | None = None,
     scorer: Scorer | None = None,
     on_round: Callable[[int, Estimate], None] | None = None,
+    width_of: Callable[[Estimate], float] | None = None,
     **score_kwargs,
 ) -> scoring.ScoreResult:
     """Score a stratified random sample of `n` samples (default DEFAULT_FIRST_DRAW) and estimate coverage;
     with `target_width` (points, 0-100) draw more — projected from the widest interval by 1/√n — until every
     subgoal's 95% interval is narrower, the whole dataset is drawn, or `max_cost` (USD, over all rounds)
     stops it. `scorer` is scoring.score (live) or the batch engine's; other keyword arguments go to it.
-    Returns the summed ScoreResult with `estimate` set. Raises BadInput for n < 1 or target_width <= 0."""
+    `width_of(estimate)`, where given, measures the widest interval in points instead (`--predict`: the
+    prediction-powered ones). Returns the summed ScoreResult with `estimate` set. Raises BadInput for n < 1 or target_width <= 0."""
     if target_width is not None and not 0 < target_width <= 100:
         raise BadInput(f"--target-width {target_width:g}: give interval points between 0 and 100")
     scorer = scorer or scoring.score
@@ -89,8 +91,10 @@ async def score_sampled(
         est = current_estimate(ws, design)
         if on_round:
             on_round(design.size, est)
-        widest = est.widest()
-        if target_width is None or widest < target_width or design.size >= design.population or result.stopped:
+        if target_width is None or design.size >= design.population or result.stopped:
+            break
+        widest = width_of(est) if width_of else est.widest()
+        if widest < target_width:
             break
         size = min(design.population, max(design.size + 1, math.ceil(design.size * (widest / target_width) ** 2 * GROWTH_MARGIN)))
     total.estimate = est.summary()

@@ -78,6 +78,8 @@ def score(
     vllm: Annotated[Optional[str], typer.Option("--vllm", help="With --engine ray: judge with this model on vLLM replicas on GPU workers (ray.data.llm) instead of the endpoint.", show_default=False)] = None,
     ray_processor: Annotated[str, typer.Option("--ray-processor", help="With --engine ray: actors (the engine's own judge in Ray Data actors: its retries and repair rules) or http (ray.data.llm's HTTP request processor posting the same request bodies).")] = "actors",
     judges: Annotated[Optional[str], typer.Option("--judges", help="A jury: score with each of these judge models (M1,M2[,M3]; endpoints from GOALCOVER_JUDGE_BASE_URLS) and use their consensus.", show_default=False)] = None,
+    predict: Annotated[bool, typer.Option("--predict", help="With --sample/--budget/--target-width: learn per subgoal a predictor of the judge from the embeddings, predict every sample and give prediction-powered intervals (see docs/predict.md).")] = False,
+    min_precision: Annotated[Optional[float], typer.Option("--min-precision", help="With --predict: decide every sample by a cascade (predictor where confident, the judge in the uncertain band) at this precision, e.g. 0.9.", show_default=False)] = None,
     order_check: Annotated[int, typer.Option("--order-check", min=0, help="Batched mode: then re-score N random samples with the subgoals shuffled and report the share of verdicts that change (N calls).")] = 0,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
@@ -141,6 +143,9 @@ def score(
 
             scorer = score_batch
         sampled = sample is not None or budget is not None or target_width is not None
+        if (predict or min_precision is not None) and (not sampled or not predict):
+            raise BadInput("--predict learns from a judged sample: give it with --sample N, --budget or --target-width "
+                           "(and --min-precision only with --predict)")
         jurors = None
         if judges:
             from goalcover.tools.jury import parse_judges, score_jury
@@ -163,12 +168,26 @@ def score(
                     sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
                     if target_width is not None:
                         max_cost = budget if max_cost is None else min(max_cost, budget)
+                width_of = None
+                if predict:
+                    from goalcover.tools.predict import predict as fit_predict
+
+                    width_of = lambda est: fit_predict(ws).widest()  # noqa: E731 - the rounds stop on PPI widths
                 result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
-                                                   scorer=scorer, concurrency=concurrency, progress=bar))
+                                                   scorer=scorer, concurrency=concurrency, progress=bar, width_of=width_of))
             elif jurors:
                 result, juror_runs = asyncio.run(score_jury(ws, jurors, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
             else:
                 result = asyncio.run(scorer(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
+        predicted = band = None
+        if predict:
+            from goalcover.tools.predict import cascade as run_cascade, predict as fit_predict
+
+            if min_precision is not None:
+                with ProgressBar("cascade", fields=("cost", "failed")) as bar:
+                    band, predicted = asyncio.run(run_cascade(ws, mode, min_precision, scorer=scorer, concurrency=concurrency, progress=bar))
+            else:
+                predicted = fit_predict(ws)
         with ProgressBar("indexing") as bar:
             scoring.index_scores(ws, progress=bar)
         checked = None
@@ -183,6 +202,8 @@ def score(
         extra = {"order_check": checked.model_dump()} if checked else {}
         if jurors:
             extra["jury"] = [r.model_dump() for r in juror_runs]
+        if predicted:
+            extra["predict"] = {**predicted.model_dump(), "band_calls": band.calls if band else 0}
         print_json({**result.to_json(), **extra})
         return
     if checked:
@@ -204,6 +225,10 @@ def score(
                 highlight=False,
             )
         out.print("`goalcover score` without --sample scores the rest and reuses every judgment made", highlight=False)
+    if predicted:
+        from goalcover.ui.cli_predict import print_predicted
+
+        print_predicted(predicted, band)
     if result.stopped:
         out.print(f"stopped early: {result.stopped}; run again (with a higher --max-cost) to continue", highlight=False)
     if result.failed:
