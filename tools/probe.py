@@ -47,7 +47,7 @@ def probe_messages(goal: Goal, subgoal: Subgoal, sample: Sample, max_chars: int)
     from langchain_core.messages import HumanMessage, SystemMessage
 
     text = clipped(sample.text, max_chars)
-    user = PROBE_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals([subgoal]))
+    user = PROBE_USER.format(sample_id=neutralise(sample.id, attribute=True), text=neutralise(text), subgoal=format_subgoals([subgoal]))
     return [SystemMessage(PROBE_SYSTEM.format(goal=goal.text)), HumanMessage(user)]
 
 
@@ -161,7 +161,7 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
             sample = samples[sample_id]
             messages = [
                 SystemMessage(PROBE_EXPLAIN_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([g]), p_yes=p)),
-                HumanMessage(JUDGE_USER.format(sample_id=sample.id, text=neutralise(sample.text[:12_000]))),
+                HumanMessage(JUDGE_USER.format(sample_id=neutralise(sample.id, attribute=True), text=neutralise(sample.text[:12_000]))),
             ]
             async with gate:
                 result = await caller.call(messages, _Explanation, name="explanation", max_tokens=200)
