@@ -121,6 +121,16 @@ class Settings(BaseSettings):
     max_sample_chars: int = Field(2_000_000, ge=1, description="samples longer than this are refused")
     warn_sample_chars: int = Field(100_000, ge=1, description="samples longer than this are ingested with a warning")
 
+    # Logins of the chat app (ui/webauth.py; issue 27): who may log in, for how long, and where it may serve.
+    ui_password: str | None = Field(None, description="one password for any user name (each user gets a workspace)")
+    ui_users: str | None = Field(
+        None, description='named users "alice:PW,bob:PW"; PW plain or a `goalcover ui users` hash (a password with "," or ":" needs the users file)'
+    )
+    ui_users_file: Path | None = Field(None, description="the users file `goalcover ui users add` writes (default WORKSPACE/.ui-users)")
+    ui_login_hours: float = Field(24.0, gt=0, description="a login lasts this long; a changed user list or password ends it sooner")
+    ui_allow_open: bool = Field(False, description="serve beyond loopback (--host 0.0.0.0) without a login")
+    ui_host: str | None = Field(None, description="the address `goalcover ui` serves on (it sets this): typed server paths work only on loopback")
+
     @field_validator("probe_thresholds")
     @classmethod
     def _ascending_cut_points(cls, cuts: list[float]) -> list[float]:
