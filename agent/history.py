@@ -104,7 +104,7 @@ def workspace_summary(state: State, left_out: int = 0) -> str:
     lines = []
     data = state.dataset or {}
     if data.get("samples"):
-        files = ", ".join(src["path"].rsplit("/", 1)[-1] for src in data.get("sources", []))
+        files = ", ".join(untrusted(src["path"].rsplit("/", 1)[-1], attribute=True) for src in data.get("sources", []))
         lines.append(f"- Dataset: {data['samples']} samples, {data.get('format')} format, from {files}.")
     else:
         lines.append("- Dataset: none yet (the user ingests one with `goalcover ingest FILE`).")
