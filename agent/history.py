@@ -3,9 +3,7 @@ answered, and a summary of what the workspace holds now."""
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage, trim_messages
@@ -14,14 +12,11 @@ from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.prompts import TOOL_RESULT
 from goalcover.agent.state import State
 from goalcover.agent.tools import ToolResult
+from goalcover.tools.untrusted import untrusted
 from goalcover.tools.workspace import Workspace
 
-_TAG = re.compile(r"<(/?\s*(?:sample|data)\b)", re.IGNORECASE)
-
-
-def escape_tags(text: str) -> str:
-    """A `</sample>` or `</data>` written inside a sample cannot close the block it sits in."""
-    return _TAG.sub(r"&lt;\1", text)
+# A `</sample>` or `</data>` (in any spelling) written inside a sample cannot close the block it sits in.
+escape_tags = untrusted
 
 
 def render_result(tool: str, result: ToolResult, config: AgentConfig) -> str:
@@ -40,7 +35,7 @@ def render_result(tool: str, result: ToolResult, config: AgentConfig) -> str:
         budget -= len(shown)
         if len(shown) < len(text):
             shown += f"\n[… {len(text) - len(shown):,} more characters not shown]"
-        parts.append(f'<sample id="{html.escape(sample_id)}">\n{escape_tags(shown)}\n</sample>')
+        parts.append(f'<sample id="{untrusted(sample_id, attribute=True)}">\n{escape_tags(shown)}\n</sample>')
     return TOOL_RESULT.format(tool=tool, body="\n".join(parts))
 
 
@@ -109,7 +104,7 @@ def workspace_summary(state: State, left_out: int = 0) -> str:
     lines = []
     data = state.dataset or {}
     if data.get("samples"):
-        files = ", ".join(src["path"].rsplit("/", 1)[-1] for src in data.get("sources", []))
+        files = ", ".join(untrusted(src["path"].rsplit("/", 1)[-1], attribute=True) for src in data.get("sources", []))
         lines.append(f"- Dataset: {data['samples']} samples, {data.get('format')} format, from {files}.")
     else:
         lines.append("- Dataset: none yet (the user ingests one with `goalcover ingest FILE`).")

@@ -13,8 +13,8 @@ How a ``POST /v1/chat/completions`` is answered:
 3. Otherwise the *rules* are asked in order (``rule(req) -> Reply | None``); the first
    non-None reply wins; without one a deterministic default is generated from the
    request hash: an instance of the ``response_format`` JSON schema, a call of the
-   forced tool, ``{}``/an instance of a ``<schema>`` for ``json_object``, or a short
-   sentence quoting the last user message.
+   forced tool, ``{}``/an instance of a ``<schema>`` for ``json_object``, "yes" or "no"
+   for a one-token probe with logprobs, or a short sentence quoting the last user message.
 4. Content faults (``malformed``/``truncated``/``wrong_schema``) break that reply's
    content (or tool-call arguments) before it is rendered, as JSON or as SSE chunks.
 

@@ -13,7 +13,7 @@ from typing import Any
 from .fake_schema import generate_instance, input_words
 from .fake_types import ChatRequest, Reply
 
-__all__ = ["default_reply", "embedded_schema", "request_words"]
+__all__ = ["default_reply", "embedded_schema", "is_yes_no_probe", "request_words"]
 
 _SCHEMA_TAG = re.compile(r"<schema>\s*(.*?)\s*</schema>", re.DOTALL)
 
@@ -49,9 +49,19 @@ def default_reply(req: ChatRequest) -> Reply:
     if req.response_format_type == "json_object":
         schema = embedded_schema(req.text)
         return Reply.json(generate_instance(schema, req.digest, words=words) if schema else {})
+    if is_yes_no_probe(req):
+        return Reply.text("yes" if int(req.digest[:8], 16) % 2 else "no")
     if req.tools:
         return Reply.text(f"No tool is needed to answer {_quote(req.last_user)}.")
     return Reply.text(f"Fake reply to {_quote(req.last_user)}.")
+
+
+def is_yes_no_probe(req: ChatRequest) -> bool:
+    """A probe judge's request (tools/probe.py's probe_body): one output token with logprobs asked for.
+    The default answer is then one word, "yes" or "no" (by the request's digest), whose logprobs weigh the
+    other answer too (fake_wire), as a real model's first token would."""
+    limit = req.body.get("max_tokens", req.body.get("max_completion_tokens"))
+    return limit == 1 and bool(req.body.get("logprobs"))
 
 
 def _quote(text: str, max_words: int = 6) -> str:

@@ -28,6 +28,7 @@ from goalcover.tools.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOV
 from goalcover.tools.store import GAP_COUNTER_KEY, GAPS_KEY, JUDGE_KEY
 from goalcover.tools.vectors import cached_vectors
 from goalcover.tools.workspace import Workspace
+from goalcover.tools.untrusted import untrusted
 
 # A new cluster is the same gap as a stored one when they share at least this share of their members.
 SAME_GAP_OVERLAP = 0.5
@@ -309,7 +310,7 @@ def get_gap(ws: Workspace, gap_id: str) -> Gap:
 
 
 async def _label(ws: Workspace, caller: JsonCaller, goal: Goal, subgoal: Subgoal, explanations: list[str]) -> dict:
-    data = "\n".join(f"- {e}" for e in explanations)
+    data = "\n".join(f"- {untrusted(e)}" for e in explanations)
     messages = [
         SystemMessage(GAP_LABEL_SYSTEM.format(goal=goal.text, subgoal=format_subgoals([subgoal]))),
         HumanMessage(f"<explanations>\n{data}\n</explanations>"),

@@ -50,7 +50,7 @@ def probe_messages(goal: Goal, subgoal: Subgoal, sample: Sample, text: str) -> l
     fitted text: scoring.judge_text), then the one subgoal's question (langchain messages)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    user = PROBE_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals([subgoal]))
+    user = PROBE_USER.format(sample_id=neutralise(sample.id, attribute=True), text=neutralise(text), subgoal=format_subgoals([subgoal]))
     return [SystemMessage(PROBE_SYSTEM.format(goal=goal.text)), HumanMessage(user)]
 
 
@@ -69,7 +69,7 @@ def explain_messages(goal: Goal, subgoal: Subgoal, sample: Sample, p: float, con
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     text = fit_sample(sample, budget).text
-    return [SystemMessage(system), HumanMessage(JUDGE_USER.format(sample_id=sample.id, text=neutralise(text)))]
+    return [SystemMessage(system), HumanMessage(JUDGE_USER.format(sample_id=neutralise(sample.id, attribute=True), text=neutralise(text)))]
 
 
 def probe_body(model: str, messages: list, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -3,7 +3,7 @@ here means bumping its version, and only then are samples scored again."""
 
 from __future__ import annotations
 
-import re
+from goalcover.tools.untrusted import untrusted
 
 JUDGE_PROMPT_VERSION = "judge-v1"
 # Pair mode names its one subgoal after the sample, so every call of a run shares the system prompt and
@@ -88,8 +88,6 @@ The goal: {goal}
 The proposal:
 {proposal}"""
 
-_DELIMITER = re.compile(r"<(/?\s*sample)", re.IGNORECASE)
-
 
 def clipped(text: str, max_chars: int) -> str:
     """The start of a sample the judge reads: `text` up to `max_chars` characters, and a line saying how
@@ -99,9 +97,8 @@ def clipped(text: str, max_chars: int) -> str:
     return text[:max_chars] + f"\n[… {len(text) - max_chars:,} more characters not shown]"
 
 
-def neutralise(text: str) -> str:
-    """Keep sample text inside its data block: a `</sample>` written in the sample cannot close it."""
-    return _DELIMITER.sub(r"&lt;\1", text)
+# Untrusted text in a prompt goes through tools/untrusted.py's one function (this is its old name here).
+neutralise = untrusted
 
 
 def format_subgoals(subgoals) -> str:

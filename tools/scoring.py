@@ -145,11 +145,11 @@ def _judge_messages(goal: Goal, subgoals: list[Subgoal], sample: Sample, text: s
                     mode: Mode) -> list[BaseMessage]:
     if mode == "pair":
         system = JUDGE_PAIR_SYSTEM.format(goal=goal.text, rubric=RUBRIC)
-        user = JUDGE_PAIR_USER.format(sample_id=sample.id, text=neutralise(text), subgoal=format_subgoals(subgoals))
+        user = JUDGE_PAIR_USER.format(sample_id=neutralise(sample.id, attribute=True), text=neutralise(text), subgoal=format_subgoals(subgoals))
     else:
         which = "this subgoal" if len(subgoals) == 1 else f"each of these {len(subgoals)} subgoals"
         system = JUDGE_SYSTEM.format(goal=goal.text, which=which, subgoals=format_subgoals(subgoals), rubric=RUBRIC)
-        user = JUDGE_USER.format(sample_id=sample.id, text=neutralise(text))
+        user = JUDGE_USER.format(sample_id=neutralise(sample.id, attribute=True), text=neutralise(text))
     if anchors:
         system += JUDGE_ANCHORS
     return [SystemMessage(system), HumanMessage(user)]

@@ -130,6 +130,16 @@ class Settings(BaseSettings):
     # Bounded reading (issue 27, h27b): the chat app refuses a bigger upload before copying or reading it
     upload_max_mb: float = Field(200, gt=0, description="the chat app refuses uploaded files larger than this many MB (10^6 bytes)")
 
+    # Logins of the chat app (ui/webauth.py; issue 27): who may log in, for how long, and where it may serve.
+    ui_password: str | None = Field(None, description="one password for any user name (each user gets a workspace)")
+    ui_users: str | None = Field(
+        None, description='named users "alice:PW,bob:PW"; PW plain or a `goalcover ui users` hash (a password with "," or ":" needs the users file)'
+    )
+    ui_users_file: Path | None = Field(None, description="the users file `goalcover ui users add` writes (default WORKSPACE/.ui-users)")
+    ui_login_hours: float = Field(24.0, gt=0, description="a login lasts this long; a changed user list or password ends it sooner")
+    ui_allow_open: bool = Field(False, description="serve beyond loopback (--host 0.0.0.0) without a login")
+    ui_host: str | None = Field(None, description="the address `goalcover ui` serves on (it sets this): typed server paths work only on loopback")
+
     @field_validator("probe_thresholds")
     @classmethod
     def _ascending_cut_points(cls, cuts: list[float]) -> list[float]:

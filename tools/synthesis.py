@@ -26,6 +26,7 @@ from goalcover.tools.llm import JsonCaller, Usage
 from goalcover.tools.models import Sample, Shape, content_hash
 from goalcover.tools.prompts import SYNTH_PROMPT_VERSION, SYNTH_SYSTEM, SYNTH_USER, format_subgoals
 from goalcover.tools.workspace import Workspace
+from goalcover.tools.untrusted import untrusted
 
 BATCH = 5
 STYLE_EXAMPLES = 3
@@ -156,10 +157,10 @@ def _style_examples(ws: Workspace, gap: Gap, query: str) -> list[dict]:
 
 def _example_text(record: dict) -> str:
     """A style example as JSON, at most about EXAMPLE_CHARS: a longer record keeps its shape and its whole
-    response where it can, its longest fields cut in the middle (fit.fit_record)."""
+    response where it can, its longest fields cut in the middle (fit.fit_record); neutralised for the prompt."""
     shown = {k: v for k, v in record.items() if k != "id"}
     text = json.dumps(shown, ensure_ascii=False)
-    return text if len(text) <= EXAMPLE_CHARS else json.dumps(fit_record(shown, EXAMPLE_CHARS), ensure_ascii=False)
+    return untrusted(text if len(text) <= EXAMPLE_CHARS else json.dumps(fit_record(shown, EXAMPLE_CHARS), ensure_ascii=False))
 
 
 def _to_record(shape: Shape, produced: BaseModel, template: dict) -> dict[str, Any]:
@@ -201,16 +202,16 @@ async def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | No
             size = min(BATCH, n - start)
             avoid = ""
             if produced:
-                listed = "\n".join(f"- {a}: {json.dumps(p.model_dump(by_alias=True), ensure_ascii=False)[:100]}" for a, _, p in produced)
+                listed = "\n".join(f"- {untrusted(a)}: {untrusted(json.dumps(p.model_dump(by_alias=True), ensure_ascii=False)[:100])}" for a, _, p in produced)
                 avoid = f"\nAlready written (cover other aspects, do not repeat these):\n{listed}"
             messages = [
                 SystemMessage(
                     SYNTH_SYSTEM.format(
                         goal=goal.text,
                         subgoal=format_subgoals([subgoal]),
-                        gap_label=gap.label,
-                        gap_description=gap.description,
-                        fill_hint=gap.fill_hint or "samples that clearly exercise the subgoal",
+                        gap_label=untrusted(gap.label),
+                        gap_description=untrusted(gap.description),
+                        fill_hint=untrusted(gap.fill_hint or "samples that clearly exercise the subgoal"),
                         n=size,
                         shape=shape,
                         difficulties=", ".join(difficulties[(start // BATCH + i) % 3] for i in range(3)),

@@ -24,6 +24,7 @@ from goalcover.tools.gaps import stored_gaps
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import ENGINE_CALL, make_chat_model
 from goalcover.tools.prompts import WHY_SYSTEM
+from goalcover.tools.untrusted import untrusted
 from goalcover.tools.workspace import Workspace
 
 SNIPPET_CHARS = 160
@@ -225,7 +226,7 @@ async def why(ws: Workspace, subgoal_id: str, attempts: int = 2, prose: bool = T
     answer = None
     if prose and facts.coverage.weak:
         llm = make_chat_model(ws.settings.model_for("agent"), max_retries=ws.settings.max_retries, max_tokens=500)
-        messages = [SystemMessage(WHY_SYSTEM), HumanMessage(f"FACTS:\n{facts.model_dump_json(indent=1)}")]
+        messages = [SystemMessage(WHY_SYSTEM), HumanMessage(f"FACTS:\n{untrusted(facts.model_dump_json(indent=1))}")]
         try:
             answer = await _grounded(llm, messages, facts, attempts)
         finally:

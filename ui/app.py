@@ -15,19 +15,26 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import chainlit as cl
+import chainlit.auth.jwt
+import chainlit.config
 
 from goalcover.tools.settings import load_settings
 from goalcover.ui import webauth
 from goalcover.ui.webchat import WebChat
 
-WORKSPACE = Path(load_settings().workspace).expanduser().resolve()
+SETTINGS = load_settings()
+WORKSPACE = Path(SETTINGS.workspace).expanduser().resolve()
 webauth.ensure_auth_secret(WORKSPACE)
+# Login tokens are signed with a key bound to the current users and passwords (a change ends earlier
+# logins) and last GOALCOVER_UI_LOGIN_HOURS: Chainlit reads both through these two names on every use.
+chainlit.auth.jwt.get_jwt_secret = lambda: webauth.token_secret(WORKSPACE)
+chainlit.config.config.project.user_session_timeout = int(SETTINGS.ui_login_hours * 3600)
 
-if webauth.login_required():
+if webauth.login_required(WORKSPACE):
 
     @cl.password_auth_callback
     def login(username: str, password: str) -> cl.User | None:
-        name = webauth.check(username, password)
+        name = webauth.check(username, password, WORKSPACE)
         return None if name is None else cl.User(identifier=name, metadata={"provider": "credentials"})
 
 
@@ -39,7 +46,7 @@ def chat() -> WebChat:
 async def start() -> None:
     user = cl.context.session.user
     name = user.identifier if user else None
-    web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name or "You", typed_paths=not webauth.login_required())
+    web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name or "You", typed_paths=webauth.typed_paths_allowed())
     cl.user_session.set("chat", web)
     await web.start()
 

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.ui.common import WorkspaceOpt, exit_now, run_alone
+from goalcover.ui.inert import inert
 
 HELP = "Type your message. /new starts a new conversation, /quit leaves (the conversation is kept)."
 
@@ -64,11 +65,11 @@ class Renderer:
         from goalcover.agent.session import Approval, Progress as ProgressEvent, Reply, Text, ToolStep
 
         if isinstance(event, Text):
-            self.console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(inert(event.text, markup=False), end="", markup=False, highlight=False, soft_wrap=True)
             self.streamed = True
         elif isinstance(event, Reply):
             if not self.streamed:
-                self.console.print(event.text, markup=False, highlight=False, soft_wrap=True)
+                self.console.print(inert(event.text, markup=False), markup=False, highlight=False, soft_wrap=True)
             else:
                 self.console.print()
             self.streamed = False
@@ -90,14 +91,14 @@ class Renderer:
             args = json.dumps(step.args, ensure_ascii=False)
             if len(args) > 100:
                 args = args[:97] + "…"
-            self.console.print(f"[dim]→ {step.name} {args}[/]", highlight=False)
+            self.console.print(f"[dim]→ {step.name} {inert(args)}[/]", highlight=False)
             return
         self.stop_bar()
         mark = "[green]✓[/]" if step.status == "done" else "[red]✗[/]"
         self.console.print(f"  {mark} [dim]{step.name}:[/] ", end="", highlight=False)
-        self.console.print(step.summary, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(inert(step.summary, markup=False), markup=False, highlight=False, soft_wrap=True)
         for line in step.display:
-            self.console.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(f"    {inert(line, markup=False)}", markup=False, highlight=False, soft_wrap=True)
 
     def progress(self, event) -> None:
         if event.done is None or event.total is None:
@@ -136,7 +137,7 @@ class Renderer:
         if plan.get("cost"):
             lines.append(f"estimated cost: {plan['cost']}")
         lines.append(approval.question)
-        self.console.print(Panel(escape("\n".join(lines)), title=f"approve {approval.tool}?", expand=False), highlight=False)
+        self.console.print(Panel(inert("\n".join(lines)), title=f"approve {approval.tool}?", expand=False), highlight=False)
 
 
 class LineReader:
@@ -225,7 +226,7 @@ async def chat_loop(
                 console.print(f"[dim]{len(history)} messages so far; the last reply:[/]", highlight=False)
                 last = next((m for m in reversed(history) if m.type == "ai" and m.text), None)
                 if last is not None:
-                    console.print(last.text, markup=False, highlight=False, soft_wrap=True)
+                    console.print(inert(last.text, markup=False), markup=False, highlight=False, soft_wrap=True)
             else:
                 console.print(f"[dim]{escape(HELP)}[/]", highlight=False)
             from goalcover.tools.versions import since_last_visit
@@ -256,7 +257,7 @@ async def chat_loop(
                     console.print("[yellow](stopped; the conversation is kept)[/]")
                     return
                 if isinstance(task.exception(), GoalCoverError):
-                    console.print(f"[bold red]error:[/] {escape(str(task.exception()))}", highlight=False, soft_wrap=True)
+                    console.print(f"[bold red]error:[/] {inert(str(task.exception()))}", highlight=False, soft_wrap=True)
                     return
                 for approval in task.result()[:1]:  # one at a time: answering may raise the next
                     show.approval(approval)

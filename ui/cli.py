@@ -40,10 +40,10 @@ app.add_typer(pool_app, name="pool")
 
 def _register_chat_and_ui() -> None:
     from goalcover.ui.chat import chat_command
-    from goalcover.ui.serve import ui_command
+    from goalcover.ui.cli_users import ui_app
 
     app.command("chat")(handle_errors(chat_command))
-    app.command("ui")(handle_errors(ui_command))
+    app.add_typer(ui_app(), name="ui")  # `goalcover ui` serves; `goalcover ui users` manages logins
 
 
 _register_chat_and_ui()

@@ -8,6 +8,7 @@ import typer
 
 from goalcover.ui.cli_output import err, open_workspace, out, print_json
 from goalcover.ui.common import JsonOpt, WorkspaceOpt, handle_errors
+from goalcover.ui.inert import inert
 
 PROMPT = "agree [a] · your score [1-5] · more [m] · skip [s] · quit [q]"
 
@@ -16,11 +17,11 @@ def _ask(item, index: int, total: int, out=out) -> int | None | str:
     """Show one judgment on `out` and read the verdict: an int (the user's score), None (agree), "skip"
     or "quit"."""
     out.rule(f"{index}/{total} · {item.subgoal_id} {item.subgoal_title}", style="dim")
-    out.print(f"[bold]sample[/] {item.sample_id}", highlight=False)
-    out.print(item.folded(), highlight=False, markup=False)
-    out.print(f"[bold]subgoal[/] {item.subgoal_id} {item.subgoal_title}: {item.subgoal_description}", highlight=False)
+    out.print(f"[bold]sample[/] {inert(item.sample_id)}", highlight=False)
+    out.print(inert(item.folded(), markup=False), highlight=False, markup=False)
+    out.print(f"[bold]subgoal[/] {item.subgoal_id} {inert(item.subgoal_title)}: {inert(item.subgoal_description)}", highlight=False)
     weighted = f" (weighted {item.weighted_score:.2f})" if item.weighted_score is not None else ""
-    out.print(f"[bold]judge[/] {item.score}/5{weighted} — {item.explanation}", highlight=False)
+    out.print(f"[bold]judge[/] {item.score}/5{weighted} — {inert(item.explanation)}", highlight=False)
     while True:
         answer = typer.prompt(PROMPT, default="a", show_default=False, err=out is err).strip().lower()
         if answer in ("a", "agree", "y"):
@@ -32,7 +33,7 @@ def _ask(item, index: int, total: int, out=out) -> int | None | str:
         if answer in ("q", "quit"):
             return "quit"
         if answer in ("m", "more"):
-            out.print(item.text, highlight=False, markup=False)
+            out.print(inert(item.text, markup=False), highlight=False, markup=False)
             continue
         err.print(f"{answer!r}? {PROMPT}", highlight=False, markup=False)
 

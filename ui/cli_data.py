@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from goalcover.ui.cli_output import ProgressBar, err, id_column, open_workspace, out, print_json
 from goalcover.ui.common import JsonOpt, WorkspaceOpt, handle_errors
+from goalcover.ui.inert import inert
 
 
 # --- ingest ----------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def ingest(
                                  embedder=embedder)
     _prepare_fast_search()
     for warning in result.warnings[:5]:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {inert(warning)}", highlight=False)
     if len(result.warnings) > 5:
         err.print(f"[yellow]warning:[/] … and {len(result.warnings) - 5} more", highlight=False)
     if as_json:
@@ -139,7 +139,7 @@ def search(
     table.add_column("text")
     for hit in hits:
         snippet = " ".join(hit.text.split())
-        table.add_row(escape(hit.id), f"{hit.similarity:.3f}", escape(snippet[:160] + ("…" if len(snippet) > 160 else "")))
+        table.add_row(inert(hit.id), f"{hit.similarity:.3f}", inert(snippet[:160] + ("…" if len(snippet) > 160 else "")))
     out.print(table)
 
 
@@ -156,14 +156,14 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(summary)
         return
-    table = Table(title=f"workspace {escape(summary['workspace'])}", show_header=False)
+    table = Table(title=f"workspace {inert(summary['workspace'])}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
     table.add_row("samples", f"{summary['samples']:,}")
     if summary["samples"]:
         table.add_row("format", str(summary.get("format")))
         for src in summary.get("sources", []):
-            table.add_row("source", escape(f"{src['path']} ({src.get('file_type', '')})"))
+            table.add_row("source", inert(f"{src['path']} ({src.get('file_type', '')})"))
         for label, key in (("characters", "chars"), ("tokens (est.)", "est_tokens")):
             stats = summary.get(key) or {}
             if stats:
@@ -172,5 +172,5 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
 
     with open_workspace(workspace) as ws:
         goal = current_goal(ws, required=False)
-    table.add_row("goal", escape(f"{goal.text} ({len(goal.subgoals)} subgoals)") if goal else "none yet (`goalcover goal`)")
+    table.add_row("goal", inert(f"{goal.text} ({len(goal.subgoals)} subgoals)") if goal else "none yet (`goalcover goal`)")
     out.print(table)

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from goalcover.ui.cli_output import err, id_column, open_workspace, out, print_json
 from goalcover.ui.common import JsonOpt, WorkspaceOpt, handle_errors
+from goalcover.ui.inert import inert
 
 
 # --- gaps, why -------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def gaps(
         table.add_column(col)
     id_column(table, "examples", [g.sample_ids[0] for g in found if g.sample_ids])
     for g in found:
-        table.add_row(g.id, g.subgoal_id, str(g.size), escape(g.label), escape(g.description), escape("\n".join(g.sample_ids[:3])))
+        table.add_row(g.id, g.subgoal_id, str(g.size), inert(g.label), inert(g.description), inert("\n".join(g.sample_ids[:3])))
     out.print(table)
 
 
@@ -94,7 +94,7 @@ def why(
     if as_json:
         print_json(answer.model_dump())
         return
-    out.print(answer.answer, highlight=False)
+    out.print(inert(answer.answer), highlight=False)
 
 
 # --- synthesize, review, export --------------------------------------------------------------------
@@ -163,7 +163,7 @@ def review(
         snippet = " ".join(i.text.split())
         if i.id in origin:
             snippet = f"[pool {Path(origin[i.id]['source']).name}:{origin[i.id]['line']}] {snippet}"
-        table.add_row(escape(i.id), i.gap_id, i.state, str(i.judge_score), escape(snippet[:120] + ("…" if len(snippet) > 120 else "")))
+        table.add_row(inert(i.id), i.gap_id, i.state, str(i.judge_score), inert(snippet[:120] + ("…" if len(snippet) > 120 else "")))
     out.print(table)
 
 

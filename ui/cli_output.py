@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from goalcover.ui.common import err
+from goalcover.ui.inert import inert_json
 
 __all__ = ["out", "err", "print_json", "open_workspace", "ProgressBar", "id_column"]
 
@@ -19,7 +20,7 @@ out = Console()
 
 def print_json(payload: Any) -> None:
     """One JSON object on stdout (the `--json` output)."""
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(inert_json(payload) + "\n")
 
 
 def open_workspace(workspace: Path | None, **overrides):

@@ -11,6 +11,7 @@ import typer
 
 from goalcover.ui.cli_output import ProgressBar, err, open_workspace, out, print_json
 from goalcover.ui.common import JsonOpt, WorkspaceOpt, handle_errors
+from goalcover.ui.inert import inert
 
 
 # --- goal ------------------------------------------------------------------------------------------
@@ -260,6 +261,7 @@ def report(
         if fmt == "html" and output is None:
             output = ws.reports_dir / "coverage.html"
     if output is None:
+        text = inert(text, markup=False)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     from goalcover.tools.files import write_atomic

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from goalcover.tools.errors import ConfigError, GoalCoverError
+from goalcover.ui.inert import inert
 
 err = Console(stderr=True)
 
@@ -42,7 +43,7 @@ def handle_errors(command):
                 from goalcover.tools.local import suggestion
 
                 message += " " + suggestion()
-            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {inert(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted; run the command again to continue where it stopped")
@@ -53,7 +54,7 @@ def handle_errors(command):
             if os.environ.get("GOALCOVER_DEBUG"):
                 raise
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",
+                f"[bold red]internal error:[/] {type(exc).__name__}: {inert(str(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )

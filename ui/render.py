@@ -39,6 +39,37 @@ def looks_like_code(text: str) -> bool:
     return bool(_CODE_LINE.search(text)) or indented >= max(2, len(lines) // 3)
 
 
+# Markdown from the data is shown, never acted on (issue 27 F13): an image `![](url)` would make every
+# viewer's browser fetch the URL, a link or a bare URL (GFM autolinks) would invite a click. Chainlit
+# renders no HTML (config: unsafe_allow_html = false); the rest is escaped here.
+_MD_ACTIVE = re.compile(r"([\\`*_\[\]<>!#|~&])")
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftps?|mailto|file|data|www)([:.])|@")
+WORD_JOINER = "\u2060"  # invisible, and it stops a GFM autolink (`https://`, `www.`, `a@b.c`) from forming
+
+
+def inert_markdown(text: Any) -> str:
+    """`text` (from the data or a model) shown as written in Chainlit's Markdown: every character that
+    Markdown acts on is backslash-escaped (so no image, link, emphasis or HTML), and URL schemes, `www.`
+    and `@` get an invisible word joiner, so no autolink forms. Newlines are kept."""
+    text = _MD_ACTIVE.sub(r"\\\1", "" if text is None else str(text))
+    return _AUTOLINK.sub(lambda m: (m.group(1) + WORD_JOINER + m.group(2)) if m.group(1) else "@" + WORD_JOINER, text)
+
+
+def fenced(text: str, lang: str = "") -> str:
+    """`text` in a fenced code block whose fence is longer than any run of backticks inside it, so the
+    text cannot close it (nothing in a code block is rendered: no images, no links)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def code_span(text: Any) -> str:
+    """`text` (an id) as inline code, which renders nothing inside it; escaped prose when it holds a
+    backtick or a line break, which could end the span."""
+    text = "" if text is None else str(text)
+    return f"`{text}`" if text and not re.search(r"[`\r\n]", text) else inert_markdown(text)
+
+
 def _clip(text: str, limit: int = SAMPLE_CHARS) -> str:
     if len(text) <= limit:
         return text
@@ -46,8 +77,8 @@ def _clip(text: str, limit: int = SAMPLE_CHARS) -> str:
 
 
 def block(text: Any) -> str:
-    """One field of a sample: code in a fenced block, prose as it is (already Markdown-safe enough:
-    the app renders no HTML)."""
+    """One field of a sample: code (or text with backticks) in a fenced block, prose escaped by
+    `inert_markdown`, so the sample shows as written and nothing in it is fetched or linked."""
     if text is None:
         return "_(empty)_"
     if not isinstance(text, str):
@@ -56,10 +87,10 @@ def block(text: Any) -> str:
     if not text:
         return "_(empty)_"
     if "```" in text:
-        return text
+        return fenced(text)
     if looks_like_code(text):
-        return f"```python\n{text}\n```" if re.search(r"^\s*(def |import |class )", text, re.MULTILINE) else f"```\n{text}\n```"
-    return text
+        return fenced(text, "python" if re.search(r"^\s*(def |import |class )", text, re.MULTILINE) else "")
+    return inert_markdown(text)
 
 
 def _content(content: Any) -> str:
@@ -70,7 +101,7 @@ def _content(content: Any) -> str:
 
 def field(label: str, value: Any) -> str:
     """`**label:** text` for one paragraph of prose; the label on its own line above code or longer text."""
-    shown = block(value)
+    shown, label = block(value), inert_markdown(label)
     if "\n" in shown:
         return f"**{label}**\n\n{shown}"
     return f"**{label}:** {shown}"
@@ -169,7 +200,7 @@ def gaps_markdown(gaps) -> str:
         return "No gaps: no subgoal is weak."
     lines = ["**Gaps** in the weak subgoals:", ""]
     for g in gaps:
-        lines.append(f"- **{g.id}** ({g.subgoal_id}) {g.label} — {g.size} samples. {g.description}")
+        lines.append(f"- **{g.id}** ({g.subgoal_id}) {inert_markdown(g.label)} — {g.size} samples. {inert_markdown(g.description)}")
     return "\n".join(lines)
 
 
@@ -207,7 +238,7 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
     """The answer's prose, then the facts it stands on: the subgoal's share against the others, its gaps
     with counts, and quoted judge explanations with their sample ids."""
     sub, cov = facts.get("subgoal", {}), facts.get("coverage", {})
-    lines = [f"**Why is {subgoal_id} ({sub.get('title', '')}) {'weak' if cov.get('weak') else 'covered as it is'}?**", "", answer, ""]
+    lines = [f"**Why is {subgoal_id} ({sub.get('title', '')}) {'weak' if cov.get('weak') else 'covered as it is'}?**", "", inert_markdown(answer), ""]
     lines += ["**Its share against the other subgoals**", "", "| subgoal | supporting | share |", "|---|---:|---:|"]
     rows = [{"id": subgoal_id, "title": sub.get("title", ""), "supporting": cov.get("supporting"), "share_pct": cov.get("share_pct")}]
     rows += facts.get("other_subgoals", [])
@@ -222,11 +253,11 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
     if gaps:
         lines += ["", "**Its gaps**"]
         for gap in gaps:
-            lines += ["", f"- **{gap['id']}** {gap['label']}: **{gap['size']}** samples. {gap.get('description', '')}"]
+            lines += ["", f"- **{gap['id']}** {inert_markdown(gap['label'])}: **{gap['size']}** samples. {inert_markdown(gap.get('description', ''))}"]
             if gap.get("what_would_close_it"):
-                lines.append(f"  What would close it: {gap['what_would_close_it']}")
+                lines.append(f"  What would close it: {inert_markdown(gap['what_would_close_it'])}")
             for ex in gap.get("examples", []):
-                lines.append(f"  > `{ex['sample_id']}` (score {ex['score']}): “{ex['explanation']}”")
+                lines.append(f"  > {code_span(ex['sample_id'])} (score {ex['score']}): “{inert_markdown(ex['explanation'])}”")
     elif facts.get("gaps_note"):  # the engine says why no gap is listed
         lines += ["", facts["gaps_note"]]
     elif cov.get("weak"):
@@ -234,7 +265,7 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
     best = facts.get("best_supporting_samples", [])
     if best:
         lines += ["", "**Its best supporting samples**"]
-        lines += [f"> `{ex['sample_id']}` (score {ex['score']}): “{ex['explanation']}”" for ex in best]
+        lines += [f"> {code_span(ex['sample_id'])} (score {ex['score']}): “{inert_markdown(ex['explanation'])}”" for ex in best]
     return "\n".join(lines)
 
 

@@ -74,17 +74,23 @@ def app_root(workspace: Path) -> Path:
     return root
 
 
-def server_command(workspace: Path | None, port: int, host: str, headless: bool = True) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that serve the app on `workspace` (created if missing)."""
+def server_command(workspace: Path | None, port: int, host: str, headless: bool = True,
+                   allow_open: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that serve the app on `workspace` (created if missing). Raises
+    BadInput for a bad port, a users list that cannot be read one way only, or a host beyond loopback
+    without a login unless `allow_open` (ui/webauth.py)."""
     from goalcover.tools.workspace import Workspace
+    from goalcover.ui import webauth
 
     if not 0 < port < 65536:
         raise BadInput(f"--port {port}: choose a port between 1 and 65535")
     with Workspace.open(workspace) as ws:
         root = ws.root
+    webauth.check_serving(host, root, allow_open)
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     env["GOALCOVER_WORKSPACE"] = str(root)
     env["CHAINLIT_APP_ROOT"] = str(app_root(root))
+    env["GOALCOVER_UI_HOST"] = host  # the app allows typed server paths only on loopback
     command = [sys.executable, "-m", "chainlit", "run", str(APP), "--host", host, "--port", str(port)]
     if headless:
         command.append("--headless")
@@ -96,16 +102,20 @@ def ui_command(
     port: Annotated[int, typer.Option("--port", "-p", help="Port to serve on.")] = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 to reach it from other machines).")] = "127.0.0.1",
     headless: Annotated[bool, typer.Option("--headless/--open", help="Don't open a browser window (default), or open one.")] = True,
+    allow_open: Annotated[bool, typer.Option("--allow-open", help="Serve beyond loopback without a login (refused otherwise).")] = False,
 ) -> None:
     """Serve the chat app: upload a dataset, state your goal, review its coverage.
 
     Serves on http://HOST:PORT (default http://127.0.0.1:8000) without opening a browser; --open opens one
     as well. Reopening the page continues the
     workspace's last conversation. Set GOALCOVER_UI_PASSWORD to require a login (any user name; each user
-    gets a workspace of their own), or GOALCOVER_UI_USERS="alice:pw1,bob:pw2" for named users. Needs a model
-    with tool calling for the conversation (GOALCOVER_AGENT_MODEL or GOALCOVER_MODEL).
+    gets a workspace of their own), or add named users with `goalcover ui users add NAME` (hashed, in
+    WORKSPACE/.ui-users; GOALCOVER_UI_USERS="alice:pw1,bob:pw2" works too). A login lasts
+    GOALCOVER_UI_LOGIN_HOURS (24); changing users or passwords ends earlier logins. Serving beyond loopback
+    (--host 0.0.0.0) without a login is refused unless --allow-open. Needs a model with tool calling for the
+    conversation (GOALCOVER_AGENT_MODEL or GOALCOVER_MODEL).
     """
-    command, env = server_command(workspace, port, host, headless)
+    command, env = server_command(workspace, port, host, headless, allow_open)
     sys.stderr.write(f"goalcover ui: serving {env['GOALCOVER_WORKSPACE']} on http://{host}:{port}\n")
     sys.stderr.flush()
     os.execve(command[0], command, env)

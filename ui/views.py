@@ -146,7 +146,7 @@ async def why_view(out: Out, ws: Workspace, subgoal_id: str, answer: str, facts:
 
 async def samples_markdown(ws: Workspace, ids: list[str]) -> str:
     samples = await asyncio.to_thread(ws.store.samples, ids)
-    return "\n\n---\n\n".join(f"**{s.id}** (line {s.line})\n\n{render.sample_markdown(s.record, s.format, s.text)}" for s in samples)
+    return "\n\n---\n\n".join(f"**{render.inert_markdown(s.id)}** (line {s.line})\n\n{render.sample_markdown(s.record, s.format, s.text)}" for s in samples)
 
 
 async def sample_view(out: Out, ws: Workspace, ids: list[str]) -> None:

@@ -160,3 +160,15 @@ def test_probe_calls_retry_http_faults_and_record_what_cannot_be_read(probe_ws, 
     assert again.new == 0 and again.failed == ws.store.count_contents()
     failures = coverage(ws).failures
     assert {f.subgoal_id for f in failures} == {"S1"} and "not yes or no" in failures[0].error
+
+
+def test_the_fake_endpoint_answers_probes_without_a_rule(tmp_path, fake_openai, contracts):
+    """Issue 27: `score --mode probe` against the bare fake endpoint failed every pair (it answered a
+    sentence); now it answers one "yes" or "no" token with logprobs, as it answers every other request."""
+    with open_ws(tmp_path / "ws", fake_openai) as ws:
+        ingest_file(ws, contracts)
+        save_goal(ws, load_goal_file(GOAL_FILE))
+        result = asyncio.run(scoring.score(ws, "probe", concurrency=4))
+    assert result.failed == 0 and result.judgments == result.calls > 0
+    answers = {r.body["max_tokens"] for r in fake_openai.requests}
+    assert answers == {1}

@@ -1,0 +1,46 @@
+"""Issue 27 F13: the app shows sample text (and model text about it) without fetching or linking anything:
+no image, no link, no autolink, no HTML, no escape from a code block — checked by rendering the app's
+Markdown with markdown-it-py (CommonMark, as Chainlit's renderer reads it) and by the GFM autolink rule."""
+
+from __future__ import annotations
+
+import re
+
+from markdown_it import MarkdownIt
+
+from goalcover.ui.render import WORD_JOINER, gaps_markdown, sample_markdown, why_markdown
+
+HOSTILE = ("Look ![pixel](https://tracker.example/p.png?u=1) and [click](https://evil.example) or "
+           "<https://auto.example> <img src=https://x.example/i.png> www.bare.example/a https://bare.example "
+           "mail me@evil.example [ref]\n\n[ref]: https://ref.example\n**bold** # not a header")
+MD = MarkdownIt("commonmark")
+AUTOLINK = re.compile(r"(?i)(https?|ftp)://|www\.|\w@\w")  # what GFM's autolink literal needs, contiguous
+
+
+def assert_inert(markdown: str, original: str | None = None) -> None:
+    html = MD.render(markdown)
+    assert "<img" not in html and "<a " not in html, html
+    prose = re.sub(r"<pre>.*?</pre>|<code>.*?</code>", "", html, flags=re.DOTALL)  # GFM links nothing in code
+    assert not AUTOLINK.search(prose), prose
+    if original is not None:  # shown as written (the word joiners are invisible)
+        shown = re.sub(r"<[^>]+>", "", html).replace(WORD_JOINER, "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("&quot;", '"')
+        assert " ".join(original.split()) in " ".join(shown.split())
+
+
+def test_sample_text_renders_as_written_without_fetching_or_linking():
+    assert_inert(sample_markdown({"instruction": HOSTILE, "output": "ok"}, "alpaca"), HOSTILE)
+    assert_inert(sample_markdown({"text": "one line " + HOSTILE.replace("\n", " ")}, "text"), "one line " + HOSTILE.replace("\n", " "))
+    # text with backticks cannot close its code block and go on as Markdown
+    broken = "```\nend of code\n```\n![pixel](https://tracker.example/p.png) ```` more"
+    assert_inert(sample_markdown({"messages": [{"role": "user", "content": broken}]}, "messages"))
+    assert_inert(sample_markdown({"messages": [{"role": "![r](https://x.example/r.png)", "content": "hi"}]}, "messages"))
+
+
+def test_gaps_and_why_render_model_text_inert():
+    gap = type("Gap", (), {"id": "G1", "subgoal_id": "S1", "label": HOSTILE, "description": HOSTILE, "size": 3})
+    assert_inert(gaps_markdown([gap]))
+    example = {"sample_id": "s`![i](https://x.example/i.png)`", "score": 2, "explanation": HOSTILE}
+    facts = {"subgoal": {"id": "S1", "title": "T"}, "samples": 3, "coverage": {"supporting": 0, "share_pct": "0%", "weak": True},
+             "gaps": [{"id": "G1", "label": HOSTILE, "description": HOSTILE, "size": 3, "what_would_close_it": HOSTILE, "examples": [example]}],
+             "best_supporting_samples": [example]}
+    assert_inert(why_markdown("S1", HOSTILE, facts).replace("| **S1 T** |", "| S1 T |"))
