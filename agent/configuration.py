@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from goalcover.tools.settings import ModelConfig
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.settings import ModelConfig
+from goalcover.tools.core.workspace import Workspace
 
 
 class AgentLimits(BaseSettings):

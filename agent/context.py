@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.state import State
-from goalcover.tools.goal import current_goal
-from goalcover.tools.models import Goal, Subgoal
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.goal import current_goal
+from goalcover.tools.core.shapes import Goal, Subgoal
+from goalcover.tools.core.workspace import Workspace
 
 SubgoalRef = str  # "S3"; the engine says which ids exist when one does not
 

@@ -13,8 +13,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from goalcover.tools.errors import BadInput
-from goalcover.tools.models import Subgoal
+from goalcover.tools.core.errors import BadInput
+from goalcover.tools.core.shapes import Subgoal
 
 
 def _normalise_id(value):

@@ -23,7 +23,7 @@ from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.nodes import make_nodes, pending_calls
 from goalcover.agent.state import InputState, State
 from goalcover.agent.tools import TOOLS, tool_spec
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.workspace import Workspace
 
 
 def build_graph(
@@ -36,7 +36,7 @@ def build_graph(
     """The compiled graph for one workspace. `checkpointer` defaults to none (pass `await
     open_checkpointer(ws)` for threads that survive the process); `model` defaults to ChatOpenAI for the
     agent role. Drive it with `astream`/`ainvoke`; raises ConfigError when no agent model is configured."""
-    from goalcover.tools.llm import make_chat_model
+    from goalcover.tools.judge.llm import make_chat_model
 
     config = config or AgentConfig.from_workspace(ws)
     llm = model or make_chat_model(config.model, max_retries=ws.settings.max_retries)

@@ -12,8 +12,8 @@ from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.prompts import TOOL_RESULT
 from goalcover.agent.state import State
 from goalcover.agent.tools import ToolResult
-from goalcover.tools.untrusted import untrusted
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.untrusted import untrusted
+from goalcover.tools.core.workspace import Workspace
 
 # A `</sample>` or `</data>` (in any spelling) written inside a sample cannot close the block it sits in.
 escape_tags = untrusted
@@ -83,8 +83,8 @@ def close_dangling_calls(messages: list[AnyMessage]) -> list[AnyMessage]:
 
 def workspace_facts(ws: Workspace, state: State) -> dict[str, Any]:
     """What the workspace holds now, as state updates (the CLI may have changed it between turns)."""
-    from goalcover.tools.dataset import describe
-    from goalcover.tools.goal import current_goal
+    from goalcover.tools.data.ingest import describe
+    from goalcover.tools.core.goal import current_goal
 
     facts: dict[str, Any] = {}
     count = ws.store.count_samples()

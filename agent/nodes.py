@@ -19,8 +19,8 @@ from goalcover.agent.history import bounded_history, close_dangling_calls, rende
 from goalcover.agent.prompts import SYSTEM
 from goalcover.agent.state import State
 from goalcover.agent.tools import BY_NAME, PAID, ToolContext, ToolResult, args_model
-from goalcover.tools.errors import GoalCoverError, describe_validation_error
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.errors import GoalCoverError, describe_validation_error
+from goalcover.tools.core.workspace import Workspace
 
 APPROVED, DECLINED = "approved", "declined"
 

@@ -22,10 +22,10 @@ from langgraph.types import Command
 
 from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.graph import build_graph
-from goalcover.agent.probe import ensure_tool_calling
+from goalcover.agent.tool_check import ensure_tool_calling
 from goalcover.agent.threads import new_thread_id, open_checkpointer, remember_thread, thread_config
-from goalcover.tools.errors import GoalCoverError
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.errors import GoalCoverError
+from goalcover.tools.core.workspace import Workspace
 
 
 @dataclass
@@ -107,7 +107,7 @@ class Session:
         """Build the graph on the workspace's checkpointer and, once per model and endpoint, check that
         the agent model can call tools. Raises ConfigError (no model) and GoalCoverError (the model
         cannot call tools or cannot be reached)."""
-        from goalcover.tools.llm import make_chat_model
+        from goalcover.tools.judge.llm import make_chat_model
 
         config = config or AgentConfig.from_workspace(ws)
         owned = None if model is not None else make_chat_model(config.model, max_retries=ws.settings.max_retries)

@@ -13,8 +13,8 @@ import uuid
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from goalcover.tools.store import LAST_THREAD_KEY
-from goalcover.tools.workspace import DB_NAME, Workspace
+from goalcover.tools.core.store import LAST_THREAD_KEY
+from goalcover.tools.core.workspace import DB_NAME, Workspace
 
 BUSY_TIMEOUT_S = 30
 

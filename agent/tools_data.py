@@ -8,15 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from goalcover.agent.context import NoArgs, SubgoalRef, ToolContext, ToolResult, draft_view, workspace_goal
-from goalcover.tools.coverage import JUDGE_KEY, sample_scores
-from goalcover.tools.fit import fit_view
+from goalcover.tools.measure.coverage import JUDGE_KEY, sample_scores
+from goalcover.tools.judge.fit import fit_view
 
 # --- the dataset ------------------------------------------------------------------------------------
 
 async def describe_dataset(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """What the workspace holds: number of samples, format, source files, length statistics, the approved
     goal (if any) and whether samples have been scored."""
-    from goalcover.tools.dataset import describe
+    from goalcover.tools.data.ingest import describe
 
     info = describe(ctx.ws)
     goal = workspace_goal(ctx.ws)
@@ -45,8 +45,8 @@ class SearchArgs(BaseModel):
 async def search_samples(ctx: ToolContext, args: SearchArgs) -> ToolResult:
     """Semantic search over the samples, optionally filtered by judge scores (after scoring) or metadata.
     Returns sample ids, similarity, scores and the start of each sample's text."""
-    from goalcover.tools.dataset import search
-    from goalcover.tools.index import parse_where
+    from goalcover.tools.data.ingest import search
+    from goalcover.tools.data.index import parse_where
 
     clauses = [f"score_{f.subgoal.upper()}{f.op}{f.score}" for f in args.scores] + list(args.where)
     hits = await asyncio.to_thread(search, ctx.ws, args.query, args.k, parse_where(clauses))

@@ -7,7 +7,7 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from goalcover.agent.context import SubgoalRef, ToolContext, ToolResult
-from goalcover.tools.plans import gaps_plan, synthesis_plan
+from goalcover.tools.core.plans import gaps_plan, synthesis_plan
 
 # --- gaps, why, synthesis, review, export -----------------------------------------------------------
 
@@ -21,7 +21,7 @@ async def find_gaps(ctx: ToolContext, args: GapsArgs) -> ToolResult:
     """Capability gaps of weak subgoals: the judge's low-score explanations clustered by what is missing,
     each named, with its size, what would close it and representative sample ids. The first run names
     gaps with a few agent-model calls; unchanged data costs nothing again."""
-    from goalcover.tools.gaps import find_gaps as engine_find_gaps
+    from goalcover.tools.fill.gaps import find_gaps as engine_find_gaps
 
     # Labelling is paid but small and cached, so it is shown before it runs rather than asked for.
     plan = await asyncio.to_thread(gaps_plan, ctx.ws, args.subgoal_id)
@@ -54,7 +54,7 @@ async def why_weak(ctx: ToolContext, args: WhyArgs) -> ToolResult:
     """Why one subgoal is weakly covered, from the data: computed facts (its coverage against the other
     subgoals, its gaps with sizes, example samples with the judge's explanations, the best supporting
     samples) and a short answer whose every number and id was checked against those facts."""
-    from goalcover.tools.why import why
+    from goalcover.tools.fill.why import why
 
     answer = await why(ctx.ws, args.subgoal_id)
     return ToolResult(
@@ -74,8 +74,8 @@ class SynthesizeArgs(BaseModel):
 def synthesis_preview(ctx: ToolContext, args: SynthesizeArgs) -> dict:
     """The plan the user approves before synthesize_samples spends anything: {"plan": PaidPlan fields plus
     gap_id and candidates, "question"}."""
-    from goalcover.tools.gaps import get_gap
-    from goalcover.tools.synthesis import BATCH
+    from goalcover.tools.fill.gaps import get_gap
+    from goalcover.tools.fill.synthesis import BATCH
 
     shown = synthesis_plan(ctx.ws, args.gap_id, args.n)
     gap = get_gap(ctx.ws, args.gap_id)
@@ -92,7 +92,7 @@ async def synthesize_samples(ctx: ToolContext, args: SynthesizeArgs) -> ToolResu
     """Generate new training samples for one gap, in the dataset's own shape (paid: the synth model writes
     them and the judge scores them; the user confirms first). Duplicates and samples the judge does not
     find supporting the subgoal are dropped; the kept ones wait for the user's review."""
-    from goalcover.tools.synthesis import synthesize
+    from goalcover.tools.fill.synthesis import synthesize
 
     ctx.emit({"progress": {"tool": "synthesize_samples", "stage": f"generating {args.n} candidates"}})
     result = await synthesize(ctx.ws, args.gap_id, args.n, args.guidance)
@@ -115,7 +115,7 @@ async def review_synthetic(ctx: ToolContext, args: ReviewArgs) -> ToolResult:
     """List the synthetic samples (state proposed, accepted or rejected; text, judge score and
     explanation) and, only when the user says so, accept or reject them by id. Accepted samples count in
     coverage ("after") and can be exported."""
-    from goalcover.tools.synthesis import list_synthetic, review
+    from goalcover.tools.fill.synthesis import list_synthetic, review
 
     if args.accept or args.reject:
         items = review(ctx.ws, list(args.accept), list(args.reject), args.gap_id)
@@ -143,7 +143,7 @@ class ExportArgs(BaseModel):
 async def export_dataset(ctx: ToolContext, args: ExportArgs) -> ToolResult:
     """Write the dataset in its own format into the workspace's exports/ folder (never anywhere else),
     optionally without off-goal samples and with the accepted synthetic samples, plus a manifest.json."""
-    from goalcover.tools.exports_folder import export_to_workspace
+    from goalcover.tools.data.exports_folder import export_to_workspace
 
     result = await asyncio.to_thread(
         export_to_workspace, ctx.ws, args.filename, drop_off_goal=args.drop_off_goal, with_synthetic=args.with_synthetic

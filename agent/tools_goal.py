@@ -9,10 +9,10 @@ from pydantic import BaseModel, Field
 
 from goalcover.agent.context import NoArgs, ToolContext, ToolResult, draft_view, subgoal_lines, workspace_goal
 from goalcover.agent.draft import EditOp, apply_edits
-from goalcover.tools.errors import BadInput
-from goalcover.tools.goal import propose_subgoals as engine_propose
-from goalcover.tools.goal import save_goal
-from goalcover.tools.models import Goal, Subgoal
+from goalcover.tools.core.errors import BadInput
+from goalcover.tools.core.goal import propose_subgoals as engine_propose
+from goalcover.tools.core.goal import save_goal
+from goalcover.tools.core.shapes import Goal, Subgoal
 
 # --- the goal ---------------------------------------------------------------------------------------
 

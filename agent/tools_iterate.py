@@ -13,7 +13,7 @@ async def dataset_history(ctx: ToolContext, args: NoArgs) -> ToolResult:
     """The dataset's versions (every ingest that changed it, every review that changed the accepted fills),
     oldest first, each with its coverage per subgoal recomputed from cached judgments (share, interval,
     weak). No model call."""
-    from goalcover.tools.versions import history
+    from goalcover.tools.history.versions import history
 
     found = await asyncio.to_thread(history, ctx.ws)
     rows = [
@@ -35,7 +35,7 @@ async def diff_versions(ctx: ToolContext, args: DiffArgs) -> ToolResult:
     """What changed between two dataset versions: per subgoal the share before and after, the change and
     whether it is significant (Fisher's exact test); gaps closed, opened and changed; samples added,
     removed and changed; regressions. From cached judgments: no model call."""
-    from goalcover.tools.diff import diff
+    from goalcover.tools.history.diff import diff
 
     found = await asyncio.to_thread(diff, ctx.ws, args.from_version, args.to_version)
     moved = [d.id for d in found.subgoals if d.significant]
@@ -53,7 +53,7 @@ class PoolFillArgs(BaseModel):
 def pool_fill_preview(ctx: ToolContext, args: PoolFillArgs) -> dict | None:
     """The plan the user approves before fill_from_pool judges anything: {"plan": {rows, cost, …}, "question"};
     None when nothing would be paid (every pair cached, or nothing to judge)."""
-    from goalcover.tools.pool import pool_fill_plan
+    from goalcover.tools.fill.pool import pool_fill_plan
 
     plan = pool_fill_plan(ctx.ws, args.gap_id, args.n)
     if not plan.to_score:
@@ -69,7 +69,7 @@ async def fill_from_pool(ctx: ToolContext, args: PoolFillArgs) -> ToolResult:
     """Fill a gap with real samples from the pool (`goalcover pool add FILE` filled it): the nearest pool
     samples to the gap, judged against every subgoal (paid: the user confirms first), kept if they support
     the gap's subgoal, near-duplicates dropped; kept ones wait for review with their pool file and line."""
-    from goalcover.tools.pool import fill_from_pool as engine_fill
+    from goalcover.tools.fill.pool import fill_from_pool as engine_fill
 
     ctx.emit({"progress": {"tool": "fill_from_pool", "stage": f"retrieving and judging pool samples for {args.gap_id}"}})
     result = await engine_fill(ctx.ws, args.gap_id, args.n)
@@ -87,7 +87,7 @@ async def verify_fill(ctx: ToolContext, args: VerifyArgs) -> ToolResult:
     """Did the accepted fills close their gap? The target subgoal's share without and with them (95%
     intervals), the gap's status (closed, shrunk, open), regressions on other subgoals, and the effective
     count of added support (near-duplicates once). No model call."""
-    from goalcover.tools.verify import verify
+    from goalcover.tools.fill.verify import verify
 
     found = await asyncio.to_thread(verify, ctx.ws, args.gap_id)
     return ToolResult(found.model_dump(), "; ".join(f"{v.gap_id} {v.status}" for v in found.gaps)

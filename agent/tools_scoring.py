@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 
 from goalcover.agent.context import SubgoalRef, ToolContext, ToolResult, workspace_goal
 from goalcover.agent.tools_goal import require_no_draft
-from goalcover.tools import scoring
-from goalcover.tools.coverage import coverage as coverage_report
-from goalcover.tools.coverage import sample_scores
-from goalcover.tools.errors import BadInput
-from goalcover.tools.plans import scoring_plan
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import coverage as coverage_report
+from goalcover.tools.measure.coverage import sample_scores
+from goalcover.tools.core.errors import BadInput
+from goalcover.tools.core.plans import scoring_plan
 
 # --- scoring ----------------------------------------------------------------------------------------
 
@@ -43,7 +43,7 @@ def _mode(ctx: ToolContext, args: ScoringArgs) -> str:
 
 
 def _plan(ctx: ToolContext, mode: str, sample: int | None = None) -> dict:
-    from goalcover.tools.plans import sampled_plan
+    from goalcover.tools.core.plans import sampled_plan
 
     plan, _, _ = scoring.plan(ctx.ws, mode)  # type: ignore[arg-type]
     return (sampled_plan(plan, sample) if sample is not None else plan).model_dump()
@@ -76,7 +76,7 @@ async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
         ctx.progress("run_scoring", done, total, **fields)
 
     if args.sample is not None:
-        from goalcover.tools.sampled import score_sampled
+        from goalcover.tools.measure.sampled import score_sampled
 
         result = await score_sampled(ctx.ws, _mode(ctx, args), n=args.sample, max_cost=args.max_cost, progress=progress)
     else:

@@ -12,7 +12,7 @@ prompt of one record with the response of another; every pair distinct). Two ora
 
 Embedding 10⁵ joined texts takes ~15 min on this CPU, so a sample's vector is the normalised sum of its
 prompt's and its response's MiniLM vectors (tools.embeddings.embed, each distinct text once, cached in
-~/.cache/goalcover/bench_cascade); the statistics are the engine's own (tools/ppi.py), on arrays.
+~/.cache/goalcover/bench_cascade); the statistics are the engine's own (tools/measure/ppi.py), on arrays.
 
 Per size and oracle it reports:
 - calls for ±2 points (interval width < 4 points) on every target: with the predictor (PPI++ on a simple
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from goalcover.tools.ppi import Stratum, cascade_quality, fit, ppi_share, thresholds
+from goalcover.tools.measure.ppi import Stratum, cascade_quality, fit, ppi_share, thresholds
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 FILES = {"contracts": "contracts_alpaca.jsonl", "code": "mbpp_alpaca.jsonl", "selfinstruct": "selfinstruct_alpaca.jsonl"}
@@ -85,7 +85,7 @@ def vectors_of(texts: list[str], name: str) -> np.ndarray:
     path = CACHE / f"{name}-{key}.npy"
     if path.exists():
         return np.load(path)
-    from goalcover.tools.embeddings import embed
+    from goalcover.tools.data.embeddings import embed
 
     got = embed(texts, 64)
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from goalcover.tools import embeddings
-from goalcover.tools.ingest import read_samples
+from goalcover.tools.data import embeddings
+from goalcover.tools.data.records import read_samples
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 AGREEMENT_TARGET = 0.95

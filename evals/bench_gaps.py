@@ -16,7 +16,7 @@ import tracemalloc
 
 import numpy as np
 
-from goalcover.tools.gaps import cluster
+from goalcover.tools.fill.gaps import cluster
 
 
 def explanation_like(n: int, topics: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

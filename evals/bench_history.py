@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from goalcover.tools import history_store as hs
-from goalcover.tools.coverage import coverage
-from goalcover.tools.goal import save_goal
-from goalcover.tools.models import Goal, Subgoal
-from goalcover.tools.store import JUDGE_KEY
-from goalcover.tools.versions import coverage_of, record_snapshot, record_version
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.history import history_store as hs
+from goalcover.tools.measure.coverage import coverage
+from goalcover.tools.core.goal import save_goal
+from goalcover.tools.core.shapes import Goal, Subgoal
+from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.history.versions import coverage_of, record_snapshot, record_version
+from goalcover.tools.core.workspace import Workspace
 
 
 def _h(text: str) -> str:

@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.embeddings import embed
-from goalcover.tools.ingest import read_samples
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.data.embeddings import embed
+from goalcover.tools.data.records import read_samples
+from goalcover.tools.core.workspace import Workspace
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 
@@ -48,7 +48,7 @@ def memory_child(path: Path | str, workspace: Path | str) -> None:
     """Run in a fresh process: ingest `path` with a stand-in embedder; print RSS figures (MiB) as JSON."""
     import numpy as np
 
-    from goalcover.tools import embeddings
+    from goalcover.tools.data import embeddings
 
     rng = np.random.default_rng(0)
 
@@ -72,7 +72,7 @@ def chroma_child(n: int | str, workspace: Path | str) -> None:
     documents and the same metadata keys in chunks of 256, as ingest writes them; RSS figures as JSON."""
     import numpy as np
 
-    from goalcover.tools.index import Index
+    from goalcover.tools.data.index import Index
 
     n = int(n)
     index = Index(Path(workspace))

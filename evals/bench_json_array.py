@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from goalcover.tools.ingest import scan
+from goalcover.tools.data.records import scan
 
 SOURCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft" / "contracts_alpaca.jsonl"
 

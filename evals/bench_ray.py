@@ -35,10 +35,10 @@ from pathlib import Path
 
 from goalcover.evals.bench_scoring import DEFAULT_DATASETS, GOAL, MODEL, FakeProcess
 from goalcover.testing import Faults
-from goalcover.tools import scoring
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.goal import save_goal
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.judge import scoring
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.core.goal import save_goal
+from goalcover.tools.core.workspace import Workspace
 
 LATENCY_S = 0.2
 ACTOR_LEVELS = (1, 2, 4)
@@ -125,7 +125,7 @@ def main() -> None:
     import ray
 
     from goalcover.testing.ray_cluster import local_cluster
-    from goalcover.tools.ray_engine import score_on_ray
+    from goalcover.tools.scale.ray_engine import score_on_ray
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     try:

@@ -81,13 +81,13 @@ def _rss_mb() -> float:
 
 def run_stage(stage: str, workspace: Path, data: Path, base_url: str, concurrency: int) -> dict:
     """One stage, in this (child) process; returns seconds, peak and start RSS (MiB) and a detail line."""
-    from goalcover.tools import scoring
-    from goalcover.tools.coverage import coverage
-    from goalcover.tools.dataset import ingest_file
-    from goalcover.tools.export import export
-    from goalcover.tools.gaps import find_gaps
-    from goalcover.tools.goal import save_goal
-    from goalcover.tools.workspace import Workspace
+    from goalcover.tools.judge import scoring
+    from goalcover.tools.measure.coverage import coverage
+    from goalcover.tools.data.ingest import ingest_file
+    from goalcover.tools.data.export import export
+    from goalcover.tools.fill.gaps import find_gaps
+    from goalcover.tools.core.goal import save_goal
+    from goalcover.tools.core.workspace import Workspace
     from goalcover.evals.bench_scoring import GOAL
 
     start_rss = _rss_mb()

@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from goalcover.testing import FakeOpenAI, Faults
-from goalcover.tools import scoring
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.goal import save_goal
-from goalcover.tools.models import Goal, Subgoal
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.judge import scoring
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.core.goal import save_goal
+from goalcover.tools.core.shapes import Goal, Subgoal
+from goalcover.tools.core.workspace import Workspace
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 # Self-instruct's user-oriented tasks, topped up with MBPP when the largest level needs more samples.

@@ -30,10 +30,10 @@ from goalcover.evals.harness import (
     Judge, cohens_d, endpoint, log, mean, num, parser, pct, read_jsonl, relative_drop, rounded, save, table,
     write_jsonl,
 )
-from goalcover.tools import scoring
-from goalcover.tools.coverage import sample_scores, sample_weighted
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.goal import load_goal_file, save_goal
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import sample_scores, sample_weighted
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.core.goal import load_goal_file, save_goal
 
 PAPER = {"target_drop": 0.256, "others_drop": 0.021, "cohens_d": 1.24}
 Scores = dict[str, dict[str, float]]  # sample id -> subgoal id -> score (1-5 verdict or G-Eval weighted)

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from goalcover.evals.corruption import DOMAINS, Scores, analyse, summarize
-from goalcover.tools.goal import load_goal_file
+from goalcover.tools.core.goal import load_goal_file
 
 
 def _rebuild(per_sample: dict, keep: set[str]) -> tuple[Scores, dict[str, tuple[list[str], Scores]]]:

@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from goalcover.testing import ChatRequest, FakeOpenAI, Reply
-from goalcover.tools import scoring
-from goalcover.tools.coverage import sample_scores
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.estimate import estimate
-from goalcover.tools.goal import current_goal, load_goal_file, save_goal
-from goalcover.tools.strata import SampleDesign, allocate, make_strata, sample_sources, sample_vectors, shuffle
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import sample_scores
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.measure.estimate import estimate
+from goalcover.tools.core.goal import current_goal, load_goal_file, save_goal
+from goalcover.tools.measure.strata import SampleDesign, allocate, make_strata, sample_sources, sample_vectors, shuffle
+from goalcover.tools.core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 SFT = ROOT / "tests" / "data" / "sft"

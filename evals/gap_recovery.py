@@ -36,11 +36,11 @@ from pathlib import Path
 import yaml
 
 from goalcover.evals.harness import GOALS, SFT, Judge, endpoint, log, num, parser, read_jsonl, save, table, write_jsonl
-from goalcover.tools import scoring
-from goalcover.tools.coverage import coverage
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.gaps import find_gaps
-from goalcover.tools.goal import load_goal_file, save_goal
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import coverage
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.fill.gaps import find_gaps
+from goalcover.tools.core.goal import load_goal_file, save_goal
 
 DATA = SFT / "selfinstruct_alpaca.jsonl"
 GOAL_FILE = GOALS / "selfinstruct.yaml"

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from goalcover.tools.errors import GoalCoverError
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.errors import GoalCoverError
+from goalcover.tools.core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 SFT = ROOT / "tests" / "data" / "sft"  # vendored real datasets (tests/data/README.md)
@@ -89,7 +89,7 @@ def endpoint(args: argparse.Namespace) -> Iterator[Judge]:
     base_url, model, local = args.base_url, args.model, False
     try:
         if args.gguf:
-            from goalcover.tools.local import serve
+            from goalcover.tools.judge.local import serve
 
             proc = serve(args.gguf, port=args.port)
             base_url, model, local = f"http://127.0.0.1:{args.port}/v1", args.gguf.stem, True
@@ -110,7 +110,7 @@ def endpoint(args: argparse.Namespace) -> Iterator[Judge]:
         raise SystemExit(f"error: {exc}") from None
     finally:
         if proc is not None:
-            from goalcover.tools.local import stop
+            from goalcover.tools.judge.local import stop
 
             stop(proc)
 

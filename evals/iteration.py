@@ -35,15 +35,15 @@ import yaml
 
 from goalcover.evals.harness import GOALS, RESULTS, SFT, log, read_jsonl, save, table, write_jsonl
 from goalcover.testing import ChatRequest, FakeOpenAI, Reply
-from goalcover.tools import scoring
-from goalcover.tools.coverage import coverage
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.gaps import find_gaps
-from goalcover.tools.goal import load_goal_file, save_goal
-from goalcover.tools.pool import add_to_pool, fill_from_pool, provenance
-from goalcover.tools.synthesis import review
-from goalcover.tools.verify import verify
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import coverage
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.fill.gaps import find_gaps
+from goalcover.tools.core.goal import load_goal_file, save_goal
+from goalcover.tools.fill.pool import add_to_pool, fill_from_pool, provenance
+from goalcover.tools.fill.synthesis import review
+from goalcover.tools.fill.verify import verify
+from goalcover.tools.core.workspace import Workspace
 
 DATA = SFT / "selfinstruct_alpaca.jsonl"
 GOAL_FILE = GOALS / "selfinstruct.yaml"

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from goalcover.evals.corruptions import DOMAINS, pick
 from goalcover.evals.harness import Judge, endpoint, log, mean, num, parser, pct, read_jsonl, rounded, save, table, write_jsonl
-from goalcover.tools import scoring
-from goalcover.tools.coverage import JUDGE_KEY
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.goal import load_goal_file, save_goal
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import JUDGE_KEY
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.core.goal import load_goal_file, save_goal
 
 MODES = ("batched", "pair")
 

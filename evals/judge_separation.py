@@ -6,7 +6,7 @@ S1 "Account termination and suspension", then reports the mean score of each gro
 the chance a relevant sample outscores an irrelevant one, ties count half), accuracy at the support
 threshold, failures, and the endpoint's speed (prompt and completion tokens per second of wall time).
 
-With `--mode probe` the judge answers one yes/no token per pair and its score is P(yes) (tools/probe.py);
+With `--mode probe` the judge answers one yes/no token per pair and its score is P(yes) (tools/judge/probe.py);
 the weighted figures are then P(yes) mapped through GOALCOVER_PROBE_THRESHOLDS (1 + 4·P(yes) at the
 defaults), and the raw P(yes) values are listed to calibrate the probe's
 1-5 cut points on. With `--logprobs K` the judge also asks for the top K token logprobs and the same figures are given for
@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 
 from goalcover.evals.harness import endpoint, slug
-from goalcover.tools import scoring
-from goalcover.tools.coverage import sample_scores, sample_weighted
-from goalcover.tools.probe import p_from_weighted
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.goal import load_goal_file, save_goal
-from goalcover.tools.models import Goal
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import sample_scores, sample_weighted
+from goalcover.tools.judge.probe import p_from_weighted
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.core.goal import load_goal_file, save_goal
+from goalcover.tools.core.shapes import Goal
+from goalcover.tools.core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 SFT = ROOT / "tests" / "data" / "sft"  # vendored real datasets (tests/data/README.md)

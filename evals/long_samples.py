@@ -6,7 +6,7 @@
    judge context (fit.DEFAULT_CONTEXT_TOKENS) and at `goalcover local serve`'s 4,096 tokens. Samples whose
    record does not rebuild its text in parts (fit.sample_parts falls back to one part) are counted too.
 2. Builds a 40,000-character sample of each shape from that data (`long_samples`, also used by
-   tests/tools/test_fit.py) and prints, per shape, how its judge prompt is fitted at 4,096 tokens:
+   tests/tools/judge/test_fit.py) and prints, per shape, how its judge prompt is fitted at 4,096 tokens:
    characters kept and cut, the roles cut, and whether the whole response and instruction are in it.
 
     python -m goalcover.evals.long_samples [--datasets DIR] [--show SHAPE]
@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from goalcover.tools.fit import DEFAULT_CONTEXT_TOKENS, Part, fit_sample, sample_parts
-from goalcover.tools.ingest import parse_record, read_samples
-from goalcover.tools.models import Goal, Sample
-from goalcover.tools.readers import RawRecord
+from goalcover.tools.judge.fit import DEFAULT_CONTEXT_TOKENS, Part, fit_sample, sample_parts
+from goalcover.tools.data.records import parse_record, read_samples
+from goalcover.tools.core.shapes import Goal, Sample
+from goalcover.tools.data.readers import RawRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "tests" / "data"
@@ -116,7 +116,7 @@ def load_goal(name: str) -> Goal:
 def changed_counts(data: Path = DATASETS) -> list[dict[str, Any]]:
     """Per shared file: samples, samples whose parts do not rebuild the text, and per (context, mode)
     the samples whose judge prompt differs from the one before the fit rule."""
-    from goalcover.tools.scoring import judge_text
+    from goalcover.tools.judge.scoring import judge_text
 
     rows = []
     for path in sorted((data / "sft").glob("*.jsonl")):
@@ -136,7 +136,7 @@ def describe(name: str, sample: Sample, instructions: list[str], responses: list
              context: int = LOCAL_CONTEXT_TOKENS, mode: str = "batched") -> dict[str, Any]:
     """How one sample's judge text is fitted: characters of the sample and of the fitted text, characters
     cut, roles cut, and whether every instruction and response text is whole in it."""
-    from goalcover.tools.scoring import sample_budget
+    from goalcover.tools.judge.scoring import sample_budget
 
     budget = sample_budget(goal, mode, False, context)  # type: ignore[arg-type]
     fitted = fit_sample(sample, budget)
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, (sample, instructions, responses) in built.items():
         print("  " + "  ".join(f"{k}={v}" for k, v in describe(name, sample, instructions, responses, goal).items()))
     if args.show:
-        from goalcover.tools.scoring import judge_text
+        from goalcover.tools.judge.scoring import judge_text
 
         text, tag = judge_text(goal, built[args.show][0], "batched", False, LOCAL_CONTEXT_TOKENS)
         print(f"\n--- {args.show}: fitted judge text (fit tag {tag!r}) ---\n{text}")

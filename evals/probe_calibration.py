@@ -32,7 +32,7 @@ from pathlib import Path
 
 from goalcover.evals.harness import RESULTS, save, table
 from goalcover.evals.judge_separation import auc
-from goalcover.tools.probe import p_from_weighted, to_verdict
+from goalcover.tools.judge.probe import p_from_weighted, to_verdict
 
 DEFAULT_CUTS = (0.125, 0.375, 0.625, 0.875)
 GAP = 0.005

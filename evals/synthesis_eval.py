@@ -25,12 +25,12 @@ from pathlib import Path
 
 from goalcover.evals.corruptions import CONTRACT_TOPICS
 from goalcover.evals.harness import GOALS, SFT, Judge, endpoint, log, num, parser, read_jsonl, rounded, save, table, write_jsonl
-from goalcover.tools import scoring
-from goalcover.tools.coverage import coverage
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.gaps import find_gaps
-from goalcover.tools.goal import load_goal_file, save_goal
-from goalcover.tools.synthesis import review, synthesize
+from goalcover.tools.judge import scoring
+from goalcover.tools.measure.coverage import coverage
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.fill.gaps import find_gaps
+from goalcover.tools.core.goal import load_goal_file, save_goal
+from goalcover.tools.fill.synthesis import review, synthesize
 
 DATA = SFT / "contracts_alpaca.jsonl"
 GOAL_FILE = GOALS / "contracts.yaml"

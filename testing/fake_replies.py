@@ -57,7 +57,7 @@ def default_reply(req: ChatRequest) -> Reply:
 
 
 def is_yes_no_probe(req: ChatRequest) -> bool:
-    """A probe judge's request (tools/probe.py's probe_body): one output token with logprobs asked for.
+    """A probe judge's request (tools/judge/probe.py's probe_body): one output token with logprobs asked for.
     The default answer is then one word, "yes" or "no" (by the request's digest), whose logprobs weigh the
     other answer too (fake_wire), as a real model's first token would."""
     limit = req.body.get("max_tokens", req.body.get("max_completion_tokens"))

@@ -33,7 +33,7 @@ def _isolated_env(monkeypatch, tmp_path):
 
 @pytest.fixture
 def workspace(tmp_path):
-    from goalcover.tools.workspace import Workspace
+    from goalcover.tools.core.workspace import Workspace
 
     with Workspace.open(tmp_path / "ws") as ws:
         yield ws

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from goalcover.tools import plans
-from goalcover.tools.errors import BadInput, GoalCoverError
+from goalcover.tools.core import plans
+from goalcover.tools.core.errors import BadInput, GoalCoverError
 from goalcover.ui import views
 from goalcover.ui.output import ProgressLine, action
 from goalcover.ui.views import call
@@ -48,7 +48,7 @@ class Actions:
     # --- the goal -------------------------------------------------------------------------------------
     async def propose(self, goal: str) -> None:
         """Split the goal into subgoals (the engine's proposal, as the agent's propose_subgoals)."""
-        from goalcover.tools.goal import propose_subgoals
+        from goalcover.tools.core.goal import propose_subgoals
 
         await self.say(f"My goal: {goal}")
         line = ProgressLine("propose_subgoals")
@@ -60,8 +60,8 @@ class Actions:
 
     async def approve_goal(self) -> None:
         """Save the draft (the one the agent or the Propose button made) as the workspace's goal."""
-        from goalcover.tools.goal import save_goal
-        from goalcover.tools.models import Goal, Subgoal
+        from goalcover.tools.core.goal import save_goal
+        from goalcover.tools.core.shapes import Goal, Subgoal
 
         draft, text = await self.chat.current_draft()
         if not draft:
@@ -85,7 +85,7 @@ class Actions:
                             [action("score_run", "Run it"), _not_now()])
 
     async def score_run(self) -> None:
-        from goalcover.tools import scoring
+        from goalcover.tools.judge import scoring
 
         await self.say("Run the scoring.")
         line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge", need_key=False)))
@@ -103,7 +103,7 @@ class Actions:
         )
 
     async def scoring_stopped(self) -> None:
-        from goalcover.tools import scoring
+        from goalcover.tools.judge import scoring
 
         try:
             plan, _, _ = await asyncio.to_thread(scoring.plan, self.ws)
@@ -122,8 +122,8 @@ class Actions:
     async def report(self) -> None:
         import chainlit as cl
 
-        from goalcover.tools.coverage import coverage
-        from goalcover.tools.report import render as render_report
+        from goalcover.tools.measure.coverage import coverage
+        from goalcover.tools.measure.report import render as render_report
 
         report = await call(coverage, self.ws)
         if not report.judge:
@@ -142,7 +142,7 @@ class Actions:
 
     async def judge_label(self, payload: dict) -> None:
         """Store the user's verdict on the pair the button carried, then show the next one."""
-        from goalcover.tools.calibration import save_label
+        from goalcover.tools.judge.calibration import save_label
 
         pair = {k: payload[k] for k in ("sample_hash", "subgoal_hash", "sample_id", "subgoal_id", "score")}
         user = payload.get("user_score")
@@ -151,7 +151,7 @@ class Actions:
         await views.judge_check_view(self.out, self.ws, f"{pair['subgoal_id']} × `{pair['sample_id']}`: {said}. Next:")
 
     async def judge_check_done(self) -> None:
-        from goalcover.tools.calibration import agreement_now
+        from goalcover.tools.judge.calibration import agreement_now
 
         found = await asyncio.to_thread(agreement_now, self.ws)
         text = views.agreement_markdown(found) or "No labels yet."
@@ -164,7 +164,7 @@ class Actions:
 
     async def judge_apply(self, subgoal_id: str) -> None:
         """The user's labels of one subgoal become its rubric anchors; then the scoring plan (that subgoal only)."""
-        from goalcover.tools.calibration import apply_labels
+        from goalcover.tools.judge.calibration import apply_labels
 
         await self.say(f"Use my scores as examples for {subgoal_id}.")
         _, new = await asyncio.to_thread(apply_labels, self.ws, subgoal_id)
@@ -175,7 +175,7 @@ class Actions:
     # --- gaps and why ---------------------------------------------------------------------------------
     async def find_gaps(self) -> None:
         """The gap-labelling plan; clustering and labels run on "Run it"."""
-        from goalcover.tools.coverage import coverage
+        from goalcover.tools.measure.coverage import coverage
 
         report = await call(coverage, self.ws)
         weak = [s.id for s in report.subgoals if s.weak]
@@ -186,7 +186,7 @@ class Actions:
         await self.out.send(plan.markdown(), [action("gaps_run", "Run it"), _not_now()])
 
     async def gaps_run(self) -> None:
-        from goalcover.tools.gaps import find_gaps
+        from goalcover.tools.fill.gaps import find_gaps
 
         await self.say("Find the gaps of the weak subgoals.")
         line = ProgressLine("find_gaps")
@@ -196,7 +196,7 @@ class Actions:
 
     async def why(self, subgoal_id: str) -> None:
         """Why a subgoal is weak: the engine's grounded answer (read-only), with its facts beside it."""
-        from goalcover.tools.why import why
+        from goalcover.tools.fill.why import why
 
         await self.say(f"Why is {subgoal_id} weak?")
         answer = await why(self.ws, subgoal_id)
@@ -208,7 +208,7 @@ class Actions:
     # --- synthesis, review, export --------------------------------------------------------------------
     async def fill(self, gap_id: str, label: str, n: int = FILL_N) -> None:
         """The synthesis plan for a gap, if it is still the gap the button showed."""
-        from goalcover.tools.gaps import stored_gaps
+        from goalcover.tools.fill.gaps import stored_gaps
 
         gap = next((g for g in await call(stored_gaps, self.ws) if g.id == gap_id), None)
         if gap is None or (label and gap.label != label):
@@ -220,7 +220,7 @@ class Actions:
                             [action("fill_run", "Run it", gap_id=gap.id, n=n), _not_now()])
 
     async def fill_run(self, gap_id: str, n: int) -> None:
-        from goalcover.tools.synthesis import synthesize
+        from goalcover.tools.fill.synthesis import synthesize
 
         await self.say(f"Fill gap {gap_id} with {n} synthetic samples.")
         line = ProgressLine("synthesize_samples")
@@ -234,7 +234,7 @@ class Actions:
         await views.synthetic_view(self.out, self.ws)
 
     async def review(self, ids: list[str], accept: bool) -> None:
-        from goalcover.tools.synthesis import review
+        from goalcover.tools.fill.synthesis import review
 
         try:
             items = await call(review, self.ws, ids if accept else [], [] if accept else ids)
@@ -256,7 +256,7 @@ class Actions:
 
     async def export(self) -> None:
         """The export the agent's export_dataset tool writes, by the same engine function."""
-        from goalcover.tools.exports_folder import export_to_workspace
+        from goalcover.tools.data.exports_folder import export_to_workspace
 
         result = await call(export_to_workspace, self.ws)
         await views.export_view(self.out, self.ws, result)

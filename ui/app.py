@@ -18,7 +18,7 @@ import chainlit as cl
 import chainlit.auth.jwt
 import chainlit.config
 
-from goalcover.tools.settings import load_settings
+from goalcover.tools.core.settings import load_settings
 from goalcover.ui import webauth
 from goalcover.ui.webchat import WebChat
 

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from goalcover.tools.errors import BadInput, GoalCoverError
+from goalcover.tools.core.errors import BadInput, GoalCoverError
 from goalcover.ui.common import WorkspaceOpt, exit_now, run_alone
 from goalcover.ui.inert import inert
 
@@ -131,7 +131,7 @@ class Renderer:
             self.bar = None
 
     def approval(self, approval) -> None:
-        """The plan of a paid step as the engine wrote it (tools/plans.py), then the question."""
+        """The plan of a paid step as the engine wrote it (tools/core/plans.py), then the question."""
         plan = approval.plan or {}
         lines = [f"{what}: {value}" for what, value in plan.get("rows") or []]
         if plan.get("cost"):
@@ -208,7 +208,7 @@ async def chat_loop(
     with `thread=`). Raises BadInput for --thread with --new, ConfigError when no model is configured."""
     from goalcover.agent.session import Approval, Session
     from goalcover.agent.threads import last_thread
-    from goalcover.tools.workspace import Workspace
+    from goalcover.tools.core.workspace import Workspace
 
     if thread and new:
         raise BadInput("--thread and --new: give one or the other")
@@ -229,7 +229,7 @@ async def chat_loop(
                     console.print(inert(last.text, markup=False), markup=False, highlight=False, soft_wrap=True)
             else:
                 console.print(f"[dim]{escape(HELP)}[/]", highlight=False)
-            from goalcover.tools.versions import since_last_visit
+            from goalcover.tools.history.versions import since_last_visit
 
             if summary := await asyncio.to_thread(since_last_visit, ws):  # new versions, runs, fills, exports
                 console.print(summary, markup=False, highlight=False)

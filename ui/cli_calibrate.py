@@ -56,7 +56,7 @@ def calibrate(
     With --apply S3, S3's labels become scored examples in the judge's prompt for S3 (the disagreements
     first, up to 4); S3's cache key changes, so the next `goalcover score` re-scores S3 only.
     """
-    from goalcover.tools.calibration import agreement_now, apply_labels, save_label, to_review
+    from goalcover.tools.judge.calibration import agreement_now, apply_labels, save_label, to_review
 
     if apply:
         with open_workspace(workspace) as ws:

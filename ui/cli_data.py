@@ -51,8 +51,8 @@ def ingest(
     """
     from contextlib import nullcontext
 
-    from goalcover.tools.dataset import ingest_file
-    from goalcover.tools.errors import BadInput
+    from goalcover.tools.data.ingest import ingest_file
+    from goalcover.tools.core.errors import BadInput
 
     if add and replace:
         raise typer.BadParameter("--add and --replace exclude each other")
@@ -61,7 +61,7 @@ def ingest(
     if engine == "local" and (ray_address or actors != 2):
         raise BadInput("--ray-address and --actors need --engine ray")
     if engine == "ray":
-        from goalcover.tools.ray_embed import RayEmbedder
+        from goalcover.tools.scale.ray_embed import RayEmbedder
 
         embedding = RayEmbedder(ray_address, actors)
     else:
@@ -97,8 +97,8 @@ def ingest(
 
 def _prepare_fast_search() -> None:
     """Once per machine, after the first ingest: export the embedding model to ONNX so that `search`
-    starts in about a second instead of loading PyTorch (tools/embeddings.py, `_query_model`)."""
-    from goalcover.tools import embeddings
+    starts in about a second instead of loading PyTorch (tools/data/embeddings.py, `_query_model`)."""
+    from goalcover.tools.data import embeddings
 
     if embeddings.query_model_ready():
         return
@@ -125,8 +125,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find the samples closest in meaning to QUERY."""
-    from goalcover.tools.dataset import search as search_samples
-    from goalcover.tools.index import parse_where
+    from goalcover.tools.data.ingest import search as search_samples
+    from goalcover.tools.data.index import parse_where
 
     with open_workspace(workspace) as ws:
         hits = search_samples(ws, query, k, parse_where(where or []))
@@ -148,7 +148,7 @@ def search(
 @handle_errors
 def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Show what the workspace holds: files, samples, length statistics."""
-    from goalcover.tools.dataset import describe
+    from goalcover.tools.data.ingest import describe
 
     with open_workspace(workspace) as ws:
         summary = describe(ws)
@@ -168,7 +168,7 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
             stats = summary.get(key) or {}
             if stats:
                 table.add_row(label, " · ".join(f"{k} {stats[k]:,.0f}" for k in ("min", "median", "mean", "p95", "max") if k in stats))
-    from goalcover.tools.goal import current_goal
+    from goalcover.tools.core.goal import current_goal
 
     with open_workspace(workspace) as ws:
         goal = current_goal(ws, required=False)

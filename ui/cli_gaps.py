@@ -17,8 +17,8 @@ from goalcover.ui.inert import inert
 # --- gaps, why -------------------------------------------------------------------------------------
 
 def _show_plan(step: str, ws, as_json: bool, **kwargs) -> None:
-    """Print a paid step's plan (tools/plans.py): one line and its rows, or the PaidPlan as JSON."""
-    from goalcover.tools import plans
+    """Print a paid step's plan (tools/core/plans.py): one line and its rows, or the PaidPlan as JSON."""
+    from goalcover.tools.core import plans
 
     plan = plans.gaps_plan(ws, kwargs.get("subgoal_id")) if step == "gaps" else plans.synthesis_plan(ws, kwargs["gap_id"], kwargs["n"])
     if as_json:
@@ -42,7 +42,7 @@ def gaps(
     what is missing and what would fill it. A subgoal almost nothing supports gets one "uncovered" gap.
     Rerunning on unchanged data makes no new LLM call.
     """
-    from goalcover.tools.gaps import find_gaps
+    from goalcover.tools.fill.gaps import find_gaps
 
     with open_workspace(workspace) as ws:
         if dry_run:
@@ -86,7 +86,7 @@ def why(
     For a weak subgoal the agent model writes prose over the facts, and every number and id in it is
     checked against them; a subgoal that is not weak gets its share against the median, with no model call.
     """
-    from goalcover.tools.why import why as explain
+    from goalcover.tools.fill.why import why as explain
 
     with open_workspace(workspace) as ws:
         with err.status(f"looking into {subgoal}…"):
@@ -113,7 +113,7 @@ def synthesize(
     Candidates are judged like the data and kept only if they support the gap's subgoal; exact and near
     duplicates of the data or of each other are dropped. Kept samples wait for `goalcover review`.
     """
-    from goalcover.tools.synthesis import synthesize as make
+    from goalcover.tools.fill.synthesis import synthesize as make
 
     with open_workspace(workspace) as ws:
         if dry_run:
@@ -145,8 +145,8 @@ def review(
 
     Accepted samples count in the report's coverage-after column and go into `goalcover export --with-synthetic`.
     """
-    from goalcover.tools.pool import provenance
-    from goalcover.tools.synthesis import review as set_states
+    from goalcover.tools.fill.pool import provenance
+    from goalcover.tools.fill.synthesis import review as set_states
 
     with open_workspace(workspace) as ws:
         items = set_states(ws, accept or [], reject or [], gap)
@@ -179,7 +179,7 @@ def export(
 
     Untouched records come out exactly as they came in; the input file is never overwritten.
     """
-    from goalcover.tools.export import export as write
+    from goalcover.tools.data.export import export as write
 
     with open_workspace(workspace) as ws:
         result = write(ws, output, drop_off_goal=drop_off_goal, with_synthetic=with_synthetic)

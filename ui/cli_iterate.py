@@ -31,7 +31,7 @@ def history(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     accepted fills. Coverage of each version is recomputed from the cached judgments under the current goal
     and judge: no model call.
     """
-    from goalcover.tools.versions import history as versions
+    from goalcover.tools.history.versions import history as versions
 
     with open_workspace(workspace) as ws:
         found = versions(ws)
@@ -90,8 +90,8 @@ def diff(
     regressions flagged. With --against DIR the other workspace's samples are judged under this goal first:
     content already judged here costs nothing, and the cost of the rest is shown before any call.
     """
-    from goalcover.tools import diff as diffs
-    from goalcover.tools.errors import BadInput
+    from goalcover.tools.history import diff as diffs
+    from goalcover.tools.core.errors import BadInput
 
     with open_workspace(workspace) as ws:
         if against is None:
@@ -128,7 +128,7 @@ def pool_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add candidate samples to the pool (same readers and checks as ingest; the dataset's shape)."""
-    from goalcover.tools.pool import add_to_pool
+    from goalcover.tools.fill.pool import add_to_pool
 
     with open_workspace(workspace) as ws:
         with err.status(f"reading and embedding {file}…"):
@@ -156,7 +156,7 @@ def pool_fill(
     printed before any call. Kept samples wait for `goalcover review` like synthetic ones, with their pool
     file and line; accepted ones go into `goalcover export --with-synthetic`.
     """
-    from goalcover.tools.pool import fill_from_pool
+    from goalcover.tools.fill.pool import fill_from_pool
 
     with open_workspace(workspace) as ws:
         plan = asyncio.run(fill_from_pool(ws, gap, n, dry_run=True))
@@ -192,7 +192,7 @@ def verify(
     shrunk, open), regressions on other subgoals, and the effective count of added support (near-duplicate
     fills count once). From cached judgments: no model call.
     """
-    from goalcover.tools.verify import verify as check
+    from goalcover.tools.fill.verify import verify as check
 
     with open_workspace(workspace) as ws:
         result = check(ws, gap)

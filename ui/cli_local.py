@@ -20,7 +20,7 @@ local_app = typer.Typer(help="Run on a local model: find a local OpenAI-compatib
 @handle_errors
 def local_detect(as_json: JsonOpt = False) -> None:
     """Look for OpenAI-compatible servers on the usual local ports (Ollama 11434, llama.cpp 8080, vLLM 8000)."""
-    from goalcover.tools.local import detect, suggestion
+    from goalcover.tools.judge.local import detect, suggestion
 
     servers = detect()
     if as_json:
@@ -41,7 +41,7 @@ def local_serve(
     Needs the `local` extra (scripts/install-local.sh). Waits until the server answers and prints the
     settings to use.
     """
-    from goalcover.tools.local import local_settings, probe, serve, stop
+    from goalcover.tools.judge.local import local_settings, probe, serve, stop
 
     with err.status(f"starting llama.cpp on {model.name}…"):
         proc = serve(model, port=port, ctx=ctx)

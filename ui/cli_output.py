@@ -25,7 +25,7 @@ def print_json(payload: Any) -> None:
 
 def open_workspace(workspace: Path | None, **overrides):
     """The workspace at `workspace` (default from GOALCOVER_WORKSPACE or ./goalcover-workspace)."""
-    from goalcover.tools.workspace import Workspace
+    from goalcover.tools.core.workspace import Workspace
 
     return Workspace.open(workspace, **overrides)
 

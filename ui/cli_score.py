@@ -31,7 +31,7 @@ def goal(
     With TEXT, the agent model (GOALCOVER_AGENT_MODEL or GOALCOVER_MODEL) proposes 4–8 atomic,
     non-overlapping, checkable subgoals. Editing a subgoal later re-scores only that subgoal.
     """
-    from goalcover.tools.goal import current_goal, decompose, goal_to_yaml, load_goal_file, save_goal
+    from goalcover.tools.core.goal import current_goal, decompose, goal_to_yaml, load_goal_file, save_goal
 
     if text and file:
         raise typer.BadParameter("give the goal as TEXT or --file, not both")
@@ -95,10 +95,10 @@ def score(
     --engine ray sends the calls through Ray Data on a Ray cluster; the workspace stays here and each
     block of calls is saved as it finishes (see the README's Ray section).
     """
-    from goalcover.tools import scoring
-    from goalcover.tools.errors import BadInput
+    from goalcover.tools.judge import scoring
+    from goalcover.tools.core.errors import BadInput
 
-    from goalcover.tools.settings import load_settings
+    from goalcover.tools.core.settings import load_settings
 
     mode = mode or load_settings().judge_mode
     scoring.check_mode(mode)
@@ -118,10 +118,10 @@ def score(
     with open_workspace(workspace) as ws:
         factor = ws.settings.batch_price_factor if via == "batch" else 1.0
         if dry_run:
-            from goalcover.tools.plans import sampled_plan, scoring_plan
+            from goalcover.tools.core.plans import sampled_plan, scoring_plan
 
             if budget is not None:
-                from goalcover.tools.sampled import sample_for_budget
+                from goalcover.tools.measure.sampled import sample_for_budget
 
                 sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
             if as_json:
@@ -140,7 +140,7 @@ def score(
             err.print("[yellow]warning:[/] --max-cost needs prices: set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK")
         scorer = scoring.score
         if via == "batch":
-            from goalcover.tools.batch import score_batch
+            from goalcover.tools.judge.batch import score_batch
 
             scorer = score_batch
         sampled = sample is not None or budget is not None or target_width is not None
@@ -149,19 +149,19 @@ def score(
                            "(and --min-precision only with --predict)")
         jurors = None
         if judges:
-            from goalcover.tools.jury import parse_judges, score_jury
+            from goalcover.tools.judge.jury import parse_judges, score_jury
 
             jurors = parse_judges(judges)
             if sampled or via == "batch":
                 raise BadInput("--judges scores everything live: leave out --sample/--budget/--target-width and --via batch")
         with ProgressBar("scoring", fields=("batch", "failed") if via == "batch" else ("cost", "failed")) as bar:
             if engine == "ray":
-                from goalcover.tools.ray_engine import score_on_ray
+                from goalcover.tools.scale.ray_engine import score_on_ray
 
                 result = score_on_ray(ws, mode, address=ray_address, actors=actors, concurrency=concurrency,  # type: ignore[arg-type]
                                       vllm_model=vllm, processor=ray_processor, progress=bar)
             elif sampled:
-                from goalcover.tools.sampled import sample_for_budget, score_sampled
+                from goalcover.tools.measure.sampled import sample_for_budget, score_sampled
 
                 if budget is not None:
                     # The budget picks N from the estimate; --max-cost is the hard cap where one is wanted. With
@@ -171,7 +171,7 @@ def score(
                         max_cost = budget if max_cost is None else min(max_cost, budget)
                 width_of = None
                 if predict:
-                    from goalcover.tools.predict import predict as fit_predict
+                    from goalcover.tools.measure.predict import predict as fit_predict
 
                     width_of = lambda est: fit_predict(ws).widest()  # noqa: E731 - the rounds stop on PPI widths
                 result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
@@ -182,7 +182,7 @@ def score(
                 result = asyncio.run(scorer(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
         predicted = band = None
         if predict:
-            from goalcover.tools.predict import cascade as run_cascade, predict as fit_predict
+            from goalcover.tools.measure.predict import cascade as run_cascade, predict as fit_predict
 
             if min_precision is not None:
                 with ProgressBar("cascade", fields=("cost", "failed")) as bar:
@@ -193,7 +193,7 @@ def score(
             scoring.index_scores(ws, progress=bar)
         checked = None
         if order_check and mode == "batched":
-            from goalcover.tools.order_check import order_check as run_order_check
+            from goalcover.tools.judge.order_check import order_check as run_order_check
 
             with err.status(f"order check: re-scoring {order_check} samples with the subgoals shuffled…"):
                 checked = asyncio.run(run_order_check(ws, order_check))
@@ -250,8 +250,8 @@ def report(
     Per subgoal: supporting samples, share, mean score, histogram and a weak flag; then off-goal samples,
     failed judgments, and coverage with accepted synthetic samples next to before.
     """
-    from goalcover.tools.coverage import coverage
-    from goalcover.tools.report import render
+    from goalcover.tools.measure.coverage import coverage
+    from goalcover.tools.measure.report import render
 
     fmt = "json" if as_json else format
     if fmt not in ("md", "html", "json"):
@@ -264,7 +264,7 @@ def report(
         text = inert(text, markup=False)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    from goalcover.tools.files import write_atomic
+    from goalcover.tools.core.files import write_atomic
 
     write_atomic(output, text)
     err.print(f"wrote {output}", highlight=False)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from goalcover.tools.errors import BadInput
+from goalcover.tools.core.errors import BadInput
 from goalcover.ui.common import JsonOpt, WorkspaceOpt, handle_errors, reflow
 from goalcover.ui.inert import inert
 
@@ -19,7 +19,7 @@ users_app = typer.Typer(help="Named users of the chat app (`goalcover ui`): add,
 
 
 def _file(workspace: Path | None) -> Path:
-    from goalcover.tools.settings import load_settings
+    from goalcover.tools.core.settings import load_settings
     from goalcover.ui import webauth
 
     settings = load_settings()

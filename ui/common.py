@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from goalcover.tools.errors import ConfigError, GoalCoverError
+from goalcover.tools.core.errors import ConfigError, GoalCoverError
 from goalcover.ui.inert import inert
 
 err = Console(stderr=True)
@@ -40,7 +40,7 @@ def handle_errors(command):
         except GoalCoverError as exc:
             message = str(exc)
             if isinstance(exc, ConfigError) and "No model is configured" in message:
-                from goalcover.tools.local import suggestion
+                from goalcover.tools.judge.local import suggestion
 
                 message += " " + suggestion()
             err.print(f"[bold red]error:[/] {inert(message)}", highlight=False, soft_wrap=True)

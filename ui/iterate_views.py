@@ -15,7 +15,7 @@ from goalcover.ui.output import action
 from goalcover.ui.views import call
 
 if TYPE_CHECKING:
-    from goalcover.tools.workspace import Workspace
+    from goalcover.tools.core.workspace import Workspace
     from goalcover.ui.output import Out
 
 POOL_FILL_N = 20  # pool samples judged by the "Fill from the pool" button
@@ -26,7 +26,7 @@ POOL_FILL_N = 20  # pool samples judged by the "Fill from the pool" button
 def history_actions(ws: "Workspace") -> list[cl.Action]:
     """"Coverage over time" and "What changed?" once the dataset has two versions or more (sync: the
     caller runs in a worker thread; reads two rows, records nothing)."""
-    from goalcover.tools import history_store as hs
+    from goalcover.tools.history import history_store as hs
 
     if len(hs.version_rows(ws.store, limit=2)) < 2:
         return []
@@ -36,7 +36,7 @@ def history_actions(ws: "Workspace") -> list[cl.Action]:
 
 def pool_actions(ws: "Workspace", gaps: list) -> list[cl.Action]:
     """A "Fill G1 from the pool" button beside each "Fill G1" when the pool holds samples (sync)."""
-    from goalcover.tools.pool import _db
+    from goalcover.tools.fill.pool import _db
 
     if not gaps or not _db(ws.store).execute("SELECT COUNT(*) FROM pool_samples").fetchone()[0]:
         return []
@@ -97,7 +97,7 @@ def diff_markdown(found) -> str:
 
 async def timeline_view(out: "Out", ws: "Workspace") -> None:
     """Every version with its coverage, as a chart, with "What changed?" under it."""
-    from goalcover.tools.versions import history
+    from goalcover.tools.history.versions import history
 
     found = await call(history, ws)
     rows = ["| version | created (UTC) | samples | fills | note |", "|---|---|---:|---:|---|"]
@@ -108,7 +108,7 @@ async def timeline_view(out: "Out", ws: "Workspace") -> None:
 
 async def what_changed_view(out: "Out", ws: "Workspace") -> None:
     """The diff of the previous version against the current one, with its chart."""
-    from goalcover.tools.diff import diff
+    from goalcover.tools.history.diff import diff
 
     found = await call(diff, ws)
     await out.send(diff_markdown(found), [action("timeline", "Coverage over time")],
@@ -117,8 +117,8 @@ async def what_changed_view(out: "Out", ws: "Workspace") -> None:
 
 async def verify_view(out: "Out", ws: "Workspace") -> None:
     """After an accept: did the fills close their gaps, any regression? (Nothing when no fill is accepted.)"""
-    from goalcover.tools.errors import BadInput
-    from goalcover.tools.verify import verify
+    from goalcover.tools.core.errors import BadInput
+    from goalcover.tools.fill.verify import verify
 
     try:
         found = await call(verify, ws)
@@ -135,7 +135,7 @@ async def verify_view(out: "Out", ws: "Workspace") -> None:
 async def since_view(out: "Out", ws: "Workspace") -> None:
     """On resume: what happened since the last conversation showed this workspace (new versions, runs,
     accepted fills, exports); then remember now."""
-    from goalcover.tools.versions import since_last_visit
+    from goalcover.tools.history.versions import since_last_visit
 
     text = await asyncio.to_thread(since_last_visit, ws)
     if text:
@@ -146,7 +146,7 @@ async def since_view(out: "Out", ws: "Workspace") -> None:
 
 async def pool_fill_plan_view(out: "Out", ws: "Workspace", gap_id: str, n: int = POOL_FILL_N) -> None:
     """The pool fill's plan (retrieved, duplicates, pairs to judge, cost); judging runs on "Run it"."""
-    from goalcover.tools.pool import pool_fill_plan
+    from goalcover.tools.fill.pool import pool_fill_plan
 
     plan = await asyncio.to_thread(pool_fill_plan, ws, gap_id, n)
     text = (f"**Fill {plan.gap_id} from the pool**\n\n| | |\n|---|---:|\n| pool samples retrieved | {plan.retrieved} |\n"
@@ -157,7 +157,7 @@ async def pool_fill_plan_view(out: "Out", ws: "Workspace", gap_id: str, n: int =
 
 async def pool_fill_run(out: "Out", ws: "Workspace", gap_id: str, n: int) -> None:
     """Judge and propose the pool samples, then the review list."""
-    from goalcover.tools.pool import fill_from_pool
+    from goalcover.tools.fill.pool import fill_from_pool
     from goalcover.ui import views
 
     result = await fill_from_pool(ws, gap_id, n)

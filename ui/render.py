@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from goalcover.tools.plans import cost_text
+from goalcover.tools.core.plans import cost_text
 
 SAMPLE_CHARS = 1_500  # of one field of a sample shown in the chat; the rest is summarised
 STEP_CHARS = 3_000  # of a tool's output shown in its step
@@ -160,7 +160,7 @@ def approval_markdown(tool: str, question: str, plan: dict | None, priced: bool 
 
     lines = [f"**Approve {tool.replace('_', ' ')}?**", "", question]
     plan = plan or {}
-    if plan.get("rows"):  # the engine's PaidPlan (tools/plans.py), as the buttons show it
+    if plan.get("rows"):  # the engine's PaidPlan (tools/core/plans.py), as the buttons show it
         lines += ["", "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in plan["rows"]], "", f"**Estimated cost:** {plan.get('cost', '')}"]
     elif "est_cost" in plan:  # an approval left open by an older version
         lines += [

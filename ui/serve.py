@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from goalcover.tools.errors import BadInput
+from goalcover.tools.core.errors import BadInput
 from goalcover.ui.common import WorkspaceOpt, run_alone
 
 APP = Path(__file__).resolve().with_name("app.py")
@@ -79,7 +79,7 @@ def server_command(workspace: Path | None, port: int, host: str, headless: bool 
     """The command line and environment that serve the app on `workspace` (created if missing). Raises
     BadInput for a bad port, a users list that cannot be read one way only, or a host beyond loopback
     without a login unless `allow_open` (ui/webauth.py)."""
-    from goalcover.tools.workspace import Workspace
+    from goalcover.tools.core.workspace import Workspace
     from goalcover.ui import webauth
 
     if not 0 < port < 65536:

@@ -12,8 +12,8 @@ import chainlit as cl
 from chainlit.utils import utc_now
 
 from goalcover.agent.session import Approval, Progress, Reply, Text, ToolStep
-from goalcover.tools.errors import GoalCoverError
-from goalcover.tools import plans
+from goalcover.tools.core.errors import GoalCoverError
+from goalcover.tools.core import plans
 from goalcover.ui import render, views
 from goalcover.ui.output import ProgressLine, action, tool_step
 
@@ -115,7 +115,7 @@ class TurnView:
             path = ws.exports_dir / str(args.get("filename", ""))
             if path.is_file():
                 elements = [cl.File(name=path.name, path=str(path), display="inline")]
-                from goalcover.tools.export import manifest_path_for
+                from goalcover.tools.data.export import manifest_path_for
 
                 manifest = manifest_path_for(path)
                 manifest = manifest if manifest.is_file() else None
@@ -150,7 +150,7 @@ class TurnView:
             await show()
 
     async def why_facts(self, subgoal_id: str) -> None:
-        from goalcover.tools.why import why
+        from goalcover.tools.fill.why import why
 
         answer = await why(self.chat.ws, subgoal_id, prose=False)  # the facts only: no model call
         await views.why_view(self.out, self.chat.ws, answer.subgoal_id, "The facts behind the answer above:", answer.facts)

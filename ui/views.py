@@ -14,8 +14,8 @@ from typing import Any
 
 import chainlit as cl
 
-from goalcover.tools.errors import GoalCoverError
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.errors import GoalCoverError
+from goalcover.tools.core.workspace import Workspace
 from goalcover.ui import render
 from goalcover.ui.output import Out, action
 
@@ -37,11 +37,11 @@ def as_dict(value: Any) -> dict:
 # --- what can be done next ----------------------------------------------------------------------------
 
 def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> list[cl.Action]:
-    from goalcover.tools import scoring
-    from goalcover.tools.coverage import JUDGE_KEY, coverage
-    from goalcover.tools.gaps import stored_gaps
-    from goalcover.tools.goal import current_goal
-    from goalcover.tools.synthesis import list_synthetic
+    from goalcover.tools.judge import scoring
+    from goalcover.tools.measure.coverage import JUDGE_KEY, coverage
+    from goalcover.tools.fill.gaps import stored_gaps
+    from goalcover.tools.core.goal import current_goal
+    from goalcover.tools.fill.synthesis import list_synthetic
     from goalcover.ui import iterate_views
 
     if not ws.store.count_samples():
@@ -99,8 +99,8 @@ async def next_steps(out: Out, ws: Workspace, text: str = "What next?", **kwargs
 
 async def coverage_view(out: Out, ws: Workspace, intro: str = "") -> None:
     """Coverage per subgoal with its two charts, and what to do next."""
-    from goalcover.tools.coverage import coverage
-    from goalcover.tools.report import coverage_markdown, figures
+    from goalcover.tools.measure.coverage import coverage
+    from goalcover.tools.measure.report import coverage_markdown, figures
 
     report = await call(coverage, ws)
     if not report.judge:
@@ -117,7 +117,7 @@ async def coverage_view(out: Out, ws: Workspace, intro: str = "") -> None:
 
 
 async def gaps_view(out: Out, ws: Workspace, subgoal_id: str | None = None) -> None:
-    from goalcover.tools.gaps import stored_gaps
+    from goalcover.tools.fill.gaps import stored_gaps
     from goalcover.ui import iterate_views
 
     gaps = [g for g in await call(stored_gaps, ws) if subgoal_id is None or g.subgoal_id == subgoal_id.upper()]
@@ -157,7 +157,7 @@ async def sample_view(out: Out, ws: Workspace, ids: list[str]) -> None:
 async def judge_check_view(out: Out, ws: Workspace, intro: str = "") -> None:
     """"Check the judge": the next judgment to spot-check (stratified by subgoal and score; the sample
     folded when long), with buttons to agree or give one's own 1-5 score, and the agreement so far."""
-    from goalcover.tools.calibration import agreement_now, next_for_review
+    from goalcover.tools.judge.calibration import agreement_now, next_for_review
 
     item = await asyncio.to_thread(next_for_review, ws)
     found = await asyncio.to_thread(agreement_now, ws)
@@ -200,7 +200,7 @@ def agreement_markdown(found: dict) -> str:
 
 async def synthetic_view(out: Out, ws: Workspace, gap_id: str | None = None) -> None:
     """The synthetic samples waiting for review, readable, each with accept and reject buttons."""
-    from goalcover.tools.synthesis import list_synthetic
+    from goalcover.tools.fill.synthesis import list_synthetic
 
     items = await call(list_synthetic, ws, gap_id.upper() if gap_id else None, "proposed")
     if not items:
@@ -238,10 +238,10 @@ async def export_view(out: Out, ws: Workspace, result: Any) -> None:
 
 async def status_view(out: Out, ws: Workspace, draft: list | None) -> None:
     """Where the user stands, recomputed from the workspace: for a reopened page, after its history."""
-    from goalcover.tools.coverage import JUDGE_KEY
-    from goalcover.tools.dataset import describe
-    from goalcover.tools.goal import current_goal
-    from goalcover.tools.synthesis import list_synthetic
+    from goalcover.tools.measure.coverage import JUDGE_KEY
+    from goalcover.tools.data.ingest import describe
+    from goalcover.tools.core.goal import current_goal
+    from goalcover.tools.fill.synthesis import list_synthetic
 
     info = await call(describe, ws)
     goal = await asyncio.to_thread(current_goal, ws, False)
@@ -251,7 +251,7 @@ async def status_view(out: Out, ws: Workspace, draft: list | None) -> None:
     if draft:
         await draft_view(out, [f"{s['id']}. {s['title']} — {s['description']}" for s in draft])
     elif goal is not None and ws.store.get_meta(JUDGE_KEY) is not None:
-        from goalcover.tools.gaps import stored_gaps
+        from goalcover.tools.fill.gaps import stored_gaps
 
         if await call(stored_gaps, ws):
             await gaps_view(out, ws)

@@ -27,8 +27,8 @@ import re
 import secrets
 from pathlib import Path
 
-from goalcover.tools.errors import BadInput
-from goalcover.tools.settings import Settings, load_settings
+from goalcover.tools.core.errors import BadInput
+from goalcover.tools.core.settings import Settings, load_settings
 
 SECRET_ENV = "CHAINLIT_AUTH_SECRET"
 SECRET_FILE = ".ui-auth-secret"

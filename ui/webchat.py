@@ -20,8 +20,8 @@ from typing import Any, AsyncIterator, Callable
 import chainlit as cl
 from chainlit.utils import utc_now
 
-from goalcover.tools.errors import BadInput, GoalCoverError
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.errors import BadInput, GoalCoverError
+from goalcover.tools.core.workspace import Workspace
 from goalcover.ui import render, views
 from goalcover.ui.actions import Actions
 from goalcover.ui.output import Out, ProgressLine, action, tool_step
@@ -247,7 +247,7 @@ class WebChat:
     async def ingest(self, path: Path, mode: str | None = None) -> bool:
         """Validate and index a dataset file with progress; a file that is not the workspace's dataset asks
         first whether to replace it or add to it. True when it was ingested."""
-        from goalcover.tools.dataset import ingest_file
+        from goalcover.tools.data.ingest import ingest_file
 
         path = path.resolve()
         held = [s["path"] for s in await asyncio.to_thread(self.ws.store.sources)]
@@ -306,8 +306,8 @@ class WebChat:
     async def welcome(self) -> None:
         """A new conversation: what to do first, or — when the workspace already has a goal (the CLI, or an
         earlier conversation) — where it stands."""
-        from goalcover.tools.dataset import describe
-        from goalcover.tools.goal import current_goal
+        from goalcover.tools.data.ingest import describe
+        from goalcover.tools.core.goal import current_goal
 
         info = await asyncio.to_thread(describe, self.ws)
         if info["samples"] and await asyncio.to_thread(current_goal, self.ws, False) is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from goalcover.testing import ChatRequest
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.workspace import Workspace
 from tests.conftest import SFT, head_lines
 
 GOAL_FILE = Path(__file__).resolve().parents[2] / "evals" / "goals" / "contracts.yaml"
@@ -50,7 +50,7 @@ def open_ws(tmp_path, fake_openai):
 @pytest.fixture(scope="session")
 def contracts_template(tmp_path_factory) -> Path:
     """The first N contracts records, ingested once: embedding them is the slow part, copying is not."""
-    from goalcover.tools.dataset import ingest_file
+    from goalcover.tools.data.ingest import ingest_file
 
     root = tmp_path_factory.mktemp("contracts")
     data = head_lines(SFT / "contracts_alpaca.jsonl", root / "contracts.jsonl", N)
@@ -64,7 +64,7 @@ def contracts_template(tmp_path_factory) -> Path:
 @pytest.fixture
 def contracts_ws(contracts_template, tmp_path, open_ws):
     """A workspace holding the contracts sample and the contracts goal (evals/goals/contracts.yaml)."""
-    from goalcover.tools.goal import load_goal_file, save_goal
+    from goalcover.tools.core.goal import load_goal_file, save_goal
 
     def _open(name: str = "ws", **overrides) -> Workspace:
         shutil.copytree(contracts_template, tmp_path / name)

@@ -175,7 +175,7 @@ def test_ctrl_c_stops_paid_scoring_within_a_second_and_nothing_is_paid_twice(fak
     import sqlite3
 
     from goalcover.testing import Faults
-    from goalcover.tools import scoring
+    from goalcover.tools.judge import scoring
     from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
 
     ws = contracts_ws()

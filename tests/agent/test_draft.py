@@ -6,8 +6,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from goalcover.agent.draft import EditOp, apply_edits
-from goalcover.tools.errors import BadInput
-from goalcover.tools.models import Subgoal
+from goalcover.tools.core.errors import BadInput
+from goalcover.tools.core.shapes import Subgoal
 
 OPS = TypeAdapter(list[EditOp])
 

@@ -10,7 +10,7 @@ import pytest
 
 from goalcover.agent.session import Approval, ToolStep
 from goalcover.testing import Reply, sequence
-from goalcover.tools import scoring
+from goalcover.tools.judge import scoring
 from tests.agent.conftest import N, agent_turn, drain, reply_text, tool_payloads
 from tests.support.judges import CONTRACT_PATTERNS, synth_writer, topical_judge
 

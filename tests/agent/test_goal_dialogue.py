@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from goalcover.agent.session import ToolStep
 from goalcover.testing import Reply, on, sequence
-from goalcover.tools.goal import current_goal
+from goalcover.tools.core.goal import current_goal
 from tests.agent.conftest import agent_turn, drain, reply_text, tool_payloads
 
 GOAL = "A plain-English summarizer of terms-of-service clauses for consumers."
@@ -96,7 +96,7 @@ async def test_propose_edit_in_plain_words_and_approve(fake_openai, session_fact
 
 
 async def test_editing_without_a_draft_edits_the_saved_goal_and_needs_approval_again(fake_openai, session_factory, open_ws):
-    from goalcover.tools.goal import load_goal_file, save_goal
+    from goalcover.tools.core.goal import load_goal_file, save_goal
     from tests.agent.conftest import GOAL_FILE
 
     ws = open_ws()

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from goalcover.testing import Reply, sequence
-from goalcover.tools import scoring
+from goalcover.tools.judge import scoring
 from tests.agent.conftest import agent_turn, drain, reply_text, tool_payloads
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
 

@@ -11,12 +11,12 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.history import bounded_history, close_dangling_calls, render_result
-from goalcover.agent.probe import TOOL_CALLING_KEY
+from goalcover.agent.tool_check import TOOL_CALLING_KEY
 from goalcover.agent.prompts import PROBE_TOOL
 from goalcover.agent.session import Approval, ToolStep
 from goalcover.agent.tools import ToolResult
 from goalcover.testing import Reply, on, sequence
-from goalcover.tools.errors import GoalCoverError
+from goalcover.tools.core.errors import GoalCoverError
 from tests.agent.conftest import agent_turn, drain, reply_text
 
 
@@ -191,8 +191,8 @@ def gullible_model(req):
 
 
 async def test_an_injected_sample_is_data_and_causes_no_tool_call(fake_openai, open_ws, session_factory, tmp_path):
-    from goalcover.tools.dataset import ingest_file
-    from goalcover.tools.goal import load_goal_file, save_goal
+    from goalcover.tools.data.ingest import ingest_file
+    from goalcover.tools.core.goal import load_goal_file, save_goal
     from tests.agent.conftest import GOAL_FILE
 
     data = tmp_path / "evil.jsonl"

@@ -8,7 +8,7 @@ import pytest
 
 from goalcover.agent.session import Approval, Progress, ToolStep
 from goalcover.testing import Reply, sequence
-from goalcover.tools.coverage import coverage
+from goalcover.tools.measure.coverage import coverage
 from tests.agent.conftest import N, agent_turn, drain, reply_text
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
 
@@ -88,7 +88,7 @@ async def test_an_approval_left_open_is_answered_from_a_new_session(fake_openai,
 
 
 async def test_nothing_to_pay_needs_no_approval(fake_openai, ws, session_factory):
-    from goalcover.tools import scoring
+    from goalcover.tools.judge import scoring
 
     await scoring.score(ws)
     before = judge_calls(fake_openai)

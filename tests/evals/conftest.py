@@ -12,7 +12,7 @@ import pytest
 def fast_embeddings(monkeypatch):
     """Hash-seeded unit vectors instead of MiniLM, for experiments that ingest many tiny workspaces and
     never search or cluster them: the plumbing is the same, and the tests stay within seconds on 2 cores."""
-    from goalcover.tools import embeddings
+    from goalcover.tools.data import embeddings
 
     def embed(texts, batch_size=64):
         rows = [np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")).normal(size=embeddings.DIMENSION)

@@ -7,7 +7,7 @@ import re
 
 from goalcover.evals.harness import read_jsonl
 from goalcover.testing import ChatRequest, Reply
-from goalcover.tools.ingest import RawRecord, parse_record
+from goalcover.tools.data.records import RawRecord, parse_record
 from tests.conftest import SFT
 from tests.support.judges import CONTRACT_PATTERNS, judged_subgoals, sample_of
 

@@ -13,8 +13,8 @@ import pytest
 from goalcover.evals import corruption
 from goalcover.evals.corruptions import CONTRACT_TOPICS, DOMAINS, pick
 from goalcover.evals.harness import cohens_d, read_jsonl
-from goalcover.tools.ingest import detect_shape
-from goalcover.tools.goal import load_goal_file
+from goalcover.tools.data.records import detect_shape
+from goalcover.tools.core.goal import load_goal_file
 from tests.evals.rules import expected, goal_keyword_judge, text_of
 
 LIMIT = 3

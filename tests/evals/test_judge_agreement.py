@@ -12,7 +12,7 @@ from goalcover.evals import judge_agreement
 from goalcover.evals.corruptions import DOMAINS, pick
 from goalcover.evals.harness import read_jsonl
 from goalcover.testing import Reply
-from goalcover.tools.goal import load_goal_file
+from goalcover.tools.core.goal import load_goal_file
 from tests.evals.rules import expected, goal_keyword_judge, text_of
 from tests.support.judges import judged_subgoals
 

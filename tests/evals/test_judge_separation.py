@@ -35,7 +35,7 @@ def test_a_bad_model_file_is_one_line_not_a_traceback(tmp_path):
 
 
 def test_separation_in_probe_mode_reports_p_yes(tmp_path, fake_openai, fast_embeddings):
-    from tests.tools.test_probe import QUESTION
+    from tests.tools.judge.test_probe import QUESTION
 
     import re
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from goalcover.evals import probe_calibration as cal
-from goalcover.tools.probe import to_verdict, weighted_from_p
+from goalcover.tools.judge.probe import to_verdict, weighted_from_p
 
 
 def test_cut_points_put_support_between_a_compressed_models_answers():

@@ -47,7 +47,7 @@ def _require_runtime() -> Path:
 
 @pytest.fixture(scope="module")
 def local_server():
-    from goalcover.tools.local import probe, serve, stop
+    from goalcover.tools.judge.local import probe, serve, stop
 
     model = _require_runtime()
     with socket.socket() as s:
@@ -108,7 +108,7 @@ def test_whole_pipeline_on_a_real_local_model(local_server, tmp_path):
     found = json.loads(gaps.stdout)["gaps"] if gaps.returncode == 0 else []
     why = goalcover(env, "why", "S1", "--json")
     if why.returncode == 0:
-        from goalcover.tools.why import ungrounded
+        from goalcover.tools.fill.why import ungrounded
 
         answer = json.loads(why.stdout)
         assert ungrounded(answer["answer"], answer["facts"]) == []

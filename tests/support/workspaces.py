@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.goal import load_goal_file, save_goal
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.core.goal import load_goal_file, save_goal
+from goalcover.tools.core.workspace import Workspace
 from tests.conftest import SFT, head_lines
 
 GOAL_FILE = Path(__file__).resolve().parents[2] / "evals" / "goals" / "contracts.yaml"

@@ -453,7 +453,7 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
 
 
 def test_a_cost_without_a_price_says_how_to_set_one():
-    from goalcover.tools.plans import cost_text
+    from goalcover.tools.core.plans import cost_text
     from goalcover.ui.render import approval_markdown
 
     assert cost_text(0.0123, True) == "~$0.0123"

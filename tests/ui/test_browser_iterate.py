@@ -9,16 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from goalcover.testing import FakeOpenAI
-from goalcover.tools import scoring
-from goalcover.tools.dataset import ingest_file
-from goalcover.tools.gaps import find_gaps
-from goalcover.tools.goal import load_goal_file, save_goal
-from goalcover.tools.pool import add_to_pool, fill_from_pool
-from goalcover.tools.synthesis import review
-from goalcover.tools.versions import since_last_visit
+from goalcover.tools.judge import scoring
+from goalcover.tools.data.ingest import ingest_file
+from goalcover.tools.fill.gaps import find_gaps
+from goalcover.tools.core.goal import load_goal_file, save_goal
+from goalcover.tools.fill.pool import add_to_pool, fill_from_pool
+from goalcover.tools.fill.synthesis import review
+from goalcover.tools.history.versions import since_last_visit
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
-from tests.tools.test_scoring import GOAL_FILE, open_ws
-from tests.tools.test_versions import LINES, S1, _text, write
+from tests.tools.judge.test_scoring import GOAL_FILE, open_ws
+from tests.tools.history.test_versions import LINES, S1, _text, write
 from tests.ui.conftest import serve, shot
 from tests.ui.test_browser import click, expect_text, pages  # noqa: F401  (pages is a fixture)
 

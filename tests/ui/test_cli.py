@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from goalcover.ui.cli import app
 from tests.conftest import BAD, SFT, head_lines
-from tests.tools.test_ingest import BAD_CASES
+from tests.tools.data.test_records import BAD_CASES
 
 runner = CliRunner()
 
@@ -81,7 +81,7 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
 
 def test_goal_score_report_through_the_cli(tmp_path, fake_openai, monkeypatch):
     from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
-    from tests.tools.test_scoring import GOAL_FILE
+    from tests.tools.judge.test_scoring import GOAL_FILE
 
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
     monkeypatch.setenv("GOALCOVER_MODEL", "fake-model")
@@ -132,7 +132,7 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
 
 def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai, monkeypatch):
     from tests.support.judges import CONTRACT_PATTERNS, synth_writer, topical_judge
-    from tests.tools.test_scoring import GOAL_FILE
+    from tests.tools.judge.test_scoring import GOAL_FILE
 
     fake_openai.rules += [synth_writer(off_target=0), topical_judge(CONTRACT_PATTERNS)]
     for key, value in {"GOALCOVER_MODEL": "fake-model", "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "t"}.items():
@@ -149,7 +149,7 @@ def test_gaps_why_synthesize_review_export_through_the_cli(tmp_path, fake_openai
     assert gaps and set(gaps[0]) >= {"id", "subgoal_id", "label", "description", "size", "sample_ids"}
     s1 = json.loads(run("gaps", "--subgoal", "S1", "-w", ws, "--json").stdout)["gaps"][0]
     assert s1["subgoal_id"] == "S1"
-    from goalcover.tools.workspace import Workspace
+    from goalcover.tools.core.workspace import Workspace
 
     def stored_gaps() -> list[dict]:
         with Workspace.open(ws) as opened:
@@ -193,7 +193,7 @@ def test_help_texts_are_paragraphs_and_markup_prints_as_written(monkeypatch):
     )
     served = runner.invoke(app, ["ui", "--help"], env={"COLUMNS": "200"}).stdout
     assert "default http://127.0.0.1:8000) without opening a browser; --open opens one" in served
-    monkeypatch.setattr("goalcover.tools.local.detect", lambda: [])
+    monkeypatch.setattr("goalcover.tools.judge.local.detect", lambda: [])
     detected = run("local", "detect")
     assert detected.exit_code == 0 and "pip install goalcover[local]" in detected.stdout.replace("\n", " ")
 
@@ -213,7 +213,7 @@ def test_progress_fits_80_columns():
 
 
 def test_info_is_a_table_goal_file_says_what_it_saved_and_ids_are_never_cut(tmp_path):
-    from tests.tools.test_scoring import GOAL_FILE
+    from tests.tools.judge.test_scoring import GOAL_FILE
 
     long_ids = [f"contract-clause-{n:03d}-with-a-long-identifier-users-copy" for n in range(3)]
     data = tmp_path / "long.jsonl"

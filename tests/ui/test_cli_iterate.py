@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from tests.conftest import SFT, head_lines
-from tests.tools.test_versions import LINES, S1, _text, write
+from tests.tools.history.test_versions import LINES, S1, _text, write
 from tests.ui.test_cli import run
 
 
 def test_history_diff_pool_verify_through_the_cli(tmp_path, fake_openai, monkeypatch):
     from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
-    from tests.tools.test_scoring import GOAL_FILE
+    from tests.tools.judge.test_scoring import GOAL_FILE
 
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
     monkeypatch.setenv("GOALCOVER_MODEL", "fake-model")

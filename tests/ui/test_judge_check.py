@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from goalcover.tools import scoring
+from goalcover.tools.judge import scoring
 from goalcover.ui.actions import Actions
-from tests.tools.test_scoring import contracts, ws  # noqa: F401 (fixtures)
+from tests.tools.judge.test_scoring import contracts, ws  # noqa: F401 (fixtures)
 
 
 class Recorder:
@@ -54,7 +54,7 @@ def test_check_the_judge_with_buttons_stores_labels_and_shows_agreement(ws):
 
 
 def test_a_poorly_agreeing_subgoal_gets_a_button_that_teaches_the_judge_and_rescores_it_only(ws):
-    from goalcover.tools.calibration import save_label, to_review
+    from goalcover.tools.judge.calibration import save_label, to_review
 
     asyncio.run(scoring.score(ws, "batched"))
     for item in to_review(ws, n=6, subgoal="S2"):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from goalcover.tools.errors import BadInput
+from goalcover.tools.core.errors import BadInput
 from goalcover.ui import webauth
 from goalcover.ui.cli import app
 from tests.ui.conftest import serve

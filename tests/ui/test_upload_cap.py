@@ -7,7 +7,7 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from goalcover.tools.workspace import Workspace
+from goalcover.tools.core.workspace import Workspace
 from goalcover.ui.webchat import WebChat
 
 

@@ -1,0 +1,15 @@
+"""The dataset path: a user's file into the workspace and the index, and back out again.
+
+Entry points: `ingest.ingest_file` (file -> samples + Chroma index), `ingest.describe` / `ingest.search`,
+`export.export` (filtered and augmented dataset in the user's own shape and file type).
+
+- `readers` — files and containers (compressed, sharded, save_to_disk, ...) into a stream of raw records.
+- `records` — raw records into `Sample`s (chat / instruction / text shapes), refusing broken ones by place.
+- `ingest` — the ingest flow into a workspace, atomic and resumable; describing and searching the dataset.
+- `staging` — the last step of an atomic ingest: applying a committed ingest to the index.
+- `index` — the Chroma collection of samples (vectors + filterable metadata).
+- `embeddings` — sentence embeddings offline (all-MiniLM-L6-v2; PyTorch, ONNX, OpenVINO backends).
+- `vectors` — embeddings of other texts, cached by content hash.
+- `values` — record values every store can hold, checked and encoded losslessly.
+- `export`, `exports_folder` — writing the dataset back; the workspace's `exports/` folder rule.
+"""

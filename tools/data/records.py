@@ -1,0 +1,462 @@
+"""Reading fine-tuning files into Sample records.
+
+Every problem becomes one message naming the file and the line (or record, or row) and the field: users
+hand us real, messy files, and a traceback or a silently dropped row would cost them trust or data.
+Reading streams (see `readers`): `scan` yields one checked `Sample` (or `Rejected`) at a time, so a file
+of any size goes through in bounded memory; `read_samples` collects them for small files and tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from goalcover.tools.core.errors import BadInput, describe_validation_error
+from goalcover.tools.core.shapes import SHAPES, FileType, Sample, Shape, content_hash
+from goalcover.tools.data.readers import RawRecord, Rejected, SourceLayout, file_type_of, loads, open_source
+from goalcover.tools.data.values import check_text, to_storable
+
+__all__ = ["RawRecord", "Rejected", "file_type_of", "parse_record", "read_samples", "scan", "text_parts", "text_view"]
+
+# Which key marks which shape, in the order they are tried (a chat record may also carry a `text` key).
+SIGNATURES: tuple[tuple[str, Shape], ...] = (
+    ("messages", "messages"),
+    ("conversations", "sharegpt"),
+    ("instruction", "alpaca"),
+    ("prompt", "prompt-completion"),
+    ("text", "text"),
+)
+SHAPE_HELP = (
+    "alpaca (instruction, input, output), messages (messages: [{role, content}]), "
+    "sharegpt (conversations: [{from, value}]), prompt-completion (prompt, completion), text (text)"
+)
+# Long-sample warnings beyond this many are counted, not listed.
+MAX_LISTED_WARNINGS = 20
+
+
+# --- record shapes ---------------------------------------------------------------------------------
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
+
+
+class AlpacaRecord(_Record):
+    """instruction / input / output (Stanford Alpaca); `system` and `history` (LLaMA-Factory) are read too."""
+    instruction: str
+    input: str | None = None
+    output: str
+
+
+class ChatMessage(_Record):
+    """One OpenAI chat message; content is text, a list of parts, or null (with `tool_calls`)."""
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class MessagesRecord(_Record):
+    """OpenAI chat fine-tuning record: `messages`, optionally `tools`."""
+    messages: list[ChatMessage] = Field(min_length=1)
+
+
+class ShareGPTTurn(_Record):
+    """One ShareGPT turn {from, value}; function_call / observation are tool calls and results."""
+    from_: Literal["system", "human", "user", "gpt", "assistant", "function_call", "observation", "tool"] = Field(
+        alias="from"
+    )
+    value: str
+
+
+class ShareGPTRecord(_Record):
+    """ShareGPT record: `conversations`, optionally record-level `system` and `tools`."""
+    conversations: list[ShareGPTTurn] = Field(min_length=1)
+
+
+class PromptCompletionRecord(_Record):
+    """prompt / completion (OpenAI legacy fine-tuning, HumanEval-style)."""
+    prompt: str
+    completion: str
+
+
+class TextRecord(_Record):
+    """Plain `text` (pre-training style)."""
+    text: str
+
+
+RECORD_MODELS: dict[Shape, type[_Record]] = {
+    "alpaca": AlpacaRecord,
+    "messages": MessagesRecord,
+    "sharegpt": ShareGPTRecord,
+    "prompt-completion": PromptCompletionRecord,
+    "text": TextRecord,
+}
+SHAREGPT_ROLES = {"human": "user", "gpt": "assistant"}
+
+
+# Placeholders for parts of a message the judge cannot read, so it knows they were there.
+PART_PLACEHOLDERS = {"image_url": "[image]", "image": "[image]", "input_image": "[image]", "input_audio": "[audio]", "audio": "[audio]", "file": "[file]", "video": "[video]"}
+
+
+def _content_text(content: Any) -> str:
+    """A message's content as text: strings as they are, text parts joined, other parts as placeholders."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content if isinstance(content, list) else [content]:
+        if not isinstance(part, dict):
+            parts.append(str(part))
+        elif isinstance(part.get("text"), str):
+            parts.append(part["text"])
+        else:
+            kind = str(part.get("type", "part"))
+            parts.append(PART_PLACEHOLDERS.get(kind, f"[{kind}]"))
+    return "\n".join(parts)
+
+
+def _as_json_text(value: Any) -> str:
+    """Tool definitions and call arguments as compact JSON (strings holding JSON are shown as they are)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _tool_call_text(call: Any) -> str:
+    """`name(arguments)` for an OpenAI tool call ({function: {name, arguments}}) or a bare {name, arguments}."""
+    if not isinstance(call, dict):
+        return _as_json_text(call)
+    fn = call.get("function") if isinstance(call.get("function"), dict) else call
+    return f"{fn.get('name', '?')}({_as_json_text(fn.get('arguments', ''))})"
+
+
+def _extras(parsed: _Record) -> dict[str, Any]:
+    return parsed.model_extra or {}
+
+
+def _preamble(extras: dict[str, Any]) -> list[str]:
+    """Record-level `system` prompt and `tools` definitions (LLaMA-Factory, OpenAI fine-tuning files;
+    OpenAI's legacy `functions` definitions count as tools)."""
+    parts = []
+    if extras.get("system"):
+        parts.append(f"system: {_content_text(extras['system'])}")
+    if extras.get("tools"):
+        parts.append(f"tools: {_as_json_text(extras['tools'])}")
+    if extras.get("functions"):
+        parts.append(f"functions: {_as_json_text(extras['functions'])}")
+    return parts
+
+
+# Fields that hold a reasoning model's thinking next to the answer (DeepSeek's `reasoning_content`,
+# OpenRouter/vLLM `reasoning`, Anthropic-style `thinking`); the model learns them, so they are judged.
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+
+
+def _reasoning(extras: dict[str, Any]) -> list[str]:
+    """The reasoning a record or message carries, as `[reasoning] …` lines (empty when it has none)."""
+    return [f"[reasoning] {_content_text(extras[k])}" for k in REASONING_KEYS if extras.get(k)]
+
+
+def _message_text(message: ChatMessage) -> str:
+    extras = _extras(message)
+    lines = _reasoning(extras)
+    text = _content_text(message.content)
+    if text:
+        lines.append(text)
+    calls = extras.get("tool_calls") or ([extras["function_call"]] if extras.get("function_call") else [])
+    for call in calls if isinstance(calls, list) else [calls]:
+        lines.append(f"[tool call] {_tool_call_text(call)}")
+    role = message.role
+    if role in ("tool", "function"):
+        name = extras.get("name") or extras.get("tool_call_id")
+        role = f"{role} result" + (f" ({name})" if name else "")
+    return f"{role}: " + "\n".join(lines)
+
+
+SHAREGPT_LABELS = {"human": "user", "gpt": "assistant", "function_call": "assistant [tool call]", "observation": "tool result"}
+
+
+def text_view(shape: Shape, parsed: _Record) -> str:
+    """One readable text per sample, the same for every shape, for the embedder and the judge: what the
+    model will learn from, system prompts, tool definitions, tool calls, tool results and a reasoning
+    model's reasoning (`REASONING_KEYS`) included. It is `text_parts` joined by blank lines."""
+    return "\n\n".join(text for _, text in text_parts(shape, parsed))
+
+
+def text_parts(shape: Shape, parsed: _Record) -> list[tuple[str, str]]:
+    """The parts of `text_view` in order, each as (role, text): "response" for what the model is trained
+    to write (the output, the completion, every assistant turn, the reasoning before them), "instruction"
+    for the request it answers (alpaca's instruction, the last user turn before the last response, the
+    prompt), "context" for the rest (system prompts, tools, inputs, earlier turns, tool results), "text"
+    for a plain text sample. tools/judge/fit.py reads them to cut long samples where it hides the least."""
+    if isinstance(parsed, AlpacaRecord):
+        parts = [("context", p) for p in _preamble(_extras(parsed))]
+        for turn in _extras(parsed).get("history") or []:  # LLaMA-Factory: earlier [instruction, response] turns
+            if isinstance(turn, list) and len(turn) == 2:
+                parts += [("context", f"Instruction: {turn[0]}"), ("response", f"Response: {turn[1]}")]
+        parts.append(("instruction", f"Instruction: {parsed.instruction}"))
+        if parsed.input:
+            parts.append(("context", f"Input: {parsed.input}"))
+        parts += [("response", r) for r in _reasoning(_extras(parsed))]
+        parts.append(("response", f"Response: {parsed.output}"))
+        return parts
+    if isinstance(parsed, MessagesRecord):
+        turns = [("response" if m.role == "assistant" else "context", _message_text(m)) for m in parsed.messages]
+        return [("context", p) for p in _preamble(_extras(parsed))] + _mark_instruction(turns, [m.role == "user" for m in parsed.messages])
+    if isinstance(parsed, ShareGPTRecord):
+        turns = [("response" if SHAREGPT_LABELS.get(t.from_, t.from_).startswith("assistant") else "context",
+                  f"{SHAREGPT_LABELS.get(t.from_, t.from_)}: " + "\n".join(_reasoning(_extras(t)) + [t.value]))
+                 for t in parsed.conversations]
+        users = [SHAREGPT_LABELS.get(t.from_, t.from_) == "user" for t in parsed.conversations]
+        return [("context", p) for p in _preamble(_extras(parsed))] + _mark_instruction(turns, users)
+    if isinstance(parsed, PromptCompletionRecord):
+        return ([("instruction", f"Prompt: {parsed.prompt}")] + [("response", r) for r in _reasoning(_extras(parsed))]
+                + [("response", f"Completion: {parsed.completion}")])
+    assert isinstance(parsed, TextRecord)
+    return [("text", parsed.text)]
+
+
+def _mark_instruction(turns: list[tuple[str, str]], is_user: list[bool]) -> list[tuple[str, str]]:
+    """The last user turn before the last response becomes the "instruction" (the request answered)."""
+    last = max((i for i, (role, _) in enumerate(turns) if role == "response"), default=len(turns))
+    for i in range(min(last, len(turns)) - 1, -1, -1):
+        if is_user[i]:
+            turns[i] = ("instruction", turns[i][1])
+            break
+    return turns
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+
+def detect_shape(record: dict[str, Any]) -> Shape | None:
+    """The shape a record's keys mark (SIGNATURES, first match), or None."""
+    for key, shape in SIGNATURES:
+        if key in record:
+            return shape
+    return None
+
+
+PREFERENCE_HELP = (
+    "preference data (a 'chosen' and a 'rejected' answer, as DPO/RLHF trainers use); GoalCover audits "
+    "supervised fine-tuning data: write each prompt with its chosen answer as prompt-completion (prompt, "
+    "completion) or messages, and ingest that"
+)
+
+
+def is_preference(record: dict[str, Any]) -> bool:
+    """Whether a record is a preference pair (`chosen` and `rejected`, as in TRL's DPO format, Anthropic
+    HH-RLHF, UltraFeedback binarized) rather than one training example."""
+    return "chosen" in record and "rejected" in record and not {"completion", "output", "messages", "conversations"} & set(record)
+
+
+def _decode_json_cells(record: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    """CSV cells are strings; chat shapes keep their turns as JSON in one cell."""
+    key = {"messages": "messages", "sharegpt": "conversations"}.get(shape)
+    if key and isinstance(record.get(key), str):
+        try:
+            return {**record, key: loads(record[key])[0]}
+        except ValueError:
+            return record
+    return record
+
+
+def parse_record(raw: RawRecord, shape: Shape) -> tuple[_Record, str]:
+    """Validate one record as `shape`; return it with its text view, or raise ValueError with the reason."""
+    model = RECORD_MODELS[shape]
+    try:
+        parsed = model.model_validate(_decode_json_cells(raw.record, shape))
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
+    return parsed, text_view(shape, parsed)
+
+
+def _record_id(record: dict[str, Any]) -> str | None:
+    value = record.get("id")
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"field 'id' must be a string or an integer (got {type(value).__name__})")
+    return str(value)
+
+
+class IdRegistry:
+    """Ids seen so far in one read, id -> line. In memory by default; `dataset.ingest_file` passes one
+    backed by its SQLite staging table, so a file of any size is checked in bounded memory."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, int] = {}
+
+    def line_of(self, sample_id: str) -> int | None:
+        """The line `sample_id` was first seen on, or None."""
+        return self._lines.get(sample_id)
+
+    def add(self, sample_id: str, line: int) -> None:
+        """Note `sample_id` as seen on `line`."""
+        self._lines[sample_id] = line
+
+
+@dataclass
+class Scan:
+    """A file being read: `samples` yields checked Samples one at a time; `shape`, `file_type` and
+    `layout` are known once the first sample is out; `rejected` and `warnings` fill as it goes.
+
+    Without `skip_invalid` the first problem raises BadInput naming the file and line; with it, bad records
+    go to `on_reject` (or `rejected`) with their reasons — nothing is dropped without a trace."""
+
+    path: Path
+    file_type: FileType
+    layout: SourceLayout
+    shape: Shape | None = None
+    rejected: list[Rejected] = field(default_factory=list)
+    rejected_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+    long_samples: int = 0
+    samples: Iterator[Sample] = iter(())
+
+
+def scan(
+    path: Path,
+    shape: Shape | Literal["auto"] = "auto",
+    *,
+    skip_invalid: bool = False,
+    max_sample_chars: int = 2_000_000,
+    warn_sample_chars: int = 100_000,
+    ids: IdRegistry | None = None,
+    keep_rejected: int | None = None,
+    on_reject: Callable[[Rejected], None] | None = None,
+) -> Scan:
+    """Open `path` (a file, a .gz/.zst file, a folder of shards or a save_to_disk folder) for streaming.
+
+    Raises BadInput at once for a missing path, an unknown type or format; later problems raise from
+    iterating `samples` (or are collected with `skip_invalid`). `keep_rejected` caps how many Rejected
+    are kept in memory (all are counted, and all go to `on_reject` when given)."""
+    path = path.expanduser().resolve()
+    if shape != "auto" and shape not in SHAPES:
+        raise BadInput(f"unknown format {shape!r}; choose auto or one of: {', '.join(SHAPES)}")
+    opened = open_source(path, max_sample_chars)
+    result = Scan(path, opened.file_type, opened.layout, warnings=list(opened.notes))
+    result.samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
+    return result
+
+
+def _samples(
+    result: Scan,
+    records: Iterator[RawRecord | Rejected],
+    shape: Shape | Literal["auto"],
+    skip_invalid: bool,
+    max_sample_chars: int,
+    warn_sample_chars: int,
+    ids: IdRegistry,
+    keep_rejected: int | None,
+    on_reject: Callable[[Rejected], None] | None,
+) -> Iterator[Sample]:
+    path = result.path
+    result.shape = None if shape == "auto" else shape
+    first_line = 0
+    collisions: dict[str, int] = {}
+    produced = 0
+
+    def reject(line: int, reason: str) -> None:
+        if not skip_invalid:
+            raise BadInput(f"{path}: {reason}")
+        result.rejected_count += 1
+        if keep_rejected is None or len(result.rejected) < keep_rejected:
+            result.rejected.append(Rejected(line, reason))
+        if on_reject:
+            on_reject(Rejected(line, reason))
+
+    for item in records:
+        if isinstance(item, Rejected):
+            reject(item.line, item.reason)
+            continue
+        where = f"line {item.line}" if result.file_type in ("jsonl", "csv", "json") else f"row {item.line}"
+        if item.file and item.file != str(path):
+            where = f"{Path(item.file).name}: {where}"
+        if is_preference(item.record):
+            reject(item.line, f"{where}: {PREFERENCE_HELP}")
+            continue
+        found = detect_shape(item.record)
+        if found is None and result.shape is None:
+            keys = ", ".join(map(repr, list(item.record)[:6])) or "none"
+            reject(item.line, f"{where}: no known shape (keys: {keys}); GoalCover reads {SHAPE_HELP}; use --format to choose one")
+            continue
+        if result.shape is None:
+            result.shape, first_line = found, item.line
+        elif shape == "auto" and found != result.shape:
+            reject(
+                item.line,
+                f"{where}: the shape changes from {result.shape} (since line {first_line}) to {found or 'an unknown shape'}; "
+                "a file holds one shape",
+            )
+            continue
+        try:
+            check_text(item.record)
+            to_storable(item.record)  # every value can be stored and exported as it came
+            parsed, text = parse_record(item, result.shape)
+            own_id = _record_id(item.record)
+        except ValueError as exc:
+            reject(item.line, f"{where}: {exc}")
+            continue
+        except RecursionError:
+            reject(item.line, f"{where}: nested too deeply to be a training record")
+            continue
+        size = len(item.raw) if item.raw is not None else len(text)
+        if size > max_sample_chars:
+            reject(item.line, f"{where}: the sample has {size:,} characters, over the limit of {max_sample_chars:,} (GOALCOVER_MAX_SAMPLE_CHARS)")
+            continue
+        result.warnings += item.warnings
+        if size > warn_sample_chars:
+            result.long_samples += 1
+            if result.long_samples <= MAX_LISTED_WARNINGS:
+                result.warnings.append(f"{where}: a long sample ({size:,} characters); it is kept whole, but judged and embedded by its start")
+        sample_id = own_id or f"h-{content_hash(text)[:16]}"
+        if own_id is None and ids.line_of(sample_id) is not None:
+            # The same content twice without ids: both are kept, the copy gets a numbered id.
+            collisions[sample_id] = collisions.get(sample_id, 1) + 1
+            sample_id = f"{sample_id}-{collisions[sample_id]}"
+        first = ids.line_of(sample_id)
+        if first is not None:
+            reject(item.line, f"{where}: id {sample_id!r} is used again (first on line {first}); ids must be unique")
+            continue
+        ids.add(sample_id, item.line)
+        produced += 1
+        part = str(Path(item.file).relative_to(path)) if item.file and item.file != str(path) else None
+        yield Sample(
+            id=sample_id, format=result.shape, source=str(path), line=item.line, record=item.record, raw=item.raw, text=text, part=part
+        )
+
+    if result.long_samples > MAX_LISTED_WARNINGS:
+        result.warnings.append(f"… and {result.long_samples - MAX_LISTED_WARNINGS:,} more long samples")
+    if not produced:
+        if result.rejected_count:
+            raise BadInput(f"{path}: no valid samples ({result.rejected_count} rejected; first: {result.rejected[0].reason})")
+        raise BadInput(f"{path}: no samples (the file has no records)")
+
+
+@dataclass
+class ReadResult:
+    """A whole source read into memory: samples, shape, file type, rejected records, warnings, layout."""
+    samples: list[Sample]
+    shape: Shape
+    file_type: FileType
+    rejected: list[Rejected]
+    warnings: list[str]
+    layout: SourceLayout
+
+
+def read_samples(
+    path: Path,
+    shape: Shape | Literal["auto"] = "auto",
+    *,
+    skip_invalid: bool = False,
+    max_sample_chars: int = 2_000_000,
+    warn_sample_chars: int = 100_000,
+) -> ReadResult:
+    """Every record of one source, read and checked into memory (for small files and tests; ingest
+    streams with `scan`). Raises BadInput as `scan` does."""
+    reading = scan(path, shape, skip_invalid=skip_invalid, max_sample_chars=max_sample_chars, warn_sample_chars=warn_sample_chars)
+    samples = list(reading.samples)
+    assert reading.shape is not None
+    return ReadResult(samples, reading.shape, reading.file_type, reading.rejected, reading.warnings, reading.layout)

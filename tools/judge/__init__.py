@@ -1,0 +1,18 @@
+"""The judge: every model call that scores samples against subgoals, and how far to trust it.
+
+Entry points: `scoring.score` (run the judge, resumable), `scoring.plan` (its cost before it runs),
+`judge_quality.judge_quality` (trust figures), `calibration.to_review` / `calibration.save_label` (the
+user's spot-checks).
+
+- `llm` — every model call: ChatOpenAI, rate limits, usage and cost, JSON that survives real models.
+- `prompts` — the engine's versioned prompts.
+- `scoring` — the judge over samples x subgoals (batched / pair / probe modes), cached by prompt version.
+- `fit`, `fit_store` — long samples cut to the judge's context window (whole response and instruction kept),
+  and the tags that re-judge only the samples whose prompt a cut changed.
+- `probe` — probe mode: one yes/no token per pair, P(yes) as the score.
+- `geval` — probability-weighted scores from token logprobs (G-Eval).
+- `batch` — `score --via batch`: the OpenAI Batch API.
+- `jury` — several judge models; consensus and agreement.
+- `calibration`, `judge_quality`, `order_check` — spot-checks, agreement, length bias, order effects.
+- `local` — finding or starting a local OpenAI-compatible server (llama.cpp).
+"""

@@ -1,0 +1,13 @@
+"""Coverage and estimates: how many samples really teach each subgoal, and the report.
+
+Entry points: `coverage.coverage` (a `CoverageReport` from the stored judgments), `sampled.score_sampled`
+(`score --sample/--budget/--target-width`), `report.render` (Markdown, JSON, HTML).
+
+- `coverage` — per-subgoal coverage from the judgments.
+- `estimate` — a stratified sample's intervals (share, mean score, probability of being weak).
+- `strata` — strata from source files and embedding clusters, and a stratified random draw.
+- `sampled` — estimate first: score a stratified sample, grow it until intervals are narrow enough.
+- `report` — the coverage report as Markdown, JSON or one self-contained HTML file.
+- `predict`, `predict_store`, `ppi` — `score --predict`: per-subgoal predictors on the stored embeddings,
+  prediction-powered (PPI++) intervals and the judge cascade.
+"""

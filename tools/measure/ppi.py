@@ -1,0 +1,223 @@
+"""Predictors on the samples' embeddings, prediction-powered intervals and cascade thresholds: the pure
+statistics of `score --predict`, on numpy arrays (no workspace, no model call).
+
+- Predictor: per target, an L2-regularised logistic regression (scikit-learn) on the 384-d unit vectors,
+  cross-fitted over K folds: each judged sample's probability comes from the fold model that did not see it
+  (out-of-fold, for AUC/precision/recall, the thresholds and the interval's correction term), every other
+  sample's is the mean of the K fold models — cross-prediction-powered inference (Zrnic & Candès, PNAS 2024),
+  which keeps the correction term unbiased although the predictor was learned from the same judged sample.
+  Logistic regression minimises log-loss, so its probabilities are calibrated where the model fits
+  (Niculescu-Mizil & Caruana, ICML 2005); the out-of-fold Brier score is reported to check it.
+- Interval: PPI++ for a mean (Angelopoulos, Duchi & Zrnic 2023, "PPI++: Efficient Prediction-Powered
+  Inference", arXiv:2311.01453, §2 and Example 1), per stratum of the sample design and combined with the
+  strata weights as in estimate.py: θ = Σ W_h [λ·mean(f over N_h) + mean(y − λ·f over n_h)], variance
+  Σ W_h² [λ² Var_h(f)/N_h + (1 − n_h/N_h) Var_h(y − λf)/n_h], with the power-tuning λ =
+  Cov(y, f) / ((1 + n/N) Var(f)) clipped to [0, 1] (λ = 0 is the judged-sample estimate, so the interval is
+  never wider than it in expectation). The interval is Wilson's at the effective n = θ(1 − θ)/variance,
+  as estimate.stratified_share does, so it stays inside [0, 1] near the edges.
+  We implement it here instead of importing `ppi-python` (ppi_py 0.2.3): that wheel requires numba,
+  statsmodels and gdown, and installs a top-level `tests` package that collides with ours; the mean CI is
+  the dozen lines below.
+- Cascade thresholds: from the out-of-fold probabilities of the judged samples, the lowest t_high whose
+  "P >= t_high → supports" precision reaches the target and the highest t_low below which at most 1 − target
+  of the positives fall (LOTUS-style approximate filters with a precision target: Patel et al. 2024); the
+  band between goes to the judge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from goalcover.tools.measure.estimate import CONFIDENCE, wilson
+
+FOLDS = 5
+# Inverse regularisation of the logistic regression on unit vectors (components ~ 1/√384): weaker than
+# scikit-learn's default C = 1, which shrinks such small features to a near-constant probability.
+C = 10.0
+# A predictor is "no better than chance" when the one-sided Mann–Whitney test of its out-of-fold
+# probabilities (positives above negatives) has p above this, or a class has fewer than MIN_CLASS samples.
+CHANCE_P = 0.05
+MIN_CLASS = 5
+
+
+@dataclass
+class Predictor:
+    """A cross-fitted predictor of one binary target: `p_oof` (n,) out-of-fold P(y=1) of the judged samples,
+    `coef` (K, d) and `intercept` (K,) of the fold models; `auc`, `precision`/`recall` at 0.5 and `brier`
+    from `p_oof`; `chance` True when it is no better than chance (then callers fall back to the sample)."""
+
+    p_oof: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    auc: float | None
+    precision: float | None
+    recall: float | None
+    brier: float | None
+    chance: bool
+    positives: int
+    judged: int
+
+    def predict(self, vectors: np.ndarray, batch: int = 200_000) -> np.ndarray:
+        """P(y=1) for `vectors` (m, d), float32 (m,): the mean of the K fold models' probabilities,
+        `batch` rows at a time (one matrix product per batch: 10⁶ × 384 takes about a second)."""
+        out = np.empty(len(vectors), dtype=np.float32)
+        for start in range(0, len(vectors), batch):
+            logits = vectors[start:start + batch] @ self.coef.T + self.intercept  # (b, K)
+            out[start:start + batch] = (1.0 / (1.0 + np.exp(-logits))).mean(axis=1)
+        return out
+
+
+def fit(vectors: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = FOLDS) -> Predictor:
+    """Cross-fit a logistic regression of `y` (n,) bool on `vectors` (n, d). With fewer than MIN_CLASS samples
+    in a class it fits nothing (coef zero, intercept at the judged share) and is marked `chance`."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y, dtype=bool)
+    n, d = vectors.shape
+    positives = int(y.sum())
+    if min(positives, n - positives) < MIN_CLASS:
+        share = (positives + 0.5) / (n + 1)
+        base = np.full(n, share)
+        return Predictor(base, np.zeros((1, d)), np.array([math.log(share / (1 - share))]), None, None, None,
+                         None, True, positives, n)
+    k = min(folds, positives, n - positives)
+    p_oof = np.empty(n)
+    coefs, intercepts = [], []
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(vectors, y):
+        model = LogisticRegression(C=C, max_iter=1000).fit(vectors[train], y[train])
+        p_oof[test] = model.predict_proba(vectors[test])[:, 1]
+        coefs.append(model.coef_[0])
+        intercepts.append(model.intercept_[0])
+    auc = float(roc_auc_score(y, p_oof))
+    test = stats.mannwhitneyu(p_oof[y], p_oof[~y], alternative="greater")
+    hard = p_oof >= 0.5
+    return Predictor(
+        p_oof, np.array(coefs), np.array(intercepts), auc,
+        float(precision_score(y, hard, zero_division=0)), float(recall_score(y, hard, zero_division=0)),
+        float(brier_score_loss(y, p_oof)), bool(test.pvalue > CHANCE_P), positives, n,
+    )
+
+
+def fit_regressor(vectors: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ridge regression (scikit-learn) of a score (n,) on `vectors` (n, d): (coef (d,), intercept); predict
+    with `vectors @ coef + intercept`."""
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=1.0).fit(vectors, target)
+    return model.coef_.astype(np.float64), float(model.intercept_)
+
+
+@dataclass
+class Stratum:
+    """One stratum for the interval: `f_all` the predictions of all its N_h samples, `y` and `f` the judged
+    labels (0/1) and out-of-fold predictions of its n_h judged samples."""
+
+    f_all: np.ndarray
+    y: np.ndarray
+    f: np.ndarray
+
+
+@dataclass
+class Interval:
+    """A share with its 95% interval (fractions 0-1), λ, the effective n and the judged-sample interval's
+    width beside it (`classical_width`) for comparison."""
+
+    share: float
+    low: float
+    high: float
+    lam: float
+    n_eff: float
+    classical_width: float = field(default=math.nan)
+
+    @property
+    def width(self) -> float:
+        """high − low, a fraction."""
+        return self.high - self.low
+
+
+def tuned_lambda(y: np.ndarray, f: np.ndarray, f_all_count: int) -> float:
+    """PPI++'s power-tuning λ = Cov(y, f) / ((1 + n/N) Var(f)) on the judged pairs, clipped to [0, 1]
+    (Angelopoulos, Duchi & Zrnic 2023, Example 1); 0 when f does not vary."""
+    n = len(y)
+    if n < 2 or np.var(f) <= 0:
+        return 0.0
+    lam = np.cov(y, f)[0, 1] / ((1 + n / max(f_all_count, 1)) * np.var(f, ddof=1))
+    return float(min(1.0, max(0.0, lam)))
+
+
+def ppi_share(strata: list[Stratum], confidence: float = CONFIDENCE, lam: float | None = None) -> Interval:
+    """The stratified PPI++ estimate of a share with its interval (see the module's docstring). Strata with
+    no judged sample are left out and the weights renormalised, as estimate.stratified_share does. `lam`
+    fixes λ (1: plain PPI, 0: the judged sample alone); default tuned over the pooled judged pairs."""
+    used = [s for s in strata if len(s.y)]
+    if not used:
+        return Interval(0.0, 0.0, 1.0, 0.0, 0.0)
+    total = sum(len(s.f_all) for s in used)
+    if lam is None:
+        lam = tuned_lambda(np.concatenate([s.y for s in used]).astype(float), np.concatenate([s.f for s in used]), total)
+    theta = var = classical_var = 0.0
+    for s in used:
+        big_n, n = len(s.f_all), len(s.y)
+        w = big_n / total
+        resid = s.y - lam * s.f
+        theta += w * (lam * float(s.f_all.mean()) + float(resid.mean()))
+        fpc = max(0.0, 1 - n / big_n)
+        var += w * w * (lam * lam * float(np.var(s.f_all, ddof=1) if big_n > 1 else 0.0) / big_n
+                        + fpc * (float(np.var(resid, ddof=1)) if n > 1 else 0.25) / n)
+        classical_var += w * w * fpc * (float(np.var(s.y, ddof=1)) if n > 1 else 0.25) / n
+    theta = min(1.0, max(0.0, theta))
+    n_drawn = sum(len(s.y) for s in used)
+    n_eff = theta * (1 - theta) / var if var > 0 and 0 < theta < 1 else n_drawn
+    low, high = wilson(theta, n_eff, confidence)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return Interval(theta, low, high, lam, n_eff, 2 * z * math.sqrt(classical_var))
+
+
+def thresholds(y: np.ndarray, p: np.ndarray, min_precision: float, min_recall: float | None = None) -> tuple[float, float]:
+    """(t_low, t_high) for a cascade, from the judged samples (`y` bool, `p` out-of-fold P): "supports" at
+    P >= t_high keeps at least `min_precision` precision, "does not" at P <= t_low loses at most
+    1 − `min_recall` (default `min_precision`) of the positives, so recall meets that target; the band
+    t_low < P < t_high goes to the judge. Where no threshold reaches the target, t_high = +inf / t_low = −inf
+    (everything goes to the judge on that side)."""
+    y = np.asarray(y, dtype=bool)
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    # "Supports" for the top k: precision of every prefix; the lowest threshold (largest k) that meets it.
+    prec_top = np.cumsum(ys) / np.arange(1, len(ys) + 1)
+    t_high = math.inf
+    ok = np.nonzero(prec_top >= min_precision)[0]
+    # Only cut between distinct probabilities, so ties are decided together.
+    for k in ok[::-1]:
+        if k + 1 == len(ps) or ps[k + 1] < ps[k]:
+            t_high = float(ps[k])
+            break
+    # "Does not" for the bottom k: the share of all positives it would lose must stay under 1 − target, so
+    # the cascade's recall meets the target too (a precision rule alone would decide "no" for nearly
+    # everything of a rare subgoal: the "no" side's precision is high at any threshold).
+    rev_p, rev_y = ps[::-1], ys[::-1]
+    lost = np.cumsum(rev_y) / max(1, int(ys.sum()))
+    t_low = -math.inf
+    ok = np.nonzero(lost <= 1 - (min_precision if min_recall is None else min_recall))[0]
+    for k in ok[::-1]:
+        if (k + 1 == len(rev_p) or rev_p[k + 1] > rev_p[k]) and float(rev_p[k]) < t_high:
+            t_low = float(rev_p[k])
+            break
+    return t_low, t_high
+
+
+def cascade_quality(y: np.ndarray, p: np.ndarray, t_low: float, t_high: float) -> tuple[float | None, float | None, float]:
+    """(precision, recall, band share) of the cascade's "supports" decisions estimated on the judged samples:
+    the predictor decides outside the band, the judge (the truth here) inside it."""
+    y = np.asarray(y, dtype=bool)
+    band = (p > t_low) & (p < t_high)
+    decided = np.where(band, y, p >= t_high)
+    tp = int((decided & y).sum())
+    precision = tp / int(decided.sum()) if decided.any() else None
+    recall = tp / int(y.sum()) if y.any() else None
+    return precision, recall, float(band.mean()) if len(band) else 0.0

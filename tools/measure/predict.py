@@ -1,0 +1,332 @@
+"""`score --predict`: after a judged stratified sample, learn per subgoal (and for "off-goal") a predictor of
+the judge's verdict from the samples' stored embeddings, predict every sample, give each subgoal's share a
+prediction-powered interval, and — with a target precision — decide every sample by a cascade: the
+predictor where it is confident, the judge in the uncertain band.
+
+The statistics are in ppi.py; the tables in predict_store.py. Only the design's random sample trains the
+predictors and enters the intervals (samples judged because the cascade sent them are not a random sample;
+they are decided by the judge but never learned from), so a rerun refits nothing and pays nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from goalcover.tools.measure import predict_store
+from goalcover.tools.measure.coverage import supports
+from goalcover.tools.core.errors import BadInput
+from goalcover.tools.core.goal import current_goal
+from goalcover.tools.measure.ppi import Predictor, Stratum, cascade_quality, fit, fit_regressor, ppi_share, thresholds
+from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.measure.strata import SampleDesign, current_design, sample_vectors
+from goalcover.tools.core.workspace import Workspace
+
+OFF_GOAL = "off_goal"
+
+
+class TargetPrediction(BaseModel):
+    """One target's predictor (a subgoal, or `off_goal`: no subgoal scores above the off-goal threshold)."""
+
+    id: str
+    judged: int = Field(description="drawn samples with a judgment, the predictor's training set")
+    positives: int
+    auc: float | None = Field(description="cross-validated (out-of-fold) ROC AUC; None when a class has < 5 samples")
+    precision: float | None = Field(description="out-of-fold precision at P >= 0.5")
+    recall: float | None = Field(description="out-of-fold recall at P >= 0.5")
+    brier: float | None = Field(None, description="out-of-fold Brier score (calibration + sharpness; lower is better)")
+    chance: bool = Field(description="no better than chance: the share falls back to the sample-only estimate and the predictor decides nothing")
+    predicted: bool = Field(description="share and interval are prediction-powered (PPI++), not the sample-only estimate")
+    share: float
+    ci_low: float
+    ci_high: float
+    sample_ci_low: float = Field(description="the sample-only 95% interval, for comparison")
+    sample_ci_high: float
+    lam: float = Field(description="PPI++ power-tuning λ (0: the judged sample alone, 1: plain PPI)")
+    t_low: float | None = Field(None, description="cascade: P <= t_low is decided 'no' by the predictor")
+    t_high: float | None = Field(None, description="cascade: P >= t_high is decided 'yes' by the predictor")
+    est_precision: float | None = Field(None, description="cascade's estimated precision of 'yes', on the judged sample (out-of-fold)")
+    est_recall: float | None = Field(None, description="cascade's estimated recall of 'yes', on the judged sample (out-of-fold)")
+    decided: dict[str, int] = Field(default_factory=dict, description="sample contents decided by 'judge', 'predictor', or 'pending' (for the judge)")
+
+
+class PredictResult(BaseModel):
+    """`score --json`'s "predict": the population, the judged sample, the precision target and one row per
+    target (subgoals, then off_goal)."""
+
+    population: int
+    judged_samples: int
+    min_precision: float | None
+    refit: bool = Field(description="False when every predictor was reused (nothing new judged)")
+    targets: list[TargetPrediction]
+    fit_s: float = 0.0
+    predict_s: float = 0.0
+
+    def widest(self) -> float:
+        """The widest subgoal interval in points (0-100), prediction-powered where the predictor helps."""
+        rows = [t for t in self.targets if t.id != OFF_GOAL]
+        return max((t.ci_high - t.ci_low) * 100 for t in rows) if rows else 0.0
+
+    def pending(self) -> int:
+        """Sample contents the cascade still sends to the judge (any target's band)."""
+        return sum(t.decided.get("pending", 0) for t in self.targets if not t.chance)
+
+
+def _target_hash(goal) -> dict[str, str]:
+    off = hashlib.sha256(("off_goal|" + "|".join(sorted(g.hash for g in goal.subgoals))).encode()).hexdigest()[:16]
+    return {**{g.id: g.hash for g in goal.subgoals}, OFF_GOAL: off}
+
+
+def _labels(ws: Workspace, goal, judge: dict, hashes: list[str]) -> dict[str, dict[str, tuple[bool, float]]]:
+    """content hash -> target id -> (label, score for the regressor) from the judge's stored judgments;
+    off_goal only where every subgoal is judged."""
+    settings = ws.settings
+    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], hashes)
+    out: dict[str, dict[str, tuple[bool, float]]] = defaultdict(dict)
+    for h in dict.fromkeys(hashes):
+        scores = []
+        for g in goal.subgoals:
+            got = judged.get((h, g.hash))
+            if got is None:
+                continue
+            score, _, weighted = got
+            out[h][g.id] = (supports(score, weighted, settings), weighted if weighted is not None else float(score))
+            scores.append(score)
+        if len(scores) == len(goal.subgoals) and scores:
+            out[h][OFF_GOAL] = (max(scores) <= settings.off_goal_max, float(max(scores)))
+    return out
+
+
+def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
+            vectors: dict[str, np.ndarray] | None = None) -> PredictResult:
+    """Fit (or reuse) every target's predictor on the design's judged sample, store P for every sample
+    content, compute each subgoal's interval and, with `min_precision` (0.5-1), the cascade's thresholds and
+    decisions. `vectors` (sample id -> unit vector) skips reading the index (benchmarks). Raises BadInput
+    without a goal, a judge or a saved sample design, or for a precision outside (0.5, 1)."""
+    if min_precision is not None and not 0.5 < min_precision < 1:
+        raise BadInput(f"--min-precision {min_precision:g}: give a precision between 0.5 and 1 (e.g. 0.9)")
+    goal = current_goal(ws)
+    judge = ws.store.get_meta(JUDGE_KEY)
+    design = current_design(ws)
+    if goal is None or judge is None or design is None:
+        raise BadInput("--predict learns from a judged random sample: run `goalcover score --sample N --predict` "
+                       "(or --budget / --target-width)")
+    version, model = judge["prompt_version"], judge["model"]
+    by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
+    distinct = list(dict.fromkeys(by_id[i] for i in sorted(by_id)))
+    drawn = [i for i in design.drawn_ids() if i in by_id]
+    labels = _labels(ws, goal, judge, list(by_id.values()))
+    hashes = _target_hash(goal)
+    fit_s = predict_s = 0.0
+    refit = False
+    rows: list[TargetPrediction] = []
+    cache: dict[str, np.ndarray] | None = None  # content hash -> vector, read once when a target refits
+    for target, target_hash in hashes.items():
+        train = [i for i in drawn if target in labels.get(by_id[i], {})]
+        y = np.array([labels[by_id[i]][target][0] for i in train], dtype=bool)
+        trained = hashlib.sha256((target_hash + "|" + ",".join(f"{by_id[i]}:{int(v)}" for i, v in zip(train, y))).encode()).hexdigest()[:16]
+        stored = predict_store.predictor(ws, target_hash, version, model)
+        reuse = stored is not None and stored[0] == trained and predict_store.count(ws, target_hash, version, model, trained) == len(distinct)
+        if reuse:
+            detail = stored[1]
+            kept = predict_store.predictions(ws, target_hash, version, model)
+            p_by_hash = {h: v[0] for h, v in kept.items()}
+            p_oof = np.array(detail["p_oof"])
+            chance = detail["chance"]
+            quality = {k: detail.get(k) for k in ("auc", "precision", "recall", "brier")}
+            positives = detail["positives"]
+        else:
+            refit = True
+            if cache is None:
+                cache = _vectors(ws, by_id, vectors)
+            dim = next(iter(cache.values())).shape[0] if cache else 384
+            zero = np.zeros(dim, dtype=np.float32)
+            x_train = np.stack([cache.get(by_id[i], zero) for i in train]) if train else np.zeros((0, dim), np.float32)
+            started = time.perf_counter()
+            model_fit: Predictor = fit(x_train, y, seed) if len(train) else fit(np.zeros((1, dim)), np.zeros(1, bool), seed)
+            regressor = None
+            if target != OFF_GOAL and len(train) >= 2:
+                regressor = fit_regressor(x_train, np.array([labels[by_id[i]][target][1] for i in train]))
+            fit_s += time.perf_counter() - started
+            started = time.perf_counter()
+            x_all = np.stack([cache.get(h, zero) for h in distinct]) if distinct else np.zeros((0, dim), np.float32)
+            p_all = model_fit.predict(x_all)
+            predicted_scores = (x_all @ regressor[0] + regressor[1]).clip(1, 5) if regressor else None
+            predict_s += time.perf_counter() - started
+            p_by_hash = dict(zip(distinct, p_all.tolist()))
+            p_oof = model_fit.p_oof if len(train) else np.zeros(0)
+            # The judged samples' own P is their out-of-fold one, as the interval's correction term uses it.
+            for i, p in zip(train, p_oof):
+                p_by_hash[by_id[i]] = float(p)
+            chance = model_fit.chance
+            quality = {"auc": model_fit.auc, "precision": model_fit.precision, "recall": model_fit.recall, "brier": model_fit.brier}
+            positives = model_fit.positives
+            scores_by_hash = dict(zip(distinct, predicted_scores.tolist())) if predicted_scores is not None else {}
+        row = _interval(target, design, by_id, train, y, p_oof, p_by_hash, chance)
+        row.judged, row.positives = len(train), positives
+        row.auc, row.precision, row.recall, row.brier = (quality[k] for k in ("auc", "precision", "recall", "brier"))
+        decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision)
+        if reuse:  # store only the decisions that changed (new judgments, another precision target)
+            changes = [(d, by, h) for h, (d, by) in decisions.items() if kept.get(h, (None, None, None, None))[2:] != (d, by)]
+            if changes:
+                predict_store.update_decisions(ws, target_hash, version, model, changes)
+        else:
+            predict_store.save(ws, target_hash, target, version, model, trained,
+                               {"p_oof": p_oof.tolist(), "chance": chance, "positives": positives, **quality},
+                               ((h, min(1.0, max(0.0, p_by_hash[h])), scores_by_hash.get(h), *decisions[h]) for h in distinct))
+        detail = {**(predict_store.predictor(ws, target_hash, version, model) or ("", {}))[1],
+                  "row": row.model_dump(), "design": _design_key(design)}
+        predict_store.save_detail(ws, target_hash, version, model, detail)
+        rows.append(row)
+    return PredictResult(population=len(by_id), judged_samples=len(drawn), min_precision=min_precision, refit=refit,
+                         targets=rows, fit_s=round(fit_s, 3), predict_s=round(predict_s, 3))
+
+
+def _vectors(ws: Workspace, by_id: dict[str, str], given: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """content hash -> vector, one sample id per content (the index holds identical vectors for duplicates)."""
+    first: dict[str, str] = {}
+    for i in sorted(by_id):
+        first.setdefault(by_id[i], i)
+    got = given if given is not None else sample_vectors(ws, list(first.values()))
+    return {h: np.asarray(got[i], dtype=np.float32) for h, i in first.items() if i in got}
+
+
+def _design_key(design: SampleDesign) -> str:
+    return f"{design.dataset}:{design.size}"
+
+
+def _interval(target: str, design: SampleDesign, by_id: dict[str, str], train: list[str], y: np.ndarray,
+              p_oof: np.ndarray, p_by_hash: dict[str, float], chance: bool) -> TargetPrediction:
+    """The target's share: PPI++ over the design's strata where the predictor helps, the sample-only
+    (λ = 0) estimate where it is no better than chance; both intervals are returned."""
+    oof = dict(zip(train, p_oof.tolist()))
+    judged = dict(zip(train, y.tolist()))
+    strata = []
+    for label, ids in design.strata.items():
+        got = [i for i in ids[: design.drawn[label]] if i in judged]
+        strata.append(Stratum(f_all=np.array([p_by_hash.get(by_id[i], 0.0) for i in ids if i in by_id]),
+                              y=np.array([judged[i] for i in got], dtype=float), f=np.array([oof[i] for i in got])))
+    sample_only = ppi_share(strata, lam=0.0)
+    used = sample_only if chance else ppi_share(strata)
+    return TargetPrediction(
+        id=target, judged=0, positives=0, auc=None, precision=None, recall=None, chance=chance,
+        predicted=not chance, share=round(used.share, 4), ci_low=round(used.low, 4), ci_high=round(used.high, 4),
+        sample_ci_low=round(sample_only.low, 4), sample_ci_high=round(sample_only.high, 4), lam=round(used.lam, 3),
+    )
+
+
+def _decide(row: TargetPrediction, labels: dict, p_by_hash: dict[str, float], y: np.ndarray, p_oof: np.ndarray,
+            min_precision: float | None) -> dict[str, tuple[int | None, str]]:
+    """content hash -> (decision 0/1 or None, decided_by): the judge where it judged this target; otherwise,
+    with a precision target and a predictor better than chance, the predictor outside the band
+    [t_low, t_high] and 'pending' (for the judge) inside; without a target, the predictor at P >= 0.5; a
+    predictor no better than chance decides nothing. Sets the row's thresholds, estimated quality and counts."""
+    t_low, t_high = -math.inf, math.inf
+    if min_precision is not None and not row.chance and len(y):
+        t_low, t_high = thresholds(y, p_oof, min_precision)
+        row.t_low = None if math.isinf(t_low) else round(t_low, 4)
+        row.t_high = None if math.isinf(t_high) else round(t_high, 4)
+        row.est_precision, row.est_recall, _ = cascade_quality(y, p_oof, t_low, t_high)
+    elif min_precision is None and not row.chance:
+        t_low = t_high = 0.5
+    counts: dict[str, int] = defaultdict(int)
+    out: dict[str, tuple[int | None, str]] = {}
+    for h, p in p_by_hash.items():
+        known = labels.get(h, {}).get(row.id)
+        if known is not None:
+            decision, by = int(known[0]), "judge"
+        elif row.chance:
+            decision, by = None, "pending"
+        elif p >= t_high:
+            decision, by = 1, "predictor"
+        elif p <= t_low and t_low < t_high:
+            decision, by = 0, "predictor"
+        elif t_low == t_high:  # no precision target: the predictor at 0.5
+            decision, by = int(p >= t_high), "predictor"
+        else:
+            decision, by = None, "pending"
+        counts[by] += 1
+        out[h] = (decision, by)
+    row.decided = {k: counts.get(k, 0) for k in ("judge", "predictor", "pending")}
+    return out
+
+
+def band_samples(ws: Workspace, result: PredictResult):
+    """One sample per content the cascade sends to the judge: 'pending' on any target whose predictor is
+    better than chance (decision made by neither judge nor predictor yet)."""
+    goal = current_goal(ws)
+    judge = ws.store.get_meta(JUDGE_KEY)
+    hashes = _target_hash(goal)
+    pending: set[str] = set()
+    for row in result.targets:
+        if row.chance:
+            continue
+        for h, (_, _, _, by) in predict_store.predictions(ws, hashes[row.id], judge["prompt_version"], judge["model"]).items():
+            if by == "pending":
+                pending.add(h)
+    first: dict[str, str] = {}
+    for i, (h, _) in sorted(ws.store.sample_hashes().items()):
+        if h in pending:
+            first.setdefault(h, i)
+    return ws.store.samples(list(first.values()))
+
+
+async def cascade(ws: Workspace, mode: str, min_precision: float, scorer: Callable[..., Awaitable] | None = None,
+                  **score_kwargs):
+    """Predict, send the uncertain band (band_samples) to the judge through `scorer` (default
+    scoring.score; other keyword arguments go to it), and predict again so those samples are decided by the
+    judge. Returns (the band's ScoreResult or None when the band is empty, the final PredictResult)."""
+    from goalcover.tools.judge import scoring
+
+    first = predict(ws, min_precision)
+    band = band_samples(ws, first)
+    if not band:
+        return None, first
+    result = await (scorer or scoring.score)(ws, mode, samples=band, **score_kwargs)
+    return result, predict(ws, min_precision)
+
+
+def stored_rows(ws: Workspace) -> dict[str, TargetPrediction]:
+    """target id -> the last stored prediction row for the current goal, judge and sample design (none when
+    the design or judge changed since); read by coverage and export, no fitting."""
+    goal = current_goal(ws, required=False)
+    judge = ws.store.get_meta(JUDGE_KEY)
+    design = current_design(ws)
+    if goal is None or judge is None or design is None:
+        return {}
+    out = {}
+    for target, target_hash in _target_hash(goal).items():
+        stored = predict_store.predictor(ws, target_hash, judge["prompt_version"], judge["model"])
+        if stored and stored[1].get("design") == _design_key(design) and "row" in stored[1]:
+            out[target] = TargetPrediction.model_validate(stored[1]["row"])
+    return out
+
+
+def off_goal_decisions(ws: Workspace) -> tuple[set[str], TargetPrediction] | None:
+    """(sample ids decided off-goal by the cascade — by the judge or the predictor —, the off-goal row with
+    its estimated precision/recall), or None when no cascade (`--min-precision`) with a usable off-goal
+    predictor is stored for the current goal, judge and design."""
+    row = stored_rows(ws).get(OFF_GOAL)
+    if row is None or row.chance or row.est_precision is None:  # only a cascade run at a precision target decides
+        return None
+    goal = current_goal(ws)
+    judge = ws.store.get_meta(JUDGE_KEY)
+    stored = predict_store.predictions(ws, _target_hash(goal)[OFF_GOAL], judge["prompt_version"], judge["model"])
+    off = {h for h, (_, _, d, _) in stored.items() if d == 1}
+    return {i for i, (h, _) in ws.store.sample_hashes().items() if h in off}, row
+
+
+def apply_predicted(ws: Workspace, rows) -> None:
+    """Replace coverage rows' estimated share and interval by the stored prediction-powered ones (for the
+    current goal, judge and design) where the predictor is better than chance, and mark them `predicted`."""
+    stored = stored_rows(ws)
+    for row in rows:
+        found = stored.get(row.id)
+        if found is not None and not found.chance:
+            row.share, row.ci_low, row.ci_high, row.predicted = found.share, found.ci_low, found.ci_high, True
