@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from goalcover.tools.core.errors import ConfigError, GoalCoverError
 from goalcover.ui.inert import inert
+from goalcover.tools.core.settings import debug_enabled
 
 err = Console(stderr=True)
 
@@ -51,7 +52,7 @@ def handle_errors(command):
         except (typer.Exit, typer.Abort, typer.BadParameter):  # a bad option value: the usage error, exit 2
             raise
         except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
-            if os.environ.get("GOALCOVER_DEBUG"):
+            if debug_enabled():
                 raise
             err.print(
                 f"[bold red]internal error:[/] {type(exc).__name__}: {inert(str(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",

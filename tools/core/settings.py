@@ -7,10 +7,12 @@ Model roles (`agent`, `judge`, `synth`) each take a base URL, model and key from
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from goalcover.tools.core.errors import BadInput, ConfigError, describe_validation_error, field_path
@@ -37,36 +39,101 @@ class ModelConfig(BaseModel):
         return (prompt_tokens * self.input_price_per_mtok + completion_tokens * self.output_price_per_mtok) / 1e6
 
 
-class Settings(BaseSettings):
-    """Every knob, from GOALCOVER_* environment variables (and OPENAI_BASE_URL / OPENAI_API_KEY); see README
-    for the list."""
+EMBED_BACKENDS = ("auto", "openvino", "torch", "torch-bf16", "onnx", "onnx-int8")
+
+# Old environment names that still work for one release, with a FutureWarning: old -> new.
+DEPRECATED_NAMES = {"GOALCOVER_MAX_SAMPLE_CHARS": "GOALCOVER_INGEST_MAX_SAMPLE_CHARS"}
+_warned: set[str] = set()
+
+
+class EmbedSettings(BaseSettings):
+    """The embedding knobs, readable on their own: `tools/data/embeddings.py` runs outside any workspace
+    (Chroma's embedding function, Ray actors). Part of `Settings` too (inherited)."""
+
+    model_config = SettingsConfigDict(env_prefix="GOALCOVER_", extra="ignore", validate_default=True)
+
+    embed_backend: Literal["auto", "openvino", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+        "auto", description="the embedding backend: auto (OpenVINO on CPU, PyTorch fallback), openvino, torch, "
+        "torch-bf16, onnx or onnx-int8 (evals/bench_embed.py compares them)",
+    )
+    embed_device: Literal["cpu", "cuda"] = Field("cpu", description="where embeddings run: cpu, or cuda (a GPU where one is installed)")
+    onnx_cache: Path | None = Field(
+        None, description="folder of the exported ONNX / OpenVINO embedding model (default ~/.cache/goalcover/onnx, "
+        "under XDG_CACHE_HOME when set)",
+    )
+
+    @field_validator("embed_backend", "embed_device", mode="before")
+    @classmethod
+    def _lower(cls, value, info):
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if not value:
+                return cls.model_fields[info.field_name].default
+        return value
+
+
+class AgentLimits(BaseSettings):
+    """Bounds on one conversation with the agent, readable on their own (the agent reads them when it
+    starts). Part of `Settings` too (inherited)."""
+
+    model_config = SettingsConfigDict(env_prefix="GOALCOVER_", extra="ignore", validate_default=True)
+
+    agent_max_history_tokens: int = Field(
+        24_000, ge=500, description="approximate tokens of conversation sent with each agent model call; older turns are left out first"
+    )
+    agent_max_tool_chars: int = Field(
+        8_000, ge=500, description="characters of one tool result as the agent model sees it; longer ones are cut with a note"
+    )
+    agent_max_sample_chars: int = Field(
+        1_500, ge=100, description="characters of one sample's text shown to the agent model in a tool result "
+        "(what the model reads; the ingest limit is GOALCOVER_INGEST_MAX_SAMPLE_CHARS)",
+    )
+    agent_recursion_limit: int = Field(60, ge=5, description="model and tool steps within one user message before the run is stopped")
+
+
+def debug_enabled() -> bool:
+    """Whether GOALCOVER_DEBUG asks for tracebacks of internal errors: any value but empty, 0, false, no, off.
+    Never raises (it is read while reporting another error)."""
+    value = os.environ.get("GOALCOVER_DEBUG", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+class Settings(EmbedSettings, AgentLimits):
+    """Every knob, from GOALCOVER_* environment variables (and OPENAI_BASE_URL / OPENAI_API_KEY); the table
+    in docs/configuration.md is generated from these fields (`python -m goalcover.tools.core.config_doc`)."""
 
     model_config = SettingsConfigDict(env_prefix="GOALCOVER_", extra="ignore", validate_default=True, populate_by_name=True)
 
-    workspace: Path = Path("goalcover-workspace")
-    chroma_url: str | None = None
+    workspace: Path = Field(Path("goalcover-workspace"), description="the project folder (`--workspace` wins)")
+    chroma_url: str | None = Field(None, description="a Chroma server (http://host:port) instead of the embedded index")
 
-    model: str | None = None
-    base_url: str | None = Field(None, validation_alias=AliasChoices("GOALCOVER_BASE_URL", "OPENAI_BASE_URL"))
-    api_key: str | None = Field(None, validation_alias=AliasChoices("GOALCOVER_API_KEY", "OPENAI_API_KEY"))
-    agent_model: str | None = None
-    agent_base_url: str | None = None
-    agent_api_key: str | None = None
-    judge_model: str | None = None
-    judge_base_url: str | None = None
+    model: str | None = Field(None, description="the model of every role unless a role names its own")
+    base_url: str | None = Field(
+        None, validation_alias=AliasChoices("GOALCOVER_BASE_URL", "OPENAI_BASE_URL"),
+        description="the OpenAI-compatible endpoint of every role (unset: OpenAI)",
+    )
+    api_key: str | None = Field(
+        None, validation_alias=AliasChoices("GOALCOVER_API_KEY", "OPENAI_API_KEY"),
+        description="the API key of every role (local servers need none)",
+    )
+    agent_model: str | None = Field(None, description="the agent's model (conversation, subgoal proposals, why)")
+    agent_base_url: str | None = Field(None, description="the agent's endpoint")
+    agent_api_key: str | None = Field(None, description="the agent's API key")
+    judge_model: str | None = Field(None, description="the judge's model (scoring)")
+    judge_base_url: str | None = Field(None, description="the judge's endpoint")
     judge_base_urls: dict[str, str] = Field(
         {}, description='a jury\'s per-model endpoints, JSON: {"MODEL": "http://host/v1"}; others use the judge\'s'
     )
-    judge_api_key: str | None = None
-    synth_model: str | None = None
-    synth_base_url: str | None = None
-    synth_api_key: str | None = None
-    llm_timeout_s: float = Field(60.0, gt=0)
+    judge_api_key: str | None = Field(None, description="the judge's API key")
+    synth_model: str | None = Field(None, description="the model that writes synthetic samples and names gaps")
+    synth_base_url: str | None = Field(None, description="the synthesis model's endpoint")
+    synth_api_key: str | None = Field(None, description="the synthesis model's API key")
+    llm_timeout_s: float = Field(60.0, gt=0, description="seconds one model call may take")
     json_mode: Literal["auto", "json_schema", "json_object"] = Field(
         "auto", description="how to ask for JSON: auto tries json_schema and falls back to json_object (llama-cpp-python)"
     )
-    input_price_per_mtok: float = Field(0.0, ge=0)
-    output_price_per_mtok: float = Field(0.0, ge=0)
+    input_price_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens, for cost estimates and `--max-cost` (0: unknown)")
+    output_price_per_mtok: float = Field(0.0, ge=0, description="USD per million output tokens (0: unknown)")
     batch_price_factor: float = Field(
         0.5, gt=0, le=1, description="the Batch API's price as a fraction of the live price (OpenAI: half)"
     )
@@ -112,10 +179,10 @@ class Settings(BaseSettings):
     off_goal_max: int = Field(2, ge=1, le=5, description="a sample is off-goal when no subgoal scores above this")
     uncovered_share: float = Field(0.02, ge=0, le=1, description="a weak subgoal supported by at most this share (or 1 sample) is uncovered")
     dedup_threshold: float = Field(0.92, gt=0, le=1, description="synthetic samples this similar (cosine) to another are dropped")
-    concurrency: int = Field(8, ge=1, le=1024)
-    requests_per_minute: float | None = Field(None, gt=0)
-    tokens_per_minute: float | None = Field(None, gt=0)
-    max_retries: int = Field(6, ge=0)
+    concurrency: int = Field(8, ge=1, le=1024, description="judge calls in flight at once")
+    requests_per_minute: float | None = Field(None, gt=0, description="client-side limit on model requests per minute (unset: none)")
+    tokens_per_minute: float | None = Field(None, gt=0, description="client-side limit on model tokens per minute (unset: none)")
+    max_retries: int = Field(6, ge=0, description="retries of a transient fault (429, 5xx, timeout), with exponential backoff")
 
     # Long samples (tools/judge/fit.py): the judge model's context window; longer samples are cut to fit it.
     judge_context_tokens: int = Field(
@@ -124,9 +191,13 @@ class Settings(BaseSettings):
     )
 
     # Ingestion
-    embed_batch_size: int = Field(64, ge=1)
-    max_sample_chars: int = Field(2_000_000, ge=1, description="samples longer than this are refused")
-    warn_sample_chars: int = Field(100_000, ge=1, description="samples longer than this are ingested with a warning")
+    embed_batch_size: int = Field(64, ge=1, description="texts per embedding batch")
+    max_sample_chars: int = Field(
+        2_000_000, ge=1, validation_alias=AliasChoices("GOALCOVER_INGEST_MAX_SAMPLE_CHARS", "GOALCOVER_MAX_SAMPLE_CHARS"),
+        description="characters: samples longer than this are refused at ingest (was GOALCOVER_MAX_SAMPLE_CHARS)",
+    )
+    warn_sample_chars: int = Field(100_000, ge=1, description="characters: samples longer than this are ingested with a warning")
+
     # Bounded reading (issue 27, h27b): the chat app refuses a bigger upload before copying or reading it
     upload_max_mb: float = Field(200, gt=0, description="the chat app refuses uploaded files larger than this many MB (10^6 bytes)")
 
@@ -139,6 +210,27 @@ class Settings(BaseSettings):
     ui_login_hours: float = Field(24.0, gt=0, description="a login lasts this long; a changed user list or password ends it sooner")
     ui_allow_open: bool = Field(False, description="serve beyond loopback (--host 0.0.0.0) without a login")
     ui_host: str | None = Field(None, description="the address `goalcover ui` serves on (it sets this): typed server paths work only on loopback")
+
+    # Errors (h24: one error path)
+    debug: bool = Field(False, description="any value but 0/false/no/off: an internal error shows its traceback instead of one line")
+
+    @field_validator("debug", mode="before")
+    @classmethod
+    def _any_value_is_on(cls, value):
+        if isinstance(value, str):
+            return value.strip().lower() not in ("", "0", "false", "no", "off")
+        return value
+
+    @model_validator(mode="after")
+    def _say_deprecated_names(self) -> "Settings":
+        for old, new in DEPRECATED_NAMES.items():
+            if old in os.environ and old not in _warned:
+                _warned.add(old)
+                warnings.warn_explicit(
+                    f"{old} is deprecated and will stop working in the next release; set {new} instead",
+                    FutureWarning, filename="goalcover", lineno=0, module=__name__,
+                )
+        return self
 
     @field_validator("probe_thresholds")
     @classmethod
@@ -192,6 +284,8 @@ def load_settings(**overrides) -> Settings:
     except ValidationError as exc:
         # Named as the user sets it (the environment variable), then the shared formatter's reason.
         first = exc.errors()[0]
-        variable = f"GOALCOVER_{field_path(first['loc']).upper()}"
+        variable = field_path(first["loc"]).upper()
+        if not variable.startswith(("GOALCOVER_", "OPENAI_")):
+            variable = f"GOALCOVER_{variable}"
         reason = describe_validation_error(exc).split(": ", 1)[-1]
         raise BadInput(f"Invalid setting {variable}: {reason}") from None

@@ -40,13 +40,17 @@ from typing import Any
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
+from pydantic import ValidationError
+
+from goalcover.tools.core.errors import field_path
+from goalcover.tools.core.settings import EMBED_BACKENDS, EmbedSettings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
 # The model reads 256 word pieces; passing megabytes only slows the tokenizer down.
 MAX_EMBED_CHARS = 4000
 MAX_SEQ_LENGTH = 256
-BACKENDS = ("auto", "openvino", "torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = EMBED_BACKENDS
 DEFAULT_BACKEND = "auto"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -78,8 +82,9 @@ def _model_version() -> str:
 
 
 def onnx_cache_dir() -> Path:
-    """Where the exported model lives: outside any workspace and outside site-packages."""
-    root = os.environ.get("GOALCOVER_ONNX_CACHE")
+    """Where the exported model lives: outside any workspace and outside site-packages
+    (GOALCOVER_ONNX_CACHE, else ~/.cache/goalcover/onnx), in a folder named after the model's version."""
+    root = _settings().onnx_cache
     if root:
         base = Path(root).expanduser()
     else:
@@ -87,15 +92,35 @@ def onnx_cache_dir() -> Path:
     return base / f"{MODEL_NAME}-{_model_version()}"
 
 
+# (backend, device) set by `use` in a process that is not configured by its environment (a Ray actor).
+_chosen: tuple[str, str] | None = None
+
+
+def use(backend: str, device: str) -> None:
+    """Embed with this backend and device in this process from now on, whatever the environment says
+    (Ray actors take the driver's choice). Call before the first `embed`: the encoder is loaded once."""
+    global _chosen
+    _chosen = (backend, device)
+
+
+def _settings() -> EmbedSettings:
+    """The embedding settings (GOALCOVER_EMBED_BACKEND, _DEVICE, GOALCOVER_ONNX_CACHE), checked; a
+    ValueError naming the variable when one is invalid."""
+    try:
+        return EmbedSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = f"GOALCOVER_{field_path(first['loc']).upper()}"
+        allowed = BACKENDS if name == "GOALCOVER_EMBED_BACKEND" else ("cpu", "cuda")
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {first.get('input')!r}") from None
+
+
 def embed_settings() -> tuple[str, str]:
-    """(backend, device) from the environment, checked."""
-    backend = os.environ.get("GOALCOVER_EMBED_BACKEND", DEFAULT_BACKEND).strip().lower() or DEFAULT_BACKEND
-    device = os.environ.get("GOALCOVER_EMBED_DEVICE", "cpu").strip().lower() or "cpu"
-    if backend not in BACKENDS:
-        raise ValueError(f"GOALCOVER_EMBED_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"GOALCOVER_EMBED_DEVICE must be cpu or cuda, not {device!r}")
-    return backend, device
+    """(backend, device): what `use` chose, else the settings (a ValueError names an invalid variable)."""
+    if _chosen is not None:
+        return _chosen
+    settings = _settings()
+    return settings.embed_backend, settings.embed_device
 
 
 # --- PyTorch (sentence-transformers): the reference, and the fallback ---------------------------------

@@ -5,7 +5,7 @@ Excel's dialects, Parquet, folders of shards (Parquet or JSONL parts, as the Hug
 write them) and folders written by Hugging Face `datasets`' `save_to_disk`. Each reader yields one
 `RawRecord` (or a `Rejected` naming the place) at a time: a 1 GB JSONL or a 10⁶-row Parquet never sits in
 memory whole, and no JSONL line, CSV row or JSON array element is read past the record limit
-(GOALCOVER_MAX_SAMPLE_CHARS), so a gzip bomb or a 2 GB line is refused in bounded memory. How the source was laid out (BOM, line ends, CSV dialect and header, Arrow schema, shards)
+(GOALCOVER_INGEST_MAX_SAMPLE_CHARS), so a gzip bomb or a 2 GB line is refused in bounded memory. How the source was laid out (BOM, line ends, CSV dialect and header, Arrow schema, shards)
 is kept in `SourceLayout`, so export can write the same container back.
 """
 
@@ -44,7 +44,7 @@ FILE_TYPES: dict[str, FileType] = {
 KNOWN = "; GoalCover reads .jsonl, .json, .csv, .tsv and .parquet files (also .gz/.zst), folders of such shards, and Hugging Face save_to_disk folders"
 # Keys that mark a record's shape; a CSV header must name at least one of them.
 SHAPE_KEYS = ("messages", "conversations", "instruction", "prompt", "text")
-# One record is read whole only up to this many characters (GOALCOVER_MAX_SAMPLE_CHARS, passed in by
+# One record is read whole only up to this many characters (GOALCOVER_INGEST_MAX_SAMPLE_CHARS, passed in by
 # `open_source`); a longer line, row or array element is refused without being read into memory.
 DEFAULT_MAX_RECORD_CHARS = 2_000_000
 UTF8_MAX_BYTES = 4  # bytes one character takes at most in UTF-8: the byte bound that cannot cut a kept record
@@ -238,7 +238,7 @@ def _decode_line(lineno: int, raw: bytes) -> str:
 
 def _too_long(where: str, max_chars: int) -> str:
     return (
-        f"{where}: the record is over the limit of {max_chars:,} characters (GOALCOVER_MAX_SAMPLE_CHARS); "
+        f"{where}: the record is over the limit of {max_chars:,} characters (GOALCOVER_INGEST_MAX_SAMPLE_CHARS); "
         "it was not read into memory"
     )
 
@@ -659,7 +659,7 @@ def _check_row_groups(path: Path, metadata, max_chars: int) -> None:
         if rows and size / rows > max_chars * UTF8_MAX_BYTES:
             raise BadInput(
                 f"{path}: rows {first:,}–{first + rows - 1:,} (row group {i + 1}) hold {size:,} bytes uncompressed, over "
-                f"the limit of {max_chars:,} characters a record (GOALCOVER_MAX_SAMPLE_CHARS); they were not read"
+                f"the limit of {max_chars:,} characters a record (GOALCOVER_INGEST_MAX_SAMPLE_CHARS); they were not read"
             )
         first += rows
 

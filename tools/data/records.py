@@ -404,7 +404,7 @@ def _samples(
             continue
         size = len(item.raw) if item.raw is not None else len(text)
         if size > max_sample_chars:
-            reject(item.line, f"{where}: the sample has {size:,} characters, over the limit of {max_sample_chars:,} (GOALCOVER_MAX_SAMPLE_CHARS)")
+            reject(item.line, f"{where}: the sample has {size:,} characters, over the limit of {max_sample_chars:,} (GOALCOVER_INGEST_MAX_SAMPLE_CHARS)")
             continue
         result.warnings += item.warnings
         if size > warn_sample_chars:

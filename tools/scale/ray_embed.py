@@ -13,7 +13,6 @@ Sources: Ray Data user guide, "Stateful transforms" and "End-to-end: offline bat
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,10 @@ class EmbedActor:
     """
 
     def __init__(self, backend: str, device: str, batch_size: int) -> None:
-        os.environ["GOALCOVER_EMBED_BACKEND"] = backend
-        os.environ["GOALCOVER_EMBED_DEVICE"] = device
         self.batch_size = batch_size
-        from goalcover.tools.data.embeddings import embed
+        from goalcover.tools.data.embeddings import embed, use
+
+        use(backend, device)
 
         self.embed = embed
         self.embed(["warm up"], 1)  # load the model now, not inside the first block's time
