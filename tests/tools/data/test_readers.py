@@ -34,7 +34,7 @@ def alpaca(i: int, output: str = "Done.") -> dict:
 def test_a_record_over_the_limit_is_rejected_naming_its_line_and_the_rest_is_read(tmp_path, name, content):
     source = tmp_path / name
     source.write_text(content("x" * 50_000), encoding="utf-8")
-    with pytest.raises(BadInput, match=r"line \d+: .*over the limit of 1,000 .*\(GOALCOVER_MAX_SAMPLE_CHARS\)"):
+    with pytest.raises(BadInput, match=r"line \d+: .*over the limit of 1,000 .*\(GOALCOVER_INGEST_MAX_SAMPLE_CHARS\)"):
         read_samples(source, max_sample_chars=1000)
     kept = read_samples(source, max_sample_chars=1000, skip_invalid=True)
     assert [s.record["instruction"] for s in kept.samples] == ["Task 1", "Task 3"]
