@@ -20,6 +20,7 @@ from goalcover.agent.prompts import SYSTEM
 from goalcover.agent.state import State
 from goalcover.agent.tools import BY_NAME, PAID, ToolContext, ToolResult, args_model
 from goalcover.tools.core.errors import GoalCoverError, describe_validation_error
+from goalcover.tools.core.messages import user_message
 from goalcover.tools.core.workspace import Workspace
 
 APPROVED, DECLINED = "approved", "declined"
@@ -139,11 +140,11 @@ async def run_tool(ctx: ToolContext, call: dict, decisions: dict[str, str]) -> t
     except ValidationError as exc:
         return None, f"invalid arguments for {name}: {error_text(exc)}"
     except GoalCoverError as exc:
-        return None, str(exc)
+        return None, user_message(exc)
     except GraphBubbleUp:  # interrupts and control flow belong to LangGraph
         raise
     except Exception as exc:  # a bug in a tool must not end the conversation; the model can say so
-        return None, f"{name} failed unexpectedly ({type(exc).__name__}: {str(exc)[:300]})"
+        return None, f"{name} failed unexpectedly ({user_message(exc)})"
 
 
 def error_text(exc: Exception) -> str:
@@ -154,8 +155,7 @@ def error_text(exc: Exception) -> str:
 
 
 def brief_api_error(exc: openai.APIError) -> str:
-    """An OpenAI API error in one short line: class, status code, first 300 characters."""
-    status = getattr(exc, "status_code", None)
-    return f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:300]}"
+    """An OpenAI API error in one short line: class, status code, the start of its text (`user_message`)."""
+    return user_message(exc)
 
 

@@ -18,6 +18,7 @@ import chainlit as cl
 import chainlit.auth.jwt
 import chainlit.config
 
+from goalcover.tools.core.messages import internal_error
 from goalcover.tools.core.settings import load_settings
 from goalcover.ui import webauth
 from goalcover.ui.webchat import WebChat
@@ -81,7 +82,7 @@ def background(work: Callable[[], Awaitable[None]]) -> None:
             pass
         except Exception as exc:  # a bug: say so in the chat instead of failing silently
             logging.getLogger("goalcover.ui").exception("button failed")
-            await cl.ErrorMessage(content=f"Internal error: {type(exc).__name__}: {exc}", author="GoalCover").send()
+            await cl.ErrorMessage(content=internal_error(exc), author="GoalCover").send()
         finally:
             await cl.context.emitter.task_end()
 

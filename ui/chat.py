@@ -25,6 +25,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from goalcover.tools.core.errors import BadInput, GoalCoverError
+from goalcover.tools.core.messages import user_message
 from goalcover.ui.common import WorkspaceOpt, exit_now, run_alone
 from goalcover.ui.inert import inert
 
@@ -257,7 +258,7 @@ async def chat_loop(
                     console.print("[yellow](stopped; the conversation is kept)[/]")
                     return
                 if isinstance(task.exception(), GoalCoverError):
-                    console.print(f"[bold red]error:[/] {inert(str(task.exception()))}", highlight=False, soft_wrap=True)
+                    console.print(f"[bold red]error:[/] {inert(user_message(task.exception()))}", highlight=False, soft_wrap=True)
                     return
                 for approval in task.result()[:1]:  # one at a time: answering may raise the next
                     show.approval(approval)

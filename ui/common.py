@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from goalcover.tools.core.errors import ConfigError, GoalCoverError
 from goalcover.ui.inert import inert
+from goalcover.tools.core.messages import user_message
 from goalcover.tools.core.settings import debug_enabled
 
 err = Console(stderr=True)
@@ -39,7 +40,7 @@ def handle_errors(command):
         try:
             return command(*args, **kwargs)
         except GoalCoverError as exc:
-            message = str(exc)
+            message = user_message(exc)
             if isinstance(exc, ConfigError) and "No model is configured" in message:
                 from goalcover.tools.judge.local import suggestion
 
@@ -55,7 +56,7 @@ def handle_errors(command):
             if debug_enabled():
                 raise
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {inert(str(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",
+                f"[bold red]internal error:[/] {inert(user_message(exc))} (set GOALCOVER_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )

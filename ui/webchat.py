@@ -21,6 +21,7 @@ import chainlit as cl
 from chainlit.utils import utc_now
 
 from goalcover.tools.core.errors import BadInput, GoalCoverError
+from goalcover.tools.core.messages import internal_error
 from goalcover.tools.core.workspace import Workspace
 from goalcover.ui import render, views
 from goalcover.ui.actions import Actions
@@ -346,7 +347,7 @@ class WebChat:
 
     async def internal_error(self, error: BaseException) -> None:
         log.error("unexpected error", exc_info=error)
-        await self.out.error(f"Internal error: {type(error).__name__}: {error}")
+        await self.out.error(internal_error(error))
 
 
 # --- small helpers ---------------------------------------------------------------------------------
