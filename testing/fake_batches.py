@@ -94,6 +94,7 @@ class FakeBatches:
         return self.files[file_id]
 
     async def upload(self, request: Request) -> Response:
+        """POST /v1/files: store a multipart `file` (its `purpose`, default batch); the file object, 400 without one."""
         form = await request.form()
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
@@ -103,15 +104,18 @@ class FakeBatches:
         return JSONResponse(self._store_file(data, upload.filename or "upload.jsonl", str(form.get("purpose") or "batch")))
 
     async def file_info(self, request: Request) -> Response:
+        """GET /v1/files/{file_id}: the file object, 404 when unknown."""
         found = self.files.get(request.path_params["file_id"])
         return JSONResponse(found) if found else _error(404, "no such file")
 
     async def file_content(self, request: Request) -> Response:
+        """GET /v1/files/{file_id}/content: the stored bytes (input, output or error JSONL), 404 when unknown."""
         data = self.contents.get(request.path_params["file_id"])
         return Response(data, media_type="application/octet-stream") if data is not None else _error(404, "no such file")
 
     # ---------------------------------------------------------------- batches
     async def create(self, request: Request) -> Response:
+        """POST /v1/batches: a batch over an uploaded JSONL input file; 400 for an unknown file."""
         body = await request.json()
         file_id = body.get("input_file_id")
         if file_id not in self.contents:
@@ -150,6 +154,8 @@ class FakeBatches:
                              "last_id": page[-1]["id"] if page else None, "has_more": len(ids) > limit})
 
     async def retrieve(self, request: Request) -> Response:
+        """GET /v1/batches/{batch_id}: the batch object: progress grows with time, finished after `delay_s`
+        (or when cancelling); 404 when unknown."""
         batch = self.batches.get(request.path_params["batch_id"])
         if batch is None:
             return _error(404, "no such batch")
@@ -163,6 +169,7 @@ class FakeBatches:
         return JSONResponse(batch.body)
 
     async def cancel(self, request: Request) -> Response:
+        """POST /v1/batches/{batch_id}/cancel: cancel the batch (counted in `counts["cancels"]`); 404 when unknown."""
         batch = self.batches.get(request.path_params["batch_id"])
         if batch is None:
             return _error(404, "no such batch")

@@ -67,6 +67,7 @@ class Faults(BaseModel):
         return cls(rate_429=third, rate_500=third, rate_malformed=third, **overrides)
 
     def rates(self) -> dict[str, float]:
+        """{fault kind: probability per request} for every kind in FAULT_KINDS."""
         return {kind: getattr(self, f"rate_{kind}") for kind in FAULT_KINDS}
 
 
@@ -93,6 +94,7 @@ class FaultInjector:
         return None
 
     def latency_s(self) -> float:
+        """The next request's added latency in seconds, drawn from the configured distribution (never negative)."""
         f, rng = self.faults, self._latency_rng
         if f.latency_dist == "uniform":
             ms = rng.uniform(f.latency_ms - f.latency_jitter_ms, f.latency_ms + f.latency_jitter_ms)
@@ -105,6 +107,7 @@ class FaultInjector:
 
 @dataclass(frozen=True)
 class HttpFault:
+    """An HTTP error the fake answers with instead of a completion: status, JSON body, headers."""
     status: int
     body: dict[str, Any]
     headers: dict[str, str]

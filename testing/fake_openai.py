@@ -86,6 +86,7 @@ class Stats:
     max_in_flight: int = 0
 
     def snapshot(self) -> dict[str, Any]:
+        """The counters as a JSON-ready dict (what GET /stats returns)."""
         data = asdict(self)
         data["faults_by_kind"] = dict(self.faults_by_kind)
         data["by_model"] = dict(self.by_model)
@@ -131,9 +132,11 @@ class FakeOpenAIApp:
     # ------------------------------------------------------------------ control
     @property
     def faults(self) -> Faults:
+        """The fault configuration in force."""
         return self.injector.faults
 
     def set_faults(self, faults: Faults) -> None:
+        """Replace the fault configuration (takes effect on the next request)."""
         self.injector.configure(faults)
 
     def reset_stats(self) -> None:
@@ -142,23 +145,29 @@ class FakeOpenAIApp:
 
     # --------------------------------------------------------------- endpoints
     async def health(self, request: Request) -> Response:
+        """GET /health: {"status": "ok"}."""
         return JSONResponse({"status": "ok"})
 
     async def list_models(self, request: Request) -> Response:
+        """GET /v1/models: the models this fake serves, in OpenAI's list shape."""
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "goalcover-fake"} for m in self.models]
         return JSONResponse({"object": "list", "data": data})
 
     async def get_stats(self, request: Request) -> Response:
+        """GET /stats: request, fault and token counters, plus the Batch API's counts."""
         return JSONResponse({**self.stats.snapshot(), "batch": dict(self.batches.counts)})
 
     async def post_stats_reset(self, request: Request) -> Response:
+        """POST /stats/reset: zero the counters; returns them."""
         self.reset_stats()
         return JSONResponse(self.stats.snapshot())
 
     async def get_faults(self, request: Request) -> Response:
+        """GET /faults: the fault configuration as JSON."""
         return JSONResponse(self.faults.model_dump())
 
     async def post_faults(self, request: Request) -> Response:
+        """POST /faults: replace the fault configuration (a `Faults` JSON body); 422 when invalid."""
         try:
             faults = Faults.model_validate(await request.json())
         except (ValidationError, ValueError) as exc:
@@ -167,6 +176,7 @@ class FakeOpenAIApp:
         return JSONResponse(faults.model_dump())
 
     async def chat_completions(self, request: Request) -> Response:
+        """POST /v1/chat/completions: the reply the rules choose (or the default), through the fault injector, streamed as SSE when asked."""
         self.stats.requests += 1
         req = await _parse_chat_request(request)
         if req is None:
@@ -357,6 +367,7 @@ class FakeOpenAI:
 
     @property
     def faults(self) -> Faults:
+        """The fault configuration in force."""
         return self.app.faults
 
     def set_faults(self, faults: Faults | None = None, **changes: Any) -> Faults:
@@ -368,6 +379,7 @@ class FakeOpenAI:
         return new
 
     def stats(self) -> dict[str, Any]:
+        """The server's counters now (see `Stats.snapshot`)."""
         return self.app.stats.snapshot()
 
     @property
@@ -376,10 +388,12 @@ class FakeOpenAI:
         return self.app.batches
 
     def reset_stats(self) -> None:
+        """Zero the server's counters."""
         self.app.reset_stats()
 
     @property
     def url(self) -> str:
+        """The server's root URL, http://host:port (see `base_url` for the /v1 one)."""
         return f"http://{self.host}:{self.port}"
 
     @property
@@ -389,6 +403,7 @@ class FakeOpenAI:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, timeout: float = 10.0) -> FakeOpenAI:
+        """Serve on a background thread (binding a free port when `port` is 0) and wait up to `timeout` seconds until it answers; returns self. Idempotent."""
         if self._thread is not None:
             return self
         sock = bind_socket(self.host, self.port)
@@ -453,6 +468,7 @@ def load_rules(path: str | Path) -> list[Rule]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of `python -m goalcover.testing.fake_openai` (host, port, models, rules, faults)."""
     parser = argparse.ArgumentParser(
         prog="python -m goalcover.testing.fake_openai",
         description="Deterministic fake OpenAI-compatible chat-completions server.",
@@ -473,6 +489,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:
+    """A `Faults` from the command line: the --faults JSON, else --fault-rate spread over the kinds."""
     if args.faults:
         return Faults.model_validate_json(args.faults)
     return Faults.spread(
@@ -485,6 +502,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the fake server in the foreground until interrupted."""
     args = parse_args(argv)
     rules = load_rules(args.rules) if args.rules else []
     models = [m.strip() for m in args.models.split(",") if m.strip()]

@@ -90,6 +90,7 @@ class SchemaFaker:
         self._ref_stack: list[str] = []  # $refs being expanded, to spot recursion
 
     def generate(self) -> Any:
+        """A value for the schema (the subset pydantic and OpenAI emit), derived from the seed."""
         return self.value(self.root, path="$", name="", depth=0)
 
     # ----------------------------------------------------------------- helpers

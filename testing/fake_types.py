@@ -60,15 +60,18 @@ class ChatRequest:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
+        """The request's `messages` list ([] when absent or malformed)."""
         messages = self.body.get("messages")
         return messages if isinstance(messages, list) else []
 
     @property
     def model(self) -> str:
+        """The requested model name ("" when absent)."""
         return str(self.body.get("model") or "")
 
     @property
     def stream(self) -> bool:
+        """Whether the client asked for a streamed (SSE) reply."""
         return bool(self.body.get("stream"))
 
     def contents(self, role: str | None = None) -> list[str]:
@@ -86,6 +89,7 @@ class ChatRequest:
 
     @property
     def last_user(self) -> str:
+        """The text of the last user message ("" when none)."""
         users = self.contents("user")
         return users[-1] if users else ""
 
@@ -96,11 +100,13 @@ class ChatRequest:
 
     @property
     def response_format(self) -> dict[str, Any] | None:
+        """The `response_format` dict, or None."""
         fmt = self.body.get("response_format")
         return fmt if isinstance(fmt, dict) else None
 
     @property
     def response_format_type(self) -> str | None:
+        """"json_schema", "json_object", "text" or None."""
         fmt = self.response_format
         return fmt.get("type") if fmt else None
 
@@ -113,26 +119,31 @@ class ChatRequest:
 
     @property
     def schema_name(self) -> str | None:
+        """The `json_schema` response format's name, or None."""
         spec = self._json_schema_spec
         return spec.get("name") if spec else None
 
     @property
     def schema(self) -> dict[str, Any] | None:
+        """The JSON schema the client asked the reply to follow, or None."""
         spec = self._json_schema_spec
         schema = spec.get("schema") if spec else None
         return schema if isinstance(schema, dict) else None
 
     @property
     def tools(self) -> list[dict[str, Any]]:
+        """The request's `tools` list ([] when absent)."""
         tools = self.body.get("tools")
         return tools if isinstance(tools, list) else []
 
     @property
     def tool_names(self) -> list[str]:
+        """The names of the offered tools, in order."""
         return [_tool_name(t) for t in self.tools]
 
     @property
     def tool_choice(self) -> Any:
+        """The request's `tool_choice` as sent (None when absent)."""
         return self.body.get("tool_choice")
 
     @property
@@ -209,14 +220,17 @@ class Reply:
 
     @property
     def is_error(self) -> bool:
+        """Whether this reply is an HTTP error (status >= 400)."""
         return self.status >= 400
 
     @classmethod
     def text(cls, content: str) -> Reply:
+        """A plain text completion."""
         return cls(content=content)
 
     @classmethod
     def json(cls, obj: Any) -> Reply:
+        """A completion whose content is `obj` as JSON."""
         return cls(content=json.dumps(obj))
 
     @classmethod
@@ -301,6 +315,7 @@ class ScriptedSequence:
 
     @property
     def remaining(self) -> int:
+        """Scripted replies not yet given."""
         return max(0, len(self.items) - self.calls)
 
     def __call__(self, req: ChatRequest) -> Any:

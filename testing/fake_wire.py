@@ -53,10 +53,12 @@ def prompt_tokens(req: ChatRequest) -> int:
 
 
 def completion_text(reply: Reply) -> str:
+    """The reply's generated text: its content and its tool calls' arguments."""
     return (reply.content or "") + "".join(call.arguments for call in reply.calls)
 
 
 def usage(req: ChatRequest, reply: Reply) -> dict[str, int]:
+    """OpenAI's `usage` dict for this request and reply, tokens estimated locally."""
     prompt = prompt_tokens(req)
     completion = estimate_tokens(completion_text(reply))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
@@ -151,6 +153,7 @@ def completion_body(req: ChatRequest, reply: Reply, *, created: int | None = Non
 
 
 def sse(data: Any) -> str:
+    """One server-sent event line ("data: ...\\n\\n") for a string or a JSON-ready value."""
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
 
 

@@ -27,6 +27,7 @@ class JudgmentStore:
     db: sqlite3.Connection
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Store's
+        """Store.transaction (BEGIN IMMEDIATE ... COMMIT); declared here for the mixin's methods."""
         raise NotImplementedError
 
     # --- judgments --------------------------------------------------------------------------------

