@@ -79,6 +79,7 @@ ADOPTED = {"onnx": "onnx-sorted", "onnx-int8": "onnx-int8-sorted", "torch": "tor
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line (see the module docstring); exit status 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--limit", type=int, default=2000, help="texts to embed (default 2000; 0 = all)")

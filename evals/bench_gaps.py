@@ -20,6 +20,7 @@ from goalcover.tools.fill.gaps import cluster
 
 
 def explanation_like(n: int, topics: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`n` unit vectors (n, 384) around `topics` random centres, like embedded explanations, and each one's true topic (n,)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(topics, 384)).astype(np.float32)
     truth = rng.integers(0, topics, size=n)
@@ -41,6 +42,7 @@ def purity(labels: np.ndarray, truth: np.ndarray) -> float:
 
 
 def main() -> None:
+    """Run the benchmark from the command line and print its table (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--topics", type=int, default=12)

@@ -98,6 +98,8 @@ def _child(function: str, *args: str) -> dict:
 
 
 def memory(datasets: Path, sizes: list[int]) -> None:
+    """Peak memory of ingesting each size in `sizes` from `datasets`, each in a child process, beside Chroma alone
+    with as many vectors; prints one line per size and the growth per decade."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-mem-"))
     try:
         rows, bases = [], []
@@ -122,6 +124,7 @@ def memory(datasets: Path, sizes: list[int]) -> None:
 
 
 def main() -> None:
+    """Run the benchmark from the command line and print its table (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder of .jsonl files to ingest")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N records of each file (0: all)")

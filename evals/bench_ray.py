@@ -47,6 +47,7 @@ FILE = "selfinstruct_alpaca.jsonl"
 
 @dataclass
 class Measured:
+    """One engine run: calls and judgments made (and expected), seconds, the most requests in flight, seconds to the first request."""
     name: str
     calls: int
     elapsed: float
@@ -57,6 +58,7 @@ class Measured:
 
     @property
     def rate(self) -> float:
+        """Judge calls per second."""
         return self.calls / self.elapsed
 
     @property
@@ -89,6 +91,7 @@ def watch_first_request(fake: FakeProcess, start: float, first: list[float], don
 
 
 def measure(name: str, base: Path, scratch: Path, fake: FakeProcess, expected: int, run) -> Measured:
+    """Score a fresh copy of the ingested workspace `base` with `run(ws)` against the fake; its figures."""
     folder = scratch / name.replace(" ", "-")
     shutil.copytree(base, folder)
     try:
@@ -112,6 +115,7 @@ def measure(name: str, base: Path, scratch: Path, fake: FakeProcess, expected: i
 
 
 def main() -> None:
+    """Run the benchmark from the command line and print its table (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, help="self-instruct samples (x6 pair calls; default 300, --quick 120)")
     parser.add_argument("--cap", type=int, default=64, help="calls the endpoint serves at once (default 64)")

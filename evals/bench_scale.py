@@ -132,6 +132,7 @@ def _ratio(a: float, b: float) -> float:
 
 
 def main() -> None:
+    """Run the benchmark from the command line and print its table (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated dataset sizes, ascending")
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder with the alpaca SFT files")

@@ -140,12 +140,15 @@ class FakeProcess:
         return self
 
     def set_faults(self, faults: Faults) -> None:
+        """Replace the fake endpoint's fault configuration (POST /faults)."""
         self.http.post("/faults", json=faults.model_dump()).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
+        """The fake endpoint's counters (GET /stats)."""
         return self.http.get("/stats").json()
 
     def reset_stats(self) -> None:
+        """Zero the fake endpoint's counters (POST /stats/reset)."""
         self.http.post("/stats/reset").raise_for_status()
 
     def __exit__(self, *exc: Any) -> None:
@@ -160,6 +163,7 @@ class FakeProcess:
 
 @dataclass
 class Run:
+    """One scoring run's settings and results: mode, concurrency, samples, the ScoreResult, wall and CPU seconds, the fake's counters."""
     mode: str
     concurrency: int
     samples: int
@@ -177,10 +181,12 @@ class Run:
 
     @property
     def complete(self) -> bool:
+        """Whether every expected pair was judged and none failed."""
         return self.result.failed == 0 and self.result.judgments == self.expected_pairs
 
 
 class Bench:
+    """Scoring runs, each in a fresh copy of one ingested workspace, against one fake endpoint."""
     def __init__(self, fake: Any, base: Path, scratch: Path, sample_ids: list[str]) -> None:
         self.fake, self.base, self.scratch, self.sample_ids = fake, base, scratch, sample_ids
         self.counter = itertools.count()
@@ -229,6 +235,7 @@ def ingest(base: Path, files: list[Path], needed: int, scratch: Path) -> tuple[l
 
 
 def main() -> None:
+    """Run the benchmark from the command line and print its table (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder holding the --files")
     parser.add_argument("--files", default=DEFAULT_FILES, help="comma-separated .jsonl files (alpaca shape), used in order")

@@ -65,6 +65,7 @@ def drops(clean: Scores, corrupted: Scores, target: str, subgoals: list[str]) ->
 
 
 def summarize(rows: list[dict], target_drops: list[float], other_drops: list[float]) -> dict:
+    """Mean score drops over `rows`: on the corrupted subgoal and on the others, and Cohen's d between them."""
     return {
         "target_drop": rounded(mean([r["target_drop"] for r in rows if r["target_drop"] is not None])),
         "others_drop": rounded(mean([r["others_drop"] for r in rows if r["others_drop"] is not None])),
@@ -194,6 +195,7 @@ def run(judge: Judge, limit: int = 30, domains: list[str] | None = None, workdir
 
 
 def markdown(report: dict) -> str:
+    """The report as a Markdown section (one row per domain and corruption)."""
     head = (f"### corruption — {report['model']} ({report['mode']}{', anchors' if report['anchors'] else ''}), "
             f"up to {report['limit']} samples per domain\n")
     rows = []
@@ -225,6 +227,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the experiment from the command line; writes and returns the report (see the module docstring)."""
     p = parser(__doc__, limit=30, limit_help="samples per domain (default 30)")
     p.add_argument("--domains", nargs="+", choices=sorted(DOMAINS), help="only these domains (default: all four)")
     args = p.parse_args(argv)

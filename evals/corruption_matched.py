@@ -63,6 +63,7 @@ def matched(report: dict, on: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Compare two saved corruption runs on their shared samples; returns the comparison."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("report", type=Path, help="the corruption results file to recompute")
     p.add_argument("--on", type=Path, required=True, help="the corruption results file whose samples to use")

@@ -32,6 +32,7 @@ Corrupt = Callable[[Record, list[Record]], Record | None]
 
 @dataclass(frozen=True)
 class Corruption:
+    """One corruption: the subgoal it removes, a description, and the function making a corrupted record (None when it does not apply)."""
     subgoal_id: str
     what: str
     apply: Corrupt
@@ -39,6 +40,7 @@ class Corruption:
 
 @dataclass(frozen=True)
 class Domain:
+    """One dataset of the corruption experiment: its file, goal and corruptions."""
     name: str
     task: str
     file: Path
@@ -95,21 +97,25 @@ def _with_turns(record: Record, user: str | None = None, assistant: str | None =
 
 
 def drop_abstract(record: Record, pool: list[Record]) -> Record | None:
+    """The record without its context (the question only), or None when it has no parsable turns."""
     parts = _turns(record)
     return parts and _with_turns(record, user=f"Question: {parts[0]['question']}")
 
 
 def drop_question(record: Record, pool: list[Record]) -> Record | None:
+    """The record without its question (the context only), or None when it has no parsable turns."""
     parts = _turns(record)
     return parts and _with_turns(record, user=f"Context:\n{parts[0]['context']}")
 
 
 def drop_reasoning(record: Record, pool: list[Record]) -> Record | None:
+    """The record whose answer keeps the verdict but not the reasoning, or None."""
     parts = _turns(record)
     return parts and _with_turns(record, assistant=f"Answer: {parts[1]['verdict']}")
 
 
 def drop_verdict(record: Record, pool: list[Record]) -> Record | None:
+    """The record whose answer keeps the reasoning but not the verdict, or None."""
     parts = _turns(record)
     return parts and _with_turns(record, assistant=parts[1]["reasoning"])
 
@@ -130,6 +136,7 @@ MIN_SUMMARY_WORDS = 5
 
 
 def swap_summary(subgoal_id: str) -> Corrupt:
+    """A corruption for topic `subgoal_id`: a clause about the topic gets the summary of the next clause that is not."""
     topic = re.compile(CONTRACT_TOPICS[subgoal_id], re.IGNORECASE)
 
     def corrupt(record: Record, pool: list[Record]) -> Record | None:
@@ -226,19 +233,23 @@ GENERIC_TASK = "Write a Python function."
 
 
 def vague_task(record: Record, pool: list[Record]) -> Record | None:
+    """The record with a generic instruction instead of its own, or None when it already has it."""
     return {**record, "instruction": GENERIC_TASK} if record.get("instruction", "").strip() != GENERIC_TASK else None
 
 
 def drop_tests(record: Record, pool: list[Record]) -> Record | None:
+    """The record without its test cases (input emptied), or None when it has none."""
     return {**record, "input": ""} if "assert" in record.get("input", "") else None
 
 
 def mbpp_break_logic(record: Record, pool: list[Record]) -> Record | None:
+    """The record with its solution's logic broken, or None when no change applies."""
     code = break_logic(record.get("output", ""))
     return {**record, "output": code} if code else None
 
 
 def mbpp_obscure_names(record: Record, pool: list[Record]) -> Record | None:
+    """The record with its solution's names made meaningless, or None when nothing changes."""
     code = obscure_names(record.get("output", ""))
     return {**record, "output": code} if code and code != record["output"] else None
 
@@ -276,6 +287,7 @@ def _replace_docstring(prompt: str, match: re.Match, lines: list[str], closing: 
 
 
 def drop_prose(record: Record, pool: list[Record]) -> Record | None:
+    """The record whose prompt docstring keeps its examples but not its description, or None."""
     parts = _docstring_parts(record.get("prompt", ""))
     if parts is None:
         return None
@@ -285,6 +297,7 @@ def drop_prose(record: Record, pool: list[Record]) -> Record | None:
 
 
 def drop_examples(record: Record, pool: list[Record]) -> Record | None:
+    """The record whose prompt docstring keeps its description but not its examples, or None."""
     parts = _docstring_parts(record.get("prompt", ""))
     if parts is None:
         return None
@@ -332,6 +345,7 @@ def strip_annotations(code: str) -> str | None:
 
 
 def humaneval_break_logic(record: Record, pool: list[Record]) -> Record | None:
+    """The record with its completion's logic broken, or None."""
     if _docstring_parts(record.get("prompt", "")) is None:
         return None
     code = break_logic(record.get("completion", ""))
@@ -339,6 +353,7 @@ def humaneval_break_logic(record: Record, pool: list[Record]) -> Record | None:
 
 
 def humaneval_untyped(record: Record, pool: list[Record]) -> Record | None:
+    """The record with the type annotations removed from its prompt, or None."""
     if _docstring_parts(record.get("prompt", "")) is None:
         return None
     prompt = strip_annotations(record.get("prompt", ""))

@@ -129,6 +129,7 @@ def table(result: dict, reps: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the experiment from the command line; writes and returns the report (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="contracts")
     parser.add_argument("--reps", type=int, default=200)

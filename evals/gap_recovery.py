@@ -71,6 +71,7 @@ def pipeline(ws, judge: Judge, data: Path) -> dict:
 
 def run(judge: Judge, limit: int = 8, weak_mean: float = 1.0, goal_file: Path = GOAL_FILE,
         workdir: Path | None = None) -> dict:
+    """Ingest up to `limit` samples per app with one category removed, score, find gaps: the report dict (whether the removed category's gap was found)."""
     goal = load_goal_file(goal_file)
     apps = apps_of(goal_file)
     taken: dict[str, int] = defaultdict(int)
@@ -124,6 +125,7 @@ def run(judge: Judge, limit: int = 8, weak_mean: float = 1.0, goal_file: Path = 
 
 
 def markdown(report: dict) -> str:
+    """The report as a Markdown section."""
     s = report["settings"]
     head = (f"### gap_recovery — {report['model']} ({report['mode']}{', anchors' if report['anchors'] else ''}), "
             f"{report['samples']} self-instruct samples (up to {report['limit']} per app), weak: share < {s['weak_share']:.0%}"
@@ -146,6 +148,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the experiment from the command line; writes and returns the report."""
     p = parser(__doc__, limit=8, limit_help="samples per app (default 8)")
     p.add_argument("--weak-mean", type=float, default=1.0, help="the weak-mean threshold (default 1.0: share rule only)")
     args = p.parse_args(argv)

@@ -61,10 +61,12 @@ class Judge:
         )
 
     def describe(self) -> dict:
+        """The judge's identity for a report: model, mode, anchors, logprobs."""
         return {"model": self.model, "mode": self.mode, "anchors": self.anchors, "logprobs": self.logprobs}
 
 
 def parser(doc: str, limit: int, limit_help: str) -> argparse.ArgumentParser:
+    """The command line every experiment shares (model, endpoint, mode, anchors, logprobs, `--limit`)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="local", help="model name the endpoint serves (default: the GGUF file's name)")
     p.add_argument("--base-url", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (key: OPENAI_API_KEY)")
@@ -116,6 +118,7 @@ def endpoint(args: argparse.Namespace) -> Iterator[Judge]:
 
 
 def slug(model: str) -> str:
+    """`model` as a file-name-safe string."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model)
 
 
@@ -142,6 +145,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """Write `records` as JSON lines to `path` (creating its folder); returns `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for record in records:
@@ -150,12 +154,14 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 def log(message: str) -> None:
+    """A progress line on stderr."""
     print(message, file=sys.stderr, flush=True)
 
 
 # --- numbers ----------------------------------------------------------------------------------------
 
 def mean(values: Sequence[float]) -> float | None:
+    """The mean of `values`, None when empty."""
     return statistics.fmean(values) if values else None
 
 
@@ -188,10 +194,12 @@ def rounded(value: float | None, digits: int = 3) -> float | str | None:
 
 
 def pct(value: float | None) -> str:
+    """A share as a percentage with one decimal ("–" for None)."""
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def num(value: float | str | None, digits: int = 2) -> str:
+    """A number with `digits` decimals ("–" for None, ∞ for "inf")."""
     if value is None:
         return "–"
     if isinstance(value, str):
@@ -200,6 +208,7 @@ def num(value: float | str | None, digits: int = 2) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table of `rows` under `headers` (pipes in cells escaped)."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)

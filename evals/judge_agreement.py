@@ -53,6 +53,7 @@ def agreement(a: list[int], b: list[int], threshold: int = 4) -> dict:
 
 
 def run(judge: Judge, limit: int = 20, domain: str = "contracts", workdir: Path | None = None) -> dict:
+    """Score up to `limit` samples of `domain` in batched and in pair mode: their agreement and costs, as the report dict."""
     spec = DOMAINS[domain]
     goal = load_goal_file(spec.goal)
     costs, verdicts = {}, {}
@@ -105,6 +106,7 @@ def run(judge: Judge, limit: int = 20, domain: str = "contracts", workdir: Path 
 
 
 def markdown(report: dict) -> str:
+    """The report as a Markdown section."""
     head = (f"### judge_agreement — {report['model']}{' (anchors)' if report['anchors'] else ''}, "
             f"{report['domain']}: {report['samples']} samples × {report['subgoals']} subgoals\n")
     rows = [[f"{sid} {r['title']}", r["pairs"], pct(r["exact"]), pct(r["within_1"]), num(r["spearman"]),
@@ -125,6 +127,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the experiment from the command line; writes and returns the report."""
     p = parser(__doc__, limit=20, limit_help="samples (default 20)")
     p.add_argument("--domain", choices=sorted(DOMAINS), default="contracts", help="data and goal (default contracts)")
     args = p.parse_args(argv)

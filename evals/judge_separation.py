@@ -44,6 +44,7 @@ RESULTS = ROOT / "evals" / "results"
 
 
 def pick(n: int, folder: Path) -> tuple[list[str], list[str]]:
+    """Write `n` clearly relevant (termination clauses) and `n` irrelevant (MBPP) samples into `folder`; their ids."""
     relevant = [l for l in (SFT / "contracts_alpaca.jsonl").read_text().splitlines()
                 if re.search(r"terminat|suspend", json.loads(l)["input"], re.IGNORECASE)][:n]
     irrelevant = (SFT / "mbpp_alpaca.jsonl").read_text().splitlines()[:n]
@@ -53,11 +54,13 @@ def pick(n: int, folder: Path) -> tuple[list[str], list[str]]:
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
+    """The probability that a relevant sample scores above an irrelevant one (ties count half); NaN when a side is empty."""
     wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
     return wins / (len(pos) * len(neg)) if pos and neg else float("nan")
 
 
 def separation(rel: list[float], irr: list[float], threshold: float = 4) -> dict:
+    """Mean scores of both sides, their AUC and the accuracy of the `threshold` cut."""
     correct = sum(s >= threshold for s in rel) + sum(s < threshold for s in irr)
     return {
         "mean_relevant": round(statistics.fmean(rel), 2) if rel else None,
@@ -69,6 +72,7 @@ def separation(rel: list[float], irr: list[float], threshold: float = 4) -> dict
 
 def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprobs: int | None = None,
         mode: str = "pair") -> dict:
+    """Score `n` relevant and `n` irrelevant samples with `model` at `base_url`: separation figures and timing."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rel_ids, irr_ids = pick(n, folder)
@@ -120,6 +124,7 @@ def run(base_url: str | None, model: str, n: int, anchors: bool = False, logprob
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the experiment from the command line; writes, prints and returns the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-url")
     parser.add_argument("--model", default="local")

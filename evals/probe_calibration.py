@@ -138,6 +138,7 @@ def calibrate(separation: dict | None, corruption: dict | None, fit_on: str = "a
 
 
 def markdown(report: dict) -> str:
+    """The fitted cut points and each experiment's figures as a Markdown section."""
     rows = [[s["experiment"] + (" (fitted on)" if s["fitted_on"] else ""), s["positives"], s["negatives"], s["auc"],
              s["support_accuracy_default"], s["support_accuracy_calibrated"]] for s in report["sources"]]
     v = report["verdicts"]
@@ -158,6 +159,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Fit the probe thresholds from the command line; writes and returns the report."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--separation", type=Path, help="a judge_separation results file of a probe run")
     p.add_argument("--corruption", type=Path, help="a corruption results file of a probe run")

@@ -37,6 +37,7 @@ GOAL_FILE = GOALS / "contracts.yaml"
 
 
 def without_topic(records: list[dict], subgoal_id: str, limit: int) -> list[dict]:
+    """The first `limit` records that do not mention topic `subgoal_id` (so its subgoal is a gap)."""
     topic = re.compile(CONTRACT_TOPICS[subgoal_id], re.IGNORECASE)
     return [r for r in records if not topic.search(r["input"]) and not topic.search(r["output"])][:limit]
 
@@ -47,6 +48,7 @@ def _rows(report) -> dict:
 
 
 def run(judge: Judge, limit: int = 30, n: int = 10, subgoal_id: str = "S1", workdir: Path | None = None) -> dict:
+    """Make a gap (records without the topic), synthesize `n` samples for it, and measure what survives and how coverage moves."""
     records = without_topic(read_jsonl(DATA), subgoal_id, limit)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, judge.open(Path(tmp) / "ws") as ws:
         ingest_file(ws, write_jsonl(Path(tmp) / "contracts.jsonl", records))
@@ -98,6 +100,7 @@ def run(judge: Judge, limit: int = 30, n: int = 10, subgoal_id: str = "S1", work
 
 
 def markdown(report: dict) -> str:
+    """The report as a Markdown section."""
     head = (f"### synthesis_eval — {report['model']} ({report['mode']}{', anchors' if report['anchors'] else ''}), "
             f"{report['samples']} contract clauses without {report['subgoal_id']}'s topic, gap {report['gap']['id']} "
             f"({report['gap']['kind']}: {report['gap']['label']}), {report['requested']} candidates asked for\n")
@@ -118,6 +121,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the experiment from the command line; writes and returns the report."""
     p = parser(__doc__, limit=30, limit_help="contract clauses in the dataset (default 30)")
     p.add_argument("-n", type=int, default=10, help="candidates to synthesize (default 10)")
     p.add_argument("--subgoal", default="S1", choices=sorted(CONTRACT_TOPICS), help="the subgoal left uncovered")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("tools", "agent", "testing")
-NOT_YET = ("ui", "evals")  # filled by later changes; move each to FOLDERS when it reaches zero
+FOLDERS = ("tools", "agent", "testing", "evals")
+NOT_YET = ("ui",)  # h26 edits ui/ now; move it to FOLDERS when it reaches zero
 
 
 def missing_docstrings(folder: str, root: Path = ROOT) -> list[str]:
