@@ -36,13 +36,16 @@ class Actions:
 
     @property
     def ws(self):
+        """The chat's workspace."""
         return self.chat.ws
 
     @property
     def out(self):
+        """The chat's output (messages, buttons, progress lines)."""
         return self.chat.out
 
     async def say(self, text: str) -> None:
+        """Show `text` as the user's own message, so a button click reads like a request in the conversation."""
         await self.out.user(text, self.chat.user_name)
 
     # --- the goal -------------------------------------------------------------------------------------
@@ -85,6 +88,7 @@ class Actions:
                             [action("score_run", "Run it"), _not_now()])
 
     async def score_run(self) -> None:
+        """Button "Run scoring": score the pairs not scored yet (after approval), with a progress line; then the coverage."""
         from goalcover.tools.judge import scoring
 
         await self.say("Run the scoring.")
@@ -103,6 +107,7 @@ class Actions:
         )
 
     async def scoring_stopped(self) -> None:
+        """After the stop button during scoring: say what is kept and what is left to score (the plan of the rest)."""
         from goalcover.tools.judge import scoring
 
         try:
@@ -117,9 +122,11 @@ class Actions:
         )
 
     async def coverage(self) -> None:
+        """Button "Coverage": the coverage table of the stored judgments."""
         await views.coverage_view(self.out, self.ws)
 
     async def report(self) -> None:
+        """Button "Report": the coverage report as a downloadable HTML file."""
         import chainlit as cl
 
         from goalcover.tools.measure.coverage import coverage
@@ -137,6 +144,7 @@ class Actions:
 
     # --- checking the judge ---------------------------------------------------------------------------
     async def check_judge(self) -> None:
+        """Button "Check the judge": samples to score yourself, to measure the judge's agreement."""
         await self.say("Let me check the judge.")
         await views.judge_check_view(self.out, self.ws)
 
@@ -151,6 +159,7 @@ class Actions:
         await views.judge_check_view(self.out, self.ws, f"{pair['subgoal_id']} × `{pair['sample_id']}`: {said}. Next:")
 
     async def judge_check_done(self) -> None:
+        """After the user's spot-checks: the agreement per subgoal, and for poorly agreeing ones a button to teach the judge."""
         from goalcover.tools.judge.calibration import agreement_now
 
         found = await asyncio.to_thread(agreement_now, self.ws)
@@ -186,6 +195,7 @@ class Actions:
         await self.out.send(plan.markdown(), [action("gaps_run", "Run it"), _not_now()])
 
     async def gaps_run(self) -> None:
+        """Button "Find gaps" after approval: cluster and name the gaps of the weak subgoals, with a progress line."""
         from goalcover.tools.fill.gaps import find_gaps
 
         await self.say("Find the gaps of the weak subgoals.")
@@ -203,6 +213,7 @@ class Actions:
         await views.why_view(self.out, self.ws, answer.subgoal_id, answer.answer, answer.facts)
 
     async def show_sample(self, ids: list[str]) -> None:
+        """Show the samples `ids` in full."""
         await views.sample_view(self.out, self.ws, ids)
 
     # --- synthesis, review, export --------------------------------------------------------------------
@@ -220,6 +231,7 @@ class Actions:
                             [action("fill_run", "Run it", gap_id=gap.id, n=n), _not_now()])
 
     async def fill_run(self, gap_id: str, n: int) -> None:
+        """Synthesize `n` samples for gap `gap_id` after approval, with a progress line; then the review list."""
         from goalcover.tools.fill.synthesis import synthesize
 
         await self.say(f"Fill gap {gap_id} with {n} synthetic samples.")
@@ -231,9 +243,11 @@ class Actions:
         await views.synthetic_view(self.out, self.ws, gap_id)
 
     async def review_list(self) -> None:
+        """The synthetic samples with their review state."""
         await views.synthetic_view(self.out, self.ws)
 
     async def review(self, ids: list[str], accept: bool) -> None:
+        """Accept (or reject) the synthetic samples `ids`; a BadInput is shown as an error."""
         from goalcover.tools.fill.synthesis import review
 
         try:

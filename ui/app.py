@@ -40,11 +40,13 @@ if webauth.login_required(WORKSPACE):
 
 
 def chat() -> WebChat:
+    """This browser session's WebChat."""
     return cl.user_session.get("chat")
 
 
 @cl.on_chat_start
 async def start() -> None:
+    """Chainlit's chat start: a WebChat on the user's workspace (per user when logins are on), resuming where it stands."""
     user = cl.context.session.user
     name = user.identifier if user else None
     web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name or "You", typed_paths=webauth.typed_paths_allowed())
@@ -54,6 +56,7 @@ async def start() -> None:
 
 @cl.on_message
 async def message(msg: cl.Message) -> None:
+    """Chainlit's message handler: the user's text or upload goes to the WebChat."""
     if not msg.content.strip():
         # The UI takes a first message without text (a bare upload) for "not started yet" and then never
         # shows the stop button; tell it the chat has begun.
@@ -63,6 +66,7 @@ async def message(msg: cl.Message) -> None:
 
 @cl.on_chat_end
 async def end() -> None:
+    """Chainlit's chat end: on "New chat" the running work stops (what it paid for is kept); the WebChat leaves."""
     if (web := chat()) is not None:
         if cl.context.session.to_clear and (task := cl.context.session.current_task) is not None and not task.done():
             task.cancel()  # "New chat": the work of the conversation left behind stops, keeping what it paid for
@@ -74,6 +78,7 @@ async def end() -> None:
 # current task instead, so the click returns at once and the stop button cancels the work.
 
 def background(work: Callable[[], Awaitable[None]]) -> None:
+    """Run a button's `work` as the session's current task, so the click returns at once and the stop button cancels it; a bug is shown as one Internal error line."""
     async def run() -> None:
         await cl.context.emitter.task_start()
         try:
@@ -109,96 +114,115 @@ def button(*names: str, keep: bool = False):
 
 @button("propose")
 async def on_propose(web: WebChat, p: dict) -> None:
+    """Button: propose subgoals for the goal text in the payload."""
     await web.actions.propose(str(p.get("goal", "")))
 
 
 @button("approve_goal")
 async def on_approve(web: WebChat, p: dict) -> None:
+    """Button: save the draft subgoals as the goal."""
     await web.actions.approve_goal()
 
 
 @button("score")
 async def on_score(web: WebChat, p: dict) -> None:
+    """Button: the scoring plan, for approval."""
     await web.actions.score()
 
 
 @button("score_run")
 async def on_score_run(web: WebChat, p: dict) -> None:
+    """Button: run the approved scoring."""
     await web.actions.score_run()
 
 
 @button("coverage", keep=True)
 async def on_coverage(web: WebChat, p: dict) -> None:
+    """Button: the coverage table."""
     await web.actions.coverage()
 
 
 @button("report", keep=True)
 async def on_report(web: WebChat, p: dict) -> None:
+    """Button: the HTML report."""
     await web.actions.report()
 
 
 @button("check_judge")
 async def on_check_judge(web: WebChat, p: dict) -> None:
+    """Button: start the judge check (spot-checks)."""
     await web.actions.check_judge()
 
 
 @button("judge_label")
 async def on_judge_label(web: WebChat, p: dict) -> None:
+    """Button: the user's score for one spot-checked sample."""
     await web.actions.judge_label(p)
 
 
 @button("judge_check_done")
 async def on_judge_check_done(web: WebChat, p: dict) -> None:
+    """Button: finish the judge check and show the agreement."""
     await web.actions.judge_check_done()
 
 
 @button("judge_apply")
 async def on_judge_apply(web: WebChat, p: dict) -> None:
+    """Button: teach the judge one subgoal with the user's scores, then re-score it."""
     await web.actions.judge_apply(str(p.get("subgoal_id", "")))
 
 
 @button("find_gaps")
 async def on_find_gaps(web: WebChat, p: dict) -> None:
+    """Button: the gap analysis plan, for approval."""
     await web.actions.find_gaps()
 
 
 @button("gaps_run")
 async def on_gaps_run(web: WebChat, p: dict) -> None:
+    """Button: run the approved gap analysis."""
     await web.actions.gaps_run()
 
 
 @button("why", keep=True)
 async def on_why(web: WebChat, p: dict) -> None:
+    """Button: why the subgoal in the payload is weak."""
     await web.actions.why(str(p.get("subgoal_id", "")))
 
 
 @button("show_sample", keep=True)
 async def on_show_sample(web: WebChat, p: dict) -> None:
+    """Button: show the samples in the payload."""
     await web.actions.show_sample([str(i) for i in p.get("ids", [])])
 
 
 @button("fill", keep=True)
 async def on_fill(web: WebChat, p: dict) -> None:
+    """Button: the synthesis plan for one gap, for approval."""
     await web.actions.fill(str(p.get("gap_id", "")), str(p.get("gap_label", "")))
 
 
 @button("fill_run")
 async def on_fill_run(web: WebChat, p: dict) -> None:
+    """Button: synthesize the approved number of samples for one gap."""
     await web.actions.fill_run(str(p.get("gap_id", "")), int(p.get("n", 10)))
 
 
 @button("review_list")
 async def on_review_list(web: WebChat, p: dict) -> None:
+    """Button: the synthetic samples to review."""
     await web.actions.review_list()
 
 
 @button("review")
 async def on_review(web: WebChat, p: dict) -> None:
+    """Button: accept or reject the synthetic samples in the payload."""
     await web.actions.review([str(i) for i in p.get("ids", [])], bool(p.get("accept")))
 
 
 @button("export", keep=True)
 async def on_export(web: WebChat, p: dict) -> None:
+    """Button: export the filtered and augmented dataset."""
     await web.actions.export()
 
 
@@ -233,6 +257,7 @@ async def on_pool_fill_run(web: WebChat, p: dict) -> None:
 
 @button("dismiss")
 async def on_dismiss(web: WebChat, p: dict) -> None:
+    """Button: decline a plan; nothing runs, the next steps are offered."""
     from goalcover.ui import views
 
     await web.out.send("Not run: nothing was spent.", await views.next_actions(web.ws))
@@ -240,9 +265,11 @@ async def on_dismiss(web: WebChat, p: dict) -> None:
 
 @button("answer")
 async def on_answer(web: WebChat, p: dict) -> None:
+    """Button: approve or decline the agent's pending paid step."""
     await web.answer(bool(p.get("approve")))
 
 
 @button("ingest_mode")
 async def on_ingest_mode(web: WebChat, p: dict) -> None:
+    """Button: how to ingest an uploaded file into a workspace that holds another (add or replace)."""
     await web.ingest_offered(str(p.get("path", "")), str(p.get("mode", "")))

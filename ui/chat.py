@@ -41,6 +41,7 @@ class Terminal:
         self.interactive = stdin.isatty() and console.is_terminal
 
     def read(self, prompt: str) -> str | None:
+        """One line typed at `prompt`, or None at end of input."""
         if self.interactive:
             try:
                 return self.console.input(f"[bold cyan]{escape(prompt)}[/] ")
@@ -63,6 +64,7 @@ class Renderer:
         self.task = None
 
     def show(self, event) -> None:
+        """Print one agent event: streamed text, a reply, a tool step, progress or an approval."""
         from goalcover.agent.session import Approval, Progress as ProgressEvent, Reply, Text, ToolStep
 
         if isinstance(event, Text):
@@ -83,11 +85,13 @@ class Renderer:
             self.end_line()
 
     def end_line(self) -> None:
+        """End a streamed line of text, if one is open."""
         if self.streamed:
             self.console.print()
             self.streamed = False
 
     def step(self, step) -> None:
+        """Print a tool step: its call (arguments cut short) when it starts, its summary when it ends."""
         if step.status == "start":
             args = json.dumps(step.args, ensure_ascii=False)
             if len(args) > 100:
@@ -102,6 +106,7 @@ class Renderer:
             self.console.print(f"    {inert(line, markup=False)}", markup=False, highlight=False, soft_wrap=True)
 
     def progress(self, event) -> None:
+        """Show a tool's progress: a bar with counts, or a stage line when there are none."""
         if event.done is None or event.total is None:
             self.stop_bar()
             self.console.print(f"  [dim]… {event.tool}: {escape(str(event.fields.get('stage', 'working')))}[/]", highlight=False)
@@ -127,6 +132,7 @@ class Renderer:
         self.bar.update(self.task, completed=event.done, total=event.total, info=short)
 
     def stop_bar(self) -> None:
+        """Stop the progress bar, if one is shown."""
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
@@ -149,6 +155,7 @@ class LineReader:
         self.term = term
 
     async def read(self, prompt: str) -> str | None:
+        """One line typed at `prompt` without blocking the event loop, or None at end of input."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[str | None] = loop.create_future()
 
@@ -163,6 +170,7 @@ class LineReader:
         return await done
 
     async def ask_yes(self, question: str) -> bool:
+        """Ask a yes/no question; True only for y or yes."""
         answer = await self.read(f"{question} [y/N]")
         return (answer or "").strip().lower() in ("y", "yes")
 
@@ -190,6 +198,7 @@ class Interrupts:
             pass
 
     def on_sigint(self) -> None:
+        """Ctrl-C: stop the running turn (the conversation is kept), else stop the chat."""
         if self.turn is not None and not self.turn.done():
             self.turn.cancel()
         elif self.main is not None:

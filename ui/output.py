@@ -48,6 +48,7 @@ class Out:
         await cl.Message(content=text, author=author, type="user_message").send()
 
     async def error(self, text: str) -> None:
+        """Show `text` as an error message."""
         await cl.ErrorMessage(content=text, author="GoalCover").send()
 
     async def disarm(self, message_id: str | None) -> None:
@@ -81,6 +82,7 @@ class ProgressLine:
         self.drawer: asyncio.Task | None = None
 
     def push(self, done: int | None = None, total: int | None = None, **fields: Any) -> None:
+        """Record the latest progress (counts, stage, cost when priced) and schedule a redraw, at most every PROGRESS_EVERY_S."""
         if not self.priced:
             fields.pop("cost", None)
         if done is not None:
@@ -97,6 +99,7 @@ class ProgressLine:
         await self.draw()
 
     async def draw(self) -> None:
+        """Draw the pending progress text now, if any."""
         if self.pending is None:
             return
         content, self.pending = self.pending, None

@@ -32,6 +32,7 @@ _CODE_LINE = re.compile(
 # --- samples ----------------------------------------------------------------------------------------
 
 def looks_like_code(text: str) -> bool:
+    """Whether `text` reads as code (code-like lines or many indented lines), to show it in a code block."""
     lines = text.splitlines()
     if len(lines) < 2:
         return False
@@ -129,6 +130,7 @@ def sample_markdown(record: dict, shape: str, text: str = "") -> str:
 # --- progress, approvals, steps ---------------------------------------------------------------------
 
 def duration(seconds: float) -> str:
+    """Seconds as m:ss, or h:mm:ss from an hour."""
     seconds = max(0, int(round(seconds)))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
@@ -177,6 +179,7 @@ def approval_markdown(tool: str, question: str, plan: dict | None, priced: bool 
 
 
 def step_output(summary: str, display: list[str]) -> str:
+    """A tool step's shown text: the summary and display lines, cut at STEP_CHARS."""
     text = summary + ("\n\n" + "\n".join(display) if display else "")
     return text if len(text) <= STEP_CHARS else text[:STEP_CHARS] + " …"
 
@@ -189,6 +192,7 @@ def tool_result_text(content: str) -> str:
 
 
 def draft_markdown(lines: list[str], approved: bool = False) -> str:
+    """Draft (or saved) subgoals as a Markdown list, with how to ask for changes while a draft."""
     head = "**Subgoals** (saved)" if approved else "**Draft subgoals** (not saved yet)"
     body = "\n".join(f"- {line}" for line in lines)
     tail = "" if approved else "\n\nAsk for changes in your words (\"merge S2 and S3\", \"S4 is too vague\"), or approve them."
@@ -196,6 +200,7 @@ def draft_markdown(lines: list[str], approved: bool = False) -> str:
 
 
 def gaps_markdown(gaps) -> str:
+    """The gaps as a Markdown list ("No gaps" when none)."""
     if not gaps:
         return "No gaps: no subgoal is weak."
     lines = ["**Gaps** in the weak subgoals:", ""]
@@ -207,6 +212,7 @@ def gaps_markdown(gaps) -> str:
 # --- charts -----------------------------------------------------------------------------------------
 
 def gap_figure(gaps):
+    """A Plotly bar chart of the gaps' sizes."""
     import plotly.graph_objects as go
 
     fig = go.Figure(

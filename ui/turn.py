@@ -36,6 +36,7 @@ class TurnView:
         self.deferred: list = []  # views shown once the agent's reply is complete
 
     async def show(self, event) -> None:
+        """Show one agent event in the chat: streamed text, a tool step, progress or an approval."""
         if isinstance(event, Text):
             if self.streaming is None:
                 self.streaming = cl.Message(content="")
@@ -57,6 +58,7 @@ class TurnView:
             await approval(self.chat, event)
 
     async def reply(self, text: str) -> None:
+        """Send `text` as the agent's reply (completing the streamed message, if one is open)."""
         if self.streaming is not None:
             self.streaming.content = text
             await self.streaming.send()
@@ -65,11 +67,13 @@ class TurnView:
             await cl.Message(content=text).send()
 
     async def end_progress(self, stopped: bool = False) -> None:
+        """Close the progress line, if any (as stopped when `stopped`)."""
         if self.progress is not None:
             await self.progress.end(stopped)
             self.progress = None
 
     async def tool(self, event: ToolStep) -> None:
+        """Show a tool step: its start, then its result (with the views some tools add)."""
         if event.status == "start":
             if self.streaming is not None:  # text before a tool call is a reply of its own
                 await self.reply(self.streaming.content)
@@ -150,6 +154,7 @@ class TurnView:
             await show()
 
     async def why_facts(self, subgoal_id: str) -> None:
+        """Show why a subgoal is weak from the computed facts only (no model call)."""
         from goalcover.tools.fill.why import why
 
         answer = await why(self.chat.ws, subgoal_id, prose=False)  # the facts only: no model call

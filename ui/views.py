@@ -31,6 +31,7 @@ async def call(fn, *args: Any, **kwargs: Any) -> Any:
 
 
 def as_dict(value: Any) -> dict:
+    """A pydantic model or a mapping as a plain dict."""
     return value.model_dump() if hasattr(value, "model_dump") else dict(value)
 
 
@@ -90,6 +91,7 @@ async def next_actions(ws: Workspace, draft: list | None = None, goal_text: str 
 
 
 async def next_steps(out: Out, ws: Workspace, text: str = "What next?", **kwargs: Any) -> None:
+    """Send `text` with the buttons of the next useful steps, if any."""
     acts = await next_actions(ws, **kwargs)
     if acts:
         await out.send(text, acts)
@@ -117,6 +119,7 @@ async def coverage_view(out: Out, ws: Workspace, intro: str = "") -> None:
 
 
 async def gaps_view(out: Out, ws: Workspace, subgoal_id: str | None = None) -> None:
+    """The stored gaps (of one subgoal when `subgoal_id`), as a list and a chart, with their buttons."""
     from goalcover.tools.fill.gaps import stored_gaps
     from goalcover.ui import iterate_views
 
@@ -145,11 +148,13 @@ async def why_view(out: Out, ws: Workspace, subgoal_id: str, answer: str, facts:
 
 
 async def samples_markdown(ws: Workspace, ids: list[str]) -> str:
+    """The samples `ids` as Markdown, each under its id and line."""
     samples = await asyncio.to_thread(ws.store.samples, ids)
     return "\n\n---\n\n".join(f"**{render.inert_markdown(s.id)}** (line {s.line})\n\n{render.sample_markdown(s.record, s.format, s.text)}" for s in samples)
 
 
 async def sample_view(out: Out, ws: Workspace, ids: list[str]) -> None:
+    """Show the samples `ids` (or say that there are none)."""
     text = await samples_markdown(ws, ids)
     await out.send(text or f"No sample {', '.join(ids)} in this workspace.")
 
@@ -220,12 +225,14 @@ async def synthetic_view(out: Out, ws: Workspace, gap_id: str | None = None) -> 
 
 
 async def draft_view(out: Out, lines: list[str], approved: bool = False) -> cl.Message:
+    """Show draft subgoals with an Approve button (or saved ones without)."""
     if approved:
         return await out.send(render.draft_markdown(lines, approved=True))
     return await out.send(render.draft_markdown(lines), [action("approve_goal", "Approve subgoals", "save them as the goal")])
 
 
 async def export_view(out: Out, ws: Workspace, result: Any) -> None:
+    """Show an export's result: the file (and its manifest) to download."""
     path, manifest = str(result.path), getattr(result, "manifest", None)
     files = [cl.File(name=Path(path).name, path=path, display="inline")]
     if manifest:

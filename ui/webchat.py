@@ -207,6 +207,7 @@ class WebChat:
         await views.draft_view(self.out, lines)
 
     async def draft_done(self) -> None:
+        """The draft is settled: disarm its Approve buttons."""
         self.draft = None
         for message_id in [m for m, msg in self.out.live.items() if any(a.name == "approve_goal" for a in msg.actions)]:
             await self.out.disarm(message_id)
@@ -346,6 +347,7 @@ class WebChat:
         await cl.Message(content="Continuing your last conversation. Ask on, or upload another file.").send()
 
     async def internal_error(self, error: BaseException) -> None:
+        """Log a bug with its traceback and show it as one Internal error line."""
         log.error("unexpected error", exc_info=error)
         await self.out.error(internal_error(error))
 
@@ -380,6 +382,7 @@ def typed_path(text: str) -> Path | None:
 
 
 def ingest_message(result, name: str) -> str:
+    """The Markdown summary of an ingest of file `name`: samples, format, new/changed/unchanged, rejected ones."""
     lines = [f"**{name}**: {result.samples} samples ({result.format}, {result.file_type}) — {result.new} new, "
              f"{result.changed} changed, {result.unchanged} unchanged."]
     if result.invalid:
