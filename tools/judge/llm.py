@@ -13,23 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import openai
 from aiolimiter import AsyncLimiter
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from goalcover.tools.core.errors import describe_validation_error
 from goalcover.tools.core.settings import ModelConfig, Settings
 from goalcover.tools.core.tokens import estimate_tokens
+from goalcover.tools.judge.replies import (  # noqa: F401 (re-exported: callers import them from here)
+    Reply,
+    ReplyError,
+    message_dicts,
+    parse_json_reply,
+    reply_from_completion,
+)
 
 T = TypeVar("T", bound=BaseModel)
 JsonMode = Literal["auto", "json_schema", "json_object"]
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
 # The run config of the engine's own model calls. No callbacks: when the engine runs inside a LangGraph
@@ -107,53 +111,6 @@ def _rejects_json_schema(exc: BaseException) -> bool:
         return False
     text = str(exc).lower()
     return "json_schema" in text or "response_format" in text
-
-
-class ReplyError(ValueError):
-    """The model answered, but not with what was asked."""
-
-
-def parse_json_reply(content: str, schema: type[T]) -> tuple[T, bool]:
-    """Parse a model's reply into `schema`; returns (value, repaired?) or raises ReplyError.
-
-    Repairs only what keeps the model's meaning: fences, trailing commas, missing brackets, and numbers
-    written as strings. Values out of range are not clamped: that would be inventing a score.
-    """
-    text = content.strip()
-    fenced = _FENCE.match(text)
-    repaired = False
-    if fenced:
-        text, repaired = fenced.group(1).strip(), True
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        import json_repair
-
-        data = json_repair.loads(text)
-        repaired = True
-        if not isinstance(data, (dict, list)) or data in ({}, []):
-            raise ReplyError(f"the reply is not JSON: {content[:200]!r}") from None
-    try:
-        return schema.model_validate(data), repaired
-    except ValidationError as exc:
-        raise ReplyError(f"the reply does not match the schema ({describe_validation_error(exc, limit=5)})") from None
-
-
-@dataclass
-class Reply:
-    """One chat completion, as the repair loop needs it: the reply text, token counts as the server
-    reported them (None when it did not) and the `logprobs.content` list when asked for."""
-
-    content: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    logprobs: list[dict[str, Any]] | None = None
-
-
-def message_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages as the chat-completions API's `messages` list (role, content)."""
-    roles = {"system": "system", "human": "user", "ai": "assistant"}
-    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]
 
 
 @dataclass
@@ -373,23 +330,6 @@ class JsonCaller:
         if top_logprobs:
             body |= {"logprobs": True, "top_logprobs": top_logprobs}
         return body
-
-
-def reply_from_completion(data: dict[str, Any]) -> Reply:
-    """A chat completion's JSON (a dict, as the API returns it) as a Reply. Raises json.JSONDecodeError
-    (which the retry policy treats as transient, like a garbled body) when it has no choices[0].message."""
-    try:
-        choice = data["choices"][0]
-        content = choice["message"].get("content") or ""
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise json.JSONDecodeError("the completion has no choices[0].message", json.dumps(data)[:200], 0) from None
-    usage = data.get("usage") or {}
-    return Reply(
-        content=content,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        logprobs=(choice.get("logprobs") or {}).get("content"),
-    )
 
 
 @dataclass
