@@ -201,6 +201,7 @@ def timing(x, labels) -> dict:
 
 
 def main() -> None:
+    """Command line: run the cascade benchmark at each size and print its figures and the `cascade:` line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeats", type=int, default=200, help="coverage draws per size")

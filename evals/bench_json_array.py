@@ -53,6 +53,7 @@ def read_seconds(path: Path, n: int, repeat: int) -> float:
 
 
 def main() -> None:
+    """Command line: time reading the same records as a JSON array and as JSONL at each size; print the ratios and growth."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20000,80000", help="record counts, comma-separated, ascending")
     parser.add_argument("--repeat", type=int, default=3, help="reads per file; the best time counts")

@@ -228,6 +228,7 @@ async def on_export(web: WebChat, p: dict) -> None:
 
 @button("timeline", keep=True)
 async def on_timeline(web: WebChat, p: dict) -> None:
+    """Button: the coverage-over-time chart (share per subgoal over dataset versions)."""
     from goalcover.ui import iterate_views
 
     await iterate_views.timeline_view(web.out, web.ws)
@@ -235,6 +236,7 @@ async def on_timeline(web: WebChat, p: dict) -> None:
 
 @button("what_changed", keep=True)
 async def on_what_changed(web: WebChat, p: dict) -> None:
+    """Button: the capability diff of the previous dataset version against the current one, with its chart."""
     from goalcover.ui import iterate_views
 
     await iterate_views.what_changed_view(web.out, web.ws)
@@ -242,6 +244,7 @@ async def on_what_changed(web: WebChat, p: dict) -> None:
 
 @button("pool_fill", keep=True)
 async def on_pool_fill(web: WebChat, p: dict) -> None:
+    """Button: the plan (pool candidates, calls, cost) of filling a gap from the pool; nothing is paid yet."""
     from goalcover.ui import iterate_views
 
     await iterate_views.pool_fill_plan_view(web.out, web.ws, str(p.get("gap_id", "")))
@@ -249,6 +252,7 @@ async def on_pool_fill(web: WebChat, p: dict) -> None:
 
 @button("pool_fill_run")
 async def on_pool_fill_run(web: WebChat, p: dict) -> None:
+    """Button: run the pool fill for the gap in the payload and show its candidates for review."""
     from goalcover.ui import iterate_views
 
     await web.actions.say(f"Fill gap {p.get('gap_id')} from the pool.")
