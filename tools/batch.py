@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from goalcover.tools import scoring
 from goalcover.tools.llm import BulkJsonCaller, ReplyError, Result, Usage, parse_json_reply, reply_from_completion
+from goalcover.tools.lock import writes
 from goalcover.tools.models import Goal, Sample
 from goalcover.tools.store import JUDGE_KEY
 from goalcover.tools.workspace import Workspace
@@ -222,6 +223,7 @@ def _failure_rows(task: scoring.Task, job: BatchJob, error: str) -> list[dict]:
     return scoring.judgment_rows(task, job.mode, result, job.prompt_version, job.model)[1]
 
 
+@writes("score")
 async def score_batch(
     ws: Workspace,
     mode: scoring.Mode = "batched",

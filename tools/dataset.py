@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from goalcover.tools.errors import BadInput
 from goalcover.tools.index import STAGING, SearchHit, sample_metadata
 from goalcover.tools.ingest import IdRegistry, scan
+from goalcover.tools.lock import writes
 from goalcover.tools.staging import finish_pending_ingest
 from goalcover.tools.store import INGEST_PENDING
 from goalcover.tools.models import IngestResult, LengthStats, Sample, Shape
@@ -87,6 +88,7 @@ class _StagedIds(IdRegistry):
         self.pending.clear()
 
 
+@writes("ingest")
 def ingest_file(
     ws: Workspace,
     path: Path,

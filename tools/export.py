@@ -29,6 +29,7 @@ from goalcover.tools.coverage import coverage
 from goalcover.tools.errors import BadInput
 from goalcover.tools.files import ordinary_mode, write_atomic
 from goalcover.tools.goal import current_goal
+from goalcover.tools.lock import writes
 from goalcover.tools.models import Sample
 from goalcover.tools.readers import COMPRESSIONS, FILE_TYPES, SourceLayout
 from goalcover.tools.synthesis import list_synthetic
@@ -278,6 +279,7 @@ def manifest_path_for(output: Path) -> Path:
     return output.with_name(f"{base or output.name}.manifest.json")
 
 
+@writes("export")
 def export(
     ws: Workspace,
     output: Path,

@@ -23,6 +23,7 @@ from goalcover.tools.coverage import coverage
 from goalcover.tools.errors import BadInput, GoalCoverError
 from goalcover.tools.goal import current_goal
 from goalcover.tools.llm import JsonCaller
+from goalcover.tools.lock import writes
 from goalcover.tools.models import Goal, Subgoal
 from goalcover.tools.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOVERED_SYSTEM, format_subgoals
 from goalcover.tools.store import GAP_COUNTER_KEY, GAPS_KEY, JUDGE_KEY
@@ -146,6 +147,7 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@writes("gaps")
 async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     """Gaps of every weak subgoal (and of `subgoal_id`, weak or not), stored in the workspace; returns
     those of `subgoal_id` when given, else all.

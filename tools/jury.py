@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from goalcover.tools.errors import BadInput
 from goalcover.tools.goal import current_goal
+from goalcover.tools.lock import writes
 from goalcover.tools.scoring import Mode, ScoreResult, score
 from goalcover.tools.store import JUDGE_KEY
 from goalcover.tools.workspace import Workspace
@@ -68,6 +69,7 @@ def consensus(scores: list[int], support: int) -> int:
     return value
 
 
+@writes("score")
 async def score_jury(ws: Workspace, models: list[str], mode: Mode = "batched", **kwargs) -> tuple[ScoreResult, list[JurorRun]]:
     """Score with every model in `models` (its endpoint from GOALCOVER_JUDGE_BASE_URLS, else the judge's),
     then store the consensus judgments and make the jury the current judge. Returns (the result, with

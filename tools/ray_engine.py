@@ -41,6 +41,7 @@ from typing import Any
 
 from goalcover.tools.errors import BadInput, ConfigError
 from goalcover.tools.llm import BulkJsonCaller, Limits, ReplyError, Result, Usage, message_dicts, parse_json_reply
+from goalcover.tools.lock import writes
 from goalcover.tools.models import Sample
 from goalcover.tools.scoring import (
     Mode, Progress, ScoreResult, Task, iter_tasks, judge_messages, judge_request, judge_spec, judgment_rows, plan,
@@ -203,6 +204,7 @@ def _rows(batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, values)}
 
 
+@writes("score")
 def score_on_ray(
     ws: Workspace,
     mode: Mode = "batched",

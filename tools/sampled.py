@@ -14,6 +14,7 @@ from goalcover.tools.coverage import sample_scores
 from goalcover.tools.errors import BadInput
 from goalcover.tools.estimate import Estimate, estimate
 from goalcover.tools.goal import current_goal
+from goalcover.tools.lock import writes
 from goalcover.tools.strata import draw
 from goalcover.tools.workspace import Workspace
 
@@ -59,6 +60,7 @@ def current_estimate(ws: Workspace, design) -> Estimate:
                     weak_share=settings.weak_share, weak_relative=settings.weak_relative, supports=decided)
 
 
+@writes("score")
 async def score_sampled(
     ws: Workspace,
     mode: scoring.Mode = "batched",

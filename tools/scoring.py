@@ -20,6 +20,7 @@ from typing import Literal, get_args
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, create_model
 
+from goalcover.tools.lock import writes
 from goalcover.tools.store import INDEXED_SCORE_KEYS, JUDGE_KEY
 from goalcover.tools.errors import BadInput
 from goalcover.tools.geval import weighted_scores
@@ -301,6 +302,7 @@ def _row(task: Task, subgoal: Subgoal, version: str, model: str, **values) -> di
     }
 
 
+@writes("score")
 async def score(
     ws: Workspace,
     mode: Mode = "batched",
@@ -461,6 +463,7 @@ async def score(
 run = score  # the name the agent and the web app used before scoring became a coroutine
 
 
+@writes("score")
 def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
     """Put scores into the samples' Chroma metadata (`score_S1` …, for filters like `score_S3<=2`);
     returns how many samples were updated. Embeds nothing: explanations are embedded only when gap

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1)
     max_sample_chars: int = Field(2_000_000, ge=1, description="samples longer than this are refused")
     warn_sample_chars: int = Field(100_000, ge=1, description="samples longer than this are ingested with a warning")
+    # One writer per workspace (tools/lock.py): how long a second writer waits for the first before it is refused.
+    lock_wait: float = Field(10.0, ge=0, description="seconds a command waits for another one changing the workspace")
 
     @field_validator("probe_thresholds")
     @classmethod

@@ -22,6 +22,7 @@ from goalcover.tools.gaps import Gap, get_gap
 from goalcover.tools.goal import current_goal
 from goalcover.tools.ingest import RawRecord, parse_record
 from goalcover.tools.llm import JsonCaller, Usage
+from goalcover.tools.lock import writes, writing
 from goalcover.tools.models import Sample, Shape, content_hash
 from goalcover.tools.prompts import SYNTH_PROMPT_VERSION, SYNTH_SYSTEM, SYNTH_USER, format_subgoals
 from goalcover.tools.workspace import Workspace
@@ -134,7 +135,9 @@ def review(
     accepted, rejected = resolve(accept), resolve(reject)
     if set(accepted) & set(rejected):
         raise BadInput(f"accepted and rejected at once: {', '.join(sorted(set(accepted) & set(rejected)))}")
-    ws.store.set_synthetic_states(accepted, rejected)
+    if accepted or rejected:  # a change: one writer at a time (listing alone takes no lock)
+        with writing(ws, "review"):
+            ws.store.set_synthetic_states(accepted, rejected)
     return list_synthetic(ws, gap_id)
 
 
@@ -161,6 +164,7 @@ def _to_record(shape: Shape, produced: BaseModel, template: dict) -> dict[str, A
     return {**extra, **record}
 
 
+@writes("synthesize")
 async def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = None) -> SynthesisResult:
     """Write `n` candidates for gap `gap_id` in the dataset's shape (in calls of BATCH), keep the valid,
     non-duplicate ones the judge finds supporting the gap's subgoal, and store them as `proposed`.
