@@ -144,6 +144,10 @@ async def run_tool(ctx: ToolContext, call: dict, decisions: dict[str, str]) -> t
     except GraphBubbleUp:  # interrupts and control flow belong to LangGraph
         raise
     except Exception as exc:  # a bug in a tool must not end the conversation; the model can say so
+        from goalcover.tools.core.failures import explain
+
+        if (clear := explain(exc)) is not None:  # a full disk, a database another process holds
+            return None, str(clear)
         return None, f"{name} failed unexpectedly ({user_message(exc)})"
 
 

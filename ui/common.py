@@ -53,6 +53,11 @@ def handle_errors(command):
         except (typer.Exit, typer.Abort, typer.BadParameter):  # a bad option value: the usage error, exit 2
             raise
         except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
+            from goalcover.tools.core.failures import explain
+
+            if (clear := explain(exc)) is not None:  # a full disk, a database another process holds
+                err.print(f"[bold red]error:[/] {inert(str(clear))}", highlight=False, soft_wrap=True)
+                raise typer.Exit(clear.exit_code) from None
             if debug_enabled():
                 raise
             err.print(

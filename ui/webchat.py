@@ -124,6 +124,12 @@ class WebChat:
                 await work(*args)
             except GoalCoverError as exc:  # bad input, no model configured, a model that failed
                 await self.out.error(str(exc))
+            except Exception as exc:  # a full disk, a database another process holds: one clear message
+                from goalcover.tools.core.failures import explain
+
+                if (clear := explain(exc)) is None:
+                    raise
+                await self.out.error(str(clear))
 
     # --- what the user types or uploads -----------------------------------------------------------
     async def handle(self, message: cl.Message) -> None:

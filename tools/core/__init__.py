@@ -9,4 +9,6 @@
 - `errors` — `GoalCoverError`, `BadInput`, ...: the errors the engine raises on purpose.
 - `files`, `tokens` — small helpers: `write_atomic`; the one local token estimate.
 - `untrusted` — `untrusted(text)`: neutralises data for every prompt it enters (no data block closed early).
+- `lock`, `failures` — one writer per workspace (`writing`, `@writes`); full disks and busy databases as
+  clear errors.
 """

@@ -198,6 +198,8 @@ class Settings(EmbedSettings, AgentLimits):
     )
     warn_sample_chars: int = Field(100_000, ge=1, description="characters: samples longer than this are ingested with a warning")
 
+    # One writer per workspace (tools/core/lock.py): how long a second writer waits for the first before it is refused.
+    lock_wait: float = Field(10.0, ge=0, description="seconds a command waits for another one changing the workspace")
     # Bounded reading (issue 27, h27b): the chat app refuses a bigger upload before copying or reading it
     upload_max_mb: float = Field(200, gt=0, description="the chat app refuses uploaded files larger than this many MB (10^6 bytes)")
 

@@ -38,11 +38,14 @@ class Workspace:
     def index(self):
         """The Chroma index, opened on first use (Chroma and the embedder take seconds to import); completes an ingest that was killed after its commit."""
         # Imported late: Chroma and the embedder take seconds to import, and many commands need neither.
+        from goalcover.tools.core.lock import try_writing
         from goalcover.tools.data.index import Index
         from goalcover.tools.data.staging import finish_pending_ingest
 
         index = Index(self.root, self.settings.chroma_url, self.settings.embed_batch_size)
-        finish_pending_ingest(self.store, index)  # an ingest killed after its commit: apply it now
+        with try_writing(self, "ingest") as free:  # when another process is writing, it will complete it
+            if free:
+                finish_pending_ingest(self.store, index)  # an ingest killed after its commit: apply it now
         return index
 
     @property

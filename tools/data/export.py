@@ -34,6 +34,7 @@ from goalcover.tools.data.readers import COMPRESSIONS, FILE_TYPES, SourceLayout
 from goalcover.tools.fill.synthesis import list_synthetic
 from goalcover.tools.data.values import to_storable
 from goalcover.tools.core.workspace import Workspace
+from goalcover.tools.core.lock import writes
 
 
 class ExportResult(BaseModel):
@@ -296,6 +297,7 @@ def manifest_path_for(output: Path) -> Path:
     return output.with_name(f"{base or output.name}.manifest.json")
 
 
+@writes("export")
 def export(
     ws: Workspace,
     output: Path,

@@ -22,6 +22,7 @@ from goalcover.tools.core.store import INGEST_PENDING
 from goalcover.tools.core.shapes import IngestResult, LengthStats, Sample, Shape
 from goalcover.tools.core.tokens import CHARS_PER_TOKEN
 from goalcover.tools.core.workspace import Workspace
+from goalcover.tools.core.lock import writes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,6 +88,7 @@ class _StagedIds(IdRegistry):
         self.pending.clear()
 
 
+@writes("ingest")
 def ingest_file(
     ws: Workspace,
     path: Path,

@@ -29,6 +29,7 @@ from goalcover.tools.core.store import GAP_COUNTER_KEY, GAPS_KEY, JUDGE_KEY
 from goalcover.tools.data.vectors import cached_vectors
 from goalcover.tools.core.workspace import Workspace
 from goalcover.tools.core.untrusted import untrusted
+from goalcover.tools.core.lock import writes
 
 # A new cluster is the same gap as a stored one when they share at least this share of their members.
 SAME_GAP_OVERLAP = 0.5
@@ -147,6 +148,7 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@writes("gaps")
 async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     """Gaps of every weak subgoal (and of `subgoal_id`, weak or not), stored in the workspace; returns
     those of `subgoal_id` when given, else all.

@@ -27,6 +27,7 @@ from goalcover.tools.core.shapes import Sample, Shape, content_hash
 from goalcover.tools.judge.prompts import SYNTH_PROMPT_VERSION, SYNTH_SYSTEM, SYNTH_USER, format_subgoals
 from goalcover.tools.core.workspace import Workspace
 from goalcover.tools.core.untrusted import untrusted
+from goalcover.tools.core.lock import writes, writing
 
 BATCH = 5
 STYLE_EXAMPLES = 3
@@ -136,11 +137,12 @@ def review(
     accepted, rejected = resolve(accept), resolve(reject)
     if set(accepted) & set(rejected):
         raise BadInput(f"accepted and rejected at once: {', '.join(sorted(set(accepted) & set(rejected)))}")
-    ws.store.set_synthetic_states(accepted, rejected)
-    if accepted or rejected:
+    if accepted or rejected:  # a change: one writer at a time (listing alone takes no lock)
         from goalcover.tools.history.versions import record_version
 
-        record_version(ws, "fill", f"review: {len(accepted)} accepted, {len(rejected)} rejected")
+        with writing(ws, "review"):
+            ws.store.set_synthetic_states(accepted, rejected)
+            record_version(ws, "fill", f"review: {len(accepted)} accepted, {len(rejected)} rejected")
     return list_synthetic(ws, gap_id)
 
 
@@ -170,6 +172,7 @@ def _to_record(shape: Shape, produced: BaseModel, template: dict) -> dict[str, A
     return {**extra, **record}
 
 
+@writes("synthesize")
 async def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | None = None) -> SynthesisResult:
     """Write `n` candidates for gap `gap_id` in the dataset's shape (in calls of BATCH), keep the valid,
     non-duplicate ones the judge finds supporting the gap's subgoal, and store them as `proposed`.

@@ -26,6 +26,7 @@ from goalcover.tools.judge.llm import BulkJsonCaller, ReplyError, Result, Usage,
 from goalcover.tools.core.shapes import Goal, Sample
 from goalcover.tools.core.store import JUDGE_KEY
 from goalcover.tools.core.workspace import Workspace
+from goalcover.tools.core.lock import writes
 
 JOBS_KEY = "batch_jobs"
 # OpenAI's per-batch limits (platform.openai.com/docs/guides/batch): 50,000 requests, 200 MB input file.
@@ -225,6 +226,7 @@ def _failure_rows(task: scoring.Task, job: BatchJob, error: str) -> list[dict]:
     return scoring.judgment_rows(task, job.mode, result, job.prompt_version, job.model)[1]
 
 
+@writes("score")
 async def score_batch(
     ws: Workspace,
     mode: scoring.Mode = "batched",

@@ -29,6 +29,7 @@ from goalcover.tools.core.goal import current_goal
 from goalcover.tools.judge.scoring import Mode, ScoreResult, score
 from goalcover.tools.core.store import JUDGE_KEY
 from goalcover.tools.core.workspace import Workspace
+from goalcover.tools.core.lock import writes
 
 
 def jury_name(models: list[str]) -> str:
@@ -68,6 +69,7 @@ def consensus(scores: list[int], support: int) -> int:
     return value
 
 
+@writes("score")
 async def score_jury(ws: Workspace, models: list[str], mode: Mode = "batched", **kwargs) -> tuple[ScoreResult, list[JurorRun]]:
     """Score with every model in `models` (its endpoint from GOALCOVER_JUDGE_BASE_URLS, else the judge's),
     then store the consensus judgments and make the jury the current judge. Returns (the result, with

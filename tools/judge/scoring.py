@@ -28,6 +28,7 @@ from goalcover.tools.core.goal import current_goal
 from goalcover.tools.judge.llm import BulkJsonCaller, JsonCaller, Limits, Result, Usage
 from goalcover.tools.core.tokens import CHARS_PER_TOKEN, estimate_tokens
 from goalcover.tools.core.shapes import Goal, Sample, Subgoal, content_hash
+from goalcover.tools.core.lock import writes
 from goalcover.tools.judge.prompts import (
     JUDGE_ANCHORS, JUDGE_PAIR_PROMPT_VERSION, JUDGE_PAIR_SYSTEM, JUDGE_PAIR_USER, JUDGE_PROMPT_VERSION, JUDGE_SYSTEM,
     JUDGE_USER, PROBE_PROMPT_VERSION, RUBRIC, clipped, format_subgoals, neutralise,
@@ -354,6 +355,7 @@ def _row(task: Task, subgoal: Subgoal, version: str, model: str, **values) -> di
     }
 
 
+@writes("score")
 async def score(
     ws: Workspace,
     mode: Mode = "batched",
@@ -520,6 +522,7 @@ async def score(
 run = score  # the name the agent and the web app used before scoring became a coroutine
 
 
+@writes("score")
 def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
     """Put scores into the samples' Chroma metadata (`score_S1` …, for filters like `score_S3<=2`);
     returns how many samples were updated. Embeds nothing: explanations are embedded only when gap

@@ -16,6 +16,7 @@ from goalcover.tools.measure.estimate import Estimate, estimate
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.measure.strata import draw
 from goalcover.tools.core.workspace import Workspace
+from goalcover.tools.core.lock import writes
 
 # The first draw of a --target-width run without --sample.
 DEFAULT_FIRST_DRAW = 100
@@ -59,6 +60,7 @@ def current_estimate(ws: Workspace, design) -> Estimate:
                     weak_share=settings.weak_share, weak_relative=settings.weak_relative, supports=decided)
 
 
+@writes("score")
 async def score_sampled(
     ws: Workspace,
     mode: scoring.Mode = "batched",

@@ -44,6 +44,7 @@ from goalcover.tools.judge.fit import DEFAULT_CONTEXT_TOKENS
 from goalcover.tools.judge.fit_store import save_fits
 from goalcover.tools.judge.llm import BulkJsonCaller, Limits, ReplyError, Result, Usage, message_dicts, parse_json_reply
 from goalcover.tools.core.shapes import Sample
+from goalcover.tools.core.lock import writes
 from goalcover.tools.judge.scoring import (
     Mode, Progress, ScoreResult, Task, iter_tasks, judge_messages, judge_request, judge_spec, judgment_rows, plan,
 )
@@ -205,6 +206,7 @@ def _rows(batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, values)}
 
 
+@writes("score")
 def score_on_ray(
     ws: Workspace,
     mode: Mode = "batched",
