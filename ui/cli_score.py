@@ -81,6 +81,7 @@ def score(
     judges: Annotated[Optional[str], typer.Option("--judges", help="A jury: score with each of these judge models (M1,M2[,M3]; endpoints from GOALCOVER_JUDGE_BASE_URLS) and use their consensus.", show_default=False)] = None,
     predict: Annotated[bool, typer.Option("--predict", help="With --sample/--budget/--target-width: learn per subgoal a predictor of the judge from the embeddings, predict every sample and give prediction-powered intervals (see docs/predict.md).")] = False,
     min_precision: Annotated[Optional[float], typer.Option("--min-precision", help="With --predict: decide every sample by a cascade (predictor where confident, the judge in the uncertain band) at this precision, e.g. 0.9.", show_default=False)] = None,
+    min_recall: Annotated[Optional[float], typer.Option("--min-recall", help="With --min-precision: the cascade's recall target (default: the precision target), e.g. 0.8.", show_default=False)] = None,
     order_check: Annotated[int, typer.Option("--order-check", min=0, help="Batched mode: then re-score N random samples with the subgoals shuffled and report the share of verdicts that change (N calls).")] = 0,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
@@ -144,9 +145,14 @@ def score(
 
             scorer = score_batch
         sampled = sample is not None or budget is not None or target_width is not None
-        if (predict or min_precision is not None) and (not sampled or not predict):
+        if (predict or min_precision is not None or min_recall is not None) and (not sampled or not predict):
             raise BadInput("--predict learns from a judged sample: give it with --sample N, --budget or --target-width "
-                           "(and --min-precision only with --predict)")
+                           "(and --min-precision / --min-recall only with --predict)")
+        if min_recall is not None and min_precision is None:
+            raise BadInput("--min-recall sets the cascade's recall target: give it with --min-precision")
+        for flag, value in (("--min-precision", min_precision), ("--min-recall", min_recall)):
+            if value is not None and not 0.5 < value < 1:  # checked before anything is judged
+                raise BadInput(f"{flag} {value:g}: give a value between 0.5 and 1 (e.g. 0.9)")
         jurors = None
         if judges:
             from goalcover.tools.judge.jury import parse_judges, score_jury
@@ -186,7 +192,7 @@ def score(
 
             if min_precision is not None:
                 with ProgressBar("cascade", fields=("cost", "failed")) as bar:
-                    band, predicted = asyncio.run(run_cascade(ws, mode, min_precision, scorer=scorer, concurrency=concurrency, progress=bar))
+                    band, predicted = asyncio.run(run_cascade(ws, mode, min_precision, scorer=scorer, min_recall=min_recall, concurrency=concurrency, progress=bar))
             else:
                 predicted = fit_predict(ws)
         with ProgressBar("indexing") as bar:

@@ -8,6 +8,8 @@ Entry points: `coverage.coverage` (a `CoverageReport` from the stored judgments)
 - `strata` — strata from source files and embedding clusters, and a stratified random draw.
 - `sampled` — estimate first: score a stratified sample, grow it until intervals are narrow enough.
 - `report` — the coverage report as Markdown, JSON or one self-contained HTML file.
+- `partial` — coverage of a partly scored dataset as an estimate over the scored samples (nothing weak until
+  the interval says so); `weak_rule` — the rule that made a subgoal weak, stated with its numbers.
 - `predict`, `predict_store`, `ppi` — `score --predict`: per-subgoal predictors on the stored embeddings,
   prediction-powered (PPI++) intervals and the judge cascade.
 """

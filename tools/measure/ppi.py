@@ -221,3 +221,82 @@ def cascade_quality(y: np.ndarray, p: np.ndarray, t_low: float, t_high: float) -
     precision = tp / int(decided.sum()) if decided.any() else None
     recall = tp / int(y.sum()) if y.any() else None
     return precision, recall, float(band.mean()) if len(band) else 0.0
+
+
+# --- active inference (Zrnic & Candès, "Active Statistical Inference", ICML 2024) ----------------------
+# A later round need not draw at random: with a predictor f fitted on earlier rounds, it draws each of the
+# N not-yet-judged samples independently (Poisson sampling) with a probability π_i that grows with the
+# predictor's uncertainty, and the estimate reweights what it judged by 1/π_i, so it stays unbiased:
+#   θ̂ = (1/N) Σ_i [λ f_i + ξ_i (y_i − λ f_i) / π_i],   ξ_i ~ Bernoulli(π_i)
+# with the Horvitz–Thompson variance (1/N²) Σ_i ξ_i (1 − π_i)(y_i − λ f_i)² / π_i² (unbiased for Poisson
+# sampling; Särndal, Swensson & Wretman 1992, §3.3) plus PPI++'s λ² Var(f)/N term, as ppi_share has it.
+# The variance-optimal π_i ∝ sqrt(E[(y − f)² | x]) = sqrt(f(1 − f)) for a calibrated f (Zrnic & Candès §3);
+# mixing with the uniform rule (a share `mix` of the budget) bounds the weights 1/π_i, as the paper does.
+
+ACTIVE_MIX = 0.2
+
+
+def active_probabilities(f: np.ndarray, budget: float, mix: float = ACTIVE_MIX) -> np.ndarray:
+    """Inclusion probabilities π (m,) for Poisson sampling of m samples with predicted P `f` (m,), summing
+    to `budget` (expected draws, 0 < budget <= m): (1 − mix) of the budget ∝ sqrt(f(1 − f)) and `mix` spread
+    uniformly, capped at 1 with the excess redistributed over the others. Raises ValueError for a budget
+    outside (0, m]."""
+    m = len(f)
+    if not 0 < budget <= m:
+        raise ValueError(f"budget {budget} outside (0, {m}]")
+    u = np.sqrt(np.clip(f, 0.0, 1.0) * (1 - np.clip(f, 0.0, 1.0)))
+    u = u / u.sum() if u.sum() > 0 else np.full(m, 1.0 / m)
+    weight = (1 - mix) * u + mix / m  # sums to 1
+    pi = np.zeros(m)
+    free = np.ones(m, dtype=bool)
+    left = float(budget)
+    for _ in range(m):  # cap at 1, hand the excess to the rest (at most m passes; usually 1-2)
+        pi[free] = left * weight[free] / weight[free].sum()
+        over = free & (pi >= 1)
+        if not over.any():
+            break
+        pi[over] = 1.0
+        free &= ~over
+        left = budget - float((~free).sum())
+        if left <= 0 or not free.any():
+            break
+    return np.clip(pi, 0.0, 1.0)
+
+
+def active_share(f_all: np.ndarray, pi: np.ndarray, drawn: np.ndarray, y: np.ndarray,
+                 confidence: float = CONFIDENCE, lam: float | None = None) -> Interval:
+    """The active-inference estimate of a share with its interval. `f_all` (N,) the predictions of every
+    sample of the population, `pi` (N,) the inclusion probabilities they were drawn with, `drawn` (n,)
+    integer positions of the drawn samples, `y` (n,) their judged labels 0/1. `lam` fixes λ; by default it
+    minimises the estimated variance, clipped to [0, 1] (0 is the inverse-probability-weighted sample
+    alone). `classical_width` is the width at λ = 0 with the same draws."""
+    big_n = len(f_all)
+    if not len(drawn):
+        return Interval(0.0, 0.0, 1.0, 0.0, 0.0)
+    f = f_all[drawn].astype(float)
+    p = pi[drawn].astype(float)
+    y = np.asarray(y, dtype=float)
+    hw = (1 - p) / (p * p)  # Horvitz–Thompson variance weights
+    var_f = float(np.var(f_all, ddof=1)) / big_n if big_n > 1 else 0.0
+    if lam is None:
+        # d/dλ of Σ hw (y − λf)² / N² + λ² var_f = 0
+        denom = float((hw * f * f).sum()) / big_n**2 + var_f
+        lam = float(min(1.0, max(0.0, float((hw * y * f).sum()) / big_n**2 / denom))) if denom > 0 else 0.0
+
+    def estimate(lam_: float) -> tuple[float, float]:
+        resid = y - lam_ * f
+        theta = (lam_ * float(f_all.sum()) + float((resid / p).sum())) / big_n
+        var = float((hw * resid * resid).sum()) / big_n**2 + lam_ * lam_ * var_f
+        return theta, var
+
+    theta, var = estimate(lam)
+    theta = min(1.0, max(0.0, theta))
+    n_eff = theta * (1 - theta) / var if var > 0 and 0 < theta < 1 else float(len(drawn))
+    low, high = wilson(theta, n_eff, confidence)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return Interval(theta, low, high, lam, n_eff, 2 * z * math.sqrt(max(0.0, estimate(0.0)[1])))
+
+
+def poisson_draw(pi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Positions drawn by Poisson sampling: each i independently with probability pi[i]."""
+    return np.nonzero(rng.random(len(pi)) < pi)[0]

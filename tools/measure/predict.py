@@ -63,6 +63,7 @@ class PredictResult(BaseModel):
     population: int
     judged_samples: int
     min_precision: float | None
+    min_recall: float | None = Field(None, description="the cascade's recall target (--min-recall); None: the precision target is used")
     refit: bool = Field(description="False when every predictor was reused (nothing new judged)")
     targets: list[TargetPrediction]
     fit_s: float = 0.0
@@ -104,13 +105,19 @@ def _labels(ws: Workspace, goal, judge: dict, hashes: list[str]) -> dict[str, di
 
 
 def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
-            vectors: dict[str, np.ndarray] | None = None) -> PredictResult:
+            vectors: dict[str, np.ndarray] | None = None, min_recall: float | None = None) -> PredictResult:
     """Fit (or reuse) every target's predictor on the design's judged sample, store P for every sample
     content, compute each subgoal's interval and, with `min_precision` (0.5-1), the cascade's thresholds and
-    decisions. `vectors` (sample id -> unit vector) skips reading the index (benchmarks). Raises BadInput
-    without a goal, a judge or a saved sample design, or for a precision outside (0.5, 1)."""
+    decisions; `min_recall` (0.5-1, default `min_precision`) sets the recall target of the "does not" side
+    separately. `vectors` (sample id -> unit vector) skips reading the index (benchmarks). Raises BadInput
+    without a goal, a judge or a saved sample design, for a precision or recall outside (0.5, 1), or for a
+    recall target without a precision target."""
     if min_precision is not None and not 0.5 < min_precision < 1:
         raise BadInput(f"--min-precision {min_precision:g}: give a precision between 0.5 and 1 (e.g. 0.9)")
+    if min_recall is not None and not 0.5 < min_recall < 1:
+        raise BadInput(f"--min-recall {min_recall:g}: give a recall between 0.5 and 1 (e.g. 0.8)")
+    if min_recall is not None and min_precision is None:
+        raise BadInput("--min-recall sets the cascade's recall target: give it with --min-precision")
     goal = current_goal(ws)
     judge = ws.store.get_meta(JUDGE_KEY)
     design = current_design(ws)
@@ -171,7 +178,7 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
         row = _interval(target, design, by_id, train, y, p_oof, p_by_hash, chance)
         row.judged, row.positives = len(train), positives
         row.auc, row.precision, row.recall, row.brier = (quality[k] for k in ("auc", "precision", "recall", "brier"))
-        decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision)
+        decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision, min_recall)
         if reuse:  # store only the decisions that changed (new judgments, another precision target)
             changes = [(d, by, h) for h, (d, by) in decisions.items() if kept.get(h, (None, None, None, None))[2:] != (d, by)]
             if changes:
@@ -184,7 +191,8 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
                   "row": row.model_dump(), "design": _design_key(design)}
         predict_store.save_detail(ws, target_hash, version, model, detail)
         rows.append(row)
-    return PredictResult(population=len(by_id), judged_samples=len(drawn), min_precision=min_precision, refit=refit,
+    return PredictResult(population=len(by_id), judged_samples=len(drawn), min_precision=min_precision,
+                         min_recall=min_recall, refit=refit,
                          targets=rows, fit_s=round(fit_s, 3), predict_s=round(predict_s, 3))
 
 
@@ -222,14 +230,14 @@ def _interval(target: str, design: SampleDesign, by_id: dict[str, str], train: l
 
 
 def _decide(row: TargetPrediction, labels: dict, p_by_hash: dict[str, float], y: np.ndarray, p_oof: np.ndarray,
-            min_precision: float | None) -> dict[str, tuple[int | None, str]]:
+            min_precision: float | None, min_recall: float | None = None) -> dict[str, tuple[int | None, str]]:
     """content hash -> (decision 0/1 or None, decided_by): the judge where it judged this target; otherwise,
     with a precision target and a predictor better than chance, the predictor outside the band
-    [t_low, t_high] and 'pending' (for the judge) inside; without a target, the predictor at P >= 0.5; a
+    [t_low, t_high] (t_low from `min_recall`, default `min_precision`) and 'pending' (for the judge) inside; without a target, the predictor at P >= 0.5; a
     predictor no better than chance decides nothing. Sets the row's thresholds, estimated quality and counts."""
     t_low, t_high = -math.inf, math.inf
     if min_precision is not None and not row.chance and len(y):
-        t_low, t_high = thresholds(y, p_oof, min_precision)
+        t_low, t_high = thresholds(y, p_oof, min_precision, min_recall)
         row.t_low = None if math.isinf(t_low) else round(t_low, 4)
         row.t_high = None if math.isinf(t_high) else round(t_high, 4)
         row.est_precision, row.est_recall, _ = cascade_quality(y, p_oof, t_low, t_high)
@@ -278,18 +286,18 @@ def band_samples(ws: Workspace, result: PredictResult):
 
 
 async def cascade(ws: Workspace, mode: str, min_precision: float, scorer: Callable[..., Awaitable] | None = None,
-                  **score_kwargs):
+                  min_recall: float | None = None, **score_kwargs):
     """Predict, send the uncertain band (band_samples) to the judge through `scorer` (default
     scoring.score; other keyword arguments go to it), and predict again so those samples are decided by the
-    judge. Returns (the band's ScoreResult or None when the band is empty, the final PredictResult)."""
+    judge; `min_recall` as predict's. Returns (the band's ScoreResult or None when the band is empty, the final PredictResult)."""
     from goalcover.tools.judge import scoring
 
-    first = predict(ws, min_precision)
+    first = predict(ws, min_precision, min_recall=min_recall)
     band = band_samples(ws, first)
     if not band:
         return None, first
     result = await (scorer or scoring.score)(ws, mode, samples=band, **score_kwargs)
-    return result, predict(ws, min_precision)
+    return result, predict(ws, min_precision, min_recall=min_recall)
 
 
 def stored_rows(ws: Workspace) -> dict[str, TargetPrediction]:
