@@ -6,6 +6,7 @@ import html
 import json
 from typing import Literal
 
+from goalcover.tools import weak_rule
 from goalcover.tools.coverage import CoverageReport
 
 ReportFormat = Literal["md", "html", "json"]
@@ -45,6 +46,10 @@ def estimate_note(report: CoverageReport) -> str:
     if not report.estimate:
         return ""
     e = report.estimate
+    if e.kind == "partial":
+        return (f"**{e.samples:,} of {e.population:,} samples scored**: shares are estimated over the scored samples "
+                f"({e.confidence:.0%} intervals; they are the first in file order, assumed typical of the rest). "
+                "A subgoal is called weak only when its interval allows it; scoring the rest settles it.")
     return (f"Estimated from a stratified random sample of {e.samples:,} of {e.population:,} samples "
             f"({e.confidence:.0%} intervals); `goalcover score` scores the rest.")
 
@@ -57,7 +62,7 @@ def coverage_markdown(report: CoverageReport) -> str:
     """Coverage in a few lines for a chat (the web app, the terminal): one row per subgoal (supporting
     samples, share in %, mean score 1-5, weak), the change with accepted synthetic samples, and the counts
     of weak, off-goal, failed and unscored. The full report is `to_markdown`."""
-    weak = [s.id for s in report.subgoals if s.weak]
+    weak_ids = [s.id for s in report.subgoals if s.weak]
     lines = [
         f"**Coverage** of {report.samples:,} samples (a sample supports a subgoal at score ≥ {report.thresholds.support}):",
         "",
@@ -67,8 +72,9 @@ def coverage_markdown(report: CoverageReport) -> str:
     if report.estimate:
         lines[:0] = [estimate_note(report), ""]
     for s in report.subgoals:
-        weak = ("**weak**" if s.weak else "") + (f" P(weak) {s.p_weak:.0%}" if s.p_weak is not None else "")
-        lines.append(f"| {s.id} {s.title} | {s.supporting} | {_share(s)} | {_mean(s.mean)} | {weak.strip()} |")
+        weak = ("**weak**" if s.weak else "undecided" if weak_rule.undecided(report, s) else "") + (
+            f" P(weak) {s.p_weak:.0%}" if s.p_weak is not None else "")
+        lines.append(f"| {s.id} {s.title} | {s.supporting:,} | {_share(s)} | {_mean(s.mean)} | {weak.strip()} |")
     if report.after:
         after = ", ".join(
             f"{a.id} {_pct(b.share)} → {_pct(a.share)}" for b, a in zip(report.subgoals, report.after) if a.supporting != b.supporting
@@ -77,8 +83,10 @@ def coverage_markdown(report: CoverageReport) -> str:
     lines += [f"\n⚠ {flag}" for flag in report.judge_quality.flags]
     lines += [
         "",
-        f"Weak: {', '.join(weak) or 'none'} · off-goal samples: {report.off_goal} · failed judgments: {report.failed} · "
-        f"not yet scored: {report.unscored}",
+        weak_rule.summary(report),
+        "",
+        f"Weak: {', '.join(weak_ids) or 'none'} · off-goal samples: {report.off_goal:,} · failed judgments: {report.failed:,} · "
+        f"sample × subgoal pairs not yet scored: {report.unscored:,}",
     ]
     return "\n".join(lines)
 
@@ -189,8 +197,8 @@ def figures(report: CoverageReport):
             x=ids,
             y=[100 * s.share for s in report.subgoals],
             marker_color=colours,
-            text=[f"{s.supporting}" for s in report.subgoals],
-            hovertext=labels,
+            text=[f"{100 * s.share:.1f}%" for s in report.subgoals],  # the axis's unit; counts are in the hover
+            hovertext=[f"{label}: {s.supporting:,} supporting samples" for label, s in zip(labels, report.subgoals)],
             # Estimated coverage: the 95% interval as error bars.
             error_y=dict(
                 type="data", symmetric=False,
@@ -206,7 +214,7 @@ def figures(report: CoverageReport):
                 x=ids,
                 y=[100 * s.share for s in report.after],
                 marker_color="#1f77b4",
-                text=[f"{s.supporting}" for s in report.after],
+                text=[f"{100 * s.share:.1f}%" for s in report.after],
             )
         )
         bars.update_layout(barmode="group")

@@ -42,7 +42,13 @@ class Actions:
     def out(self):
         return self.chat.out
 
+    @property
+    def mode(self) -> str:
+        """The judge mode the buttons score in: GOALCOVER_JUDGE_MODE, as the CLI and the agent use."""
+        return self.ws.settings.judge_mode
+
     async def say(self, text: str) -> None:
+        """Show `text` as the user's own message (what the clicked button asked for)."""
         await self.out.user(text, self.chat.user_name)
 
     # --- the goal -------------------------------------------------------------------------------------
@@ -77,7 +83,7 @@ class Actions:
     # --- scoring --------------------------------------------------------------------------------------
     async def score(self) -> None:
         """The scoring plan and its cost; scoring itself starts on "Run it"."""
-        plan = await asyncio.to_thread(plans.scoring_plan, self.ws)
+        plan = await asyncio.to_thread(plans.scoring_plan, self.ws, self.mode)
         if plan.free:
             await views.coverage_view(self.out, self.ws, "Every pair is scored already: nothing to pay for.")
             return
@@ -90,7 +96,7 @@ class Actions:
         await self.say("Run the scoring.")
         line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge", need_key=False)))
         try:
-            result = await scoring.score(self.ws, progress=line.push)
+            result = await scoring.score(self.ws, self.mode, progress=line.push)
             line.push(stage="indexing scores")
             await call(scoring.index_scores, self.ws)
         except asyncio.CancelledError:
@@ -106,7 +112,7 @@ class Actions:
         from goalcover.tools import scoring
 
         try:
-            plan, _, _ = await asyncio.to_thread(scoring.plan, self.ws)
+            plan, _, _ = await asyncio.to_thread(scoring.plan, self.ws, self.mode)
         except GoalCoverError:
             await self.out.send("Stopped.")
             return

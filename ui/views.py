@@ -54,7 +54,7 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
             return [action("propose", f"Propose subgoals for “{shown}”", "split this goal into checkable subgoals", goal=goal_text)]
         return []
     try:
-        plan, _, _ = scoring.plan(ws)
+        plan, _, _ = scoring.plan(ws, ws.settings.judge_mode)
     except GoalCoverError:  # e.g. no judge model configured: the button's plan says what to set
         plan = None
     acts: list[cl.Action] = []
