@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from goalcover.tools.coverage import coverage, sample_scores
+from goalcover.tools.echo import echo_problems
 from goalcover.tools.errors import GoalCoverError
 from goalcover.tools.gaps import stored_gaps
 from goalcover.tools.goal import current_goal
@@ -243,7 +244,8 @@ async def _grounded(llm, history: list, facts: WhyFacts, attempts: int) -> str |
     for _ in range(attempts):
         reply = await llm.ainvoke(history, config=ENGINE_CALL)
         answer = str(reply.content).strip()
-        problems = ungrounded(answer, facts)
+        said = [WHY_SYSTEM] + [str(m.content) for m in history[2:] if isinstance(m, HumanMessage)]  # instructions and corrections
+        problems = ungrounded(answer, facts) + echo_problems(answer, said)  # an echo of the prompt is no answer
         if answer and not problems:
             return answer
         history = history + [
