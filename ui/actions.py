@@ -103,23 +103,29 @@ class Actions:
             await line.end(stopped=True)
             await self.scoring_stopped()
             return
+        except BaseException:
+            await line.end(failed=True)
+            raise
         await line.end()
         await views.coverage_view(
             self.out, self.ws, f"Scoring finished: {result.new} new judgments, {result.failed} failed, {result.calls} calls."
         )
 
     async def scoring_stopped(self) -> None:
-        from goalcover.tools import scoring
+        """After a stop: how many samples are scored, and coverage estimated over them (with its Resume)."""
+        from goalcover.tools.coverage import coverage
 
         try:
-            plan, _, _ = await asyncio.to_thread(scoring.plan, self.ws, self.mode)
+            report = await call(coverage, self.ws)
         except GoalCoverError:
-            await self.out.send("Stopped.")
+            await self.out.send("Scoring stopped.", await views.next_actions(self.ws))
             return
-        await self.out.send(
-            f"Scoring stopped. {plan.cached} of {plan.pairs} sample × subgoal pairs are scored and saved; {plan.to_score} "
-            "are left. Resuming scores only those: nothing already scored is paid again.",
-            [action("score", "Resume scoring"), *[a for a in await views.next_actions(self.ws) if a.name != "score"]],
+        scored = report.estimate.samples if report.estimate is not None else report.samples
+        await views.coverage_view(
+            self.out, self.ws,
+            f"**Scoring stopped.** {scored:,} of {report.samples:,} samples are scored and saved. Resuming scores only "
+            "the rest: nothing already scored is paid again. Until then the figures below are estimates over the "
+            "scored samples.",
         )
 
     async def coverage(self) -> None:
@@ -204,8 +210,8 @@ class Actions:
         """Why a subgoal is weak: the engine's grounded answer (read-only), with its facts beside it."""
         from goalcover.tools.why import why
 
-        await self.say(f"Why is {subgoal_id} weak?")
         answer = await why(self.ws, subgoal_id)
+        await self.say(f"Why is {subgoal_id} weak?" if answer.facts.coverage.weak else f"How is {subgoal_id} covered?")
         await views.why_view(self.out, self.ws, answer.subgoal_id, answer.answer, answer.facts)
 
     async def show_sample(self, ids: list[str]) -> None:
@@ -250,11 +256,13 @@ class Actions:
         counts = {state: sum(i.state == state for i in items) for state in ("proposed", "accepted", "rejected")}
         verb = "Accepted" if accept else "Rejected"
         shown = ", ".join(ids) if ids != ["all"] else "all proposed samples"
-        await views.coverage_view(
-            self.out, self.ws,
-            f"{verb} {shown}. Synthetic samples: {counts['accepted']} accepted, {counts['rejected']} rejected, "
-            f"{counts['proposed']} waiting for review.",
-        )
+        text = (f"{verb} {shown}. Synthetic samples: **{counts['accepted']} accepted**, {counts['rejected']} rejected, "
+                f"{counts['proposed']} waiting for review.")
+        if counts["proposed"]:  # a count, not the whole report again: the cards above still have their buttons
+            await self.out.send(text)
+            return
+        await self.out.send(text + " Coverage with the accepted samples is in **Show coverage**.",
+                            await views.next_actions(self.ws, skip=("review_list",)))
 
     async def export(self) -> None:
         """The export the agent's export_dataset tool writes, by the same engine function."""

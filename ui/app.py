@@ -17,7 +17,7 @@ from pathlib import Path
 import chainlit as cl
 
 from goalcover.tools.settings import load_settings
-from goalcover.ui import webauth
+from goalcover.ui import runs, webauth
 from goalcover.ui.webchat import WebChat
 
 WORKSPACE = Path(load_settings().workspace).expanduser().resolve()
@@ -42,6 +42,8 @@ async def start() -> None:
     web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name or "You", typed_paths=not webauth.login_required())
     cl.user_session.set("chat", web)
     await web.start()
+    if runs.live(web.root) is not None:  # work started before a reload or in another window: watch it here
+        background(web.busy)
 
 
 @cl.on_message

@@ -58,7 +58,10 @@ def block(text: Any) -> str:
     if "```" in text:
         return text
     if looks_like_code(text):
-        return f"```python\n{text}\n```" if re.search(r"^\s*(def |import |class )", text, re.MULTILINE) else f"```\n{text}\n```"
+        # A named language: an unnamed fence is titled "Raw code" by the app.
+        language = ("python" if re.search(r"^\s*(def |import |class )", text, re.MULTILINE)
+                    else "json" if text[:1] in "{[" else "text")
+        return f"```{language}\n{text}\n```"
     return text
 
 
@@ -203,11 +206,15 @@ def _share(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
+def why_markdown(subgoal_id: str, answer: str, facts: dict, rule: str = "") -> str:
     """The answer's prose, then the facts it stands on: the subgoal's share against the others, its gaps
-    with counts, and quoted judge explanations with their sample ids."""
+    with counts, and quoted judge explanations with their sample ids (plain, so that the app links each to
+    its sample). `rule` is the weak rule that applied, with its numbers (tools/weak_rule.py), shown first."""
     sub, cov = facts.get("subgoal", {}), facts.get("coverage", {})
-    lines = [f"**Why is {subgoal_id} ({sub.get('title', '')}) {'weak' if cov.get('weak') else 'covered as it is'}?**", "", answer, ""]
+    lines = [f"**Why is {subgoal_id} ({sub.get('title', '')}) {'weak' if cov.get('weak') else 'covered as it is'}?**", ""]
+    if rule:
+        lines += [f"_{rule}_", ""]
+    lines += [answer, ""]
     lines += ["**Its share against the other subgoals**", "", "| subgoal | supporting | share |", "|---|---:|---:|"]
     rows = [{"id": subgoal_id, "title": sub.get("title", ""), "supporting": cov.get("supporting"), "share_pct": cov.get("share_pct")}]
     rows += facts.get("other_subgoals", [])
@@ -226,7 +233,7 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
             if gap.get("what_would_close_it"):
                 lines.append(f"  What would close it: {gap['what_would_close_it']}")
             for ex in gap.get("examples", []):
-                lines.append(f"  > `{ex['sample_id']}` (score {ex['score']}): “{ex['explanation']}”")
+                lines.append(f"  > {ex['sample_id']} (score {ex['score']}): “{ex['explanation']}”")
     elif facts.get("gaps_note"):  # the engine says why no gap is listed
         lines += ["", facts["gaps_note"]]
     elif cov.get("weak"):
@@ -234,7 +241,7 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
     best = facts.get("best_supporting_samples", [])
     if best:
         lines += ["", "**Its best supporting samples**"]
-        lines += [f"> `{ex['sample_id']}` (score {ex['score']}): “{ex['explanation']}”" for ex in best]
+        lines += [f"> {ex['sample_id']} (score {ex['score']}): “{ex['explanation']}”" for ex in best]
     return "\n".join(lines)
 
 
