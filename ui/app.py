@@ -43,6 +43,8 @@ async def start() -> None:
     cl.user_session.set("chat", web)
     await web.start()
     if runs.live(web.root) is not None:  # work started before a reload or in another window: watch it here
+        # A page that has not been used yet hides the stop button: tell it the chat has begun.
+        await cl.context.emitter.emit("first_interaction", {"interaction": "watch", "thread_id": cl.context.session.thread_id})
         background(web.busy)
 
 
@@ -99,6 +101,15 @@ def button(*names: str, keep: bool = False):
         return fn
 
     return register
+
+
+@cl.action_callback("stop_run")
+async def on_stop_run(clicked: cl.Action) -> None:
+    """The "Stop" button of a run watched from this tab (ui/runs.py): it stops the workspace's run."""
+    web = chat()
+    await web.out.disarm(clicked.payload.get("message"))
+    if (run := runs.live(web.root)) is not None:
+        run.stop()
 
 
 @button("propose")

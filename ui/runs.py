@@ -26,6 +26,12 @@ class LiveRun:
     what: str
     line: str = ""
     watchers: int = field(default=0)
+    stop_asked: bool = False
+
+    def stop(self) -> None:
+        """Stop the run (a "Stop" button in any tab): cancel its task; the engine keeps what arrived."""
+        self.stop_asked = True
+        self.task.cancel()
 
 
 _runs: dict[Path, LiveRun] = {}
@@ -71,9 +77,9 @@ async def watch(run: LiveRun, draw) -> bool:
             await asyncio.wait([run.task], timeout=WATCH_EVERY_S)
         if run.line and run.line != shown:
             await draw(run.line)
-        return False
+        return run.stop_asked
     except asyncio.CancelledError:
-        run.task.cancel()
+        run.stop()
         await asyncio.wait([run.task])  # the run drains its calls in flight and saves them
         return True
     finally:

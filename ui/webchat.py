@@ -174,7 +174,8 @@ class WebChat:
                 await shown.update()
 
         await self.out.send(f"**{run.what.capitalize()} is running** in this workspace (started in another window, or "
-                            "before this page was reloaded). Its progress is below; the stop button stops it here.")
+                            "before this page was reloaded). Its progress is below; stop it here if you want.",
+                            [action("stop_run", f"Stop {run.what}", "what finished is kept; resuming pays only for the rest")])
         stopped = await runs.watch(run, draw)
         if shown is not None and stopped:
             shown.content = shown.content.removesuffix("…") + " · **stopped**"
