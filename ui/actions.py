@@ -44,8 +44,13 @@ class Actions:
         """The chat's output (messages, buttons, progress lines)."""
         return self.chat.out
 
+    @property
+    def mode(self) -> str:
+        """The judge mode the buttons score in: GOALCOVER_JUDGE_MODE, as the CLI and the agent use."""
+        return self.ws.settings.judge_mode
+
     async def say(self, text: str) -> None:
-        """Show `text` as the user's own message, so a button click reads like a request in the conversation."""
+        """Show `text` as the user's own message (what the clicked button asked for)."""
         await self.out.user(text, self.chat.user_name)
 
     # --- the goal -------------------------------------------------------------------------------------
@@ -80,7 +85,7 @@ class Actions:
     # --- scoring --------------------------------------------------------------------------------------
     async def score(self) -> None:
         """The scoring plan and its cost; scoring itself starts on "Run it"."""
-        plan = await asyncio.to_thread(plans.scoring_plan, self.ws)
+        plan = await asyncio.to_thread(plans.scoring_plan, self.ws, self.mode)
         if plan.free:
             await views.coverage_view(self.out, self.ws, "Every pair is scored already: nothing to pay for.")
             return
@@ -94,31 +99,36 @@ class Actions:
         await self.say("Run the scoring.")
         line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge", need_key=False)))
         try:
-            result = await scoring.score(self.ws, progress=line.push)
+            result = await scoring.score(self.ws, self.mode, progress=line.push)
             line.push(stage="indexing scores")
             await call(scoring.index_scores, self.ws)
         except asyncio.CancelledError:
             await line.end(stopped=True)
             await self.scoring_stopped()
             return
+        except BaseException:
+            await line.end(failed=True)
+            raise
         await line.end()
         await views.coverage_view(
             self.out, self.ws, f"Scoring finished: {result.new} new judgments, {result.failed} failed, {result.calls} calls."
         )
 
     async def scoring_stopped(self) -> None:
-        """After the stop button during scoring: say what is kept and what is left to score (the plan of the rest)."""
-        from goalcover.tools.judge import scoring
+        """After a stop: how many samples are scored, and coverage estimated over them (with its Resume)."""
+        from goalcover.tools.measure.coverage import coverage
 
         try:
-            plan, _, _ = await asyncio.to_thread(scoring.plan, self.ws)
+            report = await call(coverage, self.ws)
         except GoalCoverError:
-            await self.out.send("Stopped.")
+            await self.out.send("Scoring stopped.", await views.next_actions(self.ws))
             return
-        await self.out.send(
-            f"Scoring stopped. {plan.cached} of {plan.pairs} sample × subgoal pairs are scored and saved; {plan.to_score} "
-            "are left. Resuming scores only those: nothing already scored is paid again.",
-            [action("score", "Resume scoring"), *[a for a in await views.next_actions(self.ws) if a.name != "score"]],
+        scored = report.estimate.samples if report.estimate is not None else report.samples
+        await views.coverage_view(
+            self.out, self.ws,
+            f"**Scoring stopped.** {scored:,} of {report.samples:,} samples are scored and saved. Resuming scores only "
+            "the rest: nothing already scored is paid again. Until then the figures below are estimates over the "
+            "scored samples.",
         )
 
     async def coverage(self) -> None:
@@ -208,8 +218,8 @@ class Actions:
         """Why a subgoal is weak: the engine's grounded answer (read-only), with its facts beside it."""
         from goalcover.tools.fill.why import why
 
-        await self.say(f"Why is {subgoal_id} weak?")
         answer = await why(self.ws, subgoal_id)
+        await self.say(f"Why is {subgoal_id} weak?" if answer.facts.coverage.weak else f"How is {subgoal_id} covered?")
         await views.why_view(self.out, self.ws, answer.subgoal_id, answer.answer, answer.facts)
 
     async def show_sample(self, ids: list[str]) -> None:
@@ -258,11 +268,13 @@ class Actions:
         counts = {state: sum(i.state == state for i in items) for state in ("proposed", "accepted", "rejected")}
         verb = "Accepted" if accept else "Rejected"
         shown = ", ".join(ids) if ids != ["all"] else "all proposed samples"
-        await views.coverage_view(
-            self.out, self.ws,
-            f"{verb} {shown}. Synthetic samples: {counts['accepted']} accepted, {counts['rejected']} rejected, "
-            f"{counts['proposed']} waiting for review.",
-        )
+        text = (f"{verb} {shown}. Synthetic samples: **{counts['accepted']} accepted**, {counts['rejected']} rejected, "
+                f"{counts['proposed']} waiting for review.")
+        if counts["proposed"]:  # a count, not the whole report again: the cards above still have their buttons
+            await self.out.send(text)
+        else:
+            await self.out.send(text + " Coverage with the accepted samples is in **Show coverage**.",
+                                await views.next_actions(self.ws, skip=("review_list",)))
         if accept:
             from goalcover.ui.iterate_views import verify_view
 

@@ -20,7 +20,7 @@ import chainlit.config
 
 from goalcover.tools.core.messages import internal_error
 from goalcover.tools.core.settings import load_settings
-from goalcover.ui import webauth
+from goalcover.ui import runs, webauth
 from goalcover.ui.webchat import WebChat
 
 SETTINGS = load_settings()
@@ -52,6 +52,10 @@ async def start() -> None:
     web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name or "You", typed_paths=webauth.typed_paths_allowed())
     cl.user_session.set("chat", web)
     await web.start()
+    if runs.live(web.root) is not None:  # work started before a reload or in another window: watch it here
+        # A page that has not been used yet hides the stop button: tell it the chat has begun.
+        await cl.context.emitter.emit("first_interaction", {"interaction": "watch", "thread_id": cl.context.session.thread_id})
+        background(web.busy)
 
 
 @cl.on_message
@@ -110,6 +114,15 @@ def button(*names: str, keep: bool = False):
         return fn
 
     return register
+
+
+@cl.action_callback("stop_run")
+async def on_stop_run(clicked: cl.Action) -> None:
+    """The "Stop" button of a run watched from this tab (ui/runs.py): it stops the workspace's run."""
+    web = chat()
+    await web.out.disarm(clicked.payload.get("message"))
+    if (run := runs.live(web.root)) is not None:
+        run.stop()
 
 
 @button("propose")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -47,10 +48,18 @@ def local_serve(
         proc = serve(model, port=port, ctx=ctx)
     base_url = f"http://127.0.0.1:{port}/v1"
     name = (probe(base_url) or [str(model)])[0]
-    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export {local_settings(base_url, name, ctx)}", highlight=False, markup=False)
+    # soft_wrap: the export line stays one line at any terminal width, so it pastes whole.
+    out.print(f"serving {model.name} at {base_url}\nuse it with:\n  export {local_settings(base_url, name, ctx)}",
+              highlight=False, markup=False, soft_wrap=True)
+
+    def terminated(signum, frame):  # SIGTERM (process managers, test harnesses) stops the server like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
         stop(proc)
+        signal.signal(signal.SIGTERM, previous)

@@ -14,7 +14,7 @@ from typing import Any
 import chainlit as cl
 from chainlit.utils import utc_now
 
-from goalcover.ui import render
+from goalcover.ui import render, runs
 
 PROGRESS_EVERY_S = 0.25  # at most this often a progress line is redrawn
 
@@ -94,6 +94,12 @@ class ProgressLine:
         if self.drawer is None or self.drawer.done():
             self.drawer = asyncio.ensure_future(self._draw_soon())
 
+    @staticmethod
+    def _mirror(text: str) -> None:
+        """Copy the line to the workspace's live run, for tabs that watch it (ui/runs.py)."""
+        if (run := runs.current.get()) is not None:
+            run.line = text
+
     async def _draw_soon(self) -> None:
         await asyncio.sleep(max(0.0, self.drawn_at + PROGRESS_EVERY_S - time.monotonic()))
         await self.draw()
@@ -104,6 +110,7 @@ class ProgressLine:
             return
         content, self.pending = self.pending, None
         self.drawn_at = time.monotonic()
+        self._mirror(content)
         if self.message is None:
             self.message = cl.Message(content=content)
             await self.message.send()
@@ -111,17 +118,19 @@ class ProgressLine:
             self.message.content = content
             await self.message.update()
 
-    async def end(self, stopped: bool = False) -> None:
-        """Draw what is pending, then leave the counts (marked when stopped)."""
+    async def end(self, stopped: bool = False, failed: bool = False) -> None:
+        """Draw what is pending, then leave the counts (marked when stopped or failed: never "done" then)."""
         if self.drawer is not None:
             await asyncio.gather(self.drawer, return_exceptions=True)  # at most PROGRESS_EVERY_S
         await self.draw()
         if self.message is None:
             return
         if self.counted:
-            final = self.counted.removesuffix("…") + (" · **stopped**" if stopped else "")
+            final = self.counted.removesuffix("…") + (" · **stopped**" if stopped else " · **failed**" if failed else "")
         else:  # a stage line only ("drafting subgoals…"): say how it ended
-            final = render.progress_text(self.tool, None, None, {"stage": "stopped" if stopped else "done"}).removesuffix("…")
+            ended = "stopped" if stopped else "failed" if failed else "done"
+            final = render.progress_text(self.tool, None, None, {"stage": ended}).removesuffix("…")
+        self._mirror(final)
         if final != self.message.content:
             self.message.content = final
             await self.message.update()
@@ -134,7 +143,7 @@ class ProgressLine:
             await self.end(stopped=True)
             raise
         except BaseException:
-            await self.end()
+            await self.end(failed=True)
             raise
         await self.end()
         return result

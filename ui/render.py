@@ -71,6 +71,27 @@ def code_span(text: Any) -> str:
     return f"`{text}`" if text and not re.search(r"[`\r\n]", text) else inert_markdown(text)
 
 
+# A sample id made only of these characters builds no Markdown (no link, image, HTML or code), so it can stay
+# plain, where Chainlit links it to the sample's side element by name.
+_PLAIN_ID = re.compile(r"(?!.*(?i:www\.|://))[A-Za-z0-9.:/+=_-]+")
+
+
+def linkable_id(sample_id: Any) -> str:
+    """A sample id as written, where it is plain (so the app can link it to its sample), else as inline code."""
+    text = "" if sample_id is None else str(sample_id)
+    return text if _PLAIN_ID.fullmatch(text) else code_span(text)
+
+
+def inert_markdown_keeping(text: Any, ids: list[str]) -> str:
+    """`inert_markdown(text)`, except that the plain sample ids among `ids` stay as written, so the app can
+    link them to their samples (linkable_id's rule: such an id builds no Markdown)."""
+    keep = sorted({i for i in ids if _PLAIN_ID.fullmatch(i)}, key=len, reverse=True)
+    if not keep:
+        return inert_markdown(text)
+    parts = re.split("(" + "|".join(map(re.escape, keep)) + ")", "" if text is None else str(text))
+    return "".join(part if i % 2 else inert_markdown(part) for i, part in enumerate(parts))
+
+
 def _clip(text: str, limit: int = SAMPLE_CHARS) -> str:
     if len(text) <= limit:
         return text
@@ -90,7 +111,10 @@ def block(text: Any) -> str:
     if "```" in text:
         return fenced(text)
     if looks_like_code(text):
-        return fenced(text, "python" if re.search(r"^\s*(def |import |class )", text, re.MULTILINE) else "")
+        # A named language: an unnamed fence is titled "Raw code" by the app.
+        language = ("python" if re.search(r"^\s*(def |import |class )", text, re.MULTILINE)
+                    else "json" if text[:1] in "{[" else "text")
+        return fenced(text, language)
     return inert_markdown(text)
 
 
@@ -240,11 +264,15 @@ def _share(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
+def why_markdown(subgoal_id: str, answer: str, facts: dict, rule: str = "") -> str:
     """The answer's prose, then the facts it stands on: the subgoal's share against the others, its gaps
-    with counts, and quoted judge explanations with their sample ids."""
+    with counts, and quoted judge explanations with their sample ids (plain, so that the app links each to
+    its sample). `rule` is the weak rule that applied, with its numbers (tools/measure/weak_rule.py), shown first."""
     sub, cov = facts.get("subgoal", {}), facts.get("coverage", {})
-    lines = [f"**Why is {subgoal_id} ({sub.get('title', '')}) {'weak' if cov.get('weak') else 'covered as it is'}?**", "", inert_markdown(answer), ""]
+    lines = [f"**Why is {subgoal_id} ({sub.get('title', '')}) {'weak' if cov.get('weak') else 'covered as it is'}?**", ""]
+    if rule:
+        lines += [f"_{inert_markdown(rule)}_", ""]
+    lines += [inert_markdown_keeping(answer, why_sample_ids(facts, limit=10_000)), ""]
     lines += ["**Its share against the other subgoals**", "", "| subgoal | supporting | share |", "|---|---:|---:|"]
     rows = [{"id": subgoal_id, "title": sub.get("title", ""), "supporting": cov.get("supporting"), "share_pct": cov.get("share_pct")}]
     rows += facts.get("other_subgoals", [])
@@ -263,7 +291,7 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
             if gap.get("what_would_close_it"):
                 lines.append(f"  What would close it: {inert_markdown(gap['what_would_close_it'])}")
             for ex in gap.get("examples", []):
-                lines.append(f"  > {code_span(ex['sample_id'])} (score {ex['score']}): “{inert_markdown(ex['explanation'])}”")
+                lines.append(f"  > {linkable_id(ex['sample_id'])} (score {ex['score']}): “{inert_markdown(ex['explanation'])}”")
     elif facts.get("gaps_note"):  # the engine says why no gap is listed
         lines += ["", facts["gaps_note"]]
     elif cov.get("weak"):
@@ -271,7 +299,7 @@ def why_markdown(subgoal_id: str, answer: str, facts: dict) -> str:
     best = facts.get("best_supporting_samples", [])
     if best:
         lines += ["", "**Its best supporting samples**"]
-        lines += [f"> {code_span(ex['sample_id'])} (score {ex['score']}): “{inert_markdown(ex['explanation'])}”" for ex in best]
+        lines += [f"> {linkable_id(ex['sample_id'])} (score {ex['score']}): “{inert_markdown(ex['explanation'])}”" for ex in best]
     return "\n".join(lines)
 
 

@@ -35,6 +35,13 @@ def as_dict(value: Any) -> dict:
     return value.model_dump() if hasattr(value, "model_dump") else dict(value)
 
 
+def fill_action(gap_id: str, label: str) -> cl.Action:
+    """The button that plans synthetic samples for one gap, labelled by what it fills ("Fill G3: missing
+    notice periods", the label clipped to 40 characters)."""
+    shown = label if len(label) <= 40 else label[:39] + "…"
+    return action("fill", f"Fill {gap_id}: {shown}", f"synthetic samples for {label}", gap_id=gap_id, gap_label=label)
+
+
 # --- what can be done next ----------------------------------------------------------------------------
 
 def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> list[cl.Action]:
@@ -56,7 +63,7 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
             return [action("propose", f"Propose subgoals for “{shown}”", "split this goal into checkable subgoals", goal=goal_text)]
         return []
     try:
-        plan, _, _ = scoring.plan(ws)
+        plan, _, _ = scoring.plan(ws, ws.settings.judge_mode)
     except GoalCoverError:  # e.g. no judge model configured: the button's plan says what to set
         plan = None
     acts: list[cl.Action] = []
@@ -72,8 +79,12 @@ def _next_actions(ws: Workspace, draft: list | None, goal_text: str | None) -> l
     if weak and not gaps:
         acts.append(action("find_gaps", "Find gaps", "what the weak subgoals' low-scoring samples lack"))
     acts += [action("why", f"Why is {sid} weak?", subgoal_id=sid) for sid in weak[:MAX_WHY_BUTTONS]]
-    acts += [action("fill", f"Fill {g.id}", f"synthetic samples for {g.label}", gap_id=g.id, gap_label=g.label) for g in gaps[:MAX_FILL_BUTTONS]]
+    acts += [fill_action(g.id, g.label) for g in gaps[:MAX_FILL_BUTTONS]]
     acts += iterate_views.pool_actions(ws, gaps[:MAX_FILL_BUTTONS])
+    if not weak and not report.unscored and report.subgoals:  # nothing weak: the next useful look
+        lowest = min(report.subgoals, key=lambda r: (r.share, r.mean or 0))
+        acts.append(action("why", f"Look at the lowest subgoal, {lowest.id}", "its share against the others, from the scores (no model call)",
+                           subgoal_id=lowest.id))
     proposed = list_synthetic(ws, state="proposed")
     if proposed:
         acts.append(action("review_list", f"Review {len(proposed)} synthetic samples"))
@@ -127,24 +138,54 @@ async def gaps_view(out: Out, ws: Workspace, subgoal_id: str | None = None) -> N
     if not gaps:
         await out.send(render.gaps_markdown(gaps), await next_actions(ws, skip=("find_gaps",)))
         return
-    acts = [action("fill", f"Fill {g.id}", f"synthetic samples for {g.label}", gap_id=g.id, gap_label=g.label) for g in gaps]
+    acts = [fill_action(g.id, g.label) for g in gaps]
     acts += await asyncio.to_thread(iterate_views.pool_actions, ws, gaps)
     acts += [action("why", f"Why is {sid} weak?", subgoal_id=sid) for sid in dict.fromkeys(g.subgoal_id for g in gaps)]
     await out.send(render.gaps_markdown(gaps), acts,
                    [cl.Plotly(name="gaps", figure=render.gap_figure(gaps), display="inline", size="large")])
 
 
+def linkable(sample_id: str) -> bool:
+    """Whether the app can link a sample id where it appears in a message: Chainlit turns the name of a
+    side element into a link wherever it occurs, so a short or all-digit id would also link stray text."""
+    return len(sample_id) >= 6 and not sample_id.isdigit()
+
+
+async def sample_elements(ws: Workspace, ids: list[str]) -> list[cl.Text]:
+    """One side-panel element per sample, named by its id: in a message that names the id, the id becomes a
+    link that opens the sample beside the chat (Chainlit's element references)."""
+    samples = await asyncio.to_thread(ws.store.samples, ids)
+    return [cl.Text(name=s.id, display="side",
+                    content=f"**{s.id}** (line {s.line})\n\n{render.sample_markdown(s.record, s.format, s.text)}")
+            for s in samples]
+
+
+async def weak_rule_line(ws: Workspace, subgoal_id: str) -> str:
+    """The weak rule as it applies to one subgoal, with its numbers (tools/measure/weak_rule.py)."""
+    from goalcover.tools.measure import weak_rule
+    from goalcover.tools.measure.coverage import coverage
+
+    report = await call(coverage, ws)
+    row = next((r for r in report.subgoals if r.id == subgoal_id), None)
+    if row is None:
+        return ""
+    if row.weak:
+        return f"Weak because {weak_rule.why_weak(report, row)} — {weak_rule.rule_text(report)}."
+    return f"Not weak: {weak_rule.rule_text(report)}; it has {100 * row.share:.1f}%."
+
+
 async def why_view(out: Out, ws: Workspace, subgoal_id: str, answer: str, facts: Any) -> None:
-    """The answer beside its facts; each quoted sample id is a button that opens the sample."""
+    """The answer with the rule that applied and its facts; each sample id in it opens that sample in the
+    side panel (ids too short to link safely get an "Open" button instead)."""
     facts = as_dict(facts)
     ids = render.why_sample_ids(facts)
-    acts = [action("show_sample", f"Open {sid}", "show this sample", ids=[sid]) for sid in ids]
-    acts += [action("fill", f"Fill {g['id']}", f"synthetic samples for {g['label']}", gap_id=g["id"], gap_label=g["label"])
-             for g in facts.get("gaps", [])[:MAX_FILL_BUTTONS]]
+    acts = [action("show_sample", f"Open {sid}", "show this sample", ids=[sid]) for sid in ids if not linkable(sid)]
+    acts += [fill_action(g["id"], g["label"]) for g in facts.get("gaps", [])[:MAX_FILL_BUTTONS]]
     if not facts.get("gaps") and facts.get("coverage", {}).get("weak"):
         acts.append(action("find_gaps", "Find gaps"))
     chart = cl.Plotly(name=f"why-{subgoal_id}", figure=render.why_figure(subgoal_id, facts), display="inline", size="medium")
-    await out.send(render.why_markdown(subgoal_id, answer, facts), acts, [chart])
+    text = render.why_markdown(subgoal_id, answer, facts, await weak_rule_line(ws, subgoal_id))
+    await out.send(text, acts, [chart, *await sample_elements(ws, [i for i in ids if linkable(i)])])
 
 
 async def samples_markdown(ws: Workspace, ids: list[str]) -> str:

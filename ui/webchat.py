@@ -20,10 +20,10 @@ from typing import Any, AsyncIterator, Callable
 import chainlit as cl
 from chainlit.utils import utc_now
 
-from goalcover.tools.core.errors import BadInput, GoalCoverError
 from goalcover.tools.core.messages import internal_error
 from goalcover.tools.core.workspace import Workspace
-from goalcover.ui import render, views
+from goalcover.tools.core.errors import BadInput, ConfigError, GoalCoverError
+from goalcover.ui import render, runs, views
 from goalcover.ui.actions import Actions
 from goalcover.ui.output import Out, ProgressLine, action, tool_step
 from goalcover.ui.turn import TurnView, approval
@@ -37,8 +37,25 @@ DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".gz", ".zst"
 # reloaded page (a new session, while the old one may still be scoring) or a second window never runs a
 # second piece of work on the same workspace — two scoring runs would pay twice.
 _locks: dict[Path, asyncio.Lock] = {}
-BUSY = ("Still working on an earlier request in this workspace (in this window, another one, or before the page "
-        "was reloaded): wait for it to finish, or press stop in the window doing it.")
+BUSY = ("Still working on an earlier request in this workspace: wait for it to finish, or press the stop button.")
+RUN_NAMES = {"on_score_run": "scoring", "on_gaps_run": "gap finding", "on_fill_run": "synthesis", "on_propose": "proposing subgoals"}
+
+
+NO_MODEL = ("**No language model is set up yet**, so the chat, subgoals and scoring wait for one. Either:\n"
+            "- **a hosted model**: start the app with `GOALCOVER_MODEL` (e.g. `gpt-4o-mini`) and `OPENAI_API_KEY` set "
+            "(and `OPENAI_BASE_URL` for another provider), or\n"
+            "- **the local model**, one command: `goalcover local serve --model MODEL.gguf`, then set the one line it prints.\n\n"
+            "Then reload this page. Uploading a dataset works now.")
+NO_MODEL_AGAIN = "No language model is set up yet (see the first message: a hosted model, or `goalcover local serve`); then reload."
+
+
+def has_model(ws: Workspace) -> bool:
+    """Whether any model is configured for the agent role (the judge and synthesis fall back to the same)."""
+    try:
+        ws.settings.model_for("agent")
+    except GoalCoverError:
+        return False
+    return True
 
 
 class IngestStopped(Exception):
@@ -55,6 +72,7 @@ class WebChat:
         self.ws: Workspace | None = None
         self.session = None  # the agent session, opened on first use
         self.agent_error: str | None = None
+        self.no_model = False  # no model is configured at all: only ingest works until one is
         self.lock = _locks.setdefault(root, asyncio.Lock())  # one piece of work at a time, per workspace
         self.out = Out()
         self.actions = Actions(self)
@@ -89,9 +107,14 @@ class WebChat:
             try:
                 self.session = await Session.open(self.ws, last_thread(self.ws))
             except GoalCoverError as exc:
+                first = self.agent_error is None
                 self.agent_error = str(exc)
+                self.no_model = not has_model(self.ws)
                 if not quiet:
-                    await self.out.error(f"The agent is not available: {exc}\n\nThe buttons still work without it.")
+                    if self.no_model:  # the full way forward once, then one line
+                        await self.out.error(NO_MODEL if first else NO_MODEL_AGAIN)
+                    else:
+                        await self.out.error(f"The agent is not available: {exc}")
                 return None
         return self.session
 
@@ -115,21 +138,66 @@ class WebChat:
 
     # --- one piece of work at a time ------------------------------------------------------------------
     async def exclusive(self, work: Callable[..., Any], *args: Any) -> None:
-        """Run `work(*args)` (a button's action) holding the lock; engine errors become one clear message."""
+        """Run `work(*args)` (a button's action) holding the lock, as the workspace's live run (ui/runs.py);
+        engine errors become one clear message. While another tab's work runs, this tab watches it."""
         if self.lock.locked():
-            await self.out.send(BUSY)
+            await self.busy()
             return
         async with self.lock:
+            run = runs.start(self.root, RUN_NAMES.get(getattr(work, "__name__", ""), "work"))
             try:
                 await work(*args)
-            except GoalCoverError as exc:  # bad input, no model configured, a model that failed
-                await self.out.error(str(exc))
+            except ConfigError as exc:  # no model configured: the way forward, once in full
+                await self.out.error(NO_MODEL_AGAIN if self.no_model or not has_model(self.ws) else str(exc))
+                self.no_model = self.no_model or not has_model(self.ws)
+            except GoalCoverError as exc:  # bad input, a model that failed: say so, and the buttons go on
+                await self.out.send(f"**Failed:** {exc}", await views.next_actions(self.ws, goal_text=self.goal_text))
             except Exception as exc:  # a full disk, a database another process holds: one clear message
                 from goalcover.tools.core.failures import explain
 
                 if (clear := explain(exc)) is None:
                     raise
                 await self.out.error(str(clear))
+            finally:
+                runs.end(self.root, run)
+
+    async def busy(self) -> None:
+        """Something already runs on this workspace: watch it here (progress, stop), else say so."""
+        run = runs.live(self.root)
+        if run is None or run.task is asyncio.current_task():
+            await self.out.send(BUSY)
+            return
+        await self.watch_run(run)
+
+    async def watch_run(self, run: runs.LiveRun) -> None:
+        """Show a run started in another tab (or before a reload): its progress, live, and Chainlit's stop
+        button, which stops it; then where the workspace stands."""
+        shown: cl.Message | None = None
+
+        async def draw(text: str) -> None:
+            nonlocal shown
+            if shown is None:
+                shown = cl.Message(content=text)
+                await shown.send()
+            else:
+                shown.content = text
+                await shown.update()
+
+        await self.out.send(f"**{run.what.capitalize()} is running** in this workspace (started in another window, or "
+                            "before this page was reloaded). Its progress is below; stop it here if you want.",
+                            [action("stop_run", f"Stop {run.what}", "what finished is kept; resuming pays only for the rest")])
+        stopped = await runs.watch(run, draw)
+        if shown is not None and stopped:
+            shown.content = shown.content.removesuffix("…") + " · **stopped**"
+            await shown.update()
+        if stopped and run.what == "scoring":
+            await self.actions.scoring_stopped()
+        elif stopped:
+            await self.out.send(f"{run.what.capitalize()} stopped; what it finished is kept.", await views.next_actions(self.ws))
+        elif run.what == "scoring":
+            await views.coverage_view(self.out, self.ws, "Scoring finished.")
+        else:
+            await views.next_steps(self.out, self.ws, f"{run.what.capitalize()} finished. What next?")
 
     # --- what the user types or uploads -----------------------------------------------------------
     async def handle(self, message: cl.Message) -> None:
@@ -137,7 +205,7 @@ class WebChat:
         files = [e for e in message.elements if getattr(e, "path", None)]
         text = message.content.strip()
         if self.lock.locked():
-            await self.out.send(BUSY)
+            await self.busy()
             return
         async with self.lock:
             for element in files:
@@ -164,7 +232,8 @@ class WebChat:
         """One agent turn, rendered as its events arrive; without an agent, the buttons for what's next."""
         session = await self.agent()
         if session is None:
-            await views.next_steps(self.out, self.ws, "Without the agent, these buttons do each step:", goal_text=self.goal_text)
+            if not self.no_model:  # the model exists but cannot drive the chat: the buttons do each step
+                await views.next_steps(self.out, self.ws, "Without the agent, these buttons do each step:", goal_text=self.goal_text)
             return
         view = TurnView(self)
         try:
@@ -329,8 +398,11 @@ class WebChat:
             text = ("**Start by uploading your dataset**: the paperclip below, or drag a file into the chat (JSONL, JSON, "
                     "CSV or Parquet). You can also type the path of a file on this machine. Then tell me what the model "
                     "trained on it should learn.")
-        if self.agent_error:
-            text += f"\n\nThe agent is not available yet: {self.agent_error}"
+        if self.agent_error and not has_model(self.ws):
+            self.no_model = True
+            text += "\n\n" + NO_MODEL
+        elif self.agent_error:
+            text += f"\n\nThe agent is not available: {self.agent_error} The buttons do each step without it."
         await self.out.send(text, await views.next_actions(self.ws))
 
     async def replay(self, history: list) -> None:

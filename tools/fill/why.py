@@ -26,6 +26,7 @@ from goalcover.tools.judge.llm import ENGINE_CALL, make_chat_model
 from goalcover.tools.judge.prompts import WHY_SYSTEM
 from goalcover.tools.core.untrusted import untrusted
 from goalcover.tools.core.workspace import Workspace
+from goalcover.tools.fill.echo import echo_problems
 
 SNIPPET_CHARS = 160
 EXAMPLES_PER_GAP = 3
@@ -244,7 +245,8 @@ async def _grounded(llm, history: list, facts: WhyFacts, attempts: int) -> str |
     for _ in range(attempts):
         reply = await llm.ainvoke(history, config=ENGINE_CALL)
         answer = str(reply.content).strip()
-        problems = ungrounded(answer, facts)
+        said = [WHY_SYSTEM] + [str(m.content) for m in history[2:] if isinstance(m, HumanMessage)]  # instructions and corrections
+        problems = ungrounded(answer, facts) + echo_problems(answer, said)  # an echo of the prompt is no answer
         if answer and not problems:
             return answer
         history = history + [

@@ -76,6 +76,8 @@ class EstimateInfo(BaseModel):
     samples: int
     population: int
     confidence: float
+    kind: str = Field("sample", description='"sample": a stratified random sample (`score --sample`); "partial": the '
+                      "samples scored so far by a run under way or stopped (tools/measure/partial.py)")
 
 
 class CoverageReport(BaseModel):
@@ -224,6 +226,11 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     judged_pairs = sum(sum(t.histogram.values()) for t in tallies.values())
     unscored = total * len(goal.subgoals) - judged_pairs - len(failures)
     estimated = _apply_estimate(ws, goal, rows) if unscored and judge else None
+    if estimated is None and unscored and judge:  # a run under way or stopped: over the scored samples only
+        from goalcover.tools.measure.partial import apply_partial
+
+        scored = apply_partial(rows, total, settings)
+        estimated = EstimateInfo(samples=scored, population=total, confidence=0.95, kind="partial")
     return CoverageReport(
         goal=goal.text,
         samples=total,

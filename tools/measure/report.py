@@ -7,6 +7,7 @@ import json
 from typing import Literal
 
 from goalcover.tools.measure.coverage import CoverageReport
+from goalcover.tools.measure import weak_rule
 
 ReportFormat = Literal["md", "html", "json"]
 
@@ -46,6 +47,10 @@ def estimate_note(report: CoverageReport) -> str:
     if not report.estimate:
         return ""
     e = report.estimate
+    if e.kind == "partial":
+        return (f"**{e.samples:,} of {e.population:,} samples scored**: shares are estimated over the scored samples "
+                f"({e.confidence:.0%} intervals; they are the first in file order, assumed typical of the rest). "
+                "A subgoal is called weak only when its interval allows it; scoring the rest settles it.")
     return (f"Estimated from a stratified random sample of {e.samples:,} of {e.population:,} samples "
             f"({e.confidence:.0%} intervals); `goalcover score` scores the rest."
             + (" Shares marked predicted use every sample's predicted P(support) (prediction-powered intervals, "
@@ -60,7 +65,7 @@ def coverage_markdown(report: CoverageReport) -> str:
     """Coverage in a few lines for a chat (the web app, the terminal): one row per subgoal (supporting
     samples, share in %, mean score 1-5, weak), the change with accepted synthetic samples, and the counts
     of weak, off-goal, failed and unscored. The full report is `to_markdown`."""
-    weak = [s.id for s in report.subgoals if s.weak]
+    weak_ids = [s.id for s in report.subgoals if s.weak]
     lines = [
         f"**Coverage** of {report.samples:,} samples (a sample supports a subgoal at score ≥ {report.thresholds.support}):",
         "",
@@ -70,8 +75,9 @@ def coverage_markdown(report: CoverageReport) -> str:
     if report.estimate:
         lines[:0] = [estimate_note(report), ""]
     for s in report.subgoals:
-        weak = ("**weak**" if s.weak else "") + (f" P(weak) {s.p_weak:.0%}" if s.p_weak is not None else "")
-        lines.append(f"| {s.id} {s.title} | {s.supporting} | {_share(s)} | {_mean(s.mean)} | {weak.strip()} |")
+        weak = ("**weak**" if s.weak else "undecided" if weak_rule.undecided(report, s) else "") + (
+            f" P(weak) {s.p_weak:.0%}" if s.p_weak is not None else "")
+        lines.append(f"| {s.id} {s.title} | {s.supporting:,} | {_share(s)} | {_mean(s.mean)} | {weak.strip()} |")
     if report.after:
         after = ", ".join(
             f"{a.id} {_pct(b.share)} → {_pct(a.share)}" for b, a in zip(report.subgoals, report.after) if a.supporting != b.supporting
@@ -80,8 +86,10 @@ def coverage_markdown(report: CoverageReport) -> str:
     lines += [f"\n⚠ {flag}" for flag in report.judge_quality.flags]
     lines += [
         "",
-        f"Weak: {', '.join(weak) or 'none'} · off-goal samples: {report.off_goal} · failed judgments: {report.failed} · "
-        f"not yet scored: {report.unscored}",
+        weak_rule.summary(report),
+        "",
+        f"Weak: {', '.join(weak_ids) or 'none'} · off-goal samples: {report.off_goal:,} · failed judgments: {report.failed:,} · "
+        f"sample × subgoal pairs not yet scored: {report.unscored:,}",
     ]
     return "\n".join(lines)
 
@@ -192,8 +200,8 @@ def figures(report: CoverageReport):
             x=ids,
             y=[100 * s.share for s in report.subgoals],
             marker_color=colours,
-            text=[f"{s.supporting}" for s in report.subgoals],
-            hovertext=labels,
+            text=[f"{100 * s.share:.1f}%" for s in report.subgoals],  # the axis's unit; counts are in the hover
+            hovertext=[f"{label}: {s.supporting:,} supporting samples" for label, s in zip(labels, report.subgoals)],
             # Estimated coverage: the 95% interval as error bars.
             error_y=dict(
                 type="data", symmetric=False,
@@ -209,7 +217,7 @@ def figures(report: CoverageReport):
                 x=ids,
                 y=[100 * s.share for s in report.after],
                 marker_color="#1f77b4",
-                text=[f"{s.supporting}" for s in report.after],
+                text=[f"{100 * s.share:.1f}%" for s in report.after],
             )
         )
         bars.update_layout(barmode="group")

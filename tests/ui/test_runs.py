@@ -1,0 +1,46 @@
+"""A run belongs to the workspace (ui/runs.py): another tab watches it and its stop stops the run; the
+buttons score in the mode from settings (ui/actions.py), as the CLI and the agent do."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+from goalcover.ui import runs
+from goalcover.ui.actions import Actions
+
+
+def test_a_watching_tab_sees_the_progress_and_its_stop_stops_the_run(tmp_path):
+    root = Path(tmp_path)
+
+    async def scenario():
+        started = asyncio.Event()
+
+        async def work():
+            runs.start(root, "scoring").line = "Scoring 3/10"
+            started.set()
+            await asyncio.sleep(30)
+
+        task = asyncio.create_task(work())
+        await started.wait()
+        run = runs.live(root)
+        drawn: list[str] = []
+
+        async def draw(text):
+            drawn.append(text)
+
+        watcher = asyncio.create_task(runs.watch(run, draw))
+        await asyncio.sleep(0.1)
+        watcher.cancel()  # the stop button of the watching tab
+        stopped = await watcher
+        return stopped, drawn, task
+
+    stopped, drawn, task = asyncio.run(scenario())
+    assert stopped and drawn == ["Scoring 3/10"] and task.cancelled()
+    assert runs.live(root) is None
+
+
+def test_buttons_score_in_the_mode_from_settings():
+    ws = SimpleNamespace(settings=SimpleNamespace(judge_mode="pair"))
+    assert Actions(SimpleNamespace(ws=ws)).mode == "pair"
