@@ -51,8 +51,10 @@ DATASETS = {
 SAMPLE_BLOCK = re.compile(r'<sample id="([^"]*)">\n(.*)\n</sample>', re.DOTALL)
 
 
-def keyword_judge(patterns: dict[str, str]):
-    """A fake-endpoint rule: 5 where the subgoal's pattern matches the sample text, else 1 (batched shape)."""
+def keyword_judge(patterns: dict[str, str], *, explain: bool = False):
+    """A fake-endpoint rule: 5 where the subgoal's pattern matches the sample text, else 1 (batched shape).
+    With `explain`, each explanation says whether the sample has or lacks the subgoal (gap analysis
+    clusters them); without, it is "keyword judge"."""
     compiled = {sid: re.compile(p, re.IGNORECASE) for sid, p in patterns.items()}
 
     def rule(req: ChatRequest):
@@ -60,8 +62,9 @@ def keyword_judge(patterns: dict[str, str]):
         if match is None or req.schema_name != "judgment":
             return None
         text = match.group(2)
-        return Reply.json({sid: {"explanation": "keyword judge", "score": 5 if compiled[sid].search(text) else 1}
-                           for sid in (req.schema or {}).get("properties", {})})
+        found = {sid: bool(compiled[sid].search(text)) for sid in (req.schema or {}).get("properties", {})}
+        return Reply.json({sid: {"explanation": f"keyword judge: {'has' if has else 'lacks'} {sid}" if explain else "keyword judge",
+                                 "score": 5 if has else 1} for sid, has in found.items()})
 
     return rule
 

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import yaml
 
+from goalcover.evals.estimate_calibration import keyword_judge as calibration_keyword_judge
 from goalcover.evals.harness import GOALS, RESULTS, SFT, log, read_jsonl, save, table, write_jsonl
-from goalcover.testing import ChatRequest, FakeOpenAI, Reply
+from goalcover.testing import FakeOpenAI
 from goalcover.tools.judge import scoring
 from goalcover.tools.measure.coverage import coverage
 from goalcover.tools.data.ingest import ingest_file
@@ -57,23 +57,11 @@ PATTERNS = {
     "S5": r"recipe|cook|ingredient|bake|baking|dish|meal",
     "S6": r"product|shopping|amazon|purchase|buy",
 }
-SAMPLE_BLOCK = re.compile(r'<sample id="([^"]*)">\n(.*)\n</sample>', re.DOTALL)
 
 
 def keyword_judge(patterns: dict[str, str]):
-    """A fake-endpoint rule: 5 where the subgoal's pattern matches the sample text, else 1 (batched shape)."""
-    compiled = {sid: re.compile(p, re.IGNORECASE) for sid, p in patterns.items()}
-
-    def rule(req: ChatRequest):
-        match = SAMPLE_BLOCK.search(req.text or "")
-        if match is None or req.schema_name != "judgment":
-            return None
-        text = match.group(2)
-        return Reply.json({sid: {"explanation": f"keyword judge: {'has' if compiled[sid].search(text) else 'lacks'} {sid}",
-                                 "score": 5 if compiled[sid].search(text) else 1}
-                           for sid in (req.schema or {}).get("properties", {})})
-
-    return rule
+    """estimate_calibration's keyword judge, with explanations that say what a sample has or lacks."""
+    return calibration_keyword_judge(patterns, explain=True)
 
 
 def apps_of(goal_file: Path) -> dict[str, str]:
