@@ -239,10 +239,6 @@ async def chat_loop(
                     console.print(inert(last.text, markup=False), markup=False, highlight=False, soft_wrap=True)
             else:
                 console.print(f"[dim]{escape(HELP)}[/]", highlight=False)
-            from goalcover.tools.history.versions import since_last_visit
-
-            if summary := await asyncio.to_thread(since_last_visit, ws):  # new versions, runs, fills, exports
-                console.print(summary, markup=False, highlight=False)
 
             async def consume(events) -> list[Approval]:
                 pending: list[Approval] = []
@@ -274,6 +270,10 @@ async def chat_loop(
                     await turn(session.answer(await lines.ask_yes("Run it?")))
 
             try:
+                from goalcover.tools.history.versions import since_last_visit
+
+                if summary := await asyncio.to_thread(since_last_visit, ws):  # new versions, runs, fills, exports
+                    console.print(summary, markup=False, highlight=False)
                 for approval in (await session.pending())[:1]:  # left open when the last process ended
                     show.approval(approval)
                     await turn(session.answer(await lines.ask_yes("Run it?")))
