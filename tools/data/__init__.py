@@ -4,6 +4,8 @@ Entry points: `ingest.ingest_file` (file -> samples + Chroma index), `ingest.des
 `export.export` (filtered and augmented dataset in the user's own shape and file type).
 
 - `readers` — files and containers (compressed, sharded, save_to_disk, ...) into a stream of raw records.
+  Format families one a module: `read_json` (JSON Lines, JSON arrays), `read_csv` (CSV/TSV), `read_arrow`
+  (Parquet, save_to_disk); `sources` — the shared record/layout shapes and how a path is classified and opened.
 - `records` — raw records into `Sample`s (chat / instruction / text shapes), refusing broken ones by place.
 - `ingest` — the ingest flow into a workspace, atomic and resumable; describing and searching the dataset.
 - `staging` — the last step of an atomic ingest: applying a committed ingest to the index.
