@@ -10,7 +10,8 @@ Entry points: `ingest.ingest_file` (file -> samples + Chroma index), `ingest.des
 - `ingest` — the ingest flow into a workspace, atomic and resumable; describing and searching the dataset.
 - `staging` — the last step of an atomic ingest: applying a committed ingest to the index.
 - `index` — the Chroma collection of samples (vectors + filterable metadata).
-- `embeddings` — sentence embeddings offline (all-MiniLM-L6-v2; PyTorch, ONNX, OpenVINO backends).
+- `embeddings` — sentence embeddings offline (all-MiniLM-L6-v2): chooses the backend, embeds; backends in
+  `embed_torch` (the model's home, settings, PyTorch) and `embed_onnx` (ONNX export, onnxruntime, OpenVINO).
 - `vectors` — embeddings of other texts, cached by content hash.
 - `values` — record values every store can hold, checked and encoded losslessly.
 - `export`, `exports_folder` — writing the dataset back; the workspace's `exports/` folder rule.
