@@ -7,6 +7,7 @@ Entry points: `ingest.ingest_file` (file -> samples + Chroma index), `ingest.des
   Format families one a module: `read_json` (JSON Lines, JSON arrays), `read_csv` (CSV/TSV), `read_arrow`
   (Parquet, save_to_disk); `sources` — the shared record/layout shapes and how a path is classified and opened.
 - `records` — raw records into `Sample`s (chat / instruction / text shapes), refusing broken ones by place.
+  `record_text` — the record shapes (one pydantic model per format) and the text the judge and embedder read.
 - `ingest` — the ingest flow into a workspace, atomic and resumable; describing and searching the dataset.
 - `staging` — the last step of an atomic ingest: applying a committed ingest to the index.
 - `index` — the Chroma collection of samples (vectors + filterable metadata).
