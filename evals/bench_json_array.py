@@ -3,7 +3,7 @@ records as JSON Lines?
 
 Issue 27 (F7) measured a JSON array of 80k records taking 291 s to read (20k: 18 s) against 0.45 s for
 the same data as JSONL: quadratic. This prints, for each size, the read time of the array (streamed by
-`readers._JsonArray`) and of the same records as JSONL, measured in the same run on the same machine:
+`read_json._JsonArray`) and of the same records as JSONL, measured in the same run on the same machine:
 - array time / JSONL time at each size (target: a small constant, <= 3x);
 - the array's time growth per 4x records (target <= 4.5x: linear, with noise; quadratic would be 16x).
 

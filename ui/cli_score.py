@@ -94,7 +94,7 @@ def score(
     sample is scored and coverage is estimated with intervals; a later full run reuses every judgment.
 
     --engine ray sends the calls through Ray Data on a Ray cluster; the workspace stays here and each
-    block of calls is saved as it finishes (see the README's Ray section).
+    block of calls is saved as it finishes (see docs/ray.md).
     """
     from goalcover.tools.judge import scoring
     from goalcover.tools.core.errors import BadInput

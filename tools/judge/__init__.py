@@ -6,7 +6,10 @@ user's spot-checks).
 
 - `llm` — every model call: ChatOpenAI, rate limits, usage and cost, JSON that survives real models.
 - `prompts` — the engine's versioned prompts.
-- `scoring` — the judge over samples x subgoals (batched / pair / probe modes), cached by prompt version.
+- `scoring` — the judge over samples x subgoals (batched / pair / probe modes), cached by prompt version:
+  `plan`, and `score` as a few named steps (plan and record the run, judge all, count).
+- `calls` — one judge call: the fitted sample text, each mode's prompt, reply schema and bounds, the request
+  body the Batch API and Ray engines send, and the store rows a reply becomes.
 - `fit`, `fit_store` — long samples cut to the judge's context window (whole response and instruction kept),
   and the tags that re-judge only the samples whose prompt a cut changed.
 - `probe` — probe mode: one yes/no token per pair, P(yes) as the score.

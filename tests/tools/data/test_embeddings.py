@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from goalcover.tools.data import embeddings
+from goalcover.tools.data import embed_onnx, embeddings
 from goalcover.tools.data.records import read_samples
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sft"
@@ -61,7 +61,7 @@ def test_onnx_export_reproduces_pytorch_and_is_cached(texts, reference, tmp_path
         exports.append(target)
         return real_export(target)
 
-    monkeypatch.setattr(embeddings, "export_onnx", counted_export)
+    monkeypatch.setattr(embed_onnx, "export_onnx", counted_export)
     first = embeddings.ensure_onnx(cache_dir=cache)  # exports only if no earlier run cached it
     assert first == cache / "model.onnx" and first.is_file()
     embeddings.ensure_onnx(cache_dir=cache)
@@ -69,7 +69,7 @@ def test_onnx_export_reproduces_pytorch_and_is_cached(texts, reference, tmp_path
 
     # In a fresh cache folder: the first load exports (here: copies the export made above), the next does not.
     fresh = tmp_path / "cache"
-    monkeypatch.setattr(embeddings, "export_onnx", lambda target: exports.append(target) or Path(shutil.copyfile(first, target)))
+    monkeypatch.setattr(embed_onnx, "export_onnx", lambda target: exports.append(target) or Path(shutil.copyfile(first, target)))
     exports.clear()
     encoder = embeddings.onnx_model(cache_dir=fresh)
     encoder_again = embeddings.onnx_model(cache_dir=fresh)
@@ -87,7 +87,7 @@ def test_failed_export_falls_back_to_pytorch_and_says_so_once(texts, reference, 
     def broken_export(target: Path) -> Path:
         raise RuntimeError("exporter unavailable")
 
-    monkeypatch.setattr(embeddings, "export_onnx", broken_export)
+    monkeypatch.setattr(embed_onnx, "export_onnx", broken_export)
     monkeypatch.setenv("GOALCOVER_ONNX_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("GOALCOVER_EMBED_BACKEND", "onnx")
     embeddings._model.cache_clear()
@@ -111,7 +111,7 @@ def test_openvino_gives_the_pytorch_neighbours_and_a_failure_falls_back_saying_s
         def __init__(self, *args, **kwargs):
             raise RuntimeError("no CPU plugin")
 
-    monkeypatch.setattr(embeddings, "OpenVinoEncoder", broken)
+    monkeypatch.setattr(embed_onnx, "OpenVinoEncoder", broken)
     monkeypatch.setenv("GOALCOVER_EMBED_BACKEND", "openvino")
     monkeypatch.delenv("GOALCOVER_EMBED_DEVICE", raising=False)
     embeddings._model.cache_clear()
@@ -130,7 +130,7 @@ def test_auto_without_openvino_installed_uses_pytorch_quietly(texts, monkeypatch
         def __init__(self, *args, **kwargs):
             raise ImportError("No module named 'openvino'")
 
-    monkeypatch.setattr(embeddings, "OpenVinoEncoder", missing)
+    monkeypatch.setattr(embed_onnx, "OpenVinoEncoder", missing)
     monkeypatch.delenv("GOALCOVER_EMBED_BACKEND", raising=False)
     monkeypatch.delenv("GOALCOVER_EMBED_DEVICE", raising=False)
     embeddings._model.cache_clear()
@@ -169,7 +169,7 @@ def test_queries_start_on_the_cached_onnx_export_and_wait_for_no_export(texts, r
     cache = tmp_path / "onnx"
     monkeypatch.setenv("GOALCOVER_ONNX_CACHE", str(cache))
     monkeypatch.delenv("GOALCOVER_EMBED_BACKEND", raising=False)
-    monkeypatch.setattr(embeddings, "export_onnx", lambda target: Path(shutil.copyfile(first, target)))
+    monkeypatch.setattr(embed_onnx, "export_onnx", lambda target: Path(shutil.copyfile(first, target)))
     folder = embeddings.onnx_cache_dir()
     embeddings._query_model.cache_clear()
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from goalcover.tools.data import readers
+from goalcover.tools.data import read_json
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.data.records import read_samples
 
@@ -123,7 +123,7 @@ TRICKY = [
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, MB])
 def test_json_array_elements_are_found_across_any_read_boundary(tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr(readers, "JSON_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(read_json, "JSON_CHUNK_BYTES", chunk)
     source = tmp_path / "tricky.json"
     text = "\ufeff[\n" + ",\n".join(json.dumps(r, ensure_ascii=False, indent=i % 2 or None) for i, r in enumerate(TRICKY)) + "\n]\n"
     source.write_text(text, encoding="utf-8")
