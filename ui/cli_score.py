@@ -175,13 +175,14 @@ def score(
                     sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
                     if target_width is not None:
                         max_cost = budget if max_cost is None else min(max_cost, budget)
-                width_of = None
-                if predict:
-                    from goalcover.tools.measure.predict import predict as fit_predict
+                if predict and target_width is not None:  # later rounds drawn by the predictors' uncertainty
+                    from goalcover.tools.measure.active import score_active
 
-                    width_of = lambda est: fit_predict(ws).widest()  # noqa: E731 - the rounds stop on PPI widths
-                result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
-                                                   scorer=scorer, concurrency=concurrency, progress=bar, width_of=width_of))
+                    result, _ = asyncio.run(score_active(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,
+                                                         scorer=scorer, concurrency=concurrency, progress=bar))
+                else:
+                    result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
+                                                       scorer=scorer, concurrency=concurrency, progress=bar))
             elif jurors:
                 result, juror_runs = asyncio.run(score_jury(ws, jurors, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
             else:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 from pydantic import BaseModel, Field
 
-from goalcover.tools.measure import predict_store
+from goalcover.tools.measure import active as active_rounds, predict_store
 from goalcover.tools.measure.coverage import supports
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
@@ -54,6 +54,7 @@ class TargetPrediction(BaseModel):
     est_precision: float | None = Field(None, description="cascade's estimated precision of 'yes', on the judged sample (out-of-fold)")
     est_recall: float | None = Field(None, description="cascade's estimated recall of 'yes', on the judged sample (out-of-fold)")
     decided: dict[str, int] = Field(default_factory=dict, description="sample contents decided by 'judge', 'predictor', or 'pending' (for the judge)")
+    active_draws: int = Field(0, description="samples drawn by the predictor's uncertainty after the first round (active.py), reweighted in the interval")
 
 
 class PredictResult(BaseModel):
@@ -134,6 +135,8 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     refit = False
     rows: list[TargetPrediction] = []
     cache: dict[str, np.ndarray] | None = None  # content hash -> vector, read once when a target refits
+    active = active_rounds.load(ws, _design_key(design), judge)  # later rounds drawn by uncertainty
+    rest = active_rounds.rest_ids(ws, design) if active else []
     for target, target_hash in hashes.items():
         train = [i for i in drawn if target in labels.get(by_id[i], {})]
         y = np.array([labels[by_id[i]][target][0] for i in train], dtype=bool)
@@ -176,6 +179,8 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
             positives = model_fit.positives
             scores_by_hash = dict(zip(distinct, predicted_scores.tolist())) if predicted_scores is not None else {}
         row = _interval(target, design, by_id, train, y, p_oof, p_by_hash, chance)
+        if active is not None and active.trained.get(target_hash) == trained:
+            active_rounds.apply_active(row, active, design, by_id, rest, labels, p_by_hash)
         row.judged, row.positives = len(train), positives
         row.auc, row.precision, row.recall, row.brier = (quality[k] for k in ("auc", "precision", "recall", "brier"))
         decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision, min_recall)
