@@ -23,6 +23,7 @@ class AgentConfig:
     max_tool_chars: int = 8_000
     max_sample_chars: int = 1_500
     recursion_limit: int = 60
+    stream: bool = True
     # Ask the endpoint once whether the model calls tools, so a model that can't fails at start, clearly.
     probe_tool_calling: bool = True
 

@@ -39,8 +39,10 @@ def build_graph(
     from goalcover.tools.judge.llm import make_chat_model
 
     config = config or AgentConfig.from_workspace(ws)
-    llm = model or make_chat_model(config.model, max_retries=ws.settings.max_retries)
-    nodes = make_nodes(ws, config, llm.bind_tools([tool_spec(fn) for fn in TOOLS]))
+    llm = model or make_chat_model(config.model, max_retries=ws.settings.max_retries, disable_streaming=not config.stream)
+    # tool_choice "auto" spelled out: it is OpenAI's default, but llama-cpp-python's tool-calling chat format
+    # ignores the tools when the field is absent.
+    nodes = make_nodes(ws, config, llm.bind_tools([tool_spec(fn) for fn in TOOLS], tool_choice="auto"))
     builder = StateGraph(State, input_schema=InputState)
     for name, node in nodes.items():
         builder.add_node(name, node)

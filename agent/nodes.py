@@ -36,7 +36,7 @@ def make_nodes(ws: Workspace, config: AgentConfig, decide) -> dict[str, Any]:
         summary = workspace_summary(replace(state, **facts), left_out)
         system = SystemMessage(SYSTEM.format(threshold=ws.settings.support_threshold, workspace=summary))
         try:
-            reply = await decide.ainvoke([system, *history])
+            reply = await decide.ainvoke([system, *with_content(history)])
         except openai.APIError as exc:
             raise GoalCoverError(f"the agent model {config.model.model!r} failed: {brief_api_error(exc)}") from None
         return {"messages": [reply], "decisions": {}, **facts}
@@ -163,3 +163,11 @@ def brief_api_error(exc: openai.APIError) -> str:
     return user_message(exc)
 
 
+def with_content(messages: list) -> list:
+    """The history with a one-space text on tool-calling AI messages that have none: langchain-openai sends
+    such a message's content as null, which llama-cpp-python's server refuses (its assistant content must be
+    a string; a 500 naming 'messages', N)."""
+    return [
+        m.model_copy(update={"content": " "}) if isinstance(m, AIMessage) and m.tool_calls and not m.content else m
+        for m in messages
+    ]

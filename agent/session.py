@@ -110,7 +110,7 @@ class Session:
         from goalcover.tools.judge.llm import make_chat_model
 
         config = config or AgentConfig.from_workspace(ws)
-        owned = None if model is not None else make_chat_model(config.model, max_retries=ws.settings.max_retries)
+        owned = None if model is not None else make_chat_model(config.model, max_retries=ws.settings.max_retries, disable_streaming=not config.stream)
         llm = model or owned
         checkpointer = await open_checkpointer(ws)
         try:

@@ -14,6 +14,10 @@ from goalcover.tools.core.settings import ModelConfig
 from goalcover.tools.core.store import TOOL_CALLING_KEY
 from goalcover.tools.core.workspace import Workspace
 
+# How servers refuse a tool_choice they do not support: 400 (OpenAI-style), 422 (schema validation), 500
+# (llama-cpp-python asserts). Auth, rate-limit and connection errors are not refusals and are not retried.
+REFUSED_CHOICE = (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError)
+
 
 async def ensure_tool_calling(ws: Workspace, llm: BaseChatModel, model: ModelConfig) -> None:
     """One forced tool call, once per model and endpoint (remembered in the workspace); a GoalCoverError
@@ -38,9 +42,11 @@ async def ensure_tool_calling(ws: Workspace, llm: BaseChatModel, model: ModelCon
     try:
         try:
             reply = await llm.bind_tools([tool], tool_choice="required").ainvoke(messages, config=ENGINE_CALL)
-        except openai.BadRequestError:
-            # Some servers call tools but refuse tool_choice="required"; ask again with the default choice.
-            reply = await llm.bind_tools([tool]).ainvoke(messages, config=ENGINE_CALL)
+        except REFUSED_CHOICE:
+            # Some servers call tools but refuse tool_choice="required" (llama-cpp-python's
+            # chatml-function-calling answers 500); force the call by naming the tool (OpenAI's other form).
+            named = {"type": "function", "function": {"name": PROBE_TOOL}}
+            reply = await llm.bind_tools([tool], tool_choice=named).ainvoke(messages, config=ENGINE_CALL)
     except openai.BadRequestError as exc:
         raise GoalCoverError(need.format(why=f"refused a request with tools ({brief_api_error(exc)})")) from None
     except openai.APIError as exc:

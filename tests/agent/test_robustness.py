@@ -88,14 +88,26 @@ async def test_the_probe_runs_once_per_model(fake_openai, open_ws, session_facto
     assert sum(r.forced_tool is not None for r in fake_openai.requests) == 1
 
 
-async def test_a_server_that_refuses_required_tool_choice_is_asked_again(fake_openai, open_ws, session_factory):
-    fake_openai.rules.append(on(lambda r: r.tool_choice == "required", Reply.error(400, "tool_choice required is not supported")))
+@pytest.mark.parametrize("status", [400, 500])  # 500: llama-cpp-python's chatml-function-calling asserts on "required"
+async def test_a_server_that_refuses_required_tool_choice_is_asked_again(fake_openai, open_ws, session_factory, status):
+    fake_openai.rules.append(on(lambda r: r.tool_choice == "required", Reply.error(status, "tool_choice required is not supported")))
     fake_openai.rules.append(on(lambda r: PROBE_TOOL in r.tool_names, Reply.tool_calls([{"name": PROBE_TOOL, "arguments": {"ready": True}}])))
     ws = open_ws(max_retries=0)
     await session_factory(ws)  # no error: the model does call tools
     probes = [r for r in fake_openai.requests if PROBE_TOOL in r.tool_names]
-    assert [r.tool_choice for r in probes] == ["required", None]  # refused, then asked with the default choice
+    named = {"type": "function", "function": {"name": PROBE_TOOL}}
+    assert [r.tool_choice for r in probes] == ["required", named]  # refused, then forced by name
     assert ws.store.get_meta(TOOL_CALLING_KEY) == ["fake-model", fake_openai.base_url]  # remembered: not probed again
+
+
+async def test_agent_turns_send_tool_choice_auto(fake_openai, open_ws, session_factory):
+    """Spelled out because llama-cpp-python's tool-calling chat format ignores tools without it."""
+    ws = open_ws()
+    session = await session_factory(ws)
+    async for _ in session.send("hello"):
+        pass
+    turns = [r for r in fake_openai.requests if "describe_dataset" in r.tool_names]
+    assert turns and all(r.tool_choice == "auto" for r in turns)
 
 
 def test_limits_come_from_the_environment(open_ws, monkeypatch):
@@ -224,3 +236,14 @@ async def test_export_refuses_paths_outside_the_workspace_by_itself(fake_openai,
             await export_dataset(ctx, ExportArgs(filename=name))
     assert not (tmp_path / "everything.jsonl").exists()
     assert (await export_dataset(ctx, ExportArgs(filename="all.jsonl"))).data["written"] == 20
+
+
+def test_tool_calling_ai_messages_are_sent_with_text():
+    """llama-cpp-python refuses an assistant message whose content is null (langchain-openai's form for "")."""
+    from goalcover.agent.nodes import with_content
+
+    call = AIMessage("", tool_calls=[{"name": "describe_dataset", "args": {}, "id": "c1"}])
+    said = AIMessage("Here it is.")
+    sent = with_content([HumanMessage("hi"), call, ToolMessage("3 samples", tool_call_id="c1"), said])
+    assert sent[1].content == " " and sent[1].tool_calls == call.tool_calls and call.content == ""
+    assert sent[0] is not None and sent[3] is said

@@ -89,6 +89,10 @@ class AgentLimits(BaseSettings):
         "(what the model reads; the ingest limit is GOALCOVER_INGEST_MAX_SAMPLE_CHARS)",
     )
     agent_recursion_limit: int = Field(60, ge=5, description="model and tool steps within one user message before the run is stopped")
+    agent_stream: bool = Field(
+        True, description="stream the agent's replies; 0 for a server that cannot stream a tool call "
+        "(llama-cpp-python's chatml-function-calling; `goalcover local serve` prints 0)",
+    )
 
 
 def debug_enabled() -> bool:

@@ -37,12 +37,14 @@ class LocalServer:
         return local_settings(self.base_url, self.models[0] if self.models else "MODEL")
 
 
-def local_settings(base_url: str, model: str, ctx: int | None = None) -> str:
+def local_settings(base_url: str, model: str, ctx: int | None = None, agent_stream: bool = True) -> str:
     """The environment settings for a local model: its endpoint, its name, and the judge mode measured
     best for small local models, probe (one yes/no token per pair: on Qwen2.5-Coder-1.5B as good as pair
     mode with G-Eval logprobs at a sixth of the time; evals/README.md, "The local judge, measured"), with
     the model's fitted P(yes) cut points where this project has calibrated it (probe.CALIBRATED_CUTS), and
-    the server's context window `ctx` (tokens) when known, so long samples are cut to fit it (tools/judge/fit.py)."""
+    the server's context window `ctx` (tokens) when known, so long samples are cut to fit it (tools/judge/fit.py);
+    with `agent_stream` False, GOALCOVER_AGENT_STREAM=0 for a server that cannot stream tool calls (serve's
+    TOOL_CHAT_FORMAT)."""
     from goalcover.tools.judge.probe import calibrated_cuts
 
     line = f"OPENAI_BASE_URL={base_url} GOALCOVER_MODEL={model} GOALCOVER_JUDGE_MODE=probe"
@@ -51,6 +53,8 @@ def local_settings(base_url: str, model: str, ctx: int | None = None) -> str:
         line += " GOALCOVER_PROBE_THRESHOLDS='[" + ",".join(f"{c:g}" for c in cuts) + "]'"
     if ctx:
         line += f" GOALCOVER_JUDGE_CONTEXT_TOKENS={ctx}"
+    if not agent_stream:
+        line += " GOALCOVER_AGENT_STREAM=0"
     return line
 
 
@@ -89,9 +93,18 @@ def suggestion() -> str:
     )
 
 
+# llama-cpp-python's chat handler that can call tools on any ChatML-style model: it answers tool_choice "auto"
+# (a grammar lets the model pick a message or one of the tools) and a named tool, but not "required" (500).
+TOOL_CHAT_FORMAT = "chatml-function-calling"
+
+
 def serve(model: Path, port: int = 8080, host: str = "127.0.0.1", ctx: int = 4096, threads: int | None = None,
-          ready_timeout: float = 120.0) -> subprocess.Popen:
-    """Start llama-cpp-python's OpenAI-compatible server on `model` and wait until it answers."""
+          ready_timeout: float = 120.0, chat_format: str | None = None) -> subprocess.Popen:
+    """Start llama-cpp-python's OpenAI-compatible server on `model` and wait until it answers.
+
+    `chat_format` is llama-cpp-python's `--chat_format` (e.g. TOOL_CHAT_FORMAT, which lets the agent call
+    tools); None keeps the GGUF's own chat template, which answers in text only. Raises BadInput (no such
+    file, not GGUF, port taken) and GoalCoverError (runtime missing, server exited or did not answer)."""
     model = model.expanduser().resolve()
     if not model.is_file():
         raise BadInput(f"{model}: no such model file")
@@ -114,6 +127,8 @@ def serve(model: Path, port: int = 8080, host: str = "127.0.0.1", ctx: int = 409
         sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", host, "--port", str(port),
         "--n_ctx", str(ctx), "--n_threads", str(threads or os.cpu_count() or 2),
     ]
+    if chat_format:
+        command += ["--chat_format", chat_format]
     # llama.cpp logs a lot: to a file, not a pipe nobody reads (a full pipe would stall the server).
     log = Path(tempfile.gettempdir()) / f"goalcover-llama-{port}.log"
     with log.open("wb") as sink:

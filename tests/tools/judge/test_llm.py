@@ -108,6 +108,9 @@ def test_local_servers_are_detected_and_offered(fake_openai):
     from goalcover.tools.core.settings import load_settings
 
     assert tuple(load_settings(probe_thresholds=json.loads(value)).probe_thresholds) == calibrated_cuts(line)
+    assert "GOALCOVER_AGENT_STREAM" not in line
+    # local serve's tool-calling server cannot stream a tool call: its settings turn the agent's streaming off
+    assert local_settings("http://127.0.0.1:8080/v1", "m.gguf", agent_stream=False).endswith(" GOALCOVER_AGENT_STREAM=0")
     assert probe("http://127.0.0.1:9/v1", timeout=0.2) is None
     assert "GOALCOVER_MODEL" in suggestion() or "goalcover local serve" in suggestion()
 
