@@ -19,7 +19,7 @@ from tests.tools.data.test_records import SFT_FILES
 
 
 @pytest.mark.parametrize("name", sorted(SFT_FILES))
-def test_every_shared_file_round_trips_byte_for_byte(name, tmp_path):
+def test_every_shared_file_round_trips_byte_for_byte(name, tmp_path, fast_embeddings):
     with Workspace.open(tmp_path / "ws") as ws:
         ingest_file(ws, SFT / name)
         result = export(ws, tmp_path / "out" / name)
@@ -30,7 +30,7 @@ def test_every_shared_file_round_trips_byte_for_byte(name, tmp_path):
     assert manifest["counts"]["written"] == result.written and manifest["shape"] == SFT_FILES[name][1]
 
 
-def test_csv_json_and_parquet_come_back_record_for_record(tmp_path):
+def test_csv_json_and_parquet_come_back_record_for_record(tmp_path, fast_embeddings):
     records = [json.loads(line) for line in (SFT / "selfinstruct_alpaca.jsonl").read_text().splitlines()[:30]]
     with (tmp_path / "s.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(records[0]))
