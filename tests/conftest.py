@@ -24,6 +24,22 @@ def pytest_configure(config):
         raise pytest.UsageError(f"the test datasets are missing: expected {SFT} (tests/data, or set GOALCOVER_DATASETS)")
 
 
+# Tests that want the whole machine run one after another on one xdist worker (scripts/test.sh runs the
+# suite with `-n 2 --dist loadgroup`): the real llama.cpp server and the local Ray clusters each use every
+# core, and two Chainlit servers with two browsers at once make the browser tests' waits flaky.
+SERIAL_GROUPS = {"tests/integration/": "machine", "tests/tools/scale/": "machine", "tests/ui/test_browser": "browser"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = Path(item.fspath).resolve().relative_to(root).as_posix()
+        for prefix, group in SERIAL_GROUPS.items():
+            if where.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No test reads the developer's model settings or writes outside its tmp folder."""
