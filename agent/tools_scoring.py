@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from goalcover.agent.context import SubgoalRef, ToolContext, ToolResult, workspace_goal
 from goalcover.agent.tools_goal import require_no_draft
 from goalcover.tools.judge import scoring
+from goalcover.tools.judge.judge_ref import JudgeRef
 from goalcover.tools.measure.coverage import coverage as coverage_report
 from goalcover.tools.measure.coverage import sample_scores
 from goalcover.tools.core.errors import BadInput
@@ -37,33 +38,36 @@ class RunScoringArgs(ScoringArgs):
     )
 
 
-def _mode(ctx: ToolContext, args: ScoringArgs) -> str:
-    """The mode asked for, else the workspace's GOALCOVER_JUDGE_MODE."""
-    return args.mode or ctx.ws.settings.judge_mode
+def _mode(ctx: ToolContext, args: ScoringArgs) -> JudgeRef:
+    """The judge: the mode asked for, else the workspace's GOALCOVER_JUDGE_MODE (JudgeRef.resolve, as the
+    CLI and the app's buttons resolve it)."""
+    return JudgeRef.resolve(ctx.ws.settings, args.mode)
 
 
-def _plan(ctx: ToolContext, mode: str, sample: int | None = None) -> dict:
+def _plan(ctx: ToolContext, judge: JudgeRef, sample: int | None = None) -> dict:
     from goalcover.tools.core.plans import sampled_plan
 
-    plan, _, _ = scoring.plan(ctx.ws, mode)  # type: ignore[arg-type]
+    plan, _, _ = scoring.plan(ctx.ws, judge)
     return (sampled_plan(plan, sample) if sample is not None else plan).model_dump()
 
 
 async def estimate_scoring(ctx: ToolContext, args: ScoringArgs) -> ToolResult:
     """What scoring would do and cost, without calling any model: pairs to score, pairs already cached,
     model calls, estimated tokens and USD (or that the price is unknown)."""
-    shown = scoring_plan(ctx.ws, _mode(ctx, args))
-    return ToolResult({**_plan(ctx, _mode(ctx, args)), "cost": shown.cost}, shown.text())
+    judge = _mode(ctx, args)
+    shown = scoring_plan(ctx.ws, judge)
+    return ToolResult({**_plan(ctx, judge), "cost": shown.cost}, shown.text())
 
 
 def scoring_preview(ctx: ToolContext, args: RunScoringArgs) -> dict | None:
     """The plan the user approves before run_scoring spends anything: {"plan": ScorePlan fields plus
     `title`, `rows`, `cost` (text)}, "question"}; None when nothing would be paid."""
     require_no_draft(ctx)
-    shown = scoring_plan(ctx.ws, _mode(ctx, args), args.max_cost, sample=args.sample)
+    judge = _mode(ctx, args)
+    shown = scoring_plan(ctx.ws, judge, args.max_cost, sample=args.sample)
     if shown.free:
         return None
-    plan = {**_plan(ctx, _mode(ctx, args), args.sample), "title": shown.title, "rows": [list(r) for r in shown.rows], "cost": shown.cost}
+    plan = {**_plan(ctx, judge, args.sample), "title": shown.title, "rows": [list(r) for r in shown.rows], "cost": shown.cost}
     return {"plan": plan, "question": f"{shown.text()}; {plan['cached']:,} pairs are already scored. Run it?"}
 
 
@@ -75,17 +79,18 @@ async def run_scoring(ctx: ToolContext, args: RunScoringArgs) -> ToolResult:
     def progress(done: int, total: int, **fields: Any) -> None:
         ctx.progress("run_scoring", done, total, **fields)
 
+    judge = _mode(ctx, args)
     if args.sample is not None:
         from goalcover.tools.measure.sampled import score_sampled
 
-        result = await score_sampled(ctx.ws, _mode(ctx, args), n=args.sample, max_cost=args.max_cost, progress=progress)
+        result = await score_sampled(ctx.ws, judge, n=args.sample, max_cost=args.max_cost, progress=progress)
     else:
-        result = await scoring.score(ctx.ws, _mode(ctx, args), max_cost=args.max_cost, progress=progress)
+        result = await scoring.score(ctx.ws, judge, max_cost=args.max_cost, progress=progress)
     ctx.emit({"progress": {"tool": "run_scoring", "stage": "indexing scores"}})
     await asyncio.to_thread(scoring.index_scores, ctx.ws)
     data = result.to_json()
     status = "stopped" if result.stopped else "done"
-    estimated = f"; coverage estimated from {result.estimate['samples']} samples (95% intervals)" if result.estimate else ""
+    estimated = f"; coverage estimated from {result.estimate.samples} samples (95% intervals)" if result.estimate else ""
     return ToolResult(
         data,
         f"{result.new} new judgments, {result.failed} failed, {result.calls} calls, ${result.cost:.4f}{estimated}",
@@ -193,7 +198,8 @@ async def subgoal_details(ctx: ToolContext, args: SubgoalArgs) -> ToolResult:
     assert goal is not None
     subgoal = goal.subgoal(args.subgoal_id)
     row = next(r for r in report.subgoals if r.id == subgoal.id)
-    version, model = report.judge["prompt_version"], report.judge["model"]
+    assert report.judge is not None  # _coverage refuses a workspace with no scores
+    version, model = report.judge.key
     lowest = ctx.ws.store.extreme_scored(version, model, subgoal.hash, args.k, lowest=True)
     highest = ctx.ws.store.extreme_scored(version, model, subgoal.hash, args.k, lowest=False)
     pick = lambda rows: [{"id": sid, "score": v, "explanation": e} for v, sid, e in rows]  # noqa: E731

@@ -19,6 +19,7 @@ from goalcover.ui.output import ProgressLine, action
 from goalcover.ui.views import call
 
 if TYPE_CHECKING:
+    from goalcover.tools.judge.judge_ref import JudgeRef
     from goalcover.ui.webchat import WebChat
 
 FILL_N = 10  # synthetic samples asked for by the "Fill" button
@@ -45,9 +46,12 @@ class Actions:
         return self.chat.out
 
     @property
-    def mode(self) -> str:
-        """The judge mode the buttons score in: GOALCOVER_JUDGE_MODE, as the CLI and the agent use."""
-        return self.ws.settings.judge_mode
+    def judge(self) -> JudgeRef:
+        """The judge the buttons score with: resolved from the settings (GOALCOVER_JUDGE_MODE, the judge
+        model) by JudgeRef.resolve, as the CLI and the agent resolve it."""
+        from goalcover.tools.judge.judge_ref import JudgeRef
+
+        return JudgeRef.resolve(self.ws.settings)
 
     async def say(self, text: str) -> None:
         """Show `text` as the user's own message (what the clicked button asked for)."""
@@ -85,7 +89,7 @@ class Actions:
     # --- scoring --------------------------------------------------------------------------------------
     async def score(self) -> None:
         """The scoring plan and its cost; scoring itself starts on "Run it"."""
-        plan = await asyncio.to_thread(plans.scoring_plan, self.ws, self.mode)
+        plan = await asyncio.to_thread(plans.scoring_plan, self.ws, self.judge)
         if plan.free:
             await views.coverage_view(self.out, self.ws, "Every pair is scored already: nothing to pay for.")
             return
@@ -99,7 +103,7 @@ class Actions:
         await self.say("Run the scoring.")
         line = ProgressLine("run_scoring", plans.priced(self.ws.settings.model_for("judge", need_key=False)))
         try:
-            result = await scoring.score(self.ws, self.mode, progress=line.push)
+            result = await scoring.score(self.ws, self.judge, progress=line.push)
             line.push(stage="indexing scores")
             await call(scoring.index_scores, self.ws)
         except asyncio.CancelledError:

@@ -97,6 +97,7 @@ def score(
     block of calls is saved as it finishes (see docs/ray.md).
     """
     from goalcover.tools.judge import scoring
+    from goalcover.tools.judge.judge_ref import JudgeRef
     from goalcover.tools.core.errors import BadInput
 
     from goalcover.tools.core.settings import load_settings
@@ -118,21 +119,22 @@ def score(
         raise BadInput("--mode probe runs on the local engine only: leave out --engine ray, or use --mode batched or pair")
     with open_workspace(workspace) as ws:
         factor = ws.settings.batch_price_factor if via == "batch" else 1.0
+        judge = None if judges and not dry_run else JudgeRef.resolve(ws.settings, mode)  # once; a jury's below
         if dry_run:
             from goalcover.tools.core.plans import sampled_plan, scoring_plan
 
             if budget is not None:
                 from goalcover.tools.measure.sampled import sample_for_budget
 
-                sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
+                sample = sample_for_budget(ws, budget, judge, factor)
             if as_json:
-                plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
+                plan, _, _ = scoring.plan(ws, judge)
                 plan.est_cost *= factor
                 if sample is not None:
                     plan = sampled_plan(plan, sample)
                 print_json({**plan.model_dump(), "via": via, **({"sample": sample} if sample is not None else {})})
                 return
-            shown = scoring_plan(ws, mode, max_cost, via, sample)
+            shown = scoring_plan(ws, judge, max_cost, via, sample)
             out.print(shown.text(), highlight=False, markup=False)
             for what, value in shown.rows:
                 out.print(f"  {what}: {value}", highlight=False, markup=False)
@@ -160,11 +162,13 @@ def score(
             jurors = parse_judges(judges)
             if sampled or via == "batch":
                 raise BadInput("--judges scores everything live: leave out --sample/--budget/--target-width and --via batch")
+            judge = JudgeRef.resolve(ws.settings, mode, jurors=jurors)
+        assert judge is not None
         with ProgressBar("scoring", fields=("batch", "failed") if via == "batch" else ("cost", "failed")) as bar:
             if engine == "ray":
                 from goalcover.tools.scale.ray_engine import score_on_ray
 
-                result = score_on_ray(ws, mode, address=ray_address, actors=actors, concurrency=concurrency,  # type: ignore[arg-type]
+                result = score_on_ray(ws, judge, address=ray_address, actors=actors, concurrency=concurrency,
                                       vllm_model=vllm, processor=ray_processor, progress=bar)
             elif sampled:
                 from goalcover.tools.measure.sampled import sample_for_budget, score_sampled
@@ -172,28 +176,28 @@ def score(
                 if budget is not None:
                     # The budget picks N from the estimate; --max-cost is the hard cap where one is wanted. With
                     # --target-width, which would draw past N, the budget caps the rounds too.
-                    sample = sample_for_budget(ws, budget, mode, factor)  # type: ignore[arg-type]
+                    sample = sample_for_budget(ws, budget, judge, factor)
                     if target_width is not None:
                         max_cost = budget if max_cost is None else min(max_cost, budget)
                 if predict and target_width is not None:  # later rounds drawn by the predictors' uncertainty
                     from goalcover.tools.measure.active import score_active
 
-                    result, _ = asyncio.run(score_active(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,
+                    result, _ = asyncio.run(score_active(ws, judge.mode, n=sample, target_width=target_width, max_cost=max_cost,
                                                          scorer=scorer, concurrency=concurrency, progress=bar))
                 else:
-                    result = asyncio.run(score_sampled(ws, mode, n=sample, target_width=target_width, max_cost=max_cost,  # type: ignore[arg-type]
+                    result = asyncio.run(score_sampled(ws, judge, n=sample, target_width=target_width, max_cost=max_cost,
                                                        scorer=scorer, concurrency=concurrency, progress=bar))
             elif jurors:
-                result, juror_runs = asyncio.run(score_jury(ws, jurors, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
+                result, juror_runs = asyncio.run(score_jury(ws, judge, concurrency=concurrency, max_cost=max_cost, progress=bar))
             else:
-                result = asyncio.run(scorer(ws, mode, concurrency=concurrency, max_cost=max_cost, progress=bar))  # type: ignore[arg-type]
+                result = asyncio.run(scorer(ws, judge, concurrency=concurrency, max_cost=max_cost, progress=bar))
         predicted = band = None
         if predict:
             from goalcover.tools.measure.predict import cascade as run_cascade, predict as fit_predict
 
             if min_precision is not None:
                 with ProgressBar("cascade", fields=("cost", "failed")) as bar:
-                    band, predicted = asyncio.run(run_cascade(ws, mode, min_precision, scorer=scorer, min_recall=min_recall, concurrency=concurrency, progress=bar))
+                    band, predicted = asyncio.run(run_cascade(ws, judge.mode, min_precision, scorer=scorer, min_recall=min_recall, concurrency=concurrency, progress=bar))
             else:
                 predicted = fit_predict(ws)
         with ProgressBar("indexing") as bar:
@@ -225,11 +229,11 @@ def score(
     )
     if result.estimate:
         est = result.estimate
-        out.print(f"estimated from {est['samples']:,} of {est['population']:,} samples (stratified, 95% intervals):", highlight=False)
-        for row in est["subgoals"]:
+        out.print(f"estimated from {est.samples:,} of {est.population:,} samples (stratified, 95% intervals):", highlight=False)
+        for row in est.subgoals:
             out.print(
-                f"  {row['id']}: {row['share']:.1%} supporting ({row['ci_low']:.1%}–{row['ci_high']:.1%}) · "
-                f"P(weak) {row['p_weak']:.0%}",
+                f"  {row.id}: {row.share:.1%} supporting ({row.ci_low:.1%}–{row.ci_high:.1%}) · "
+                f"P(weak) {row.p_weak:.0%}",
                 highlight=False,
             )
         out.print("`goalcover score` without --sample scores the rest and reuses every judgment made", highlight=False)

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from goalcover.ui import runs
+from goalcover.tools.core.settings import load_settings
+from goalcover.tools.judge.judge_ref import JudgeRef
 from goalcover.ui.actions import Actions
 
 
@@ -42,5 +44,6 @@ def test_a_watching_tab_sees_the_progress_and_its_stop_stops_the_run(tmp_path):
 
 
 def test_buttons_score_in_the_mode_from_settings():
-    ws = SimpleNamespace(settings=SimpleNamespace(judge_mode="pair"))
-    assert Actions(SimpleNamespace(ws=ws)).mode == "pair"
+    ws = SimpleNamespace(settings=load_settings(judge_mode="pair", judge_model="m"))
+    assert Actions(SimpleNamespace(ws=ws)).judge == JudgeRef.resolve(ws.settings, "pair")
+    assert Actions(SimpleNamespace(ws=ws)).judge.mode == "pair"

@@ -10,12 +10,15 @@ cost is unknown and how to make it known.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from goalcover.tools.core.settings import ModelConfig
 from goalcover.tools.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from goalcover.tools.judge.judge_ref import JudgeRef
 
 PRICE_HELP = "set GOALCOVER_INPUT_PRICE_PER_MTOK and GOALCOVER_OUTPUT_PRICE_PER_MTOK (USD per million tokens) to see it"
 # Gap labelling: one call per cluster, reading the goal, the subgoal and 8 judge explanations.
@@ -68,16 +71,17 @@ def _tokens(prompt: int, completion: int) -> str:
     return f"~{prompt + completion:,} ({prompt:,} in, {completion:,} out)"
 
 
-def scoring_plan(ws: Workspace, mode: str = "batched", max_cost: float | None = None, via: str = "live",
+def scoring_plan(ws: Workspace, mode: JudgeRef | str | None = None, max_cost: float | None = None, via: str = "live",
                  sample: int | None = None) -> PaidPlan:
-    """The plan of `scoring.score`: pairs, cached pairs, calls, tokens, cost; `via="batch"` prices the calls
+    """The plan of `scoring.score` with the judge `mode` (a JudgeRef, or a mode resolved with the settings,
+    default GOALCOVER_JUDGE_MODE): pairs, cached pairs, calls, tokens, cost; `via="batch"` prices the calls
     at GOALCOVER_BATCH_PRICE_FACTOR times the live price; `sample` (a `--sample N` run) scales what is
     still to score by N over the samples (the first draw's expected size, before --target-width grows it).
     Raises what `scoring.plan` raises (BadInput, ConfigError)."""
     from goalcover.tools.judge import scoring
 
-    plan, _, _ = scoring.plan(ws, mode)  # type: ignore[arg-type]
-    config = ws.settings.model_for("judge", need_key=False)
+    plan, _, _ = scoring.plan(ws, mode)
+    config = ws.settings.model_for("judge", need_key=False)  # the judge role's prices
     if via == "batch":
         plan.est_cost *= ws.settings.batch_price_factor
     if sample is not None:

@@ -383,7 +383,7 @@ def export(
         "goal": goal.model_dump() if goal else None,
         "coverage_before": [r.model_dump() for r in report.subgoals] if report else None,
         "coverage_after": [r.model_dump() for r in report.after] if report and report.after and with_synthetic else None,
-        "judge": report.judge if report else None,
+        "judge": (report.judge.to_stored() if report.judge else {}) if report else None,
     }
     manifest_path = write_atomic(manifest_path_for(output), json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return ExportResult(

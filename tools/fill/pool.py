@@ -23,7 +23,8 @@ from goalcover.tools.core.errors import BadInput
 from goalcover.tools.fill.gaps import get_gap
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.core.shapes import Sample, content_hash
-from goalcover.tools.core.store import JUDGE_KEY, Store
+from goalcover.tools.core.store import Store
+from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.data.values import from_storable, to_storable
 from goalcover.tools.core.workspace import Workspace
 
@@ -190,8 +191,8 @@ def _prepare(ws: Workspace, gap_id: str, n: int):
     goal = current_goal(ws)
     assert goal is not None
     subgoal = goal.subgoal(gap.subgoal_id)
-    judge = ws.store.get_meta(JUDGE_KEY)
-    if not judge:
+    judge = current_judge(ws)
+    if judge is None:
         raise BadInput("nothing is scored yet: run `goalcover score` first")
     if not _db(ws.store).execute("SELECT COUNT(*) FROM pool_samples").fetchone()[0]:
         raise BadInput("the pool is empty: add candidate samples with `goalcover pool add FILE`")
@@ -206,7 +207,7 @@ def _prepare(ws: Workspace, gap_id: str, n: int):
                             judged=len(candidates), kept=0, rejected_by_judge=0)
     if not candidates:
         return result, candidates, None, subgoal
-    plan, _, _ = scoring.plan(ws, judge.get("mode", "batched"), candidates, keep_tasks=False)
+    plan, _, _ = scoring.plan(ws, judge.mode, candidates, keep_tasks=False)
     result.est_cost, result.to_score = plan.est_cost, plan.to_score
     return result, candidates, plan, subgoal
 

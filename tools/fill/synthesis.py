@@ -254,14 +254,14 @@ async def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | No
     accepted: list[SyntheticSample] = []
     if kept:
         from goalcover.tools.judge import scoring
-        from goalcover.tools.measure.coverage import JUDGE_KEY
+        from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
 
-        mode = (ws.store.get_meta(JUDGE_KEY) or {}).get("mode", "batched")
-        judged = await scoring.score(ws, mode, samples=kept)
+        current = current_judge(ws)  # the candidates are judged in the current judge's mode
+        judge = JudgeRef.resolve(ws.settings, current.mode if current else None)
+        judged = await scoring.score(ws, judge, samples=kept)
         usage.calls += judged.calls
         usage.cost += judged.cost
-        version = scoring.prompt_version(mode, ws.settings.judge_anchors)
-        verdicts = ws.store.judgments_for(version, ws.settings.model_for("judge").model)
+        verdicts = ws.store.judgments_for(*judge.key)
         for sample in kept:
             verdict = verdicts.get((sample.content_hash, subgoal.hash))
             if verdict is None or verdict[0] < ws.settings.support_threshold:

@@ -17,7 +17,7 @@ from goalcover.tools.history.diff import SubgoalDelta, compare
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.core.shapes import content_hash
-from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.history.versions import coverage_of, current_members
 from goalcover.tools.core.workspace import Workspace
 
@@ -66,8 +66,8 @@ def verify(ws: Workspace, gap_id: str | None = None) -> VerifyResult:
     """Verify the accepted fills of `gap_id` (default: every gap with accepted fills). Calls no model.
     Raises BadInput when nothing is scored yet or the gap has no accepted fill."""
     goal = current_goal(ws)
-    judge = ws.store.get_meta(JUDGE_KEY)
-    if goal is None or not judge:
+    judge = current_judge(ws)
+    if goal is None or judge is None:
         raise BadInput("nothing is scored yet: run `goalcover score` first")
     accepted = ws.store.synthetic_rows(state="accepted")
     wanted = gap_id.upper() if gap_id else None
@@ -87,7 +87,7 @@ def verify(ws: Workspace, gap_id: str | None = None) -> VerifyResult:
         rows_after, _ = coverage_of(ws, members, judge)
         deltas = compare(rows_before, len(before), rows_after, len(members))
         target = next(d for d in deltas if d.id == subgoal.id)
-        judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], [content_hash(r["text"]) for r in fills])
+        judged = ws.store.judgments_among(judge.prompt_version, judge.model, [content_hash(r["text"]) for r in fills])
         supporting = []
         for r in fills:
             found = judged.get((content_hash(r["text"]), subgoal.hash))

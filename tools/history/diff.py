@@ -20,7 +20,7 @@ from goalcover.tools.fill.gaps import SAME_GAP_OVERLAP, jaccard
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.core.shapes import content_hash
 from goalcover.tools.judge.scoring import ScorePlan
-from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.history.versions import ShareRow, coverage_of, current_version, gaps_of, resolve
 from goalcover.tools.core.workspace import DB_NAME, Workspace
 
@@ -114,12 +114,12 @@ def sample_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, int]:
 def _low_members(ws: Workspace, members: dict[str, str], subgoal_id: str, ids: list[str]) -> list[str]:
     """Those of `ids` still in `members` that score below the support threshold on the subgoal."""
     goal = current_goal(ws, required=False)
-    judge = ws.store.get_meta(JUDGE_KEY)
-    if goal is None or not judge:
+    judge = current_judge(ws)
+    if goal is None or judge is None:
         return []
     sub = goal.subgoal(subgoal_id)
     kept = [i for i in ids if i in members]
-    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], [members[i] for i in kept])
+    judged = ws.store.judgments_among(judge.prompt_version, judge.model, [members[i] for i in kept])
     low = []
     for i in kept:
         found = judged.get((members[i], sub.hash))
@@ -214,8 +214,8 @@ async def diff_against(ws: Workspace, other: Path, *, dry_run: bool = False, max
         raise BadInput(f"--against {other}: not a GoalCover workspace (no {DB_NAME} there)")
     if other == ws.root:
         raise BadInput(f"--against {other}: that is this workspace; give another one")
-    judge = ws.store.get_meta(JUDGE_KEY)
-    if not judge:
+    judge = current_judge(ws)
+    if judge is None:
         raise BadInput("nothing is scored in this workspace yet: run `goalcover score` first")
     with Workspace.open(other) as theirs:
         samples = list(theirs.store.iter_samples())
@@ -223,7 +223,7 @@ async def diff_against(ws: Workspace, other: Path, *, dry_run: bool = False, max
     if not samples:
         raise BadInput(f"--against {other}: the workspace holds no samples")
     members_to = {s.id: s.content_hash for s in samples} | {r["id"]: content_hash(r["text"]) for r in fills}
-    mode = judge.get("mode", "batched")
+    mode = judge.mode
     plan, _, _ = scoring.plan(ws, mode, samples, keep_tasks=False)
     if dry_run:
         return plan, None

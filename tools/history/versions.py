@@ -22,7 +22,8 @@ from goalcover.tools.measure.coverage import supports
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.core.shapes import content_hash
-from goalcover.tools.core.store import GAPS_KEY, JUDGE_KEY
+from goalcover.tools.core.store import GAPS_KEY
+from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
 from goalcover.tools.core.workspace import Workspace
 
 LAST_SEEN_KEY = "history_last_seen"  # meta: when a conversation last opened on the workspace (UTC, SQLite's format)
@@ -135,16 +136,16 @@ def _wilson(k: int, n: int) -> tuple[float | None, float | None]:
     return round(float(ci.low), 4), round(float(ci.high), 4)
 
 
-def coverage_of(ws: Workspace, members: dict[str, str], judge: dict | None = None) -> tuple[list[ShareRow], int]:
+def coverage_of(ws: Workspace, members: dict[str, str], judge: JudgeRef | None = None) -> tuple[list[ShareRow], int]:
     """(per-subgoal coverage of a member set under the current goal and `judge` (default the last one),
     members lacking a judgment of some subgoal), from the cached judgments only: no model call. A member
     counts once per id (content duplicates each count, as in the coverage report); weak follows the
     report's rules (tools/measure/coverage.py). ([], 0) before any scoring."""
     goal = current_goal(ws, required=False)
-    judge = judge or ws.store.get_meta(JUDGE_KEY)
-    if goal is None or not judge or not members:
+    judge = judge or current_judge(ws)
+    if goal is None or judge is None or not members:
         return [], 0
-    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], list(members.values()))
+    judged = ws.store.judgments_among(judge.prompt_version, judge.model, list(members.values()))
     settings = ws.settings
     rows: list[ShareRow] = []
     unscored: set[str] = set()
@@ -192,7 +193,7 @@ def record_snapshot(ws: Workspace, run_id: int | None) -> int | None:
         {k: getattr(r, k) for k in ("id", "share", "ci_low", "ci_high", "mean", "weak", "supporting", "scored")}
         for r in report.subgoals
     ]
-    return hs.insert_snapshot(ws.store, version, run_id, report.judge, rows, None)
+    return hs.insert_snapshot(ws.store, version, run_id, report.judge.to_stored() if report.judge else {}, rows, None)
 
 
 def record_gaps(ws: Workspace) -> None:

@@ -4,6 +4,8 @@ Entry points: `scoring.score` (run the judge, resumable), `scoring.plan` (its co
 `judge_quality.judge_quality` (trust figures), `calibration.to_review` / `calibration.save_label` (the
 user's spot-checks).
 
+- `judge_ref` — `JudgeRef`, the judge's identity (model, base URL, prompt version, mode, jurors): resolved
+  once from the settings then the CLI's or app's arguments, passed to every step; stored rows read back.
 - `llm` — every model call: ChatOpenAI, rate limits, usage and cost, JSON that survives real models.
 - `prompts` — the engine's versioned prompts.
 - `scoring` — the judge over samples x subgoals (batched / pair / probe modes), cached by prompt version:

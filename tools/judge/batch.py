@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from goalcover.tools.judge import scoring
 from goalcover.tools.judge.fit_store import save_fits
+from goalcover.tools.judge.judge_ref import save_judge
 from goalcover.tools.judge.llm import BulkJsonCaller, ReplyError, Result, Usage, parse_json_reply, reply_from_completion
 from goalcover.tools.core.shapes import Goal, Sample
 from goalcover.tools.core.store import JUDGE_KEY
@@ -229,7 +230,7 @@ def _failure_rows(task: scoring.Task, job: BatchJob, error: str) -> list[dict]:
 @writes("score")
 async def score_batch(
     ws: Workspace,
-    mode: scoring.Mode = "batched",
+    mode: scoring.JudgeRef | str | None = None,
     *,
     samples: list[Sample] | None = None,
     max_cost: float | None = None,
@@ -246,14 +247,16 @@ async def score_batch(
     ScoreResult with via="batch" (`calls` counts batch lines answered plus live calls). Raises what
     scoring.plan raises, and openai errors the SDK's own retries could not fix."""
     started = time.monotonic()
+    judge = scoring.resolve_judge(ws, mode)  # a JudgeRef, or a mode (default GOALCOVER_JUDGE_MODE)
+    mode = judge.mode
     if mode == "probe":
         from goalcover.tools.core.errors import BadInput
 
         raise BadInput("--mode probe runs live only (one token per call, nothing for the Batch API to save): leave out --via batch")
-    score_plan, _, goal = scoring.plan(ws, mode, samples, keep_tasks=False)
-    config = ws.settings.model_for("judge")
+    score_plan, _, goal = scoring.plan(ws, judge, samples, keep_tasks=False)
+    config = judge.endpoint(ws.settings)
     version = score_plan.prompt_version
-    ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
+    save_judge(ws, judge)
     run_id = ws.store.start_run("score", {**score_plan.model_dump(), "via": "batch"})
     usage = Usage()
     caller = BulkJsonCaller(config, ws.settings)
@@ -305,7 +308,7 @@ async def score_batch(
     live = None
     if left and stopped is None:
         spent = usage.cost
-        live = await scoring.score(ws, mode, samples=samples, concurrency=concurrency, progress=progress,
+        live = await scoring.score(ws, judge, samples=samples, concurrency=concurrency, progress=progress,
                                    max_cost=None if max_cost is None else max(0.0, max_cost - spent))
         usage.calls += live.calls
         usage.prompt_tokens += live.prompt_tokens

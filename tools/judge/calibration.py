@@ -19,7 +19,7 @@ from goalcover.tools.judge.fit import fit_text
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.judge.judge_quality import Agreement, label_agreement
 from goalcover.tools.core.shapes import Subgoal
-from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.core.workspace import Workspace
 
 # A sample longer than this is folded in the review: its start and end are shown, the rest on request.
@@ -54,8 +54,8 @@ def to_review(ws: Workspace, n: int = 20, subgoal: str | None = None, seed: int 
         raise BadInput(f"--n {n}: review at least one judgment")
     goal = current_goal(ws)
     assert goal is not None
-    judge = ws.store.get_meta(JUDGE_KEY)
-    if not judge:
+    judge = current_judge(ws)
+    if judge is None:
         raise BadInput("nothing to check yet: run `goalcover score` first")
     subgoals = [goal.subgoal(subgoal)] if subgoal else list(goal.subgoals)
     labelled = {(r["sample_hash"], r["subgoal_hash"]) for r in ws.store.labels()}
@@ -66,7 +66,7 @@ def to_review(ws: Workspace, n: int = 20, subgoal: str | None = None, seed: int 
         # at 5·n judgments per subgoal whatever the dataset's size.
         by_score: dict[int, list[tuple]] = {}
         seen: dict[int, int] = {}
-        for row in ws.store.judgments_of_subgoal(judge["prompt_version"], judge["model"], g.hash):
+        for row in ws.store.judgments_of_subgoal(judge.prompt_version, judge.model, g.hash):
             if (row[0], g.hash) in labelled:
                 continue
             score = row[2]
@@ -161,11 +161,11 @@ def save_label(ws: Workspace, item: ReviewItem | dict, user_score: int | None = 
     score = item.score if user_score is None else user_score
     if score not in (1, 2, 3, 4, 5):
         raise BadInput(f"a label is a score 1-5, not {user_score!r}")
-    judge = ws.store.get_meta(JUDGE_KEY) or {}
+    judge = current_judge(ws)
     ws.store.save_label({
         "sample_hash": item.sample_hash, "subgoal_hash": item.subgoal_hash, "sample_id": item.sample_id,
         "subgoal_id": item.subgoal_id, "user_score": score, "judge_score": item.score,
-        "judge_model": judge.get("model", ""), "prompt_version": judge.get("prompt_version", ""),
+        "judge_model": judge.model if judge else "", "prompt_version": judge.prompt_version if judge else "",
     })
 
 
@@ -174,4 +174,4 @@ def agreement_now(ws: Workspace) -> dict[str, Agreement]:
     judge_quality.label_agreement); {} without labels."""
     goal = current_goal(ws)
     assert goal is not None
-    return label_agreement(ws, goal, ws.store.get_meta(JUDGE_KEY) or {})
+    return label_agreement(ws, goal, current_judge(ws))

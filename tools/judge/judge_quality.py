@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from goalcover.tools.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from goalcover.tools.judge.judge_ref import JudgeRef
 
 ORDER_CHECK_KEY = "judge_order_check"
 BOOTSTRAP_ROUNDS = 1000
@@ -102,9 +106,9 @@ def agreement(user: list[int], judge: list[int], seed: int = 0, rounds: int = BO
     )
 
 
-def label_agreement(ws: Workspace, goal, judge: dict) -> dict[str, Agreement]:
-    """Agreement per subgoal id and "overall" between the user's labels of the current subgoals and the
-    current judge's scores of those pairs (the score the user was shown where the current judge has none),
+def label_agreement(ws: Workspace, goal, judge: JudgeRef | None) -> dict[str, Agreement]:
+    """Agreement per subgoal id and "overall" between the user's labels of the current subgoals and
+    `judge`'s scores of those pairs (the score the user was shown where the current judge has none),
     leaving out the samples that are the subgoal's anchors.
     A subgoal is `poor` at kappa < GOALCOVER_AGREEMENT_POOR_KAPPA on at least GOALCOVER_AGREEMENT_MIN_LABELS
     labels. {} without labels."""
@@ -116,7 +120,7 @@ def label_agreement(ws: Workspace, goal, judge: dict) -> dict[str, Agreement]:
         return {}
     current = {}
     if judge:
-        judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], [r["sample_hash"] for r in labels])
+        judged = ws.store.judgments_among(judge.prompt_version, judge.model, [r["sample_hash"] for r in labels])
         current = {k: v[0] for k, v in judged.items()}
     pairs: dict[str, tuple[list[int], list[int]]] = {}
     for r in labels:
@@ -138,7 +142,7 @@ def label_agreement(ws: Workspace, goal, judge: dict) -> dict[str, Agreement]:
     return out
 
 
-def length_bias(ws: Workspace, goal, judge: dict) -> tuple[dict[str, float], dict[str, int]]:
+def length_bias(ws: Workspace, goal, judge: JudgeRef) -> tuple[dict[str, float], dict[str, int]]:
     """Per subgoal, Spearman's rho between sample length (characters) and score (weighted where recorded;
     scipy.stats.spearmanr) over the judged samples (a seeded random ~5,000 of a bigger dataset), one per
     distinct content, and the samples it rests on. Subgoals with
@@ -146,7 +150,7 @@ def length_bias(ws: Workspace, goal, judge: dict) -> tuple[dict[str, float], dic
     from scipy.stats import spearmanr
 
     rhos, counts = {}, {}
-    found = ws.store.score_lengths(judge["prompt_version"], judge["model"], [g.hash for g in goal.subgoals])
+    found = ws.store.score_lengths(judge.prompt_version, judge.model, [g.hash for g in goal.subgoals])
     for g in goal.subgoals:
         rows = found[g.hash]
         if len(rows) < 3:
@@ -160,8 +164,8 @@ def length_bias(ws: Workspace, goal, judge: dict) -> tuple[dict[str, float], dic
     return rhos, counts
 
 
-def judge_quality(ws: Workspace, goal, judge: dict, rows) -> JudgeQuality:
-    """Everything above for the current goal and judge; `rows` are the coverage rows (their `scored` and
+def judge_quality(ws: Workspace, goal, judge: JudgeRef | None, rows) -> JudgeQuality:
+    """Everything above for the current goal and `judge` (None before scoring); `rows` are the coverage rows (their `scored` and
     `failed` counts give the failure rates). Flags: poor agreement, |rho| >= GOALCOVER_LENGTH_BIAS_RHO on at
     least GOALCOVER_LENGTH_BIAS_MIN_SAMPLES samples, an order check below 90% consistency."""
     settings = ws.settings
@@ -188,7 +192,7 @@ def judge_quality(ws: Workspace, goal, judge: dict, rows) -> JudgeQuality:
             flags.append(f"{sid}: the judges disagree with each other (mean pairwise κ {j.kappa:.2f} on {j.pairs} pairs)")
     quality.failure_rate = {r.id: round(r.failed / (r.scored + r.failed), 4) for r in rows if r.scored + r.failed}
     check = ws.store.get_meta(ORDER_CHECK_KEY)
-    if check and check.get("prompt_version") == judge.get("prompt_version") and check.get("model") == judge.get("model"):
+    if check and (check.get("prompt_version"), check.get("model")) == judge.key:
         quality.order_check = OrderCheck(**check)
         quality.order_consistency = quality.order_check.consistency
         if quality.order_check.consistency < 0.9:

@@ -26,15 +26,10 @@ from pydantic import BaseModel
 
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
+from goalcover.tools.judge.judge_ref import JudgeRef, jury_name, save_judge
 from goalcover.tools.judge.scoring import Mode, ScoreResult, score
-from goalcover.tools.core.store import JUDGE_KEY
 from goalcover.tools.core.workspace import Workspace
 from goalcover.tools.core.lock import writes
-
-
-def jury_name(models: list[str]) -> str:
-    """The model name the consensus judgments are stored under."""
-    return f"jury({','.join(models)})"
 
 
 def parse_judges(text: str) -> list[str]:
@@ -70,30 +65,28 @@ def consensus(scores: list[int], support: int) -> int:
 
 
 @writes("score")
-async def score_jury(ws: Workspace, models: list[str], mode: Mode = "batched", **kwargs) -> tuple[ScoreResult, list[JurorRun]]:
-    """Score with every model in `models` (its endpoint from GOALCOVER_JUDGE_BASE_URLS, else the judge's),
-    then store the consensus judgments and make the jury the current judge. Returns (the result, with
-    judgments/failed counted on the consensus and calls/tokens/cost summed over the jurors; each juror's
-    run). Keyword arguments go to scoring.score. Raises BadInput for fewer than two models."""
+async def score_jury(ws: Workspace, models: list[str] | JudgeRef, mode: Mode | None = None,
+                     **kwargs) -> tuple[ScoreResult, list[JurorRun]]:
+    """Score with every juror of the jury `models` (a JudgeRef with jurors, or the model names, resolved
+    with `mode`, default GOALCOVER_JUDGE_MODE) — each at its endpoint from GOALCOVER_JUDGE_BASE_URLS, else
+    the judge's — then store the consensus judgments and make the jury the current judge. Returns (the
+    result, with judgments/failed counted on the consensus and calls/tokens/cost summed over the jurors;
+    each juror's run). Keyword arguments go to scoring.score. Raises BadInput for fewer than two models."""
+    jury = models if isinstance(models, JudgeRef) else JudgeRef.resolve(ws.settings, mode, jurors=models)
+    models, mode = list(jury.jurors), jury.mode
     if len(models) < 2:
         raise BadInput("a jury needs at least two judge models")
-    base = ws.settings
     runs: list[JurorRun] = []
     results: list[ScoreResult] = []
-    try:
-        for model in models:
-            ws.settings = base.model_copy(update={"judge_model": model,
-                                                  "judge_base_url": base.judge_base_urls.get(model, base.judge_base_url)})
-            result = await score(ws, mode, **kwargs)
-            results.append(result)
-            runs.append(JurorRun(model=model, calls=result.calls, failed=result.failed, new=result.new,
-                                 prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                                 cost=result.cost))
-    finally:
-        ws.settings = base
-    version = ws.store.get_meta(JUDGE_KEY)["prompt_version"]  # the last juror's run set it; all share it
+    for model in models:
+        result = await score(ws, jury.juror(model, ws.settings), **kwargs)
+        results.append(result)
+        runs.append(JurorRun(model=model, calls=result.calls, failed=result.failed, new=result.new,
+                             prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                             cost=result.cost))
+    version = jury.prompt_version  # every juror judged under it
     write_consensus(ws, models, version)
-    ws.store.set_meta(JUDGE_KEY, {"model": jury_name(models), "prompt_version": version, "mode": mode, "jury": models})
+    save_judge(ws, jury)
     goal = current_goal(ws)
     assert goal is not None
     _, judged, failed = ws.store.pair_counts(version, jury_name(models), {g.hash: g.id for g in goal.subgoals})
@@ -162,18 +155,18 @@ class JuryAgreement(BaseModel):
     disagreements: list[Disagreement]
 
 
-def jury_agreement(ws: Workspace, goal, judge: dict, top: int = 10) -> JuryAgreement | None:
-    """For a jury judge (judge meta with "jury"): per subgoal, mean pairwise quadratic-weighted Cohen's κ
+def jury_agreement(ws: Workspace, goal, judge: JudgeRef | None, top: int = 10) -> JuryAgreement | None:
+    """For a jury judge (a JudgeRef with jurors): per subgoal, mean pairwise quadratic-weighted Cohen's κ
     (sklearn.metrics.cohen_kappa_score) and exact agreement over the pairs all jurors judged, and the
     `top` pairs with the largest spread. None for a single judge."""
     from sklearn.metrics import cohen_kappa_score
 
-    models = judge.get("jury")
-    if not models:
+    if judge is None or not judge.jurors:
         return None
+    models = list(judge.jurors)
     subgoals, spread = {}, []
     for g in goal.subgoals:
-        per = _juror_scores(ws, judge["prompt_version"], models, g.hash)
+        per = _juror_scores(ws, judge.prompt_version, models, g.hash)
         if not per:
             continue
         matrix = np.array([[per[h][m][1] for m in models] for h in per])

@@ -19,7 +19,7 @@ from goalcover.tools.core.goal import current_goal
 from goalcover.tools.judge.judge_quality import ORDER_CHECK_KEY, OrderCheck
 from goalcover.tools.judge.llm import BulkJsonCaller, Limits
 from goalcover.tools.judge.scoring import Task, judge_messages, judge_spec
-from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.core.workspace import Workspace
 
 
@@ -30,14 +30,14 @@ async def order_check(ws: Workspace, n: int = 8, seed: int = 0) -> OrderCheck:
     sample is fully judged."""
     goal = current_goal(ws)
     assert goal is not None
-    judge = ws.store.get_meta(JUDGE_KEY)
-    if not judge or judge.get("mode") != "batched":
+    judge = current_judge(ws)
+    if judge is None or judge.mode != "batched":
         raise BadInput("the order check re-scores a batched run: run `goalcover score --mode batched` first")
-    if judge.get("jury"):
+    if judge.jurors:
         raise BadInput("the order check measures one judge; the current scores are a jury's consensus")
     if len(goal.subgoals) < 2:
         raise BadInput("the order check needs at least two subgoals to shuffle")
-    version, model = judge["prompt_version"], judge["model"]
+    version, model = judge.key
     ids = {s.content_hash: s.id for s in ws.store.iter_samples()}  # one id per content: memory is hashes only
     keys = ws.store.judged_pairs(version, model, list(ids))
     complete = [h for h in ids if all((h, g.hash) in keys for g in goal.subgoals)]
@@ -47,7 +47,7 @@ async def order_check(ws: Workspace, n: int = 8, seed: int = 0) -> OrderCheck:
     drawn = rng.sample(sorted(complete), min(n, len(complete)))
     samples = {s.content_hash: s for s in ws.store.samples([ids[h] for h in drawn])}
     judged = ws.store.judgments_among(version, model, drawn)
-    config = ws.settings.model_for("judge")
+    config = judge.endpoint(ws.settings)
     caller = BulkJsonCaller(config, ws.settings, limits=Limits.from_settings(ws.settings))
     gate = asyncio.Semaphore(ws.settings.concurrency)
     anchors = ws.settings.judge_anchors

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -35,6 +35,9 @@ from goalcover.tools.core.errors import BadInput
 from goalcover.tools.judge.fit import fit_budget, fit_sample
 from goalcover.tools.judge.llm import BulkJsonCaller, JsonCaller, Usage, message_dicts
 from goalcover.tools.core.shapes import Goal, Sample, Subgoal
+
+if TYPE_CHECKING:
+    from goalcover.tools.judge.judge_ref import JudgeRef
 from goalcover.tools.judge.prompts import (
     PROBE_EXPLAIN_SYSTEM, PROBE_EXPLAIN_VERSION, PROBE_SYSTEM, PROBE_USER, format_subgoals, neutralise,
 )
@@ -150,19 +153,22 @@ class _Explanation(BaseModel):
     explanation: str = Field(min_length=1, description="what the sample shows and what it lacks for this subgoal")
 
 
-async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
+async def explain_low(ws, subgoals: list[Subgoal], judge: JudgeRef | dict | None) -> int:
     """Write the missing explanations of the low-scored probe judgments (score below the support
     threshold) of `subgoals`, at most GOALCOVER_PROBE_EXPLAIN_MAX per subgoal (in sample-hash order: a fixed
     pseudo-random subset), one structured call to the judge model each. Stores them in the judgment rows
-    and returns how many were written. A no-op for judges that are not in probe mode."""
+    and returns how many were written. `judge` is a JudgeRef (a stored judge dict is read with
+    JudgeRef.from_stored). A no-op for judges that are not in probe mode."""
     from goalcover.tools.core.goal import current_goal
+    from goalcover.tools.judge.judge_ref import JudgeRef
 
-    if judge.get("mode") != "probe":
+    judge = JudgeRef.from_stored(judge) if isinstance(judge, dict) else judge
+    if judge is None or judge.mode != "probe":
         return 0
     goal = current_goal(ws)
     assert goal is not None
     settings = ws.settings
-    version, model = judge["prompt_version"], judge["model"]
+    version, model = judge.key
     todo: list[tuple[Subgoal, str, str, float]] = []
     for g in subgoals:
         rows = ws.store.unexplained_low(version, model, g.hash, settings.support_threshold, settings.probe_explain_max)
@@ -173,7 +179,9 @@ async def explain_low(ws, subgoals: list[Subgoal], judge: dict) -> int:
     samples = {s.id: s for s in ws.store.samples([sid for _, _, sid, _ in todo])}
     gate = asyncio.Semaphore(settings.concurrency)
     written = 0
-    async with JsonCaller(settings.model_for("judge"), settings) as caller:
+    # The model that judged writes the explanations (a jury's: the configured judge).
+    config = settings.model_for("judge") if judge.jurors else judge.endpoint(settings)
+    async with JsonCaller(config, settings) as caller:
         async def one(g: Subgoal, sample_hash: str, sample_id: str, p: float) -> None:
             nonlocal written
             messages = explain_messages(goal, g, samples[sample_id], p, settings.judge_context_tokens)

@@ -18,7 +18,7 @@ from typing import Literal
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field
 
-from goalcover.tools.core.store import INDEXED_SCORE_KEYS, JUDGE_KEY
+from goalcover.tools.core.store import INDEXED_SCORE_KEYS
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.judge.llm import BulkJsonCaller, Limits, Usage
@@ -26,6 +26,7 @@ from goalcover.tools.core.tokens import estimate_tokens
 from goalcover.tools.core.shapes import Goal, Sample
 from goalcover.tools.core.lock import writes
 from goalcover.tools.judge.fit_store import fits_of, save_fits
+from goalcover.tools.judge.judge_ref import JudgeRef, current_judge, save_judge
 from goalcover.tools.core.workspace import Workspace
 from goalcover.tools.judge.calls import (
     EST_TOKENS_PER_VERDICT, FIT_VERSION, JUDGE_MAX_CHARS, MAX_TOKENS_PER_VERDICT, MODES, VERDICT_SCHEMA, JudgeSpec, Mode,
@@ -35,9 +36,9 @@ from goalcover.tools.judge.calls import (
 
 __all__ = [  # one judge call (from `calls`), and the run: plan, score, index_scores
     "EST_TOKENS_PER_VERDICT", "FIT_VERSION", "JUDGE_MAX_CHARS", "MAX_TOKENS_PER_VERDICT", "MODES", "VERDICT_SCHEMA",
-    "JudgeSpec", "Mode", "Progress", "ScorePlan", "ScoreResult", "Task", "Verdict", "batched_schema", "check_mode",
+    "JudgeRef", "JudgeSpec", "Mode", "Progress", "SampledEstimate", "ScorePlan", "ScoreResult", "SubgoalEstimate", "Task", "Verdict", "batched_schema", "check_mode",
     "est_output_tokens", "index_scores", "iter_tasks", "judge_messages", "judge_request", "judge_spec", "judge_text",
-    "judgment_rows", "pair_row", "plan", "prompt_version", "run", "sample_budget", "score",
+    "judgment_rows", "pair_row", "plan", "prompt_version", "resolve_judge", "run", "sample_budget", "score",
 ]
 
 Progress = Callable[..., None]
@@ -61,6 +62,31 @@ class ScorePlan(BaseModel):
     est_cost: float
 
 
+class SubgoalEstimate(BaseModel):
+    """One subgoal's estimated coverage from a sampled run: the share of samples supporting it, its 95%
+    interval (shares 0-1) and the probability that it is weak."""
+
+    id: str
+    share: float
+    ci_low: float
+    ci_high: float
+    p_weak: float
+
+
+class SampledEstimate(BaseModel):
+    """A sampled run's estimate (`score --json`'s "estimate"): `samples` judged of `population`, per subgoal."""
+
+    samples: int
+    population: int
+    subgoals: list[SubgoalEstimate]
+
+
+def resolve_judge(ws: Workspace, judge: JudgeRef | str | None = None) -> JudgeRef:
+    """`judge` as a JudgeRef: itself, or resolved from the workspace's settings with `judge` as the mode
+    (None: GOALCOVER_JUDGE_MODE). Raises BadInput (unknown mode) and ConfigError (no judge model name)."""
+    return judge if isinstance(judge, JudgeRef) else JudgeRef.resolve(ws.settings, judge)
+
+
 class ScoreResult(BaseModel):
     """`goalcover score --json`; the first four keys are fixed by the design."""
 
@@ -78,7 +104,7 @@ class ScoreResult(BaseModel):
     stopped: str | None = Field(None, description="why the run stopped early, if it did")
     elapsed_s: float = 0.0
     via: Literal["live", "batch"] = "live"
-    estimate: dict | None = Field(
+    estimate: SampledEstimate | None = Field(
         None, description="sampled runs only: {samples, population, subgoals: [{id, share, ci_low, ci_high, p_weak}]}"
     )
 
@@ -117,25 +143,27 @@ def iter_tasks(ws: Workspace, goal: Goal, mode: Mode, version: str, model: str,
                 yield from (Task(sample, [g], fit) for g in missing)
 
 
-def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = None, *,
+def plan(ws: Workspace, mode: JudgeRef | str | None = None, samples: list[Sample] | None = None, *,
          keep_tasks: bool = True) -> tuple[ScorePlan, list[Task], Goal]:
     """What a run would do: the pairs still missing, grouped into calls, with token and cost estimates
     (tokens estimated locally, USD from the judge's prices; 0 when it has none). Calls no model.
 
-    `samples` defaults to the dataset, streamed from the store (see iter_tasks); synthesis passes its
-    candidates to have them judged the same way. Returns (plan, the calls as tasks — [] when not
+    `mode` is the judge: a JudgeRef, or a mode resolved with the settings (see resolve_judge; default
+    GOALCOVER_JUDGE_MODE). `samples` defaults to the dataset, streamed from the store (see iter_tasks);
+    synthesis passes its candidates to have them judged the same way. Returns (plan, the calls as tasks — [] when not
     `keep_tasks` — , the goal). Raises BadInput (unknown mode, no samples, no goal) and ConfigError (no
     judge model name).
     """
-    check_mode(mode)
+    judge = resolve_judge(ws, mode)
+    mode = judge.mode
     goal = current_goal(ws)
     assert goal is not None
     count = ws.store.count_samples() if samples is None else len(samples)
     if not count:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    config = ws.settings.model_for("judge", need_key=False)  # a plan calls nothing: the model name is enough
+    config = judge.endpoint(ws.settings, need_key=False)  # a plan calls nothing: the model name is enough
     anchors = ws.settings.judge_anchors
-    version = prompt_version(mode, anchors)
+    version = judge.prompt_version
     tasks: list[Task] = []
     est_prompt = to_score = calls = 0
     for task in iter_tasks(ws, goal, mode, version, config.model, samples):
@@ -171,15 +199,16 @@ def plan(ws: Workspace, mode: Mode = "batched", samples: list[Sample] | None = N
 @writes("score")
 async def score(
     ws: Workspace,
-    mode: Mode = "batched",
+    mode: JudgeRef | str | None = None,
     *,
     concurrency: int | None = None,
     max_cost: float | None = None,
     progress: Progress | None = None,
     samples: list[Sample] | None = None,
 ) -> ScoreResult:
-    """Judge every missing sample × subgoal pair (of `samples`, default the dataset) and commit each
-    judgment the moment it arrives.
+    """Judge every missing sample × subgoal pair (of `samples`, default the dataset) with the judge `mode`
+    (a JudgeRef, or a mode resolved with the settings: see resolve_judge) and commit each judgment the
+    moment it arrives; that judge becomes the workspace's current judge.
 
     At most `concurrency` calls (default GOALCOVER_CONCURRENCY) are in flight; `max_cost` (USD) stops
     before a call that could cross it; `progress(done, total, tokens=…, cost=…, failed=…)` is called after
@@ -188,7 +217,7 @@ async def score(
     a second cancellation while draining abandons the calls in flight. Raises BadInput (unknown mode, no
     samples) and ConfigError (no judge model).
     """
-    run = _ScoreRun(ws, mode, samples, concurrency, max_cost, progress)  # plan it; record the judge and the run
+    run = _ScoreRun(ws, resolve_judge(ws, mode), samples, concurrency, max_cost, progress)  # plan it; record the judge and the run
     result = await run.judge_all()  # the calls, each judgment committed as it arrives; the run's record closed
     run.count_judgments(result)  # what the goal and dataset now hold under this judge
     if samples is None:  # a run over the dataset: record the coverage it left (history, diff, verify)
@@ -202,14 +231,14 @@ class _ScoreRun:
     """One scoring run's state and steps (see `score`): a producer streams the missing tasks from the store
     into a bounded queue, `width` workers send them, each call and its commit is shielded from cancellation."""
 
-    def __init__(self, ws: Workspace, mode: Mode, samples: list[Sample] | None, concurrency: int | None,
+    def __init__(self, ws: Workspace, judge: JudgeRef, samples: list[Sample] | None, concurrency: int | None,
                  max_cost: float | None, progress: Progress | None) -> None:
         self.started = time.monotonic()
-        self.ws, self.mode, self.samples, self.max_cost, self.progress = ws, mode, samples, max_cost, progress
-        self.plan, _, self.goal = plan(ws, mode, samples, keep_tasks=False)  # counts only; the tasks stream later
-        self.config = ws.settings.model_for("judge")
+        self.ws, self.mode, self.samples, self.max_cost, self.progress = ws, judge.mode, samples, max_cost, progress
+        self.plan, _, self.goal = plan(ws, judge, samples, keep_tasks=False)  # counts only; the tasks stream later
+        self.config = judge.endpoint(ws.settings)
         self.version = self.plan.prompt_version
-        ws.store.set_meta(JUDGE_KEY, {"model": self.config.model, "prompt_version": self.version, "mode": mode})
+        save_judge(ws, judge)
         self.caller = BulkJsonCaller(self.config, ws.settings, limits=Limits.from_settings(ws.settings))
         self.top_logprobs = ws.settings.judge_logprobs
         self.run_id = ws.store.start_run("score", self.plan.model_dump())
@@ -371,8 +400,8 @@ def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
     analysis reads them (`vectors.cached_vectors`). `progress(done, total)` is called per batch."""
     goal = current_goal(ws)
     assert goal is not None
-    judge = ws.store.get_meta(JUDGE_KEY)
-    if not judge:
+    judge = current_judge(ws)
+    if judge is None:
         return 0
     # Merge into the metadata; None removes keys of subgoals that no longer exist.
     keys = sorted(set(ws.store.get_meta(INDEXED_SCORE_KEYS, [])) | {f"score_{g.id}" for g in goal.subgoals})
@@ -392,7 +421,7 @@ def index_scores(ws: Workspace, progress: Progress | None = None) -> int:
             progress(done, total)
 
     # Streamed sample by sample from one SQL join: memory stays flat in the dataset's size.
-    for sample_id, per in ws.store.iter_scores(judge["prompt_version"], judge["model"], subgoals, explanations=False):
+    for sample_id, per in ws.store.iter_scores(judge.prompt_version, judge.model, subgoals, explanations=False):
         ids.append(sample_id)
         metadatas.append({k: per.get(k.removeprefix("score_"), (None,))[0] for k in keys})
         if len(ids) == batch:

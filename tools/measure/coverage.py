@@ -6,13 +6,14 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.judge.judge_quality import JudgeQuality, judge_quality
+from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
 from goalcover.tools.core.shapes import Sample
-from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.core.store import JUDGE_KEY  # noqa: F401 (re-exported: views, tools_data, synthesis import it here)
 from goalcover.tools.core.workspace import Workspace
 
 
@@ -90,7 +91,8 @@ class CoverageReport(BaseModel):
     subgoals: list[SubgoalCoverage]
     off_goal: int = Field(description="samples that no subgoal scores above the off-goal threshold")
     off_goal_ids: list[str]
-    judge: dict = Field(description="the judge the scores come from: model, prompt_version, mode; empty before scoring")
+    judge: JudgeRef | None = Field(
+        None, description="the judge the scores come from: model, prompt_version, mode (jury); {} in JSON before scoring")
     thresholds: Thresholds
     failures: list[Failure] = []
     synthetic_accepted: int = 0
@@ -103,24 +105,29 @@ class CoverageReport(BaseModel):
         description="how far to trust the judge: agreement with the user's labels, length bias, order check, failure rates, flags",
     )
 
+    @field_serializer("judge")
+    def _judge_json(self, judge: JudgeRef | None) -> dict:
+        return judge.to_stored() if judge else {}  # the stored shape; {} before scoring, as always
+
 
 def _subgoal_map(goal) -> dict[str, str]:
     return {g.hash: g.id for g in goal.subgoals}
 
 
-def sample_scores(ws: Workspace, samples: list[Sample] | None = None, *, explanations: bool = True) -> tuple[dict[str, dict[str, tuple[int, str]]], dict]:
-    """(sample id -> subgoal id -> (score 1-5, explanation), the judge's meta) for the current goal and the
-    last judge, over `samples` (default the dataset, read by one SQL join without loading the samples);
-    ({}, {}) before any scoring. Holds every judgment of the dataset: whole-dataset passes that can go
-    sample by sample use `store.iter_scores` instead."""
+def sample_scores(ws: Workspace, samples: list[Sample] | None = None, *, explanations: bool = True,
+                  judge: JudgeRef | None = None) -> tuple[dict[str, dict[str, tuple[int, str]]], JudgeRef | None]:
+    """(sample id -> subgoal id -> (score 1-5, explanation), the judge) for the current goal and `judge`
+    (default the last one, `current_judge`), over `samples` (default the dataset, read by one SQL join
+    without loading the samples); ({}, None) before any scoring. Holds every judgment of the dataset:
+    whole-dataset passes that can go sample by sample use `store.iter_scores` instead."""
     goal = current_goal(ws)
-    judge = ws.store.get_meta(JUDGE_KEY)
+    judge = judge or current_judge(ws)
     if judge is None:
-        return {}, {}
+        return {}, None
     if samples is None:
-        scores = ws.store.iter_scores(judge["prompt_version"], judge["model"], _subgoal_map(goal), explanations=explanations)
+        scores = ws.store.iter_scores(judge.prompt_version, judge.model, _subgoal_map(goal), explanations=explanations)
         return dict(scores), judge
-    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], [s.content_hash for s in samples])
+    judged = ws.store.judgments_among(judge.prompt_version, judge.model, [s.content_hash for s in samples])
     out: dict[str, dict[str, tuple[int, str]]] = {}
     for sample in samples:
         out[sample.id] = {
@@ -129,12 +136,12 @@ def sample_scores(ws: Workspace, samples: list[Sample] | None = None, *, explana
     return out, judge
 
 
-def sample_weighted(ws: Workspace, samples: list[Sample], judge: dict) -> dict[str, dict[str, float]]:
-    """sample id -> subgoal id -> G-Eval weighted score, where the judge recorded one."""
+def sample_weighted(ws: Workspace, samples: list[Sample], judge: JudgeRef | None) -> dict[str, dict[str, float]]:
+    """sample id -> subgoal id -> G-Eval weighted score, where `judge` recorded one ({} for no judge)."""
     if not judge:
         return {}
     goal = current_goal(ws)
-    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], [s.content_hash for s in samples])
+    judged = ws.store.judgments_among(judge.prompt_version, judge.model, [s.content_hash for s in samples])
     out = {
         sample.id: {
             g.id: judged[(sample.content_hash, g.hash)][2]
@@ -174,8 +181,9 @@ def supports(score: int, weighted: float | None, settings) -> bool:
     return weighted >= settings.support_weighted if weighted is not None else score >= settings.support_threshold
 
 
-def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
-    """Coverage of the current goal from the last judge's stored judgments (no model call): per subgoal,
+def coverage(ws: Workspace, best: int = 5, judge: JudgeRef | None = None) -> CoverageReport:
+    """Coverage of the current goal from `judge`'s stored judgments (default the last judge's,
+    `current_judge`; no model call): per subgoal,
     supporting samples, share, mean, histogram, weak flag and the `best` best sample ids; off-goal samples,
     failed and unscored pairs; coverage after accepted synthetic samples. Counted by SQL aggregates over
     the workspace's store (nothing loads every sample or judgment). Raises BadInput when the workspace
@@ -186,13 +194,13 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     total = ws.store.count_samples()
     if not total:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    judge = ws.store.get_meta(JUDGE_KEY) or {}
+    judge = judge or current_judge(ws)
     subgoals = _subgoal_map(goal)
     tallies = {g.id: _Tally() for g in goal.subgoals}
     failures: list[Failure] = []
     off_goal: list[str] = []
     if judge:
-        version, model = judge["prompt_version"], judge["model"]
+        version, model = judge.key
         for subgoal_id, score, n, weighted_sum, weighted_n in ws.store.score_tallies(version, model, subgoals):
             tallies[subgoal_id].add(score, n, weighted_sum, weighted_n)
         for subgoal_id, (n, n_verdict) in ws.store.support_counts(
@@ -211,7 +219,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     rows = _rows(goal, tallies, total, failures, settings, best)
     after = None
     if accepted and judge:
-        extra, _ = sample_scores(ws, accepted)
+        extra, _ = sample_scores(ws, accepted, judge=judge)
         weighted = sample_weighted(ws, accepted, judge)
         more = {sid: tally.copy() for sid, tally in tallies.items()}
         for sample_id, per in extra.items():
@@ -225,7 +233,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
         after = _rows(goal, more, total + len(accepted), failures, settings, best)
     judged_pairs = sum(sum(t.histogram.values()) for t in tallies.values())
     unscored = total * len(goal.subgoals) - judged_pairs - len(failures)
-    estimated = _apply_estimate(ws, goal, rows) if unscored and judge else None
+    estimated = _apply_estimate(ws, goal, rows, judge) if unscored and judge else None
     if estimated is None and unscored and judge:  # a run under way or stopped: over the scored samples only
         from goalcover.tools.measure.partial import apply_partial
 
@@ -256,7 +264,7 @@ def coverage(ws: Workspace, best: int = 5) -> CoverageReport:
     )
 
 
-def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage]) -> EstimateInfo | None:
+def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage], judge: JudgeRef) -> EstimateInfo | None:
     """Where a saved sample design matches the dataset, replace each row's share and mean (biased while the
     data is partly scored) by the stratified estimates with their intervals, and decide `weak` on them.
     Reads only the drawn samples' judgments."""
@@ -268,7 +276,7 @@ def _apply_estimate(ws: Workspace, goal, rows: list[SubgoalCoverage]) -> Estimat
         return None
     settings = ws.settings
     drawn = ws.store.samples(design.drawn_ids())
-    scores, judge = sample_scores(ws, drawn, explanations=False)
+    scores, _ = sample_scores(ws, drawn, explanations=False, judge=judge)
     weighted = sample_weighted(ws, drawn, judge)
     decided = {i: {g: supports(v, weighted.get(i, {}).get(g), settings) for g, (v, _) in per.items()} for i, per in scores.items()}
     est = estimate(design, {i: {g: v for g, (v, _) in per.items()} for i, per in scores.items()},

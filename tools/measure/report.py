@@ -20,7 +20,7 @@ def to_json(report: CoverageReport) -> dict:
     estimated coverage adds ci_low/ci_high (and p_weak, mean_ci_low/high) per subgoal and "estimate" {samples, population, confidence}."""
     data = report.model_dump(exclude={"judge_quality"} | (set() if report.estimate else {"estimate"}))
     # The design puts judge-quality figures under "judge", beside the judge's model and prompt version.
-    data["judge"] = {**report.judge, **report.judge_quality.to_json()}
+    data["judge"] = {**data["judge"], **report.judge_quality.to_json()}
     if report.estimate:
         return data
     for key in ("subgoals", "after"):
@@ -99,12 +99,13 @@ def to_markdown(report: CoverageReport) -> str:
     histogram (and G-Eval weighted means when recorded), before/after synthetic samples, off-goal sample
     ids (first 20), failed judgments (first 20). `coverage_markdown` is the short form."""
     judge = report.judge
+    model, version = (judge.model, judge.prompt_version) if judge else ("—", "—")
     lines = [
         "# Coverage report",
         "",
         f"**Goal:** {report.goal}",
         "",
-        f"{report.samples} samples · judge `{judge.get('model', '—')}` ({judge.get('prompt_version', '—')}) · "
+        f"{report.samples} samples · judge `{model}` ({version}) · "
         f"a sample supports a subgoal at score ≥ {report.thresholds.support}",
         "",
     ]
@@ -275,7 +276,7 @@ tr.weak td {{ color: #b00; font-weight: 600; }} p.flag {{ color: #b00; }}
 </style></head><body>
 <h1>Coverage report</h1>
 <p><b>Goal:</b> {html.escape(report.goal)}</p>
-<p>{report.samples} samples · judge <code>{html.escape(str(report.judge.get('model', '—')))}</code> ·
+<p>{report.samples} samples · judge <code>{html.escape(report.judge.model if report.judge else '—')}</code> ·
 supporting = score ≥ {report.thresholds.support} · off-goal samples: {report.off_goal} ·
 failed judgments: {report.failed} · not yet scored: {report.unscored}</p>
 {f'<p><b>{html.escape(estimate_note(report))}</b></p>' if report.estimate else ''}

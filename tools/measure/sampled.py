@@ -26,7 +26,7 @@ GROWTH_MARGIN = 1.15
 Scorer = Callable[..., Awaitable[scoring.ScoreResult]]
 
 
-def sample_for_budget(ws: Workspace, budget: float, mode: scoring.Mode = "batched", price_factor: float = 1.0) -> int:
+def sample_for_budget(ws: Workspace, budget: float, mode: scoring.JudgeRef | scoring.Mode | None = None, price_factor: float = 1.0) -> int:
     """How many samples `budget` USD buys: the dry-run's estimated cost per sample still to score (times
     `price_factor`, the batch discount for `--via batch`). Raises BadInput when the judge has no price or
     the budget buys no sample."""
@@ -63,7 +63,7 @@ def current_estimate(ws: Workspace, design) -> Estimate:
 @writes("score")
 async def score_sampled(
     ws: Workspace,
-    mode: scoring.Mode = "batched",
+    mode: scoring.JudgeRef | scoring.Mode | None = None,
     *,
     n: int | None = None,
     target_width: float | None = None,
@@ -73,7 +73,8 @@ async def score_sampled(
     width_of: Callable[[Estimate], float] | None = None,
     **score_kwargs,
 ) -> scoring.ScoreResult:
-    """Score a stratified random sample of `n` samples (default DEFAULT_FIRST_DRAW) and estimate coverage;
+    """Score a stratified random sample of `n` samples (default DEFAULT_FIRST_DRAW) with the judge `mode`
+    (a JudgeRef, or a mode resolved with the settings, default GOALCOVER_JUDGE_MODE) and estimate coverage;
     with `target_width` (points, 0-100) draw more — projected from the widest interval by 1/√n — until every
     subgoal's 95% interval is narrower, the whole dataset is drawn, or `max_cost` (USD, over all rounds)
     stops it. `scorer` is scoring.score (live) or the batch engine's; other keyword arguments go to it.
@@ -82,12 +83,13 @@ async def score_sampled(
     if target_width is not None and not 0 < target_width <= 100:
         raise BadInput(f"--target-width {target_width:g}: give interval points between 0 and 100")
     scorer = scorer or scoring.score
+    judge = scoring.resolve_judge(ws, mode)  # once: every round judges alike
     size = n or DEFAULT_FIRST_DRAW
     total: scoring.ScoreResult | None = None
     while True:
         design = draw(ws, size)
         spent = total.cost if total else 0.0
-        result = await scorer(ws, mode, samples=ws.store.samples(design.drawn_ids()),
+        result = await scorer(ws, judge, samples=ws.store.samples(design.drawn_ids()),
                               max_cost=None if max_cost is None else max(0.0, max_cost - spent), **score_kwargs)
         total = result if total is None else _add(total, result)
         est = current_estimate(ws, design)
@@ -99,7 +101,7 @@ async def score_sampled(
         if widest < target_width:
             break
         size = min(design.population, max(design.size + 1, math.ceil(design.size * (widest / target_width) ** 2 * GROWTH_MARGIN)))
-    total.estimate = est.summary()
+    total.estimate = scoring.SampledEstimate.model_validate(est.summary())
     from goalcover.tools.history.versions import record_snapshot
 
     record_snapshot(ws, None)  # the estimated coverage, with its intervals, in the history

@@ -45,11 +45,12 @@ from goalcover.tools.judge.fit_store import save_fits
 from goalcover.tools.judge.llm import BulkJsonCaller, Limits, ReplyError, Result, Usage, message_dicts, parse_json_reply
 from goalcover.tools.core.shapes import Sample
 from goalcover.tools.core.lock import writes
+from goalcover.tools.judge.judge_ref import JudgeRef, save_judge
 from goalcover.tools.judge.scoring import (
     Mode, Progress, ScoreResult, Task, iter_tasks, judge_messages, judge_request, judge_spec, judgment_rows, plan,
+    resolve_judge,
 )
 from goalcover.tools.core.settings import ModelConfig, Settings
-from goalcover.tools.core.store import JUDGE_KEY
 from goalcover.tools.core.workspace import Workspace
 
 RAY_EXTRA = "--engine ray needs the ray extra: pip install 'goalcover[ray]'"
@@ -209,7 +210,7 @@ def _rows(batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
 @writes("score")
 def score_on_ray(
     ws: Workspace,
-    mode: Mode = "batched",
+    mode: JudgeRef | Mode | None = None,
     *,
     address: str | None = None,
     actors: int = 2,
@@ -223,6 +224,7 @@ def score_on_ray(
     """Judge every missing sample × subgoal pair on a Ray cluster and commit each block's judgments on
     the driver as the block finishes.
 
+    `mode`: the JudgeRef, or a mode resolved with the settings (default GOALCOVER_JUDGE_MODE).
     `address`: see `connected`. `actors`: Ray Data actors sending calls (each needs ACTOR_CPUS of a CPU),
     each with `concurrency` calls in flight (default GOALCOVER_CONCURRENCY). `block_size`: calls per block
     (default: about four blocks per actor, at most MAX_BLOCK). Runs of more than WAVE calls go to Ray in
@@ -240,28 +242,24 @@ def score_on_ray(
         raise BadInput(f"--ray-processor {processor!r}: choose actors or http")
     if vllm_model and processor != "actors":
         raise BadInput("--vllm runs its own processor: leave out --ray-processor")
-    if not vllm_model:
-        return _score(ws, mode, address, actors, concurrency, block_size, None, processor, progress, samples)
-    # The vLLM model is the judge of this run: the plan looks up (and the rows carry) its cache keys.
-    original = ws.settings
-    ws.settings = original.model_copy(update={"judge_model": vllm_model})
-    try:
-        return _score(ws, mode, address, actors, concurrency, block_size, vllm_model, processor, progress, samples)
-    finally:
-        ws.settings = original
+    judge = resolve_judge(ws, mode)  # a JudgeRef, or a mode (default GOALCOVER_JUDGE_MODE)
+    if vllm_model:  # the vLLM model is the judge of this run: the plan looks up (and the rows carry) its cache keys
+        judge = judge.with_model(vllm_model)
+    return _score(ws, judge, address, actors, concurrency, block_size, vllm_model, processor, progress, samples)
 
 
-def _score(ws: Workspace, mode: Mode, address: str | None, actors: int, concurrency: int | None,
+def _score(ws: Workspace, judge: JudgeRef, address: str | None, actors: int, concurrency: int | None,
            block_size: int | None, vllm_model: str | None, processor: str, progress: Progress | None,
            samples: list[Sample] | None) -> ScoreResult:
     started = time.monotonic()
-    score_plan, _, goal = plan(ws, mode, samples, keep_tasks=False)  # counts only; the tasks stream in waves
+    mode = judge.mode
+    score_plan, _, goal = plan(ws, judge, samples, keep_tasks=False)  # counts only; the tasks stream in waves
     # vLLM runs on the workers: no endpoint, so no key, is needed.
-    config = ws.settings.model_for("judge", need_key=not vllm_model)
+    config = judge.endpoint(ws.settings, need_key=not vllm_model)
     if score_plan.calls:
         require_ray()
     version = score_plan.prompt_version
-    ws.store.set_meta(JUDGE_KEY, {"model": config.model, "prompt_version": version, "mode": mode})
+    save_judge(ws, judge)
     run_id = ws.store.start_run("score", score_plan.model_dump() | {"engine": "ray", "actors": actors,
                                                                      "processor": "vllm" if vllm_model else processor})
     usage = Usage()

@@ -81,7 +81,7 @@ def test_sampled_run_scores_only_the_sample_and_its_intervals_hold_the_estimate(
     # Proportional allocation: every stratum's draw is its share of 30, rounded.
     for label, ids in design.strata.items():
         assert abs(design.drawn[label] - 30 * len(ids) / N) < 1
-    est = result.estimate
+    est = result.to_json()["estimate"]  # the design's fixed JSON shape
     assert set(est) == {"samples", "population", "subgoals"} and (est["samples"], est["population"]) == (30, N)
     known = truth(data)
     for row in est["subgoals"]:
@@ -143,7 +143,7 @@ def test_target_width_keeps_drawing_until_every_interval_is_narrow_enough(ws, fa
     assert all(width >= 30 for _, width in rounds[:-1]) and rounds[-1][1] < 30
     assert [n for n, _ in rounds] == sorted({n for n, _ in rounds})  # each round draws more
     assert fake_openai.stats()["completions"] == rounds[-1][0]  # earlier rounds were never paid again
-    assert max(r["ci_high"] - r["ci_low"] for r in result.estimate["subgoals"]) * 100 < 30
+    assert max(r.ci_high - r.ci_low for r in result.estimate.subgoals) * 100 < 30
 
 
 def test_target_width_stops_at_once_when_met_and_at_the_whole_dataset(ws, fake_openai):
