@@ -208,7 +208,9 @@ async def reopen(web) -> None:
     draft, _ = await web.current_draft()
     pending = (await session.pending())[:1] if session is not None else []
     if not pending:
-        await views.next_steps(web.out, web.ws, "Reopened this conversation: the steps that apply now.", draft=draft)
+        acts = await views.next_actions(web.ws, draft=draft)
+        await web.out.send("Reopened this conversation: the steps that apply now." if acts else
+                           "Reopened this conversation. Ask on, or upload a dataset.", acts)
     for waiting in pending:
         await approval(web, waiting)
     await iterate_views.since_view(web.out, web.ws)

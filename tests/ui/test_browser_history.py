@@ -14,7 +14,7 @@ from goalcover.testing import FakeOpenAI
 from tests.conftest import SFT, head_lines
 from tests.support.judges import CONTRACT_PATTERNS, topical_judge
 from tests.ui.conftest import GOAL, serve, shot, subgoal_rules
-from tests.ui.test_browser import LONG, click, expect_text, idle, send, upload
+from tests.ui.test_browser import LONG, click, expect_text, idle, pages, send, upload  # noqa: F401 (fixture)
 
 N = 24  # samples: the first records of contracts_alpaca.jsonl
 
@@ -100,3 +100,17 @@ def test_reload_restores_the_conversation_and_the_list_shows_an_earlier_one(brow
         plots = db.execute("SELECT count(*) FROM elements WHERE type = 'plotly'").fetchone()[0]
     assert threads == 2 and plots >= 2
     assert list((workspace / "conversations" / "files").rglob("*.mime"))
+
+
+def test_without_a_login_the_welcome_says_the_conversation_is_shared(pages, tmp_path):
+    """No login: no data layer (Chainlit lists conversations per user only), and the welcome says, once,
+    that everyone who opens the page shares its one conversation."""
+    from playwright.sync_api import expect
+
+    with FakeOpenAI() as fake, serve(tmp_path / "ws", fake) as url:
+        page = pages()
+        page.goto(url)
+        expect_text(page, "Start by uploading your dataset", 30_000)
+        expect(page.get_by_text("shares this one conversation")).to_have_count(1)
+        idle(page)
+    assert not (tmp_path / "ws" / "conversations").exists()
