@@ -74,6 +74,7 @@ def test_reload_restores_the_conversation_and_the_list_shows_an_earlier_one(brow
             page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
             assert page.locator(".js-plotly-plot").count() == charts  # the charts come from the data layer
             expect(page.get_by_role("button", name="Export dataset", exact=True).last).to_be_visible()
+            shot(page, "history-reloaded")
             expect(page.get_by_role("button", name="Score the dataset", exact=True)).to_have_count(0)
             idle(page)
             assert not [r for r in fake.requests[calls:] if r.schema_name == "judgment"]
