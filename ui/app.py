@@ -20,7 +20,7 @@ import chainlit.config
 
 from goalcover.tools.core.messages import internal_error
 from goalcover.tools.core.settings import load_settings
-from goalcover.ui import runs, webauth
+from goalcover.ui import history, runs, webauth
 from goalcover.ui.webchat import WebChat
 
 SETTINGS = load_settings()
@@ -31,12 +31,32 @@ webauth.ensure_auth_secret(WORKSPACE)
 chainlit.auth.jwt.get_jwt_secret = lambda: webauth.token_secret(WORKSPACE)
 chainlit.config.config.project.user_session_timeout = int(SETTINGS.ui_login_hours * 3600)
 
-if webauth.login_required(WORKSPACE):
+# With a login, Chainlit's data layer keeps each user's conversations and lists them (ui/history.py);
+# without one there is no user to list them for, and the workspace's one conversation is shared.
+KEPT = webauth.login_required(WORKSPACE)
+if KEPT:
 
     @cl.password_auth_callback
     def login(username: str, password: str) -> cl.User | None:
         name = webauth.check(username, password, WORKSPACE)
         return None if name is None else cl.User(identifier=name, metadata={"provider": "credentials"})
+
+    @cl.data_layer
+    def conversations():
+        """Chainlit's SQLAlchemyDataLayer on WORKSPACE/conversations/chat.sqlite (ui/history.py)."""
+        return history.data_layer(WORKSPACE)
+
+    history.add_file_route(WORKSPACE)
+
+    @cl.on_chat_resume
+    async def resume(thread: dict) -> None:
+        """Chainlit's reopening of a kept conversation: its LangGraph thread is the Chainlit thread; the
+        page shows the saved messages, then the buttons that apply now (after Chainlit sends the history)."""
+        name = cl.context.session.user.identifier
+        web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name, typed_paths=webauth.typed_paths_allowed(),
+                      conversation=str(thread["id"]))
+        cl.user_session.set("chat", web)
+        background(lambda: history.reopen(web))
 
 
 def chat() -> WebChat:
@@ -49,12 +69,13 @@ async def start() -> None:
     """Chainlit's chat start: a WebChat on the user's workspace (per user when logins are on), resuming where it stands."""
     user = cl.context.session.user
     name = user.identifier if user else None
-    web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name or "You", typed_paths=webauth.typed_paths_allowed())
+    web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name or "You", typed_paths=webauth.typed_paths_allowed(),
+                  conversation=cl.context.session.thread_id if KEPT else None, shared=user is None)
     cl.user_session.set("chat", web)
     await web.start()
     if runs.live(web.root) is not None:  # work started before a reload or in another window: watch it here
         # A page that has not been used yet hides the stop button: tell it the chat has begun.
-        await cl.context.emitter.emit("first_interaction", {"interaction": "watch", "thread_id": cl.context.session.thread_id})
+        await begin("Watching a run")
         background(web.busy)
 
 
@@ -64,8 +85,19 @@ async def message(msg: cl.Message) -> None:
     if not msg.content.strip():
         # The UI takes a first message without text (a bare upload) for "not started yet" and then never
         # shows the stop button; tell it the chat has begun.
-        await cl.context.emitter.emit("first_interaction", {"interaction": "upload", "thread_id": cl.context.session.thread_id})
+        await begin("upload")
     await chat().handle(msg)
+
+
+async def begin(interaction: str) -> None:
+    """Tell the page the chat has begun (it shows the stop button only then); with conversations kept, this
+    is Chainlit's own start of the thread (saved under the user, listed), so a reload can reopen it."""
+    session = cl.context.session
+    if KEPT and not session.has_first_interaction:
+        session.has_first_interaction = True
+        await cl.context.emitter.init_thread(interaction)
+    else:
+        await cl.context.emitter.emit("first_interaction", {"interaction": interaction, "thread_id": session.thread_id})
 
 
 @cl.on_chat_end

@@ -107,12 +107,13 @@ def ui_command(
     """Serve the chat app: upload a dataset, state your goal, review its coverage.
 
     Serves on http://HOST:PORT (default http://127.0.0.1:8000) without opening a browser; --open opens one
-    as well. Reopening the page continues the
-    workspace's last conversation. Set GOALCOVER_UI_PASSWORD to require a login (any user name; each user
+    as well. Without a login, reopening the page continues the
+    workspace's one, shared conversation. Set GOALCOVER_UI_PASSWORD to require a login (any user name; each user
     gets a workspace of their own), or add named users with `goalcover ui users add NAME` (hashed, in
     WORKSPACE/.ui-users; GOALCOVER_UI_USERS="alice:pw1,bob:pw2" works too). A login lasts
     GOALCOVER_UI_LOGIN_HOURS (24); changing users or passwords ends earlier logins. Serving beyond loopback
-    (--host 0.0.0.0) without a login is refused unless --allow-open. Needs a model with tool calling for the
+    (--host 0.0.0.0) without a login is refused unless --allow-open. With a login, each user's
+    conversations are kept in WORKSPACE/conversations/ (reload restores one; the sidebar lists them). Needs a model with tool calling for the
     conversation (GOALCOVER_AGENT_MODEL or GOALCOVER_MODEL).
     """
     command, env = server_command(workspace, port, host, headless, allow_open)

@@ -45,6 +45,9 @@ NO_MODEL = ("**No language model is set up yet**, so the chat, subgoals and scor
             "(and `OPENAI_BASE_URL` for another provider), or\n"
             "- **the local model**, one command: `goalcover local serve --model MODEL.gguf`, then set the one line it prints.\n\n"
             "Then reload this page. Uploading a dataset works now.")
+SHARED = ("Without a login, **everyone who opens this page shares this one conversation** and workspace. For "
+          "conversations of your own, listed in the sidebar, start the app with a login (GOALCOVER_UI_PASSWORD, "
+          "or `goalcover ui users add NAME`).")
 NO_MODEL_AGAIN = "No language model is set up yet (see the first message: a hosted model, or `goalcover local serve`); then reload."
 
 
@@ -64,8 +67,11 @@ class IngestStopped(Exception):
 class WebChat:
     """The chat of one browser session on one workspace folder (the user's own, when users log in)."""
 
-    def __init__(self, root: Path, user_name: str = "You", typed_paths: bool = True) -> None:
+    def __init__(self, root: Path, user_name: str = "You", typed_paths: bool = True, conversation: str | None = None,
+                 shared: bool = False) -> None:
         self.root = root
+        self.conversation = conversation  # the LangGraph thread, when Chainlit keeps conversations (ui/history.py)
+        self.shared = shared  # no login: everyone who opens the page shares the workspace's last conversation
         self.user_name = user_name
         self.typed_paths = typed_paths  # off when users log in: a typed path could read any file on the server
         self.ws: Workspace | None = None
@@ -104,7 +110,7 @@ class WebChat:
             from goalcover.agent.threads import last_thread
 
             try:
-                self.session = await Session.open(self.ws, last_thread(self.ws))
+                self.session = await Session.open(self.ws, self.conversation or last_thread(self.ws))
             except GoalCoverError as exc:
                 first = self.agent_error is None
                 self.agent_error = str(exc)
@@ -387,6 +393,8 @@ class WebChat:
 
         info = await asyncio.to_thread(describe, self.ws)
         if info["samples"] and await asyncio.to_thread(current_goal, self.ws, False) is not None:
+            if self.shared:
+                await self.out.send(SHARED)
             await views.status_view(self.out, self.ws, None)
             return
         if info["samples"]:
@@ -402,6 +410,8 @@ class WebChat:
             text += "\n\n" + NO_MODEL
         elif self.agent_error:
             text += f"\n\nThe agent is not available: {self.agent_error} The buttons do each step without it."
+        if self.shared:
+            text += "\n\n" + SHARED
         await self.out.send(text, await views.next_actions(self.ws))
 
     async def replay(self, history: list) -> None:
@@ -421,7 +431,7 @@ class WebChat:
                     step.output = render.tool_result_text(str(results.get(tool_call["id"], "(not run)")))
                     step.end = step.start
                     await step.send()
-        await cl.Message(content="Continuing your last conversation. Ask on, or upload another file.").send()
+        await cl.Message(content="Continuing your last conversation. Ask on, or upload another file." + (f"\n\n{SHARED}" if self.shared else "")).send()
 
     async def internal_error(self, error: BaseException) -> None:
         """Log a bug with its traceback and show it as one Internal error line."""
