@@ -23,7 +23,7 @@ from goalcover.tools.measure import active as active_rounds, predict_store
 from goalcover.tools.measure.coverage import supports
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
-from goalcover.tools.measure.ppi import Predictor, Stratum, cascade_quality, fit, fit_regressor, ppi_share, thresholds
+from goalcover.tools.measure.ppi import Predictor, Stratum, cascade_quality, fit, fit_regressor, ppi_share, thresholds, weak_quality
 from goalcover.tools.core.store import JUDGE_KEY
 from goalcover.tools.measure.strata import SampleDesign, current_design, sample_vectors
 from goalcover.tools.core.workspace import Workspace
@@ -53,6 +53,8 @@ class TargetPrediction(BaseModel):
     t_high: float | None = Field(None, description="cascade: P >= t_high is decided 'yes' by the predictor")
     est_precision: float | None = Field(None, description="cascade's estimated precision of 'yes', on the judged sample (out-of-fold)")
     est_recall: float | None = Field(None, description="cascade's estimated recall of 'yes', on the judged sample (out-of-fold)")
+    est_precision_weak: float | None = Field(None, description="cascade's estimated precision of 'no' (weak: gap analysis reads these), on the judged sample")
+    est_recall_weak: float | None = Field(None, description="cascade's estimated recall of 'no' (weak), on the judged sample (out-of-fold)")
     decided: dict[str, int] = Field(default_factory=dict, description="sample contents decided by 'judge', 'predictor', or 'pending' (for the judge)")
     active_draws: int = Field(0, description="samples drawn by the predictor's uncertainty after the first round (active.py), reweighted in the interval")
 
@@ -246,6 +248,7 @@ def _decide(row: TargetPrediction, labels: dict, p_by_hash: dict[str, float], y:
         row.t_low = None if math.isinf(t_low) else round(t_low, 4)
         row.t_high = None if math.isinf(t_high) else round(t_high, 4)
         row.est_precision, row.est_recall, _ = cascade_quality(y, p_oof, t_low, t_high)
+        row.est_precision_weak, row.est_recall_weak = weak_quality(y, p_oof, t_low, t_high)
     elif min_precision is None and not row.chance:
         t_low = t_high = 0.5
     counts: dict[str, int] = defaultdict(int)
