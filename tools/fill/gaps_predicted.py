@@ -23,6 +23,7 @@ from goalcover.tools.core.workspace import Workspace
 # its nearest one is farther than this quantile of the judged members' distances to their own nearest.
 NEIGHBOURS = 5
 FLOOR_QUANTILE = 0.05
+FLOOR_SUBSET = 2_000
 
 
 class WeakCount(BaseModel):
@@ -64,24 +65,28 @@ def predicted_weak(ws: Workspace) -> dict[str, tuple[list[str], object]]:
 
 def place(member_vectors: list[np.ndarray], candidates: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     """For candidate unit vectors (m, d): the index of the group in `member_vectors` (each (n_g, d), the
-    judged members of one gap) that most of its `k` nearest judged members (cosine) belong to, ties to
-    the nearer; -1 where its nearest member is less similar than FLOOR_QUANTILE of the members' own
+    judged members of one gap) with the largest summed (1 + cosine) over its `k` nearest judged members;
+    -1 where its nearest member is less similar than FLOOR_QUANTILE of the members' own
     nearest-other-member similarities (an outlier to every gap)."""
     if not len(candidates) or not member_vectors:
         return np.full(len(candidates), -1, dtype=int)
     members = np.concatenate(member_vectors)
     group = np.concatenate([np.full(len(m), g) for g, m in enumerate(member_vectors)])
     k = max(1, min(k, len(members)))
-    inner = members @ members.T
-    np.fill_diagonal(inner, -np.inf)
+    # The floor from at most FLOOR_SUBSET members' nearest other member (seeded), so memory stays linear.
+    subset = np.random.default_rng(0).choice(len(members), min(FLOOR_SUBSET, len(members)), replace=False)
+    inner = members[subset] @ members.T
+    inner[np.arange(len(subset)), subset] = -np.inf
     floor = float(np.quantile(inner.max(axis=1), FLOOR_QUANTILE)) if len(members) > 1 else -1.0
     out = np.empty(len(candidates), dtype=int)
-    for start in range(0, len(candidates), 10_000):
-        sims = candidates[start : start + 10_000] @ members.T
-        near = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        for row, idx in enumerate(near):
-            votes = np.bincount(group[idx], weights=sims[row, idx] + 1.0, minlength=len(member_vectors))
-            out[start + row] = int(votes.argmax()) if sims[row, idx[0]] >= floor else -1
+    step = max(1, 20_000_000 // len(members))  # candidates × members similarities per chunk (~80 MB)
+    for start in range(0, len(candidates), step):
+        sims = candidates[start : start + step] @ members.T
+        near = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < len(members) else np.tile(np.arange(len(members)), (len(sims), 1))
+        near_sims = np.take_along_axis(sims, near, axis=1)
+        votes = np.zeros((len(sims), len(member_vectors)))
+        np.add.at(votes, (np.repeat(np.arange(len(sims)), k), group[near].ravel()), (near_sims + 1.0).ravel())
+        out[start : start + step] = np.where(near_sims.max(axis=1) >= floor, votes.argmax(axis=1), -1)
     return out
 
 
