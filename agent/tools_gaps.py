@@ -37,6 +37,7 @@ async def find_gaps(ctx: ToolContext, args: GapsArgs) -> ToolResult:
             "fill_hint": g.fill_hint,
             "aspects": g.aspects,
             "size": g.size,
+            "predicted_size": g.predicted_size,  # after a cascade: samples its predictor decided weak, placed here
             "sample_ids": g.sample_ids,
         }
         for g in gaps

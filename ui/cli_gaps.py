@@ -43,6 +43,7 @@ def gaps(
     Rerunning on unchanged data makes no new LLM call.
     """
     from goalcover.tools.fill.gaps import find_gaps
+    from goalcover.tools.fill.gaps_predicted import weak_counts
 
     with open_workspace(workspace) as ws:
         if dry_run:
@@ -50,8 +51,10 @@ def gaps(
             return
         with err.status("clustering explanations and naming gaps…"):
             found = asyncio.run(find_gaps(ws, subgoal))
+        counts = weak_counts(ws, found)  # judged vs predicted weak samples (after a cascade)
     if as_json:
-        print_json({"gaps": [g.model_dump(exclude={"member_ids"}) for g in found]})
+        print_json({"gaps": [g.model_dump(exclude={"member_ids", "predicted_ids"}) for g in found],
+                    "weak": [c.model_dump() for c in counts]})
         return
     if not found:
         out.print("no gaps: no subgoal is weak" + (f" and {subgoal} has no low-scoring samples" if subgoal else ""))
@@ -64,8 +67,12 @@ def gaps(
         table.add_column(col)
     id_column(table, "examples", [g.sample_ids[0] for g in found if g.sample_ids])
     for g in found:
-        table.add_row(g.id, g.subgoal_id, str(g.size), inert(g.label), inert(g.description), inert("\n".join(g.sample_ids[:3])))
+        size = str(g.size) + (f" + {g.predicted_size:,} predicted" if g.predicted_size else "")
+        table.add_row(g.id, g.subgoal_id, size, inert(g.label), inert(g.description), inert("\n".join(g.sample_ids[:3])))
     out.print(table)
+    from goalcover.ui.cli_predict import print_weak_counts
+
+    print_weak_counts(counts)
 
 
 @handle_errors

@@ -32,3 +32,15 @@ def print_predicted(predicted, band=None) -> None:
         out.print(line, highlight=False, markup=False)
     if band is not None:
         out.print(f"cascade: {band.calls} calls judged the uncertain band (${band.cost:.4f})", highlight=False)
+
+
+def print_weak_counts(counts) -> None:
+    """Under `goalcover gaps`: per subgoal with a cascade (gaps_predicted.WeakCount with predicted samples),
+    how many weak samples the judge scored and how many the predictor decided, with the cascade's estimated
+    precision and recall of "weak" and how many of the predicted ones the gaps hold."""
+    for c in counts:
+        if c.est_precision is None and not c.predicted:
+            continue
+        out.print(f"{c.subgoal_id}: weak samples {c.judged:,} judged + {c.predicted:,} predicted by the cascade "
+                  f"(est. precision {_pct(c.est_precision)}, recall {_pct(c.est_recall)} of 'weak'); "
+                  f"{c.in_gaps:,} predicted ones are in the gaps above", highlight=False, markup=False)

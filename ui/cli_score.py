@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -94,7 +95,8 @@ def score(
     sample is scored and coverage is estimated with intervals; a later full run reuses every judgment.
 
     --engine ray sends the calls through Ray Data on a Ray cluster; the workspace stays here and each
-    block of calls is saved as it finishes (see docs/ray.md).
+    block of calls is saved as it finishes; with --sample/--budget and --predict it predicts on Ray Data
+    too (see docs/ray.md).
     """
     from goalcover.tools.judge import scoring
     from goalcover.tools.judge.judge_ref import JudgeRef
@@ -112,12 +114,13 @@ def score(
         raise BadInput(f"--engine {engine!r}: choose local or ray")
     if engine == "local" and (ray_address or vllm or actors != 2 or ray_processor != "actors"):
         raise BadInput("--ray-address, --actors, --ray-processor and --vllm need --engine ray")
-    if engine == "ray" and (max_cost is not None or via != "live" or sample or budget is not None or target_width is not None or judges):
+    if engine == "ray" and (max_cost is not None or via != "live" or ((sample or budget is not None) and not predict)
+                            or target_width is not None or judges):
         raise BadInput("--engine ray scores every missing pair live with one judge: leave out --max-cost, --via batch, "
-                       "--sample, --budget, --target-width and --judges (see the cost first with --dry-run)")
+                       "--target-width and --judges, and give --sample / --budget only with --predict (see the cost first with --dry-run)")
     if engine == "ray" and mode == "probe":
         raise BadInput("--mode probe runs on the local engine only: leave out --engine ray, or use --mode batched or pair")
-    with open_workspace(workspace) as ws:
+    with open_workspace(workspace) as ws, ExitStack() as stack:
         factor = ws.settings.batch_price_factor if via == "batch" else 1.0
         judge = None if judges and not dry_run else JudgeRef.resolve(ws.settings, mode)  # once; a jury's below
         if dry_run:
@@ -147,6 +150,12 @@ def score(
 
             scorer = score_batch
         sampled = sample is not None or budget is not None or target_width is not None
+        predict_all = None
+        if engine == "ray" and predict and sampled:  # judge the sample and the band on Ray, predict on Ray Data
+            from goalcover.tools.scale.ray_predict import RayPredict, ray_scorer
+
+            scorer = ray_scorer(ray_address, actors, ray_processor, vllm)
+            predict_all = stack.enter_context(RayPredict(ray_address))
         if (predict or min_precision is not None or min_recall is not None) and (not sampled or not predict):
             raise BadInput("--predict learns from a judged sample: give it with --sample N, --budget or --target-width "
                            "(and --min-precision / --min-recall only with --predict)")
@@ -165,7 +174,7 @@ def score(
             judge = JudgeRef.resolve(ws.settings, mode, jurors=jurors)
         assert judge is not None
         with ProgressBar("scoring", fields=("batch", "failed") if via == "batch" else ("cost", "failed")) as bar:
-            if engine == "ray":
+            if engine == "ray" and not sampled:
                 from goalcover.tools.scale.ray_engine import score_on_ray
 
                 result = score_on_ray(ws, judge, address=ray_address, actors=actors, concurrency=concurrency,
@@ -197,9 +206,10 @@ def score(
 
             if min_precision is not None:
                 with ProgressBar("cascade", fields=("cost", "failed")) as bar:
-                    band, predicted = asyncio.run(run_cascade(ws, judge.mode, min_precision, scorer=scorer, min_recall=min_recall, concurrency=concurrency, progress=bar))
+                    band, predicted = asyncio.run(run_cascade(ws, judge.mode, min_precision, scorer=scorer, min_recall=min_recall,
+                                                              predict_all=predict_all, concurrency=concurrency, progress=bar))
             else:
-                predicted = fit_predict(ws)
+                predicted = fit_predict(ws, predict_all=predict_all)
         with ProgressBar("indexing") as bar:
             scoring.index_scores(ws, progress=bar)
         checked = None
@@ -215,7 +225,8 @@ def score(
         if jurors:
             extra["jury"] = [r.model_dump() for r in juror_runs]
         if predicted:
-            extra["predict"] = {**predicted.model_dump(), "band_calls": band.calls if band else 0}
+            extra["predict"] = {**predicted.model_dump(), "band_calls": band.calls if band else 0,
+                                **({"ray_jobs": predict_all.jobs} if predict_all is not None else {})}
         print_json({**result.to_json(), **extra})
         return
     if checked:

@@ -59,6 +59,8 @@ class Gap(BaseModel):
     size: int = Field(description="low-scoring samples in this gap")
     sample_ids: list[str] = Field(description="representative samples, most typical first")
     member_ids: list[str] = Field(default_factory=list, description="every sample in the gap")
+    predicted_size: int = Field(0, description="samples the cascade's predictor decided weak (not judged) placed in this gap (gaps_predicted.py)")
+    predicted_ids: list[str] = Field(default_factory=list, description="those samples' ids")
 
 
 class GapLabel(BaseModel):
@@ -201,6 +203,10 @@ async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
         )
         for (subgoal, members, reps, explanations), name in zip(pending, names)
     ]
+    if fresh:  # after a cascade, the samples its predictor decided weak join their nearest gap
+        from goalcover.tools.fill.gaps_predicted import attach_predicted
+
+        fresh = await asyncio.to_thread(attach_predicted, ws, fresh)
     last = ws.store.get_meta(GAP_COUNTER_KEY, 0)
     before = stored_gaps(ws)
     gaps = assign_ids(fresh, before, last)

@@ -223,6 +223,19 @@ def cascade_quality(y: np.ndarray, p: np.ndarray, t_low: float, t_high: float) -
     return precision, recall, float(band.mean()) if len(band) else 0.0
 
 
+
+def weak_quality(y: np.ndarray, p: np.ndarray, t_low: float, t_high: float) -> tuple[float | None, float | None]:
+    """(precision, recall) of the cascade's "does not support" (weak) decisions estimated on the judged
+    samples (`y` bool, `p` out-of-fold P): the predictor decides "no" at P <= t_low and "yes" at P >= t_high,
+    the judge (the truth here) inside the band. None where nothing is decided "no" / nothing is negative."""
+    y = np.asarray(y, dtype=bool)
+    band = (p > t_low) & (p < t_high)
+    weak = np.where(band, ~y, p <= t_low)
+    hit = int((weak & ~y).sum())
+    precision = hit / int(weak.sum()) if weak.any() else None
+    recall = hit / int((~y).sum()) if (~y).any() else None
+    return precision, recall
+
 # --- active inference (Zrnic & Candès, "Active Statistical Inference", ICML 2024) ----------------------
 # A later round need not draw at random: with a predictor f fitted on earlier rounds, it draws each of the
 # N not-yet-judged samples independently (Poisson sampling) with a probability π_i that grows with the

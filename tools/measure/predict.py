@@ -23,7 +23,7 @@ from goalcover.tools.measure import active as active_rounds, predict_store
 from goalcover.tools.measure.coverage import supports
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
-from goalcover.tools.measure.ppi import Predictor, Stratum, cascade_quality, fit, fit_regressor, ppi_share, thresholds
+from goalcover.tools.measure.ppi import Predictor, Stratum, cascade_quality, fit, fit_regressor, ppi_share, thresholds, weak_quality
 from goalcover.tools.core.store import JUDGE_KEY
 from goalcover.tools.measure.strata import SampleDesign, current_design, sample_vectors
 from goalcover.tools.core.workspace import Workspace
@@ -53,6 +53,8 @@ class TargetPrediction(BaseModel):
     t_high: float | None = Field(None, description="cascade: P >= t_high is decided 'yes' by the predictor")
     est_precision: float | None = Field(None, description="cascade's estimated precision of 'yes', on the judged sample (out-of-fold)")
     est_recall: float | None = Field(None, description="cascade's estimated recall of 'yes', on the judged sample (out-of-fold)")
+    est_precision_weak: float | None = Field(None, description="cascade's estimated precision of 'no' (weak: gap analysis reads these), on the judged sample")
+    est_recall_weak: float | None = Field(None, description="cascade's estimated recall of 'no' (weak), on the judged sample (out-of-fold)")
     decided: dict[str, int] = Field(default_factory=dict, description="sample contents decided by 'judge', 'predictor', or 'pending' (for the judge)")
     active_draws: int = Field(0, description="samples drawn by the predictor's uncertainty after the first round (active.py), reweighted in the interval")
 
@@ -106,11 +108,14 @@ def _labels(ws: Workspace, goal, judge: dict, hashes: list[str]) -> dict[str, di
 
 
 def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
-            vectors: dict[str, np.ndarray] | None = None, min_recall: float | None = None) -> PredictResult:
+            vectors: dict[str, np.ndarray] | None = None, min_recall: float | None = None,
+            predict_all: Callable | None = None) -> PredictResult:
     """Fit (or reuse) every target's predictor on the design's judged sample, store P for every sample
     content, compute each subgoal's interval and, with `min_precision` (0.5-1), the cascade's thresholds and
     decisions; `min_recall` (0.5-1, default `min_precision`) sets the recall target of the "does not" side
-    separately. `vectors` (sample id -> unit vector) skips reading the index (benchmarks). Raises BadInput
+    separately. `vectors` (sample id -> unit vector) skips reading the index (benchmarks). `predict_all`
+(Predictor, regressor or None, vectors (m, d)) -> (P (m,), scores (m,) or None) predicts every sample
+(default: here, predict_local; scale.ray_predict.RayPredict: on Ray Data). Raises BadInput
     without a goal, a judge or a saved sample design, for a precision or recall outside (0.5, 1), or for a
     recall target without a precision target."""
     if min_precision is not None and not 0.5 < min_precision < 1:
@@ -135,6 +140,7 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     refit = False
     rows: list[TargetPrediction] = []
     cache: dict[str, np.ndarray] | None = None  # content hash -> vector, read once when a target refits
+    x_all: np.ndarray | None = None  # every distinct content's vector, in `distinct` order, built once
     active = active_rounds.load(ws, _design_key(design), judge)  # later rounds drawn by uncertainty
     rest = active_rounds.rest_ids(ws, design) if active else []
     for target, target_hash in hashes.items():
@@ -165,9 +171,9 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
                 regressor = fit_regressor(x_train, np.array([labels[by_id[i]][target][1] for i in train]))
             fit_s += time.perf_counter() - started
             started = time.perf_counter()
-            x_all = np.stack([cache.get(h, zero) for h in distinct]) if distinct else np.zeros((0, dim), np.float32)
-            p_all = model_fit.predict(x_all)
-            predicted_scores = (x_all @ regressor[0] + regressor[1]).clip(1, 5) if regressor else None
+            if x_all is None:
+                x_all = np.stack([cache.get(h, zero) for h in distinct]) if distinct else np.zeros((0, dim), np.float32)
+            p_all, predicted_scores = (predict_all or predict_local)(model_fit, regressor, x_all)
             predict_s += time.perf_counter() - started
             p_by_hash = dict(zip(distinct, p_all.tolist()))
             p_oof = model_fit.p_oof if len(train) else np.zeros(0)
@@ -199,6 +205,13 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     return PredictResult(population=len(by_id), judged_samples=len(drawn), min_precision=min_precision,
                          min_recall=min_recall, refit=refit,
                          targets=rows, fit_s=round(fit_s, 3), predict_s=round(predict_s, 3))
+
+
+def predict_local(model: Predictor, regressor: tuple[np.ndarray, float] | None,
+                  x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(P (m,) of `model` for vectors `x` (m, d), the regressor's score clipped to 1-5 (m,) or None): the
+    local engine's prediction step (scale.ray_predict does the same on Ray Data)."""
+    return model.predict(x), ((x @ regressor[0] + regressor[1]).clip(1, 5) if regressor else None)
 
 
 def _vectors(ws: Workspace, by_id: dict[str, str], given: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
@@ -246,6 +259,7 @@ def _decide(row: TargetPrediction, labels: dict, p_by_hash: dict[str, float], y:
         row.t_low = None if math.isinf(t_low) else round(t_low, 4)
         row.t_high = None if math.isinf(t_high) else round(t_high, 4)
         row.est_precision, row.est_recall, _ = cascade_quality(y, p_oof, t_low, t_high)
+        row.est_precision_weak, row.est_recall_weak = weak_quality(y, p_oof, t_low, t_high)
     elif min_precision is None and not row.chance:
         t_low = t_high = 0.5
     counts: dict[str, int] = defaultdict(int)
@@ -291,18 +305,18 @@ def band_samples(ws: Workspace, result: PredictResult):
 
 
 async def cascade(ws: Workspace, mode: str, min_precision: float, scorer: Callable[..., Awaitable] | None = None,
-                  min_recall: float | None = None, **score_kwargs):
+                  min_recall: float | None = None, predict_all: Callable | None = None, **score_kwargs):
     """Predict, send the uncertain band (band_samples) to the judge through `scorer` (default
     scoring.score; other keyword arguments go to it), and predict again so those samples are decided by the
-    judge; `min_recall` as predict's. Returns (the band's ScoreResult or None when the band is empty, the final PredictResult)."""
+    judge; `min_recall` and `predict_all` as predict's. Returns (the band's ScoreResult or None when the band is empty, the final PredictResult)."""
     from goalcover.tools.judge import scoring
 
-    first = predict(ws, min_precision, min_recall=min_recall)
+    first = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all)
     band = band_samples(ws, first)
     if not band:
         return None, first
     result = await (scorer or scoring.score)(ws, mode, samples=band, **score_kwargs)
-    return result, predict(ws, min_precision, min_recall=min_recall)
+    return result, predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all)
 
 
 def stored_rows(ws: Workspace) -> dict[str, TargetPrediction]:
