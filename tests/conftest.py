@@ -24,10 +24,10 @@ def pytest_configure(config):
         raise pytest.UsageError(f"the test datasets are missing: expected {SFT} (tests/data, or set GOALCOVER_DATASETS)")
 
 
-# Tests that want the whole machine run one after another on one xdist worker (scripts/test.sh runs the
-# suite with `-n 2 --dist loadgroup`): the real llama.cpp server and the local Ray clusters each use every
-# core, and two Chainlit servers with two browsers at once make the browser tests' waits flaky.
-SERIAL_GROUPS = {"tests/integration/": "machine", "tests/tools/scale/": "machine", "tests/ui/test_browser": "browser"}
+# Tests of one kind run one after another on one xdist worker (scripts/test.sh runs the suite with `-n 2
+# --dist loadgroup`): two llama.cpp servers, two local Ray clusters, or two Chainlit servers with their
+# browsers at once would each want the whole machine, and make the waits in those tests flaky.
+SERIAL_GROUPS = {"tests/integration/": "llama", "tests/tools/scale/": "ray", "tests/ui/test_browser": "browser"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
