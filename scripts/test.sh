@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the suite needs (the local-model runtime included: its first build takes ~9 minutes,
-# then it is cached), then run the whole suite on two workers (pytest-xdist; the tests that need the whole
-# tests of one kind (llama.cpp, Ray, browser) share a worker, tests/conftest.py SERIAL_GROUPS). Extra arguments go to pytest (`-n 0`: one process).
+# then it is cached), then run the whole suite on two workers (pytest-xdist; tests of one kind — llama.cpp,
+# Ray, browser — share a worker: tests/conftest.py SERIAL_GROUPS). Extra arguments go to pytest (`-n 0`: one process).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-local.sh || exit $?
