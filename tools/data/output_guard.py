@@ -40,6 +40,6 @@ def check_output(ws: Workspace, path: Path, what: str = "output") -> Path:
         if path == resolved or path.resolve() == resolved or _same(path, resolved) or (
             resolved.is_dir() and path.is_relative_to(resolved)
         ):
-            raise BadInput(f"{path}: is an input of this workspace ({resolved}); refusing to write the {what} over it. "
+            raise BadInput(f"{path}: is an input of this workspace ({resolved}); refusing to overwrite it with the {what}. "
                            "Give another file name")
     return path
