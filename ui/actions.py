@@ -152,7 +152,9 @@ class Actions:
             return
         path = self.ws.reports_dir / "coverage-report.html"
         html = await asyncio.to_thread(render_report, report, "html")
-        await asyncio.to_thread(path.write_text, html, "utf-8")
+        from goalcover.tools.core.files import write_atomic  # never through a symlink planted at the name
+
+        await asyncio.to_thread(write_atomic, path, html)
         await self.out.send("The coverage report (one HTML file, charts included, opens offline):",
                             elements=[cl.File(name=path.name, path=str(path), display="inline")])
 

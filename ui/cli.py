@@ -6,6 +6,7 @@ Every command takes --workspace (env GOALCOVER_WORKSPACE); exit 0 on success, 2 
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -53,8 +54,16 @@ app.command()(info)
 tidy_help(app)
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM (a `kill`, a service stop) raises KeyboardInterrupt, as Ctrl-C does: every `finally` runs
+    (temporary files removed, transactions rolled back) and the command exits 130 with its one line."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """The `goalcover` entry point; the chat leaves without the interpreter's slow teardown (see exit_now)."""
+    """The `goalcover` entry point; the chat leaves without the interpreter's slow teardown (see exit_now).
+    SIGTERM is handled as Ctrl-C (see _terminate)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except SystemExit as done:

@@ -279,9 +279,13 @@ def report(
     if fmt not in ("md", "html", "json"):
         raise typer.BadParameter(f"--format {format!r}: choose md, html or json")
     with open_workspace(workspace) as ws:
-        text = render(coverage(ws), fmt)  # type: ignore[arg-type]
         if fmt == "html" and output is None:
             output = ws.reports_dir / "coverage.html"
+        if output is not None:  # never over the dataset, a pool file or the workspace's own files (issue 27, F10)
+            from goalcover.tools.data.output_guard import check_output
+
+            output = check_output(ws, output, "report")
+        text = render(coverage(ws), fmt)  # type: ignore[arg-type]
     if output is None:
         text = inert(text, markup=False)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -4,7 +4,6 @@ which keeps the app's named users in the users file (ui/webauth.py) with scrypt 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -33,14 +32,9 @@ def _lines(path: Path) -> list[str]:
 
 def _write(path: Path, lines: list[str]) -> None:
     """Replace the users file in one step (a temporary file renamed over it), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("".join(line + "\n" for line in lines))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from goalcover.tools.core.files import write_atomic  # a pid-named temporary, never through a symlink
+
+    write_atomic(path, "".join(line + "\n" for line in lines), mode=0o600)
 
 
 def _others(lines: list[str], name: str) -> list[str]:

@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +26,7 @@ from pydantic import BaseModel
 from goalcover import __version__
 from goalcover.tools.measure.coverage import coverage
 from goalcover.tools.core.errors import BadInput
-from goalcover.tools.core.files import ordinary_mode, write_atomic
+from goalcover.tools.core.files import make_temp_dir, open_temp, ordinary_mode, output_path, write_atomic
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.core.shapes import Sample
 from goalcover.tools.data.readers import COMPRESSIONS, FILE_TYPES, SourceLayout
@@ -35,6 +34,7 @@ from goalcover.tools.fill.synthesis import list_synthetic
 from goalcover.tools.data.values import to_storable
 from goalcover.tools.core.workspace import Workspace
 from goalcover.tools.core.lock import writes
+from goalcover.tools.data.output_guard import check_output
 
 
 class ExportResult(BaseModel):
@@ -58,9 +58,7 @@ class _Sink:
 
     def __init__(self, target: Path, compression: str | None) -> None:
         self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        self.tmp = Path(tmp)
+        fd, self.tmp = open_temp(target)  # pid in its name: a killed export's leftover is swept by the next
         self.raw = os.fdopen(fd, "wb")
         if compression == "gzip":
             self.out: Any = gzip.GzipFile(fileobj=self.raw, mode="wb", mtime=0, filename="")
@@ -276,8 +274,7 @@ def _folder_staging(output: Path) -> Path:
     """A fresh temporary folder beside `output`, where a folder export is built before it is renamed."""
     if output.is_file() or (output.is_dir() and any(output.iterdir())):
         raise BadInput(f"{output}: exists; exports of folder datasets go to a new (or empty) folder")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    return make_temp_dir(output)
 
 
 def _publish(folder: Path, output: Path) -> None:
@@ -307,15 +304,14 @@ def export(
     allowed_root: Path | None = None,
 ) -> ExportResult:
     """Write the dataset; `allowed_root`, when given, confines the output to that folder (the agent's export)."""
-    output = output.expanduser().resolve()
+    output = output_path(output)  # the folder resolved, a symlink at the name refused, never followed
     if allowed_root is not None and not output.is_relative_to(allowed_root.resolve()):
         raise BadInput(f"{output}: exports go inside {allowed_root.resolve()}; refusing a path outside it")
     sources = ws.store.sources()
     if not sources:
         raise BadInput(f"the workspace {ws.root} holds no samples yet; run `goalcover ingest FILE` first")
-    inputs = {Path(s["path"]).resolve() for s in sources}
-    if output in inputs:
-        raise BadInput(f"{output}: is an input file of this workspace; refusing to overwrite it")
+    check_output(ws, output, "export")  # never over a source, a pool file or the workspace's own files
+    manifest_target = check_output(ws, manifest_path_for(output), "manifest")
     file_type = sources[0]["file_type"]
     layout = SourceLayout.model_validate(sources[0].get("layout") or {})
     source_path = Path(sources[0]["path"])
@@ -385,7 +381,7 @@ def export(
         "coverage_after": [r.model_dump() for r in report.after] if report and report.after and with_synthetic else None,
         "judge": (report.judge.to_stored() if report.judge else {}) if report else None,
     }
-    manifest_path = write_atomic(manifest_path_for(output), json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    manifest_path = write_atomic(manifest_target, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return ExportResult(
         path=str(output), written=kept + len(records), dropped=len(dropped), synthetic=len(records), manifest=str(manifest_path)
     )

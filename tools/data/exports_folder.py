@@ -35,15 +35,18 @@ def export_to_workspace(
     engine's ExportResult (path, written, dropped, synthetic, manifest).
 
     `with_synthetic=None` adds the accepted synthetic samples when there are any. Raises BadInput when
-    `filename` names a path outside exports/ (absolute, `..`, the folder itself) and whatever
+    `filename` names a path outside exports/ (absolute, `..`, the folder itself), a symlink, and whatever
     `export.export` raises (wrong extension, nothing to export)."""
     from goalcover.tools.data.export import export
     from goalcover.tools.fill.synthesis import list_synthetic
 
     folder = ws.exports_dir.resolve()
     name = filename or default_filename(ws)
-    target = (folder / name).resolve()
-    if not target.is_relative_to(folder) or target == folder:
+    joined = folder / name
+    # The folder part resolved (a `..` or a linked subfolder cannot leave exports/); the name itself is not,
+    # so a symlink planted at it is refused by export rather than followed out of the folder (F10).
+    target = joined.parent.resolve() / joined.name
+    if not target.is_relative_to(folder) or target == folder or joined.name in ("", ".", ".."):
         raise BadInput(f"{name}: exports go inside {folder}; give a file name there, not a path outside it")
     if with_synthetic is None:
         with_synthetic = bool(list_synthetic(ws, state="accepted"))

@@ -166,8 +166,12 @@ def ingest_file(
         counts, duplicates, lengths = ws.store.staged_stats()
         removed = ws.store.commit_ingest(source, reading.file_type, reading.shape, reading.layout.model_dump(), replace=reset)
     except BaseException:
-        _abandon_staging(ws)
-        rejected_log.discard()
+        try:
+            _abandon_staging(ws)
+        except Exception:  # e.g. the disk still full (#27 F12): the error to report is the first one, and
+            pass  # the next ingest abandons this staging before it starts (above)
+        finally:
+            rejected_log.discard()
         raise
     finish_ingest(ws)
     from goalcover.tools.history.versions import record_version
