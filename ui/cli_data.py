@@ -156,14 +156,16 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(summary)
         return
-    table = Table(title=f"workspace {inert(summary['workspace'])}", show_header=False)
+    # Paths stay whole on their own lines (they are copied and pasted); a table cell would fold or cut them.
+    out.print(f"workspace {inert(summary['workspace'], markup=False)}", soft_wrap=True, highlight=False, markup=False)
+    for src in summary.get("sources", []) if summary["samples"] else []:
+        out.print(f"source    {inert(src['path'], markup=False)} ({src.get('file_type', '')})", soft_wrap=True, highlight=False, markup=False)
+    table = Table(show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
     table.add_row("samples", f"{summary['samples']:,}")
     if summary["samples"]:
         table.add_row("format", str(summary.get("format")))
-        for src in summary.get("sources", []):
-            table.add_row("source", inert(f"{src['path']} ({src.get('file_type', '')})"))
         for label, key in (("characters", "chars"), ("tokens (est.)", "est_tokens")):
             stats = summary.get(key) or {}
             if stats:
