@@ -137,17 +137,8 @@ def ingest_file(
             if position == 0:
                 assert reading.shape is not None
                 reset = _check_source(ws, source, reading.shape, add, replace)
-            held = {} if reset else ws.store.held([s.id for s in chunk])
-            rows, to_embed = [], []
-            for sample in chunk:
-                old = held.get(sample.id)
-                if old is not None and old[1] != source:
-                    raise BadInput(f"{source}: line {sample.line}: id {sample.id!r} is already in the workspace from {old[1]}")
-                status = "new" if old is None else ("unchanged" if old[0] == sample.content_hash else "changed")
-                rows.append((position, sample, status))
-                position += 1
-                if status != "unchanged":
-                    to_embed.append(sample)
+            rows, to_embed = _classify(ws, chunk, source, position, reset)
+            position += len(chunk)
             if embedder is not None:
                 waiting += to_embed
                 if len(waiting) >= embedder.batch:
@@ -183,21 +174,27 @@ def ingest_file(
         for name, (why, count) in skipped_fields.items()
     ]
     return IngestResult(
-        samples=position,
-        format=reading.shape,
-        invalid=reading.rejected_count,
-        new=counts.get("new", 0),
-        unchanged=counts.get("unchanged", 0),
-        changed=counts.get("changed", 0),
-        removed=removed,
-        embedded=embedded,
-        file=source,
-        file_type=reading.file_type,
-        exact_duplicates=duplicates,
-        **_length_summary(lengths),
-        warnings=warnings,
-        rejected_report=str(report) if report else None,
+        samples=position, format=reading.shape, invalid=reading.rejected_count, new=counts.get("new", 0),
+        unchanged=counts.get("unchanged", 0), changed=counts.get("changed", 0), removed=removed, embedded=embedded,
+        file=source, file_type=reading.file_type, exact_duplicates=duplicates, **_length_summary(lengths),
+        warnings=warnings, rejected_report=str(report) if report else None,
     )
+
+
+def _classify(ws: Workspace, chunk: list[Sample], source: str, position: int, reset: bool) -> tuple[list, list[Sample]]:
+    """One chunk against what the workspace holds: ([(position, sample, "new" | "unchanged" | "changed")],
+    the samples to embed — new or changed). Raises BadInput for an id another source file already holds."""
+    held = {} if reset else ws.store.held([s.id for s in chunk])
+    rows, to_embed = [], []
+    for offset, sample in enumerate(chunk):
+        old = held.get(sample.id)
+        if old is not None and old[1] != source:
+            raise BadInput(f"{source}: line {sample.line}: id {sample.id!r} is already in the workspace from {old[1]}")
+        status = "new" if old is None else ("unchanged" if old[0] == sample.content_hash else "changed")
+        rows.append((position + offset, sample, status))
+        if status != "unchanged":
+            to_embed.append(sample)
+    return rows, to_embed
 
 
 def _chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:

@@ -191,89 +191,13 @@ async def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | No
         raise BadInput(f"the workspace {ws.root} holds no samples yet")
     shape: Shape = sources[0]["shape"]
     examples = _style_examples(ws, gap, f"{subgoal.title}. {gap.description}")
-    template = examples[0] if examples else {}
     config = ws.settings.model_for("synth")
     caller = JsonCaller(config, ws.settings)
-    schema = batch_schema(shape)
-
-    async def generate() -> tuple[list[tuple[str, str, BaseModel]], Usage, int]:
-        produced: list[tuple[str, str, BaseModel]] = []
-        usage = Usage()
-        missing = 0
-        difficulties = ["easy", "medium", "hard"]
-        for start in range(0, n, BATCH):
-            size = min(BATCH, n - start)
-            avoid = ""
-            if produced:
-                listed = "\n".join(f"- {untrusted(a)}: {untrusted(json.dumps(p.model_dump(by_alias=True), ensure_ascii=False)[:100])}" for a, _, p in produced)
-                avoid = f"\nAlready written (cover other aspects, do not repeat these):\n{listed}"
-            messages = [
-                SystemMessage(
-                    SYNTH_SYSTEM.format(
-                        goal=goal.text,
-                        subgoal=format_subgoals([subgoal]),
-                        gap_label=untrusted(gap.label),
-                        gap_description=untrusted(gap.description),
-                        fill_hint=untrusted(gap.fill_hint or "samples that clearly exercise the subgoal"),
-                        n=size,
-                        shape=shape,
-                        difficulties=", ".join(difficulties[(start // BATCH + i) % 3] for i in range(3)),
-                        guidance=f"\nThe user asks: {guidance}" if guidance else "",
-                    )
-                ),
-                HumanMessage(SYNTH_USER.format(examples="\n".join(_example_text(r) for r in examples), avoid=avoid)),
-            ]
-            result = await caller.call(messages, schema, name="synthetic_samples", max_tokens=1200 * size)
-            usage.add(result.usage)
-            if result.value is None:
-                missing += size
-                continue
-            got = result.value.candidates[:size]  # type: ignore[attr-defined]
-            missing += max(0, size - len(got))
-            produced += [(c.aspect, c.difficulty, c.sample) for c in got]
-        return produced, usage, missing
-
     async with caller:
-        produced, usage, missing = await generate()
-    invalid = 0
-    candidates: list[Sample] = []
-    for aspect, _difficulty, output in produced:
-        record = _to_record(shape, output, template)
-        try:
-            _, text = parse_record(RawRecord(0, record), shape)
-        except ValueError:
-            invalid += 1
-            continue
-        sid = f"syn-{gap.id.lower()}-{content_hash(text)[:10]}"
-        if "id" in template:
-            record["id"] = sid
-        candidates.append(Sample(id=sid, format=shape, source="synthetic", line=0, record=record, text=text))
-
+        produced, usage, missing = await _generate(caller, goal, subgoal, gap, shape, examples, n, guidance)
+    candidates, invalid = _candidates(produced, shape, examples[0] if examples else {}, gap)
     kept, duplicates = await asyncio.to_thread(_deduplicate, ws, candidates)
-    rejected_by_judge = 0
-    accepted: list[SyntheticSample] = []
-    if kept:
-        from goalcover.tools.judge import scoring
-        from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
-
-        current = current_judge(ws)  # the candidates are judged in the current judge's mode
-        judge = JudgeRef.resolve(ws.settings, current.mode if current else None)
-        judged = await scoring.score(ws, judge, samples=kept)
-        usage.calls += judged.calls
-        usage.cost += judged.cost
-        verdicts = ws.store.judgments_for(*judge.key)
-        for sample in kept:
-            verdict = verdicts.get((sample.content_hash, subgoal.hash))
-            if verdict is None or verdict[0] < ws.settings.support_threshold:
-                rejected_by_judge += 1
-                continue
-            accepted.append(
-                SyntheticSample(
-                    id=sample.id, gap_id=gap.id, subgoal_id=subgoal.id, format=shape, record=sample.record, text=sample.text,
-                    model=config.model, prompt_version=SYNTH_PROMPT_VERSION, judge_score=verdict[0],
-                    judge_explanation=verdict[1], state="proposed",
-                )
-            )
+    accepted, rejected_by_judge = await _judge_candidates(ws, kept, subgoal, gap, shape, config.model, usage)
     _save(ws, accepted)
     return SynthesisResult(
         gap_id=gap.id,
@@ -288,6 +212,99 @@ async def synthesize(ws: Workspace, gap_id: str, n: int = 20, guidance: str | No
         calls=usage.calls,
         cost=round(usage.cost, 6),
     )
+
+
+async def _generate(caller: JsonCaller, goal, subgoal, gap, shape: Shape, examples: list[dict], n: int,
+                    guidance: str | None) -> tuple[list[tuple[str, str, BaseModel]], Usage, int]:
+    """Ask the synth model for `n` candidates in calls of BATCH, each call told what was already written:
+    ([(aspect, difficulty, sample model)], usage, how many candidates the model did not return)."""
+    produced: list[tuple[str, str, BaseModel]] = []
+    usage = Usage()
+    missing = 0
+    difficulties = ["easy", "medium", "hard"]
+    schema = batch_schema(shape)
+    for start in range(0, n, BATCH):
+        size = min(BATCH, n - start)
+        avoid = ""
+        if produced:
+            listed = "\n".join(f"- {untrusted(a)}: {untrusted(json.dumps(p.model_dump(by_alias=True), ensure_ascii=False)[:100])}" for a, _, p in produced)
+            avoid = f"\nAlready written (cover other aspects, do not repeat these):\n{listed}"
+        messages = [
+            SystemMessage(
+                SYNTH_SYSTEM.format(
+                    goal=goal.text,
+                    subgoal=format_subgoals([subgoal]),
+                    gap_label=untrusted(gap.label),
+                    gap_description=untrusted(gap.description),
+                    fill_hint=untrusted(gap.fill_hint or "samples that clearly exercise the subgoal"),
+                    n=size,
+                    shape=shape,
+                    difficulties=", ".join(difficulties[(start // BATCH + i) % 3] for i in range(3)),
+                    guidance=f"\nThe user asks: {guidance}" if guidance else "",
+                )
+            ),
+            HumanMessage(SYNTH_USER.format(examples="\n".join(_example_text(r) for r in examples), avoid=avoid)),
+        ]
+        result = await caller.call(messages, schema, name="synthetic_samples", max_tokens=1200 * size)
+        usage.add(result.usage)
+        if result.value is None:
+            missing += size
+            continue
+        got = result.value.candidates[:size]  # type: ignore[attr-defined]
+        missing += max(0, size - len(got))
+        produced += [(c.aspect, c.difficulty, c.sample) for c in got]
+    return produced, usage, missing
+
+
+def _candidates(produced: list[tuple[str, str, BaseModel]], shape: Shape, template: dict, gap) -> tuple[list[Sample], int]:
+    """The generated samples as records in the dataset's shape (ids `syn-<gap>-<content hash>`): (the
+    ones that parse as that shape, how many did not)."""
+    invalid = 0
+    candidates: list[Sample] = []
+    for _aspect, _difficulty, output in produced:
+        record = _to_record(shape, output, template)
+        try:
+            _, text = parse_record(RawRecord(0, record), shape)
+        except ValueError:
+            invalid += 1
+            continue
+        sid = f"syn-{gap.id.lower()}-{content_hash(text)[:10]}"
+        if "id" in template:
+            record["id"] = sid
+        candidates.append(Sample(id=sid, format=shape, source="synthetic", line=0, record=record, text=text))
+    return candidates, invalid
+
+
+async def _judge_candidates(ws: Workspace, kept: list[Sample], subgoal, gap, shape: Shape, model: str,
+                            usage: Usage) -> tuple[list[SyntheticSample], int]:
+    """Judge the kept candidates in the current judge's mode (its calls and cost added to `usage`): (those
+    that support the gap's subgoal, as proposed synthetic samples; how many the judge rejected)."""
+    if not kept:
+        return [], 0
+    from goalcover.tools.judge import scoring
+    from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
+
+    current = current_judge(ws)
+    judge = JudgeRef.resolve(ws.settings, current.mode if current else None)
+    judged = await scoring.score(ws, judge, samples=kept)
+    usage.calls += judged.calls
+    usage.cost += judged.cost
+    verdicts = ws.store.judgments_for(*judge.key)
+    accepted: list[SyntheticSample] = []
+    rejected = 0
+    for sample in kept:
+        verdict = verdicts.get((sample.content_hash, subgoal.hash))
+        if verdict is None or verdict[0] < ws.settings.support_threshold:
+            rejected += 1
+            continue
+        accepted.append(
+            SyntheticSample(
+                id=sample.id, gap_id=gap.id, subgoal_id=subgoal.id, format=shape, record=sample.record, text=sample.text,
+                model=model, prompt_version=SYNTH_PROMPT_VERSION, judge_score=verdict[0],
+                judge_explanation=verdict[1], state="proposed",
+            )
+        )
+    return accepted, rejected
 
 
 def _deduplicate(ws: Workspace, candidates: list[Sample]) -> tuple[list[Sample], int]:
