@@ -25,7 +25,8 @@ from goalcover.tools.core.goal import current_goal
 from goalcover.tools.judge.llm import JsonCaller
 from goalcover.tools.core.shapes import Goal, Subgoal
 from goalcover.tools.judge.prompts import GAP_LABEL_SYSTEM, GAPS_PROMPT_VERSION, UNCOVERED_SYSTEM, format_subgoals
-from goalcover.tools.core.store import GAP_COUNTER_KEY, GAPS_KEY, JUDGE_KEY
+from goalcover.tools.core.store import GAP_COUNTER_KEY, GAPS_KEY
+from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.data.vectors import cached_vectors
 from goalcover.tools.core.workspace import Workspace
 from goalcover.tools.core.untrusted import untrusted
@@ -164,8 +165,8 @@ async def find_gaps(ws: Workspace, subgoal_id: str | None = None) -> list[Gap]:
     goal = current_goal(ws)
     assert goal is not None
     wanted = goal.subgoal(subgoal_id) if subgoal_id else None
-    judge = ws.store.get_meta(JUDGE_KEY) or {}
-    if judge.get("mode") == "probe":  # a probe judge wrote no explanations: write the ones read below, now
+    judge = current_judge(ws)
+    if judge is not None and judge.mode == "probe":  # a probe judge wrote no explanations: write the ones read below, now
         from goalcover.tools.judge.probe import explain_low
 
         report = await asyncio.to_thread(coverage, ws)
@@ -238,7 +239,7 @@ def _clusters(
     for subgoal in targets:
         row = next(r for r in report.subgoals if r.id == subgoal.id)
         # Only the low-score judgments of this subgoal are read (one SQL query), not every judgment.
-        found = ws.store.low_scored(judge["prompt_version"], judge["model"], subgoal.hash, threshold)
+        found = ws.store.low_scored(*judge.key, subgoal.hash, threshold)
         # A probe judge explains only a capped subset (probe.explain_low): cluster what is explained.
         found = [f for f in found if f[2]] or found
         low = [sid for sid, _, _ in found]

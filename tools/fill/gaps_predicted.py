@@ -43,21 +43,21 @@ def predicted_weak(ws: Workspace) -> dict[str, tuple[list[str], object]]:
     predict.TargetPrediction row) for every subgoal with a stored cascade (a --min-precision run whose
     predictor is better than chance) for the current goal, judge and design; {} without one."""
     from goalcover.tools.core.goal import current_goal
-    from goalcover.tools.core.store import JUDGE_KEY
+    from goalcover.tools.judge.judge_ref import current_judge
     from goalcover.tools.measure import predict_store
     from goalcover.tools.measure.predict import OFF_GOAL, _target_hash, stored_rows
 
     rows = {k: r for k, r in stored_rows(ws).items() if k != OFF_GOAL and not r.chance and r.est_precision is not None}
     if not rows:
         return {}
-    judge = ws.store.get_meta(JUDGE_KEY)
+    judge = current_judge(ws)
     hashes = _target_hash(current_goal(ws))
     by_hash: dict[str, list[str]] = {}
     for i, (h, _) in ws.store.sample_hashes().items():
         by_hash.setdefault(h, []).append(i)
     out = {}
     for target, row in rows.items():
-        stored = predict_store.predictions(ws, hashes[target], judge["prompt_version"], judge["model"])
+        stored = predict_store.predictions(ws, hashes[target], *judge.key)
         weak = sorted(i for h, (_, _, d, by) in stored.items() if by == "predictor" and d == 0 for i in by_hash.get(h, []))
         out[target] = (weak, row)
     return out
@@ -124,9 +124,9 @@ def weak_counts(ws: Workspace, gaps: list) -> list[WeakCount]:
     query each), the cascade's predicted-weak samples, how many of those the gaps hold, and the cascade's
     estimated precision/recall of 'weak'."""
     from goalcover.tools.core.goal import current_goal
-    from goalcover.tools.core.store import JUDGE_KEY
+    from goalcover.tools.judge.judge_ref import current_judge
 
-    judge = ws.store.get_meta(JUDGE_KEY) or {}
+    judge = current_judge(ws)
     goal = current_goal(ws, required=False)
     if not judge or goal is None:
         return []
@@ -136,7 +136,7 @@ def weak_counts(ws: Workspace, gaps: list) -> list[WeakCount]:
         subgoal = next((s for s in goal.subgoals if s.id == subgoal_id), None)
         if subgoal is None:
             continue
-        judged = len(ws.store.low_scored(judge["prompt_version"], judge["model"], subgoal.hash, ws.settings.support_threshold))
+        judged = len(ws.store.low_scored(*judge.key, subgoal.hash, ws.settings.support_threshold))
         ids, row = weak.get(subgoal_id, ([], None))
         count = WeakCount(subgoal_id=subgoal_id, judged=judged, predicted=len(ids),
                           in_gaps=sum(g.predicted_size for g in gaps if g.subgoal_id == subgoal_id))

@@ -21,7 +21,6 @@ stopping rule as the random `--target-width` rounds have.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 
@@ -30,6 +29,7 @@ from pydantic import BaseModel, Field
 from scipy import stats
 
 from goalcover.tools.core.workspace import Workspace
+from goalcover.tools.judge.judge_ref import JudgeRef
 from goalcover.tools.measure.estimate import CONFIDENCE, wilson
 from goalcover.tools.measure.ppi import Interval, active_probabilities, active_share, poisson_draw
 from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN, Scorer, _add, score_sampled
@@ -50,13 +50,13 @@ class ActiveDesign(BaseModel):
     pi: dict[str, float] = Field(default_factory=dict, description="drawn sample id -> inclusion probability")
 
 
-def load(ws: Workspace, design_key: str, judge: dict) -> ActiveDesign | None:
+def load(ws: Workspace, design_key: str, judge: JudgeRef) -> ActiveDesign | None:
     """The stored active design if it was drawn on the first round `design_key` with `judge`, else None."""
     saved = ws.store.get_meta(ACTIVE_KEY)
     if not saved:
         return None
     active = ActiveDesign.model_validate(saved)
-    return active if active.design == design_key and active.judge == [judge["prompt_version"], judge["model"]] else None
+    return active if active.design == design_key and active.judge == list(judge.key) else None
 
 
 def effective_f(per_target: list[np.ndarray], size: int) -> np.ndarray:
@@ -119,13 +119,13 @@ def rest_ids(ws: Workspace, design) -> list[str]:
 def _draw_round(ws: Workspace, design, result, active: ActiveDesign, budget: float, seed: int) -> list[str]:
     """Add one Poisson round of `budget` expected draws over the rest to `active` (budgets, seeds, cumulative
     π of every drawn id) and return the ids drawn in all rounds so far."""
-    from goalcover.tools.core.store import JUDGE_KEY
+    from goalcover.tools.judge.judge_ref import current_judge
     from goalcover.tools.measure import predict_store
     from goalcover.tools.measure.predict import _target_hash
 
     from goalcover.tools.core.goal import current_goal
 
-    judge = ws.store.get_meta(JUDGE_KEY)
+    judge = current_judge(ws)
     hashes = _target_hash(current_goal(ws))
     by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
     rest = rest_ids(ws, design)
@@ -133,7 +133,7 @@ def _draw_round(ws: Workspace, design, result, active: ActiveDesign, budget: flo
     for row in result.targets:
         if row.chance or row.id not in hashes or row.id == "off_goal":
             continue
-        stored = predict_store.predictions(ws, hashes[row.id], judge["prompt_version"], judge["model"])
+        stored = predict_store.predictions(ws, hashes[row.id], *judge.key)
         per_target.append(np.array([stored.get(by_id[i], (0.5,))[0] for i in rest]))
     f = effective_f(per_target, len(rest))
     active.budgets.append(min(float(budget), len(rest)))
@@ -155,7 +155,7 @@ async def score_active(ws: Workspace, mode: str = "batched", *, n: int | None = 
     every interval is narrower, the rest is exhausted or `max_cost` (USD, all rounds) stops it.
     `on_round(samples judged, PredictResult)` is called after each active round. Returns (the summed
     ScoreResult, the last PredictResult). Raises BadInput as score_sampled and predict do."""
-    from goalcover.tools.core.store import JUDGE_KEY
+    from goalcover.tools.judge.judge_ref import current_judge
     from goalcover.tools.judge import scoring
     from goalcover.tools.measure import predict_store
     from goalcover.tools.measure.predict import _design_key, _target_hash, predict
@@ -168,12 +168,12 @@ async def score_active(ws: Workspace, mode: str = "batched", *, n: int | None = 
     total = await score_sampled(ws, mode, n=first_n, max_cost=max_cost, scorer=scorer, **score_kwargs)
     result = predict(ws)
     design = current_design(ws)
-    judge = ws.store.get_meta(JUDGE_KEY)
-    trained = {h: (predict_store.predictor(ws, h, judge["prompt_version"], judge["model"]) or ("",))[0]
+    judge = current_judge(ws)
+    trained = {h: (predict_store.predictor(ws, h, *judge.key) or ("",))[0]
                for h in _target_hash(current_goal(ws)).values()}
     active = load(ws, _design_key(design), judge)
     if active is None or active.trained != trained:
-        active = ActiveDesign(design=_design_key(design), judge=[judge["prompt_version"], judge["model"]], trained=trained)
+        active = ActiveDesign(design=_design_key(design), judge=list(judge.key), trained=trained)
     rest = len(rest_ids(ws, design))
     while rest and not total.stopped and sum(active.budgets) < rest:
         widest = result.widest()

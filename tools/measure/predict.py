@@ -24,7 +24,7 @@ from goalcover.tools.measure.coverage import supports
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.measure.ppi import Predictor, Stratum, cascade_quality, fit, fit_regressor, ppi_share, thresholds, weak_quality
-from goalcover.tools.core.store import JUDGE_KEY
+from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
 from goalcover.tools.measure.strata import SampleDesign, current_design, sample_vectors
 from goalcover.tools.core.workspace import Workspace
 
@@ -87,11 +87,11 @@ def _target_hash(goal) -> dict[str, str]:
     return {**{g.id: g.hash for g in goal.subgoals}, OFF_GOAL: off}
 
 
-def _labels(ws: Workspace, goal, judge: dict, hashes: list[str]) -> dict[str, dict[str, tuple[bool, float]]]:
+def _labels(ws: Workspace, goal, judge: JudgeRef, hashes: list[str]) -> dict[str, dict[str, tuple[bool, float]]]:
     """content hash -> target id -> (label, score for the regressor) from the judge's stored judgments;
     off_goal only where every subgoal is judged."""
     settings = ws.settings
-    judged = ws.store.judgments_among(judge["prompt_version"], judge["model"], hashes)
+    judged = ws.store.judgments_among(*judge.key, hashes)
     out: dict[str, dict[str, tuple[bool, float]]] = defaultdict(dict)
     for h in dict.fromkeys(hashes):
         scores = []
@@ -125,12 +125,12 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     if min_recall is not None and min_precision is None:
         raise BadInput("--min-recall sets the cascade's recall target: give it with --min-precision")
     goal = current_goal(ws)
-    judge = ws.store.get_meta(JUDGE_KEY)
+    judge = current_judge(ws)
     design = current_design(ws)
     if goal is None or judge is None or design is None:
         raise BadInput("--predict learns from a judged random sample: run `goalcover score --sample N --predict` "
                        "(or --budget / --target-width)")
-    version, model = judge["prompt_version"], judge["model"]
+    version, model = judge.key
     by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
     distinct = list(dict.fromkeys(by_id[i] for i in sorted(by_id)))
     drawn = [i for i in design.drawn_ids() if i in by_id]
@@ -288,13 +288,13 @@ def band_samples(ws: Workspace, result: PredictResult):
     """One sample per content the cascade sends to the judge: 'pending' on any target whose predictor is
     better than chance (decision made by neither judge nor predictor yet)."""
     goal = current_goal(ws)
-    judge = ws.store.get_meta(JUDGE_KEY)
+    judge = current_judge(ws)
     hashes = _target_hash(goal)
     pending: set[str] = set()
     for row in result.targets:
         if row.chance:
             continue
-        for h, (_, _, _, by) in predict_store.predictions(ws, hashes[row.id], judge["prompt_version"], judge["model"]).items():
+        for h, (_, _, _, by) in predict_store.predictions(ws, hashes[row.id], *judge.key).items():
             if by == "pending":
                 pending.add(h)
     first: dict[str, str] = {}
@@ -323,13 +323,13 @@ def stored_rows(ws: Workspace) -> dict[str, TargetPrediction]:
     """target id -> the last stored prediction row for the current goal, judge and sample design (none when
     the design or judge changed since); read by coverage and export, no fitting."""
     goal = current_goal(ws, required=False)
-    judge = ws.store.get_meta(JUDGE_KEY)
+    judge = current_judge(ws)
     design = current_design(ws)
     if goal is None or judge is None or design is None:
         return {}
     out = {}
     for target, target_hash in _target_hash(goal).items():
-        stored = predict_store.predictor(ws, target_hash, judge["prompt_version"], judge["model"])
+        stored = predict_store.predictor(ws, target_hash, *judge.key)
         if stored and stored[1].get("design") == _design_key(design) and "row" in stored[1]:
             out[target] = TargetPrediction.model_validate(stored[1]["row"])
     return out
@@ -343,8 +343,8 @@ def off_goal_decisions(ws: Workspace) -> tuple[set[str], TargetPrediction] | Non
     if row is None or row.chance or row.est_precision is None:  # only a cascade run at a precision target decides
         return None
     goal = current_goal(ws)
-    judge = ws.store.get_meta(JUDGE_KEY)
-    stored = predict_store.predictions(ws, _target_hash(goal)[OFF_GOAL], judge["prompt_version"], judge["model"])
+    judge = current_judge(ws)
+    stored = predict_store.predictions(ws, _target_hash(goal)[OFF_GOAL], *judge.key)
     off = {h for h, (_, _, d, _) in stored.items() if d == 1}
     return {i for i, (h, _) in ws.store.sample_hashes().items() if h in off}, row
 
