@@ -116,6 +116,10 @@ def test_score_during_an_ingest_in_another_process_is_refused_by_the_cli(tmp_pat
     root = tmp_path / "ws"
     Workspace.open(root).close()
     monkeypatch.setenv("GOALCOVER_LOCK_WAIT", "0")
+    # A configured judge (at a port nothing listens on): only the lock can stop this score.
+    monkeypatch.setenv("GOALCOVER_MODEL", "some-model")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
     with Holder(root, "ingest") as holder:
         result = CliRunner().invoke(app, ["score", "--workspace", str(root)])
         data = tmp_path / "more.jsonl"
