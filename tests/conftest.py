@@ -27,7 +27,9 @@ def pytest_configure(config):
 # Tests of one kind run one after another on one xdist worker (scripts/test.sh runs the suite with `-n 2
 # --dist loadgroup`): two llama.cpp servers, two local Ray clusters, or two Chainlit servers with their
 # browsers at once would each want the whole machine, and make the waits in those tests flaky.
-SERIAL_GROUPS = {"tests/integration/": "llama", "tests/tools/scale/": "ray", "tests/ui/test_browser": "browser"}
+SERIAL_GROUPS = {"tests/tools/scale/": "ray", "tests/ui/test_browser": "browser"}
+# Each real-model test module starts its own llama.cpp server; the two are the longest tests, so they may run
+# beside each other on the two workers rather than one after the other (the critical path of a CI run).
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks

@@ -113,7 +113,7 @@ def test_whole_pipeline_on_a_real_local_model(local_server, tmp_path):
         answer = json.loads(why.stdout)
         assert ungrounded(answer["answer"], answer["facts"]) == []
     if found:
-        made = goalcover(env, "synthesize", "--gap", found[0]["id"], "-n", "2", "--json")
+        made = goalcover(env, "synthesize", "--gap", found[0]["id"], "-n", "1", "--json")
         assert made.returncode in (0, 1), made.stderr
         if made.returncode == 0:
             counts = json.loads(made.stdout)
