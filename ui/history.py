@@ -23,13 +23,13 @@ the workspace's last, is shared by everyone who opens the page (ui/webchat.py sa
 from __future__ import annotations
 
 import mimetypes
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from chainlit.data.storage_clients.base import BaseStorageClient
+
+from goalcover.tools.core.files import write_atomic
 
 FOLDER = "conversations"
 DB_FILE = "chat.sqlite"
@@ -107,16 +107,9 @@ class WorkspaceFiles(BaseStorageClient):
             return {"object_key": None, "url": None}
         target = _inside(self.root, object_key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        for path, content in ((target.with_name(target.name + MIME_SUFFIX), mime.encode()),
-                              (target, data.encode() if isinstance(data, str) else bytes(data))):
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(content)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        # Owner-only, as mkstemp made them before; pid-tagged temporaries a dead writer's sweep removes.
+        write_atomic(target.with_name(target.name + MIME_SUFFIX), mime, mode=0o600)
+        write_atomic(target, data if isinstance(data, str) else bytes(data), mode=0o600)
         return {"object_key": object_key, "url": await self.get_read_url(object_key)}
 
     async def delete_file(self, object_key: str) -> bool:
