@@ -14,30 +14,21 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import SFT, head_lines
-from tests.integration.test_local_model import _require_runtime
+from tests.integration.test_local_model import smollm_server
 
 
 @pytest.fixture(scope="module")
 def tool_server():
-    from goalcover.tools.judge.local import TOOL_CHAT_FORMAT, probe, serve, stop
+    from goalcover.tools.judge.local import TOOL_CHAT_FORMAT
 
-    model = _require_runtime()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = serve(model, port=port, ctx=8192, chat_format=TOOL_CHAT_FORMAT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        yield base_url, (probe(base_url) or ["smollm2"])[0]
-    finally:
-        stop(proc)
+    with smollm_server(ctx=8192, chat_format=TOOL_CHAT_FORMAT) as served:
+        yield served
 
 
 @pytest.mark.timeout(900)

@@ -13,6 +13,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,20 +47,28 @@ def _require_runtime() -> Path:
     return model
 
 
-@pytest.fixture(scope="module")
-def local_server():
+@contextmanager
+def smollm_server(ctx: int, chat_format: str | None = None) -> Iterator[tuple[str, str]]:
+    """llama-cpp-python's server on SmolLM2 at a free loopback port, as `goalcover local serve` starts it
+    (`ctx` tokens, `chat_format` or the model's own template): (base URL, served model name); stopped after."""
     from goalcover.tools.judge.local import probe, serve, stop
 
     model = _require_runtime()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = serve(model, port=port, ctx=4096)
+    proc = serve(model, port=port, ctx=ctx, chat_format=chat_format)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         yield base_url, (probe(base_url) or ["smollm2"])[0]
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def local_server():
+    with smollm_server(ctx=4096) as served:
+        yield served
 
 
 def goalcover(env: dict, *args: str) -> subprocess.CompletedProcess:

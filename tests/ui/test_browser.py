@@ -72,6 +72,21 @@ def idle(page, timeout: int = LONG) -> None:
     expect(page.locator("#stop-button")).to_have_count(0, timeout=timeout)
 
 
+def start_scoring_with_buttons(page, data, samples: int) -> None:
+    """Upload `data` (`samples` records), state GOAL, propose and approve its subgoals and start scoring, all
+    through the app's buttons (the fake model's subgoal_rules answer); returns once "Run it" is clicked."""
+    upload(page, data)
+    expect_text(page, re.compile(rf"{samples} samples \(alpaca, jsonl\)"), LONG)
+    idle(page)
+    send(page, f"My goal: {GOAL}")
+    click(page, f"Propose subgoals for “{GOAL}”")
+    expect_text(page, "Draft subgoals")
+    click(page, "Approve subgoals")
+    expect_text(page, "Subgoals (saved)")
+    click(page, "Score the dataset")
+    click(page, "Run it")
+
+
 @pytest.fixture
 def pages(browser, request):
     """New pages; each is screenshotted into test-artifacts/ui/ if the test fails."""

@@ -14,7 +14,7 @@ from goalcover.testing import FakeOpenAI
 from tests.conftest import SFT, head_lines
 from tests.support.judges import CONTRACT_PATTERNS, topical_judge
 from tests.ui.conftest import GOAL, serve, shot, subgoal_rules
-from tests.ui.test_browser import LONG, click, expect_text, idle, pages, send, upload  # noqa: F401 (fixture)
+from tests.ui.test_browser import start_scoring_with_buttons, LONG, click, expect_text, idle, pages, send  # noqa: F401 (fixture)
 
 N = 24  # samples: the first records of contracts_alpaca.jsonl
 
@@ -47,16 +47,7 @@ def test_reload_restores_the_conversation_and_the_list_shows_an_earlier_one(brow
             expect_text(page, "Start by uploading your dataset", 30_000)
 
             # The conversation to restore: upload, goal, subgoals, scoring with its charts.
-            upload(page, data)
-            expect_text(page, re.compile(rf"{N} samples \(alpaca, jsonl\)"), LONG)
-            idle(page)
-            send(page, f"My goal: {GOAL}")
-            click(page, f"Propose subgoals for “{GOAL}”")
-            expect_text(page, "Draft subgoals")
-            click(page, "Approve subgoals")
-            expect_text(page, "Subgoals (saved)")
-            click(page, "Score the dataset")
-            click(page, "Run it")
+            start_scoring_with_buttons(page, data, N)
             expect_text(page, "Scoring finished", LONG)
             idle(page)
             page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=30_000)

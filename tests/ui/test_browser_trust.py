@@ -13,8 +13,8 @@ import shutil
 from goalcover.testing import FakeOpenAI
 from tests.conftest import SFT, head_lines
 from tests.support.judges import CONTRACT_PATTERNS, topical_judge
-from tests.ui.conftest import GOAL, ROOT, Gate, judge_calls, serve, shot, subgoal_rules, synthesizer
-from tests.ui.test_browser import CONCURRENCY, LONG, UPDATE_SCREENSHOT, click, expect_text, idle, pages, send, upload  # noqa: F401 (fixture)
+from tests.ui.conftest import ROOT, Gate, judge_calls, serve, shot, subgoal_rules, synthesizer
+from tests.ui.test_browser import start_scoring_with_buttons, CONCURRENCY, LONG, UPDATE_SCREENSHOT, click, expect_text, idle, pages  # noqa: F401 (fixture)
 
 N = 80  # samples: the first records of contracts_alpaca.jsonl
 STOP_AFTER = 20
@@ -40,16 +40,7 @@ def test_reload_during_scoring_reattaches_stop_gives_estimates_and_weak_says_why
         page = pages()
         page.goto(url)
         expect_text(page, "Start by uploading your dataset", 30_000)
-        upload(page, data)
-        expect_text(page, re.compile(rf"{N} samples \(alpaca, jsonl\)"), LONG)
-        idle(page)
-        send(page, f"My goal: {GOAL}")
-        click(page, f"Propose subgoals for “{GOAL}”")
-        expect_text(page, "Draft subgoals")
-        click(page, "Approve subgoals")
-        expect_text(page, "Subgoals (saved)")
-        click(page, "Score the dataset")
-        click(page, "Run it")
+        start_scoring_with_buttons(page, data, N)
         expect_text(page, re.compile(rf"Scoring\W+{STOP_AFTER}/{N}"), LONG)
 
         # Reloaded mid-run: the new page shows the run's live progress, and its stop button stops it.
