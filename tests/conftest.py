@@ -36,6 +36,10 @@ SERIAL_GROUPS = {"tests/tools/scale/": "ray", "tests/ui/test_browser": "browser"
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).resolve().parent.parent
     for item in items:
+        # xdist requires every worker to collect the same ids; an id made from bytes (a gzip header carries
+        # its mtime) or from anything else that varies between collections breaks the whole run.
+        if "\\x" in item.nodeid:
+            raise pytest.UsageError(f"{item.nodeid}: give this parametrized test readable ids (pytest.param(..., id=...))")
         where = Path(item.fspath).resolve().relative_to(root).as_posix()
         for prefix, group in SERIAL_GROUPS.items():
             if where.startswith(prefix):

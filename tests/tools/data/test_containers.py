@@ -119,11 +119,11 @@ def test_a_dataset_dict_folder_asks_for_one_split(tmp_path, contracts):
 
 @pytest.mark.parametrize("name, data, message", [
     ("bad.jsonl.gz", b"not gzip", r"bad\.jsonl\.gz: not a readable gzip file"),
-    ("cut.jsonl.gz", gzip.compress(b'{"text": "a"}\n' * 50)[:-12], r"cut\.jsonl\.gz: not a readable gzip file \(Compressed file ended"),
+    ("cut.jsonl.gz", gzip.compress(b'{"text": "a"}\n' * 50, mtime=0)[:-12], r"cut\.jsonl\.gz: not a readable gzip file \(Compressed file ended"),
     ("bad.jsonl.zst", b"not zstd", r"bad\.jsonl\.zst: not a readable zstd file"),
     ("key.jsonl", '{"text": "x", "\\udc00": 1}\n'.encode(), r"key\.jsonl: line 1: the key .* holds a lone surrogate"),
     ("deep.jsonl", ('{"text": "x", "a": ' + "[" * 3000 + "]" * 3000 + "}\n").encode(), r"deep\.jsonl: line 1: nested too deeply"),
-])
+], ids=["bad-gzip", "cut-gzip", "bad-zstd", "surrogate-key", "deep-nesting"])
 def test_broken_containers_and_values_get_one_message_naming_the_file(tmp_path, name, data, message):
     (tmp_path / name).write_bytes(data)
     with pytest.raises(BadInput, match=message):
