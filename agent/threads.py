@@ -9,6 +9,7 @@ instead of failing with "database is locked".
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -19,14 +20,15 @@ from goalcover.tools.core.workspace import DB_NAME, Workspace
 BUSY_TIMEOUT_S = 30
 
 
-async def open_checkpointer(ws: Workspace) -> AsyncSqliteSaver:
-    """An AsyncSqliteSaver on the workspace's database, set up; close it with `await saver.conn.close()`
-    on the same event loop."""
+async def open_checkpointer(ws: Workspace | Path) -> AsyncSqliteSaver:
+    """An AsyncSqliteSaver on the database of the workspace `ws` (or of the workspace folder), set up; close
+    it with `await saver.conn.close()` on the same event loop."""
+    root = ws if isinstance(ws, Path) else ws.root
     # Autocommit: the saver writes with one `await` per statement and commits with another, and the engine
     # writes to the same file synchronously on the event loop's thread. With an implicit transaction left
     # open across an await, an engine write would wait (on the loop's thread) for a commit that needs the
     # loop: "database is locked" after the busy timeout. One statement, one transaction, no such wait.
-    conn = await aiosqlite.connect(ws.root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn = await aiosqlite.connect(root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         await conn.execute("PRAGMA journal_mode=WAL")
         saver = AsyncSqliteSaver(conn)
@@ -35,6 +37,18 @@ async def open_checkpointer(ws: Workspace) -> AsyncSqliteSaver:
         await conn.close()
         raise
     return saver
+
+
+async def forget_thread(root: Path, thread_id: str) -> None:
+    """Delete a conversation's checkpoints and pending writes from the workspace folder `root` (the chat
+    app's "delete conversation"); nothing happens when the workspace has no database yet."""
+    if not (root / DB_NAME).is_file():
+        return
+    saver = await open_checkpointer(root)
+    try:
+        await saver.adelete_thread(thread_id)
+    finally:
+        await saver.conn.close()
 
 
 def new_thread_id() -> str:

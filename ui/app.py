@@ -44,7 +44,7 @@ if KEPT:
     @cl.data_layer
     def conversations():
         """Chainlit's SQLAlchemyDataLayer on WORKSPACE/conversations/chat.sqlite (ui/history.py)."""
-        return history.data_layer(WORKSPACE)
+        return history.data_layer(WORKSPACE, lambda name: webauth.workspace_for(WORKSPACE, name))
 
     history.add_file_route(WORKSPACE)
 
@@ -56,7 +56,7 @@ if KEPT:
         web = WebChat(webauth.workspace_for(WORKSPACE, name), user_name=name, typed_paths=webauth.typed_paths_allowed(),
                       conversation=str(thread["id"]))
         cl.user_session.set("chat", web)
-        background(lambda: history.reopen(web))
+        background(lambda: history.reopen(web, thread))
 
 
 def chat() -> WebChat:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import mimetypes
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from chainlit.data.storage_clients.base import BaseStorageClient
 
@@ -130,12 +130,23 @@ class WorkspaceFiles(BaseStorageClient):
         """Nothing to close: files are opened per call."""
 
 
-def data_layer(base: Path):
-    """Chainlit's SQLAlchemyDataLayer on the workspace's conversations file, elements in WorkspaceFiles."""
+def data_layer(base: Path, workspace_for: Callable[[str], Path]):
+    """Chainlit's SQLAlchemyDataLayer on the workspace's conversations file, elements in WorkspaceFiles;
+    deleting a conversation also deletes its LangGraph checkpoints in the workspace of its user
+    (`workspace_for(identifier)`), so nothing of a deleted conversation stays behind."""
     from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 
+    from goalcover.agent.threads import forget_thread
+
+    class Conversations(SQLAlchemyDataLayer):
+        async def delete_thread(self, thread_id: str):
+            author = await self.get_thread_author(thread_id)
+            deleted = await super().delete_thread(thread_id)
+            await forget_thread(workspace_for(author), thread_id)
+            return deleted
+
     path = ensure_schema(base)
-    return SQLAlchemyDataLayer(conninfo=f"sqlite+aiosqlite:///{path}", storage_provider=WorkspaceFiles(path.parent / FILES))
+    return Conversations(conninfo=f"sqlite+aiosqlite:///{path}", storage_provider=WorkspaceFiles(path.parent / FILES))
 
 
 def owner(base: Path, key: str) -> str | None:
@@ -185,16 +196,26 @@ def add_file_route(base: Path) -> None:
     app.router.routes.insert(0, app.router.routes.pop())
 
 
-async def reopen(web) -> None:
+REOPENED = "Reopened this conversation"
+
+
+async def reopen(web, thread: dict) -> None:
     """A conversation reopened from the data layer (a reload, or a click in the conversation list): the
     page already shows its messages, steps and charts, but not its buttons (Chainlit does not keep them),
-    so this sends the buttons that still apply to the workspace now, an approval the agent still waits
-    for, what changed since, and then watches a run still going (ui/runs.py). `web` is the WebChat."""
+    so this sends the buttons that still apply to the workspace now (replacing the previous reopening's
+    message, so reloads do not pile them up), an approval the agent still waits for, what changed since,
+    and then watches a run still going (ui/runs.py). `web` is the WebChat, `thread` Chainlit's ThreadDict."""
     import asyncio
+
+    import chainlit as cl
 
     from goalcover.tools.core.workspace import Workspace
     from goalcover.ui import iterate_views, runs, views
     from goalcover.ui.turn import approval
+
+    for step in thread.get("steps") or []:
+        if str(step.get("output") or "").startswith(REOPENED):
+            await cl.Message(content="", id=str(step["id"])).remove()
 
     web.ws = await asyncio.to_thread(Workspace.open, web.root)
     session = await web.agent(quiet=True)
@@ -202,8 +223,8 @@ async def reopen(web) -> None:
     pending = (await session.pending())[:1] if session is not None else []
     if not pending:
         acts = await views.next_actions(web.ws, draft=draft)
-        await web.out.send("Reopened this conversation: the steps that apply now." if acts else
-                           "Reopened this conversation. Ask on, or upload a dataset.", acts)
+        await web.out.send(f"{REOPENED}: the steps that apply now." if acts else
+                           f"{REOPENED}. Ask on, or upload a dataset.", acts)
     for waiting in pending:
         await approval(web, waiting)
     await iterate_views.since_view(web.out, web.ws)

@@ -120,6 +120,8 @@ class ProgressLine:
 
     async def end(self, stopped: bool = False, failed: bool = False) -> None:
         """Draw what is pending, then leave the counts (marked when stopped or failed: never "done" then)."""
+        if stopped:
+            runs.mark_stopped()
         if self.drawer is not None:
             await asyncio.gather(self.drawer, return_exceptions=True)  # at most PROGRESS_EVERY_S
         await self.draw()

@@ -10,6 +10,8 @@ button, which cancels the watcher and with it the run (the engine keeps every ju
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +21,19 @@ WATCH_EVERY_S = 0.5  # a watching tab redraws the run's progress this often
 
 @dataclass
 class LiveRun:
-    """One running piece of work: `task` (cancel it to stop), `what` it does in words, and `line`, the
-    latest progress text its own tab drew ("" before the first)."""
+    """One running piece of work: `task` (cancel it to stop), `what` it does in words ("scoring"; an agent's
+    turn names the paid tool it is running), `line`, the latest progress text its own tab drew ("" before
+    the first), and `stopped`, set once it was stopped from any tab."""
 
     task: asyncio.Task
     what: str
     line: str = ""
     watchers: int = field(default=0)
-    stop_asked: bool = False
+    stopped: bool = False
 
     def stop(self) -> None:
         """Stop the run (a "Stop" button in any tab): cancel its task; the engine keeps what arrived."""
-        self.stop_asked = True
+        self.stopped = True
         self.task.cancel()
 
 
@@ -48,10 +51,34 @@ def start(root: Path, what: str) -> LiveRun:
     return run
 
 
+def doing(what: str) -> None:
+    """Name what the current run does now (an agent's turn that starts scoring becomes "scoring"); no-op
+    outside a run."""
+    if (run := current.get()) is not None:
+        run.what = what
+
+
+def mark_stopped() -> None:
+    """The current run was stopped (its own tab's stop button, which cancels the task directly), so tabs
+    watching it say "stopped", not "finished"; no-op outside a run."""
+    if (run := current.get()) is not None:
+        run.stopped = True
+
+
 def end(root: Path, run: LiveRun) -> None:
     """The run is over (finished, stopped or failed): forget it, unless another replaced it."""
     if _runs.get(root) is run:
         del _runs[root]
+
+
+@contextmanager
+def running(root: Path, what: str) -> Iterator[LiveRun]:
+    """`start` … `end` around a block of the current task: the block is the workspace's run."""
+    run = start(root, what)
+    try:
+        yield run
+    finally:
+        end(root, run)
 
 
 def live(root: Path) -> LiveRun | None:
@@ -77,7 +104,7 @@ async def watch(run: LiveRun, draw) -> bool:
             await asyncio.wait([run.task], timeout=WATCH_EVERY_S)
         if run.line and run.line != shown:
             await draw(run.line)
-        return run.stop_asked
+        return run.stopped
     except asyncio.CancelledError:
         run.stop()
         await asyncio.wait([run.task])  # the run drains its calls in flight and saves them

@@ -14,11 +14,16 @@ from chainlit.utils import utc_now
 from goalcover.agent.session import Approval, Progress, Reply, Text, ToolStep
 from goalcover.tools.core.errors import GoalCoverError
 from goalcover.tools.core import plans
-from goalcover.ui import render, views
+from goalcover.ui import render, runs, views
 from goalcover.ui.output import ProgressLine, action, tool_step
 
 if TYPE_CHECKING:
     from goalcover.ui.webchat import WebChat
+
+
+# The agent's paid tools, as a watching tab names the run ("Scoring is running in this workspace").
+RUN_BY_TOOL = {"run_scoring": "scoring", "estimate_scoring": "the scoring estimate", "find_gaps": "gap finding",
+               "synthesize_samples": "synthesis", "fill_from_pool": "filling from the pool", "verify_fill": "the fill check"}
 
 
 class TurnView:
@@ -77,6 +82,8 @@ class TurnView:
         if event.status == "start":
             if self.streaming is not None:  # text before a tool call is a reply of its own
                 await self.reply(self.streaming.content)
+            if event.name in RUN_BY_TOOL:
+                runs.doing(RUN_BY_TOOL[event.name])
             step = tool_step(event.name, event.args)
             await step.send()
             self.steps.append((event.name, step))
@@ -140,6 +147,7 @@ class TurnView:
             await step.update()
         self.steps = []
         if stopped:
+            runs.mark_stopped()
             tool = open_tools[-1] if open_tools else self.last_tool
             if tool == "run_scoring":
                 await self.chat.actions.scoring_stopped()

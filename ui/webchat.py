@@ -37,7 +37,9 @@ HISTORY_SHOWN = 80  # messages replayed when a conversation is reopened
 # second piece of work on the same workspace — two scoring runs would pay twice.
 _locks: dict[Path, asyncio.Lock] = {}
 BUSY = ("Still working on an earlier request in this workspace: wait for it to finish, or press the stop button.")
-RUN_NAMES = {"on_score_run": "scoring", "on_gaps_run": "gap finding", "on_fill_run": "synthesis", "on_propose": "proposing subgoals"}
+AGENT_RUN = "the agent's work"  # an agent turn's run, until it starts a paid tool (ui/turn.py RUN_BY_TOOL)
+RUN_NAMES = {"on_score_run": "scoring", "on_gaps_run": "gap finding", "on_fill_run": "synthesis", "on_propose": "proposing subgoals",
+             "on_answer": AGENT_RUN}
 
 
 NO_MODEL = ("**No language model is set up yet**, so the chat, subgoals and scoring wait for one. Either:\n"
@@ -149,22 +151,20 @@ class WebChat:
             await self.busy()
             return
         async with self.lock:
-            run = runs.start(self.root, RUN_NAMES.get(getattr(work, "__name__", ""), "work"))
-            try:
-                await work(*args)
-            except ConfigError as exc:  # no model configured: the way forward, once in full
-                await self.out.error(NO_MODEL_AGAIN if self.no_model or not has_model(self.ws) else str(exc))
-                self.no_model = self.no_model or not has_model(self.ws)
-            except GoalCoverError as exc:  # bad input, a model that failed: say so, and the buttons go on
-                await self.out.send(f"**Failed:** {exc}", await views.next_actions(self.ws, goal_text=self.goal_text))
-            except Exception as exc:  # a full disk, a database another process holds: one clear message
-                from goalcover.tools.core.failures import explain
+            with runs.running(self.root, RUN_NAMES.get(getattr(work, "__name__", ""), "work")):
+                try:
+                    await work(*args)
+                except ConfigError as exc:  # no model configured: the way forward, once in full
+                    await self.out.error(NO_MODEL_AGAIN if self.no_model or not has_model(self.ws) else str(exc))
+                    self.no_model = self.no_model or not has_model(self.ws)
+                except GoalCoverError as exc:  # bad input, a model that failed: say so, and the buttons go on
+                    await self.out.send(f"**Failed:** {exc}", await views.next_actions(self.ws, goal_text=self.goal_text))
+                except Exception as exc:  # a full disk, a database another process holds: one clear message
+                    from goalcover.tools.core.failures import explain
 
-                if (clear := explain(exc)) is None:
-                    raise
-                await self.out.error(str(clear))
-            finally:
-                runs.end(self.root, run)
+                    if (clear := explain(exc)) is None:
+                        raise
+                    await self.out.error(str(clear))
 
     async def busy(self) -> None:
         """Something already runs on this workspace: watch it here (progress, stop), else say so."""
@@ -212,15 +212,17 @@ class WebChat:
         if self.lock.locked():
             await self.busy()
             return
+        # Typed work is the workspace's run too: a reload or another tab watches it (and can stop it).
         async with self.lock:
-            for element in files:
-                await self.ingest_upload(element)
-            path = None if files or not self.typed_paths else typed_path(text)
-            if path is not None:
-                await self.ingest(path)
-            elif text:
-                self.goal_text = goal_words(text)
-                await self.turn(lambda session: session.send(text))
+            with runs.running(self.root, "ingesting" if files else AGENT_RUN):
+                for element in files:
+                    await self.ingest_upload(element)
+                path = None if files or not self.typed_paths else typed_path(text)
+                if path is not None:
+                    await self.ingest(path)
+                elif text:
+                    self.goal_text = goal_words(text)
+                    await self.turn(lambda session: session.send(text))
 
     async def answer(self, approve: bool) -> None:
         """The answer to the approval the agent is waiting for."""

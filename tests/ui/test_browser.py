@@ -149,9 +149,16 @@ def test_whole_journey_from_upload_to_download(pages, tmp_path):
         click(page, "Run it")
         expect_text(page, re.compile(rf"Scoring\W+{STOP_AFTER}/{SAMPLES}"), LONG)
         shot(page, "scoring-progress")
+        # The agent's run belongs to the workspace, as a button's does: a second window watches it live.
+        other = pages()
+        other.goto(url)
+        expect_text(other, "Scoring is running", 30_000)
+        expect_text(other, re.compile(rf"Scoring\W+{STOP_AFTER}/{SAMPLES}"), 30_000)
         page.locator("#stop-button").click()
         gate.opened.set()  # the calls in flight return, and the stopped run keeps their answers
         expect_text(page, "Scoring stopped.", 30_000)
+        expect_text(other, "Scoring stopped.", 30_000)  # the watching window says stopped, not finished
+        other.close()
         idle(page)
         stopped_at = judge_calls(fake)
         assert STOP_AFTER <= stopped_at <= STOP_AFTER + CONCURRENCY

@@ -72,6 +72,10 @@ def test_reload_restores_the_conversation_and_the_list_shows_an_earlier_one(brow
             click(page, "Show coverage")  # a restored page's buttons work
             expect_text(page, "Coverage", 30_000)
             idle(page)
+            page.reload()  # reloads do not pile up "Reopened" messages: each replaces the one before
+            expect_text(page, "Show coverage", 30_000)
+            idle(page)
+            expect(page.get_by_text("Reopened this conversation")).to_have_count(1, timeout=20_000)
 
             # The conversation list shows the earlier conversation, and it opens as it was.
             page.locator("#header #sidebar-trigger-button").click()

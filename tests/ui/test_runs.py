@@ -47,3 +47,38 @@ def test_buttons_score_in_the_mode_from_settings():
     ws = SimpleNamespace(settings=load_settings(judge_mode="pair", judge_model="m"))
     assert Actions(SimpleNamespace(ws=ws)).judge == JudgeRef.resolve(ws.settings, "pair")
     assert Actions(SimpleNamespace(ws=ws)).judge.mode == "pair"
+
+
+def test_a_run_stopped_in_its_own_tab_reads_stopped_in_a_watching_tab(tmp_path):
+    """An agent's turn names the paid tool it runs, and its own stop button (which cancels the task, not
+    `LiveRun.stop`) still tells watchers it was stopped, not finished."""
+    root = Path(tmp_path)
+
+    async def scenario():
+        started = asyncio.Event()
+
+        async def turn():
+            with runs.running(root, "the agent's work"):
+                runs.doing("scoring")
+                started.set()
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:  # the turn handles its stop, as ui/turn.py does
+                    runs.mark_stopped()
+
+        task = asyncio.create_task(turn())
+        await started.wait()
+        run = runs.live(root)
+        what = run.what
+
+        async def draw(text):
+            pass
+
+        watcher = asyncio.create_task(runs.watch(run, draw))
+        await asyncio.sleep(0.1)
+        task.cancel()  # the stop button of the tab that started it
+        return what, await watcher
+
+    what, stopped = asyncio.run(scenario())
+    assert what == "scoring" and stopped
+    assert runs.live(root) is None
