@@ -18,16 +18,28 @@ Per size and oracle it reports:
 - calls for ±2 points (interval width < 4 points) on every target: with the predictor (PPI++ on a simple
   random sample, cross-fitted) — C; with the sample only (λ = 0) — S; full judging — F = N. Found on one
   random order on a geometric grid of n (×1.15);
+- active inference (A, deliverable 3; Zrnic & Candès 2024) as `score --predict --target-width` runs it
+  (tools/measure/active.py): a first random round of `--first-rounds` samples (the engine's default 100,
+  and 400), predictors fitted on it alone, then Poisson draws over the rest by the predictors' uncertainty
+  (ppi.active_probabilities on active.effective_f), the rest's share reweighted by 1/π (active.share). Calls
+  for ±2 points two ways: `grid`, one round's expected budget on the same ×1.15 grid as C and S, and
+  `engine`, score_active's own sequential rounds; its coverage over `--active-repeats` runs (a fresh first
+  round of the default size each);
 - interval coverage of the true share over `--repeats` random draws of `--coverage-n` samples (all targets
   pooled; target 93–97%);
-- off-goal filter: a random 4% judged, thresholds at precision 0.9 and recall 0.8 from the out-of-fold P,
-  the uncertain band judged; precision and recall of the "off-goal" decisions against full judging, at the share judged;
+- off-goal filter: a random 4% judged, thresholds at precision 0.9 and recall 0.8 from the out-of-fold P by
+  the engine's rule (ppi.bounded_thresholds: one-sided 90% confidence bounds) and, as "before", by the point
+  estimates (ppi.thresholds), the uncertain band judged; precision and recall of the "off-goal" decisions
+  against full judging, at the share judged — on one draw, and over `--filter-draws` draws (means, and the
+  share of draws meeting both targets);
 - fit time (six targets, 5-fold) and predict time over 10⁶ vectors (the engine's batched predict), peak RSS.
 
-Last line: `cascade: calls C vs S (sample-only) vs F (full), coverage K%, filter P/R` for the largest size and
-the keyword oracle (C and S: judged samples until every target is at ±2 points).
+Last line: `cascade: calls C (active A, first round F) vs S (sample-only) vs N (full), coverage K% (active K%),
+filter P/R at J% judged` for the largest size and the keyword oracle (C, A and S: judged samples until every
+target is at ±2 points; A the better first round's grid figure; the filter with the engine's bounded rule).
 
     python -m goalcover.evals.bench_cascade [--sizes 10000,100000] [--repeats 200] [--coverage-n 1000]
+        [--first-rounds 100,400] [--active-repeats 100] [--filter-draws 10]
 """
 
 from __future__ import annotations
@@ -42,7 +54,10 @@ from pathlib import Path
 
 import numpy as np
 
-from goalcover.tools.measure.ppi import Stratum, cascade_quality, fit, ppi_share, thresholds
+from goalcover.tools.measure import active as active_rounds
+from goalcover.tools.measure.ppi import (Stratum, active_probabilities, bounded_thresholds, cascade_quality, fit, poisson_draw,
+                                         ppi_share, thresholds)
+from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 FILES = {"contracts": "contracts_alpaca.jsonl", "code": "mbpp_alpaca.jsonl", "selfinstruct": "selfinstruct_alpaca.jsonl"}
@@ -148,6 +163,82 @@ def calls_needed(x, labels, seed: int = 0) -> tuple[int, int]:
     return found["C"], found["S"]
 
 
+def _first_round(x, labels, first_n: int, rng: np.random.Generator):
+    """The active design's first round, as score_active has it: `first_n` drawn at random, every target's
+    predictor fitted on them (cross-fitted), its PPI++ interval on them (λ = 0 where no better than chance).
+    Returns (first positions, rest positions, {target: P over the rest}, {target: chance}, widest width)."""
+    first = rng.choice(len(x), first_n, replace=False)
+    rest = np.setdiff1d(np.arange(len(x)), first)
+    f_rest, chance, widest = {}, {}, 0.0
+    for k, y in labels.items():
+        model = fit(x[first], y[first])
+        f_all = model.predict(x)
+        f_all[first] = model.p_oof
+        got = ppi_share([Stratum(f_all=f_all, y=y[first].astype(float), f=model.p_oof)], lam=0.0 if model.chance else None)
+        widest = max(widest, got.width)
+        f_rest[k], chance[k] = f_all[rest].astype(float), model.chance
+    return first, rest, f_rest, chance, widest
+
+
+def _active_intervals(labels, first, rest, f_rest, chance, pi, drawn) -> dict:
+    """Every target's interval (active.share: the first round counted exactly, the rest reweighted by 1/π)."""
+    return {k: active_rounds.share(float(y[first].sum()), len(first), f_rest[k], pi, drawn, y[rest][drawn].astype(float),
+                                   lam=0.0 if chance[k] else None) for k, y in labels.items()}
+
+
+def active_engine(x, labels, first_n: int, rng: np.random.Generator) -> tuple[int, dict]:
+    """score_active's rounds on arrays: the first random round, then Poisson rounds drawn with
+    ppi.active_probabilities over the rest on active.effective_f (the subgoals better than chance), each
+    round's budget from the widest interval as score_active sets it (×GROWTH_MARGIN), until every interval is
+    under WIDTH or the rest is exhausted. Returns (judged samples, {target: Interval})."""
+    first, rest, f_rest, chance, widest = _first_round(x, labels, first_n, rng)
+    f = active_rounds.effective_f([f_rest[k] for k in labels if not chance[k]], len(rest))
+    budgets: list[float] = []
+    drawn: set[int] = set()
+    intervals: dict = {}
+    while sum(budgets) < len(rest) and widest >= WIDTH:
+        base = first_n if not budgets else sum(budgets)
+        budgets.append(min(max(1.0, math.ceil(base * (widest / WIDTH) ** 2 * GROWTH_MARGIN) - sum(budgets)), len(rest)))
+        drawn.update(poisson_draw(active_probabilities(f, budgets[-1]), rng).tolist())
+        at = np.array(sorted(drawn), dtype=int)
+        intervals = _active_intervals(labels, first, rest, f_rest, chance, active_rounds.cumulative_pi(f, budgets), at)
+        widest = max(i.width for i in intervals.values())
+    return first_n + len(drawn), intervals
+
+
+def active_calls(x, labels, first_n: int, seed: int = 0) -> dict:
+    """Judged samples for ±2 points with active inference (A), two ways: `grid` — the smallest expected
+    budget of one Poisson round on a ×1.15 grid (the same search as C and S; the draws coupled across budgets
+    by one uniform per sample) — and `engine` — score_active's own sequential rounds (active_engine)."""
+    rng = np.random.default_rng(seed + 4)
+    first, rest, f_rest, chance, widest = _first_round(x, labels, first_n, rng)
+    f = active_rounds.effective_f([f_rest[k] for k in labels if not chance[k]], len(rest))
+    u = rng.random(len(rest))
+    grid = first_n if widest < WIDTH else len(x)
+    budget = 100.0
+    while widest >= WIDTH and budget < len(rest):
+        budget = min(budget * 1.15, len(rest))
+        pi = active_probabilities(f, budget)
+        drawn = np.nonzero(u < pi)[0]
+        widest = max(i.width for i in _active_intervals(labels, first, rest, f_rest, chance, pi, drawn).values())
+        grid = first_n + len(drawn)
+    engine, _ = active_engine(x, labels, first_n, np.random.default_rng(seed + 5))
+    return {"first": first_n, "grid": grid, "engine": engine, "chance": sorted(k for k, v in chance.items() if v)}
+
+
+def active_coverage(x, labels, first_n: int, repeats: int, seed: int = 0) -> float:
+    """Share of (run, target) whose final active interval (active_engine, a fresh first round each run)
+    holds the true share, over `repeats` runs."""
+    rng = np.random.default_rng(seed + 6)
+    hits = total = 0
+    for _ in range(repeats):
+        _, intervals = active_engine(x, labels, first_n, rng)
+        for k, y in labels.items():
+            hits += intervals[k].low <= y.mean() <= intervals[k].high
+            total += 1
+    return hits / total
+
+
 def coverage(x, labels, n: int, repeats: int, seed: int = 0) -> float:
     """Share of (draw, target) whose PPI++ interval holds the true share, over `repeats` random draws of n."""
     rng = np.random.default_rng(seed + 2)
@@ -164,15 +255,16 @@ def coverage(x, labels, n: int, repeats: int, seed: int = 0) -> float:
     return hits / total
 
 
-def off_goal_filter(x, off: np.ndarray, seed: int = 0) -> dict:
+def off_goal_filter(x, off: np.ndarray, seed: int = 0, rule=bounded_thresholds) -> dict:
     """The cascade on the off-goal target: FILTER_JUDGED of the samples judged at random, thresholds at
-    MIN_PRECISION, the band judged; precision/recall of "off-goal" against full judging."""
+    MIN_PRECISION / MIN_RECALL by `rule` (the engine's ppi.bounded_thresholds; ppi.thresholds, the point
+    estimates, before), the band judged; precision/recall of "off-goal" against full judging."""
     rng = np.random.default_rng(seed + 3)
     n = max(50, int(len(x) * FILTER_JUDGED))
     drawn = rng.choice(len(x), n, replace=False)
     model = fit(x[drawn], off[drawn], seed)
     p = model.predict(x)
-    t_low, t_high = thresholds(off[drawn], model.p_oof, MIN_PRECISION, MIN_RECALL)
+    t_low, t_high = rule(off[drawn], model.p_oof, MIN_PRECISION, MIN_RECALL)
     known = np.zeros(len(x), bool)
     known[drawn] = True
     band = (p > t_low) & (p < t_high) & ~known
@@ -182,6 +274,21 @@ def off_goal_filter(x, off: np.ndarray, seed: int = 0) -> dict:
     return {"judged_share": round((n + int(band.sum())) / len(x), 4), "precision": round(tp / max(1, int(decision.sum())), 4),
             "recall": round(tp / max(1, int(off.sum())), 4), "est_precision": est_p, "est_recall": est_r,
             "auc": model.auc, "t_low": t_low, "t_high": t_high}
+
+
+def filter_draws(x, off: np.ndarray, draws: int) -> dict:
+    """The off-goal filter over `draws` random judged samples (seeds 0..draws−1), with the engine's bounded rule
+    and the point rule: mean judged share, precision, recall, and the share of draws meeting P >= MIN_PRECISION
+    and R >= MIN_RECALL."""
+    out = {}
+    for name, rule in (("bounded", bounded_thresholds), ("point", thresholds)):
+        got = [off_goal_filter(x, off, seed, rule) for seed in range(draws)]
+        out[name] = {"judged_share": round(float(np.mean([g["judged_share"] for g in got])), 4),
+                     "precision": round(float(np.mean([g["precision"] for g in got])), 4),
+                     "recall": round(float(np.mean([g["recall"] for g in got])), 4),
+                     "min_recall": round(float(min(g["recall"] for g in got)), 4),
+                     "met": round(float(np.mean([g["precision"] >= MIN_PRECISION and g["recall"] >= MIN_RECALL for g in got])), 3)}
+    return out
 
 
 def timing(x, labels) -> dict:
@@ -206,9 +313,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeats", type=int, default=200, help="coverage draws per size")
     parser.add_argument("--coverage-n", type=int, default=1000, help="judged samples per coverage draw")
+    parser.add_argument("--first-rounds", default=f"{DEFAULT_FIRST_DRAW},400",
+                        help="active arm: first random round sizes (the first is the engine's default and gets the coverage runs)")
+    parser.add_argument("--active-repeats", type=int, default=100, help="active arm: coverage runs per size (each refits)")
+    parser.add_argument("--filter-draws", type=int, default=10, help="off-goal filter: judged samples drawn per size")
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = parser.parse_args()
+    first_rounds = [int(v) for v in args.first_rounds.split(",")]
     started = time.perf_counter()
     prompts, outputs = load(args.datasets)
     vp = vectors_of([t for t, _ in prompts], "prompts")
@@ -226,9 +338,14 @@ def main() -> None:
                 "auc": {k: round(fit(x[:2000], v[:2000]).auc or 0.5, 3) for k, v in labels.items()},
                 "calls_cascade": c, "calls_sample": s, "calls_full": size,
                 "filter": off_goal_filter(x, off),
+                "filter_before": off_goal_filter(x, off, rule=thresholds),
+                "filter_draws": filter_draws(x, off, args.filter_draws),
+                "active": [active_calls(x, labels, first) for first in first_rounds],
             }
             if oracle == "keyword":
                 row[oracle]["coverage"] = round(coverage(x, labels, args.coverage_n, args.repeats), 4)
+                if args.active_repeats:
+                    row[oracle]["active_coverage"] = round(active_coverage(x, labels, first_rounds[0], args.active_repeats), 4)
             row[oracle]["seconds"] = round(time.perf_counter() - t, 1)
             print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
         row["timing"] = timing(x, keyword)
@@ -239,8 +356,11 @@ def main() -> None:
     last = report[max(report)]["keyword"]
     f = last["filter"]
     print(f"total {time.perf_counter() - started:.0f} s")
-    print(f"cascade: calls {last['calls_cascade']} vs {last['calls_sample']} (sample-only) vs {last['calls_full']} (full), "
-          f"coverage {100 * last['coverage']:.1f}%, filter {f['precision']:.2f}/{f['recall']:.2f}")
+    best = min(last["active"], key=lambda a: a["grid"])
+    active_cov = f" (active {100 * last['active_coverage']:.1f}%)" if "active_coverage" in last else ""
+    print(f"cascade: calls {last['calls_cascade']} (active {best['grid']}, first round {best['first']}) vs {last['calls_sample']} "
+          f"(sample-only) vs {last['calls_full']} (full), coverage {100 * last['coverage']:.1f}%{active_cov}, "
+          f"filter {f['precision']:.2f}/{f['recall']:.2f} at {100 * f['judged_share']:.1f}% judged")
 
 
 if __name__ == "__main__":

@@ -217,6 +217,12 @@ class Settings(EmbedSettings, AgentLimits):
     ui_allow_open: bool = Field(False, description="serve beyond loopback (--host 0.0.0.0) without a login")
     ui_host: str | None = Field(None, description="the address `goalcover ui` serves on (it sets this): typed server paths work only on loopback")
 
+    # The cascade's thresholds (score --predict --min-precision; issue 28, h28e: tools/measure/ppi.bounded_thresholds)
+    cascade_confidence: float = Field(0.9, ge=0, lt=1, description="one-sided confidence with which the cascade's "
+                                      "precision and recall targets must hold (Clopper-Pearson bounds on the judged sample): "
+                                      "higher sends more samples to the judge, and a small judged sample sends it everything; "
+                                      "0: the point estimates on the judged sample (met about half the time)")
+
     # Errors (h24: one error path)
     debug: bool = Field(False, description="any value but 0/false/no/off: an internal error shows its traceback instead of one line")
 

@@ -23,7 +23,7 @@ from goalcover.tools.measure import active as active_rounds, predict_store
 from goalcover.tools.measure.coverage import supports
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
-from goalcover.tools.measure.ppi import Predictor, Stratum, cascade_quality, fit, fit_regressor, ppi_share, thresholds, weak_quality
+from goalcover.tools.measure.ppi import THRESHOLD_CONFIDENCE, Predictor, Stratum, bounded_thresholds, cascade_quality, fit, fit_regressor, ppi_share, thresholds, weak_quality
 from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
 from goalcover.tools.measure.strata import SampleDesign, current_design, sample_vectors
 from goalcover.tools.core.workspace import Workspace
@@ -189,7 +189,7 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
             active_rounds.apply_active(row, active, design, by_id, rest, labels, p_by_hash)
         row.judged, row.positives = len(train), positives
         row.auc, row.precision, row.recall, row.brier = (quality[k] for k in ("auc", "precision", "recall", "brier"))
-        decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision, min_recall)
+        decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision, min_recall, ws.settings.cascade_confidence)
         if reuse:  # store only the decisions that changed (new judgments, another precision target)
             changes = [(d, by, h) for h, (d, by) in decisions.items() if kept.get(h, (None, None, None, None))[2:] != (d, by)]
             if changes:
@@ -248,14 +248,16 @@ def _interval(target: str, design: SampleDesign, by_id: dict[str, str], train: l
 
 
 def _decide(row: TargetPrediction, labels: dict, p_by_hash: dict[str, float], y: np.ndarray, p_oof: np.ndarray,
-            min_precision: float | None, min_recall: float | None = None) -> dict[str, tuple[int | None, str]]:
+            min_precision: float | None, min_recall: float | None = None,
+            confidence: float = THRESHOLD_CONFIDENCE) -> dict[str, tuple[int | None, str]]:
     """content hash -> (decision 0/1 or None, decided_by): the judge where it judged this target; otherwise,
     with a precision target and a predictor better than chance, the predictor outside the band
-    [t_low, t_high] (t_low from `min_recall`, default `min_precision`) and 'pending' (for the judge) inside; without a target, the predictor at P >= 0.5; a
+    [t_low, t_high] (ppi.bounded_thresholds at one-sided `confidence`, ppi.thresholds' point estimates at 0; t_low from `min_recall`, default `min_precision`) and 'pending' (for the judge) inside; without a target, the predictor at P >= 0.5; a
     predictor no better than chance decides nothing. Sets the row's thresholds, estimated quality and counts."""
     t_low, t_high = -math.inf, math.inf
     if min_precision is not None and not row.chance and len(y):
-        t_low, t_high = thresholds(y, p_oof, min_precision, min_recall)
+        t_low, t_high = (bounded_thresholds(y, p_oof, min_precision, min_recall, confidence) if confidence > 0
+                         else thresholds(y, p_oof, min_precision, min_recall))
         row.t_low = None if math.isinf(t_low) else round(t_low, 4)
         row.t_high = None if math.isinf(t_high) else round(t_high, 4)
         row.est_precision, row.est_recall, _ = cascade_quality(y, p_oof, t_low, t_high)

@@ -25,7 +25,8 @@ N = 160
 
 def test_predicted_weak_samples_join_their_nearest_gap_with_stated_precision(tmp_path, fake_openai):
     fake_openai.rules.append(topical_judge(CONTRACT_PATTERNS))
-    with contracts_workspace(tmp_path, fake_openai, N) as ws:
+    # 80 judged: too few for confidence bounds (ppi.bounded_thresholds); the point-estimate rule decides here.
+    with contracts_workspace(tmp_path, fake_openai, N, cascade_confidence=0) as ws:
         asyncio.run(score_sampled(ws, n=80))
         final = predict(ws, min_precision=0.9)  # the cascade's decisions, its band not judged yet
         weak = predicted_weak(ws)
@@ -70,6 +71,7 @@ def test_cli_gaps_states_judged_vs_predicted_weak_samples(tmp_path, fake_openai,
     fake_openai.rules.append(topical_judge(CONTRACT_PATTERNS))
     _, env = prepared_contracts(tmp_path, "ws", fake_openai, N)
     env = {k: v for k, v in env.items() if k.startswith(("GOALCOVER_", "OPENAI_"))}
+    env["GOALCOVER_CASCADE_CONFIDENCE"] = "0"  # 80 judged: the point-estimate rule (ppi.thresholds) decides
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()
     scored = runner.invoke(app, ["score", "--sample", "80", "--predict", "--min-precision", "0.9"], env=env)

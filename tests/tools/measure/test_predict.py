@@ -194,6 +194,9 @@ def test_cli_predict_json_labels_and_export_drops_predicted_off_goal(tmp_path, f
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
     db, env = prepared_contracts(tmp_path, "ws", fake_openai, N)
     env = {k: v for k, v in env.items() if k.startswith(("GOALCOVER_", "OPENAI_"))}
+    # 80 judged samples are too few to bound precision/recall with confidence (everything would go to the
+    # judge); this test is about the plumbing, so it asks for the point estimates (ppi.thresholds).
+    env["GOALCOVER_CASCADE_CONFIDENCE"] = "0"
     bad = runner.invoke(app, ["score", "--predict"], env=env)
     assert bad.exit_code == 2 and "--predict learns from a judged sample" in bad.output
     got = runner.invoke(app, ["score", "--sample", "80", "--predict", "--min-precision", "0.9", "--json"], env=env)
