@@ -22,6 +22,7 @@ from langgraph.graph import END, START, StateGraph
 from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.nodes import make_nodes, pending_calls
 from goalcover.agent.state import InputState, State
+from goalcover.agent.text_calls import forced_choice
 from goalcover.agent.tools import TOOLS, tool_spec
 from goalcover.tools.core.workspace import Workspace
 
@@ -42,7 +43,9 @@ def build_graph(
     llm = model or make_chat_model(config.model, max_retries=ws.settings.max_retries, disable_streaming=not config.stream)
     # tool_choice "auto" spelled out: it is OpenAI's default, but llama-cpp-python's tool-calling chat format
     # ignores the tools when the field is absent.
-    nodes = make_nodes(ws, config, llm.bind_tools([tool_spec(fn) for fn in TOOLS], tool_choice="auto"))
+    specs = [tool_spec(fn) for fn in TOOLS]
+    nodes = make_nodes(ws, config, llm.bind_tools(specs, tool_choice="auto"),
+                       force=lambda name: llm.bind_tools(specs, tool_choice=forced_choice(name)))
     builder = StateGraph(State, input_schema=InputState)
     for name, node in nodes.items():
         builder.add_node(name, node)

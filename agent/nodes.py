@@ -18,6 +18,7 @@ from goalcover.agent.configuration import AgentConfig
 from goalcover.agent.history import bounded_history, close_dangling_calls, render_result, workspace_facts, workspace_summary
 from goalcover.agent.prompts import SYSTEM
 from goalcover.agent.state import State
+from goalcover.agent.text_calls import as_call, named_call
 from goalcover.agent.tools import BY_NAME, PAID, ToolContext, ToolResult, args_model
 from goalcover.tools.core.errors import GoalCoverError, describe_validation_error
 from goalcover.tools.core.messages import user_message
@@ -26,17 +27,25 @@ from goalcover.tools.core.workspace import Workspace
 APPROVED, DECLINED = "approved", "declined"
 
 
-def make_nodes(ws: Workspace, config: AgentConfig, decide) -> dict[str, Any]:
+def make_nodes(ws: Workspace, config: AgentConfig, decide, force=None) -> dict[str, Any]:
     """{"agent", "confirm", "tools"} -> node functions for one workspace; `decide` is the agent model with
-    the tools bound."""
+    the tools bound, `force(name)` the same model made to call the tool `name` (for a call the model wrote
+    as text: agent/text_calls.py), or None."""
 
     async def agent(state: State) -> dict:
         facts = workspace_facts(ws, state)
         history, left_out = bounded_history(close_dangling_calls(state.messages), config.max_history_tokens)
         summary = workspace_summary(replace(state, **facts), left_out)
         system = SystemMessage(SYSTEM.format(threshold=ws.settings.support_threshold, workspace=summary))
+        messages = [system, *with_content(history)]
         try:
-            reply = await decide.ainvoke([system, *with_content(history)])
+            reply = await decide.ainvoke(messages)
+            if (named := named_call(reply, BY_NAME)) is not None:  # a tool call written as text
+                name, args = named
+                if args is not None:
+                    reply = as_call(name, args)
+                elif force is not None and (forced := await force(name).ainvoke(messages)).tool_calls:
+                    reply = forced
         except openai.APIError as exc:
             raise GoalCoverError(f"the agent model {config.model.model!r} failed: {brief_api_error(exc)}") from None
         return {"messages": [reply], "decisions": {}, **facts}

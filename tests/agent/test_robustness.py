@@ -247,3 +247,38 @@ def test_tool_calling_ai_messages_are_sent_with_text():
     sent = with_content([HumanMessage("hi"), call, ToolMessage("3 samples", tool_call_id="c1"), said])
     assert sent[1].content == " " and sent[1].tool_calls == call.tool_calls and call.content == ""
     assert sent[0] is not None and sent[3] is said
+
+
+async def test_a_tool_call_written_as_text_runs_as_the_call_it_names(fake_openai, open_ws, session_factory):
+    """A small local model through llama-cpp-python's chat format writes "functions.<name>:" as text (or
+    Hermes' <tool_call> tags): the agent asks once more with that tool forced, or uses the arguments the
+    text holds; prose that mentions a tool stays prose (agent/text_calls.py)."""
+    fake_openai.rules.append(
+        sequence(
+            [
+                Reply.text("functions.describe_dataset:"),
+                Reply.text("Described."),
+                Reply.text('<tool_call>{"name": "search_samples", "arguments": {"query": "termination"}}</tool_call>'),
+                Reply.text("Searched."),
+                Reply.text("You could call functions.coverage: it shows the shares."),
+            ],
+            when=agent_turn,
+        )
+    )
+    session = await session_factory(open_ws())
+    first = await drain(session.send("describe my data"))
+    assert [e.name for e in first if isinstance(e, ToolStep) and e.status == "start"] == ["describe_dataset"]
+    def forced():  # agent requests (all tools offered) with one tool forced; the start's tool check is not one
+        return [r.forced_tool.get("name") for r in fake_openai.requests if r.forced_tool is not None and "coverage" in r.tool_names]
+
+    assert forced() == ["describe_dataset"]  # asked again, that tool forced
+    assert reply_text(first) == "Described."
+
+    second = await drain(session.send("find termination clauses"))
+    started = [e for e in second if isinstance(e, ToolStep) and e.status == "start"]
+    assert [(e.name, e.args) for e in started] == [("search_samples", {"query": "termination"})]
+    assert forced() == ["describe_dataset"]  # the arguments were in the text: not asked again
+
+    third = await drain(session.send("what can you do?"))
+    assert not [e for e in third if isinstance(e, ToolStep)]
+    assert reply_text(third) == "You could call functions.coverage: it shows the shares."
