@@ -116,9 +116,11 @@ def draw_round(f_by: dict[str, np.ndarray], f_eff: np.ndarray, unknown: list[str
                        f_sum={k: float(f.sum()) for k, f in f_by.items()})
 
 
-def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed: int) -> ActiveRound | None:
+def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed: int,
+                cache: dict) -> ActiveRound | None:
     """Fit round k's predictors on the labels judged so far (first round and earlier rounds) and draw it over
-    the rest's unjudged samples; None when none is left."""
+    the rest's unjudged samples; None when none is left. `cache` keeps the vectors read from the index
+    between rounds."""
     from goalcover.tools.core.goal import current_goal
     from goalcover.tools.judge.judge_ref import current_judge
     from goalcover.tools.measure.predict import OFF_GOAL, _labels, _target_hash, _vectors
@@ -132,7 +134,9 @@ def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed
         return None
     train_ids = [i for i in design.drawn_ids() if i in by_id] + [i for i in active.drawn() if i in by_id]
     labels = _labels(ws, goal, judge, [by_id[i] for i in train_ids])
-    vectors = _vectors(ws, by_id, None)
+    if "vectors" not in cache:
+        cache["vectors"] = _vectors(ws, by_id, None)
+    vectors = cache["vectors"]
     zero = np.zeros(next(iter(vectors.values())).shape[0] if vectors else 384, dtype=np.float32)
     subgoals = {hashes[t] for t in hashes if t != OFF_GOAL}
     x_unknown = np.stack([vectors.get(by_id[i], zero) for i in unknown])
@@ -183,10 +187,11 @@ async def score_active(ws: Workspace, mode: str = "batched", *, n: int | None = 
         if got.stopped or got.failed:
             return total, result
     rest = len(rest_ids(ws, design))
+    cache: dict = {}
     while not total.stopped and result.widest() >= target_width:
         judged = design.size + len(active.drawn())
         budget = round_budget(judged, result.widest(), target_width, GROWTH_MARGIN, rest - len(active.drawn()))
-        round_ = _next_round(ws, design, active, budget, seed * 1000 + len(active.rounds) + 1)
+        round_ = _next_round(ws, design, active, budget, seed * 1000 + len(active.rounds) + 1, cache)
         if round_ is None:
             break
         if round_.pi:
