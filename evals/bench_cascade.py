@@ -19,12 +19,14 @@ Per size and oracle it reports:
   random sample, cross-fitted) — C; with the sample only (λ = 0) — S; full judging — F = N. Found on one
   random order on a geometric grid of n (×1.15);
 - active inference (A, deliverable 3; Zrnic & Candès 2024) as `score --predict --target-width` runs it
-  (tools/measure/active.py): a first random round of `--first-rounds` samples (the engine's default 100,
-  and 400), predictors fitted on it alone, then Poisson draws over the rest by the predictors' uncertainty
-  (ppi.active_probabilities on active.effective_f), the rest's share reweighted by 1/π (active.share). Calls
-  for ±2 points two ways: `grid`, one round's expected budget on the same ×1.15 grid as C and S, and
-  `engine`, score_active's own sequential rounds; its coverage over `--active-repeats` runs (a fresh first
-  round of the default size each);
+  (tools/measure/active.py, sequential active inference with model updating): a first random round of
+  `--first-rounds` samples (the engine's default 100, and 400), then rounds whose predictors are refitted on
+  the labels of the first round and every earlier round (active.fit_round), drawn over the not-yet-judged rest
+  by their uncertainty (ppi.active_probabilities), each at most doubling the labels (sequential.round_budget),
+  the rounds' reweighted estimates averaged (sequential.sequential_share). Calls for ±2 points two ways:
+  `grid`, a single round drawn by the first round's predictors with its expected budget on the same ×1.15
+  grid as C and S (no refit), and `engine`, score_active's own sequential rounds; its coverage and judged
+  samples (mean, median, range) over `--active-repeats` runs (a fresh first round of the default size each);
 - interval coverage of the true share over `--repeats` random draws of `--coverage-n` samples (all targets
   pooled; target 93–97%);
 - off-goal filter: a random 4% judged, thresholds at precision 0.9 and recall 0.8 from the out-of-fold P by
@@ -36,7 +38,8 @@ Per size and oracle it reports:
 
 Last line: `cascade: calls C (active A, first round F) vs S (sample-only) vs N (full), coverage K% (active K%),
 filter P/R at J% judged` for the largest size and the keyword oracle (C, A and S: judged samples until every
-target is at ±2 points; A the better first round's grid figure; the filter with the engine's bounded rule).
+target is at ±2 points; A the engine's sequential rounds after the default first round; the filter with the
+engine's bounded rule).
 
     python -m goalcover.evals.bench_cascade [--sizes 10000,100000] [--repeats 200] [--coverage-n 1000]
         [--first-rounds 100,400] [--active-repeats 100] [--filter-draws 10]
@@ -58,6 +61,7 @@ from goalcover.tools.measure import active as active_rounds
 from goalcover.tools.measure.ppi import (Stratum, active_probabilities, bounded_thresholds, cascade_quality, fit, poisson_draw,
                                          ppi_share, thresholds)
 from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN
+from goalcover.tools.measure.sequential import RoundData, round_budget, sequential_share
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
 FILES = {"contracts": "contracts_alpaca.jsonl", "code": "mbpp_alpaca.jsonl", "selfinstruct": "selfinstruct_alpaca.jsonl"}
@@ -180,30 +184,42 @@ def _first_round(x, labels, first_n: int, rng: np.random.Generator):
     return first, rest, f_rest, chance, widest
 
 
-def _active_intervals(labels, first, rest, f_rest, chance, pi, drawn) -> dict:
-    """Every target's interval (active.share: the first round counted exactly, the rest reweighted by 1/π)."""
-    return {k: active_rounds.share(float(y[first].sum()), len(first), f_rest[k], pi, drawn, y[rest][drawn].astype(float),
-                                   lam=0.0 if chance[k] else None) for k, y in labels.items()}
+def _one_round(labels, first, rest, f_rest, chance, pi, drawn, budget: float) -> dict:
+    """Every target's interval after one active round over the rest (sequential.sequential_share with a single
+    round: the first round counted exactly, the rest reweighted by 1/π)."""
+    return {k: sequential_share(float(y[first].sum()), len(first), len(rest),
+                                [RoundData(0.0, float(f_rest[k].sum()), f_rest[k][drawn], pi[drawn], y[rest][drawn].astype(float), budget)],
+                                lam=0.0 if chance[k] else None) for k, y in labels.items()}
 
 
 def active_engine(x, labels, first_n: int, rng: np.random.Generator) -> tuple[int, dict]:
-    """score_active's rounds on arrays: the first random round, then Poisson rounds drawn with
-    ppi.active_probabilities over the rest on active.effective_f (the subgoals better than chance), each
-    round's budget from the widest interval as score_active sets it (×GROWTH_MARGIN), until every interval is
-    under WIDTH or the rest is exhausted. Returns (judged samples, {target: Interval})."""
-    first, rest, f_rest, chance, widest = _first_round(x, labels, first_n, rng)
-    f = active_rounds.effective_f([f_rest[k] for k in labels if not chance[k]], len(rest))
-    budgets: list[float] = []
-    drawn: set[int] = set()
+    """score_active's rounds on arrays: the first random round, then rounds whose predictors are refitted on
+    the labels of the first round and every earlier round (active.fit_round), drawn over the not-yet-judged
+    rest with ppi.active_probabilities on the effective P, each round's budget from the widest interval by
+    sequential.round_budget (×GROWTH_MARGIN, at most doubling the labels), the rounds combined by
+    sequential.sequential_share, until every interval is under WIDTH or the rest is exhausted. Returns
+    (judged samples, {target: Interval})."""
+    first, rest, _, chance, widest = _first_round(x, labels, first_n, rng)
+    judged = np.zeros(len(rest), dtype=bool)
+    rounds: dict = {k: [] for k in labels}
+    known = {k: 0.0 for k in labels}
     intervals: dict = {}
-    while sum(budgets) < len(rest) and widest >= WIDTH:
-        base = first_n if not budgets else sum(budgets)
-        budgets.append(min(max(1.0, math.ceil(base * (widest / WIDTH) ** 2 * GROWTH_MARGIN) - sum(budgets)), len(rest)))
-        drawn.update(poisson_draw(active_probabilities(f, budgets[-1]), rng).tolist())
-        at = np.array(sorted(drawn), dtype=int)
-        intervals = _active_intervals(labels, first, rest, f_rest, chance, active_rounds.cumulative_pi(f, budgets), at)
+    while widest >= WIDTH and not judged.all():
+        unknown = np.nonzero(~judged)[0]
+        budget = round_budget(first_n + int(judged.sum()), widest, WIDTH, GROWTH_MARGIN, len(unknown))
+        train = np.concatenate([first, rest[judged]])
+        f_by, f_eff = active_rounds.fit_round({k: (x[train], y[train]) for k, y in labels.items()}, x[rest[unknown]], set(labels))
+        pi = active_probabilities(f_eff, budget)
+        drawn = poisson_draw(pi, rng)
+        for k, y in labels.items():
+            got = y[rest[unknown[drawn]]].astype(float)
+            rounds[k].append(RoundData(known[k], float(f_by[k].sum()), f_by[k][drawn], pi[drawn], got, budget))
+            known[k] += float(got.sum())
+        judged[unknown[drawn]] = True
+        intervals = {k: sequential_share(float(y[first].sum()), first_n, len(rest), rounds[k], lam=0.0 if chance[k] else None)
+                     for k, y in labels.items()}
         widest = max(i.width for i in intervals.values())
-    return first_n + len(drawn), intervals
+    return first_n + int(judged.sum()), intervals
 
 
 def active_calls(x, labels, first_n: int, seed: int = 0) -> dict:
@@ -220,23 +236,25 @@ def active_calls(x, labels, first_n: int, seed: int = 0) -> dict:
         budget = min(budget * 1.15, len(rest))
         pi = active_probabilities(f, budget)
         drawn = np.nonzero(u < pi)[0]
-        widest = max(i.width for i in _active_intervals(labels, first, rest, f_rest, chance, pi, drawn).values())
+        widest = max(i.width for i in _one_round(labels, first, rest, f_rest, chance, pi, drawn, budget).values())
         grid = first_n + len(drawn)
     engine, _ = active_engine(x, labels, first_n, np.random.default_rng(seed + 5))
     return {"first": first_n, "grid": grid, "engine": engine, "chance": sorted(k for k, v in chance.items() if v)}
 
 
-def active_coverage(x, labels, first_n: int, repeats: int, seed: int = 0) -> float:
-    """Share of (run, target) whose final active interval (active_engine, a fresh first round each run)
-    holds the true share, over `repeats` runs."""
+def active_coverage(x, labels, first_n: int, repeats: int, seed: int = 0) -> tuple[float, list[int]]:
+    """(share of (run, target) whose final active interval holds the true share, each run's judged samples)
+    over `repeats` runs of active_engine, a fresh first round each."""
     rng = np.random.default_rng(seed + 6)
     hits = total = 0
+    calls = []
     for _ in range(repeats):
-        _, intervals = active_engine(x, labels, first_n, rng)
+        judged, intervals = active_engine(x, labels, first_n, rng)
+        calls.append(judged)
         for k, y in labels.items():
             hits += intervals[k].low <= y.mean() <= intervals[k].high
             total += 1
-    return hits / total
+    return hits / total, calls
 
 
 def coverage(x, labels, n: int, repeats: int, seed: int = 0) -> float:
@@ -345,7 +363,10 @@ def main() -> None:
             if oracle == "keyword":
                 row[oracle]["coverage"] = round(coverage(x, labels, args.coverage_n, args.repeats), 4)
                 if args.active_repeats:
-                    row[oracle]["active_coverage"] = round(active_coverage(x, labels, first_rounds[0], args.active_repeats), 4)
+                    cov, calls = active_coverage(x, labels, first_rounds[0], args.active_repeats)
+                    row[oracle]["active_coverage"] = round(cov, 4)
+                    row[oracle]["active_runs_calls"] = {"mean": round(float(np.mean(calls)), 1), "median": float(np.median(calls)),
+                                                        "min": min(calls), "max": max(calls)}
             row[oracle]["seconds"] = round(time.perf_counter() - t, 1)
             print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
         row["timing"] = timing(x, keyword)
@@ -356,9 +377,9 @@ def main() -> None:
     last = report[max(report)]["keyword"]
     f = last["filter"]
     print(f"total {time.perf_counter() - started:.0f} s")
-    best = min(last["active"], key=lambda a: a["grid"])
+    best = last["active"][0]  # the engine's default first round
     active_cov = f" (active {100 * last['active_coverage']:.1f}%)" if "active_coverage" in last else ""
-    print(f"cascade: calls {last['calls_cascade']} (active {best['grid']}, first round {best['first']}) vs {last['calls_sample']} "
+    print(f"cascade: calls {last['calls_cascade']} (active {best['engine']}, first round {best['first']}) vs {last['calls_sample']} "
           f"(sample-only) vs {last['calls_full']} (full), coverage {100 * last['coverage']:.1f}%{active_cov}, "
           f"filter {f['precision']:.2f}/{f['recall']:.2f} at {100 * f['judged_share']:.1f}% judged")
 

@@ -1,59 +1,75 @@
 """Active rounds of `score --predict --target-width W`: after the first, stratified random round, later
-rounds draw what to judge by the predictor's uncertainty (active inference, Zrnic & Candès, "Active
-Statistical Inference", ICML 2024) and the intervals reweight those draws so they stay valid.
+rounds draw what to judge by the predictors' uncertainty and the predictors LEARN from every round: sequential
+active inference with model updating (Zrnic & Candès, "Active Statistical Inference", ICML 2024, section
+"Sequential active inference"; the statistics are in sequential.py).
 
-The design, conditional on the first round (its judged samples are known exactly, and the predictors are
-fitted on them alone, so they are fixed for every later round):
-- the rest R (the N − n₁ samples the first round did not draw) is drawn by Poisson sampling: round k draws
-  each i ∈ R independently with π_ik = ppi.active_probabilities(f, b_k) for that round's expected budget b_k,
-  where f is the "effective" P whose f(1 − f) is the mean of f_t(1 − f_t) over the subgoals whose predictor
-  is better than chance (a common draw serves every subgoal; the uniform share of the mix keeps π > 0).
-  A sample's inclusion probability after K rounds is π_i = 1 − Π_k (1 − π_ik); each drawn sample's π_i is
-  stored (meta `active_design`), with each round's budget and seed, so a rerun redraws the same samples and
-  pays nothing (judgments are cached);
-- a subgoal's share is θ = (Σ_{first round} y + |R|·θ̂_R) / N with θ̂_R ppi.active_share's reweighted
-  estimate over R (Horvitz–Thompson, PPI++'s λ), variance (|R|/N)² Var(θ̂_R); Wilson's interval at the
-  effective n, as elsewhere. A subgoal no better than chance gets λ = 0 (the reweighted sample alone).
-Samples judged in active rounds are not a random sample: they never train the predictors, as cascade band
-samples do not. The budget of each round comes from the previous round's widest interval, a sequential
-stopping rule as the random `--target-width` rounds have.
+The design:
+- the first round's judged samples are counted exactly; the rest R (the N − n₁ samples it did not draw) is
+  estimated by rounds. Before round k, every target's predictor f_k is fitted (ppi.fit, cross-fitted
+  logistic regression on the embeddings) on the labels of the first round and of rounds < k only, and
+  predicts U_k, the samples of R no round has judged yet;
+- round k draws each i ∈ U_k independently (Poisson sampling) with π_ik = ppi.active_probabilities(f, b_k),
+  f the "effective" P whose f(1 − f) is the mean of f_t(1 − f_t) over the subgoals whose predictor is better
+  than chance (a common draw serves every subgoal; the uniform share of the mix keeps π > 0). Its expected
+  budget b_k comes from the previous estimate's widest interval, as the random `--target-width` rounds grow,
+  but at most doubles the labels (sequential.round_budget), so the predictors are refitted as labels arrive;
+- each round's reweighted estimate of R's positives is unbiased given the past; the rounds are averaged with
+  weights b_k and the variance of that average is the martingale CLT's (sequential.sequential_share), so the
+  interval stays valid although the predictors and the sampling rule change from round to round. A subgoal
+  whose first-round predictor is no better than chance gets λ = 0 (the reweighted samples alone).
+Each round is stored in meta `active_design` — its budget and seed, every drawn sample id's π_ik, and per
+target f_k at the drawn samples and Σ f_k over U_k — so a rerun redraws nothing, refits nothing for the stored
+rounds and pays nothing (judgments are cached). The predictors `score --predict` reports and stores (and the
+cascade's thresholds) still learn from the random first round alone: active-round samples are not a random
+sample, so they train only the rounds' own predictors.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from goalcover.tools.core.workspace import Workspace
 from goalcover.tools.judge.judge_ref import JudgeRef
-from goalcover.tools.measure.estimate import CONFIDENCE, wilson
-from goalcover.tools.measure.ppi import Interval, active_probabilities, active_share, poisson_draw
+from goalcover.tools.measure.ppi import active_probabilities, fit, poisson_draw
 from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN, Scorer, _add, score_sampled
+from goalcover.tools.measure.sequential import RoundData, round_budget, sequential_share
 
 ACTIVE_KEY = "active_design"
 
 
+class ActiveRound(BaseModel):
+    """One active round: its expected budget (draws over U_k) and seed, each drawn sample id's inclusion
+    probability π (0-1], and per target hash the round's predictor f_k at the drawn ids and Σ f_k over U_k."""
+
+    budget: float
+    seed: int
+    pi: dict[str, float] = Field(default_factory=dict, description="drawn sample id -> this round's π")
+    f: dict[str, dict[str, float]] = Field(default_factory=dict, description="target hash -> drawn id -> f_k")
+    f_sum: dict[str, float] = Field(default_factory=dict, description="target hash -> Σ f_k over U_k")
+
+
 class ActiveDesign(BaseModel):
     """The active rounds drawn after a first random round: the first round's design key, the judge and the
-    predictors' training fingerprints they were drawn with (target hash -> trained), each round's expected
-    budget and seed, and every drawn sample id's cumulative inclusion probability π (0-1]."""
+    first round's predictor fingerprints they were drawn with (target hash -> trained), and the rounds."""
 
     design: str = Field(description="predict._design_key of the first round's sample design")
     judge: list[str] = Field(description="[prompt version, model]")
-    trained: dict[str, str] = Field(description="target hash -> the predictor's training fingerprint")
-    budgets: list[float] = Field(default_factory=list, description="each round's expected draws over the rest")
-    seeds: list[int] = Field(default_factory=list)
-    pi: dict[str, float] = Field(default_factory=dict, description="drawn sample id -> inclusion probability")
+    trained: dict[str, str] = Field(description="target hash -> the first-round predictor's training fingerprint")
+    rounds: list[ActiveRound] = Field(default_factory=list)
+
+    def drawn(self) -> list[str]:
+        """Every sample id drawn by a round, in draw order."""
+        return [i for r in self.rounds for i in r.pi]
 
 
 def load(ws: Workspace, design_key: str, judge: JudgeRef) -> ActiveDesign | None:
-    """The stored active design if it was drawn on the first round `design_key` with `judge`, else None."""
+    """The stored active design if it was drawn on the first round `design_key` with `judge` (a design stored
+    before the rounds learned, without `rounds`, is not reused), else None."""
     saved = ws.store.get_meta(ACTIVE_KEY)
-    if not saved:
+    if not saved or "rounds" not in saved:
         return None
     active = ActiveDesign.model_validate(saved)
     return active if active.design == design_key and active.judge == list(judge.key) else None
@@ -68,82 +84,69 @@ def effective_f(per_target: list[np.ndarray], size: int) -> np.ndarray:
     return (1 - np.sqrt(np.clip(1 - 4 * v, 0, 1))) / 2
 
 
-def cumulative_pi(f: np.ndarray, budgets: list[float]) -> np.ndarray:
-    """Inclusion probabilities (m,) after independent Poisson rounds with expected draws `budgets` over the
-    m samples of predicted P `f`: 1 − Π_k (1 − π_k)."""
-    keep = np.ones(len(f))
-    for b in budgets:
-        keep *= 1 - active_probabilities(f, min(float(b), len(f)))
-    return 1 - keep
-
-
-def share(known_sum: float, first: int, f_rest: np.ndarray, pi: np.ndarray, drawn: np.ndarray, y: np.ndarray,
-          lam: float | None = None, confidence: float = CONFIDENCE) -> Interval:
-    """A share over N = `first` + len(f_rest) samples: `known_sum` the first round's positives (known
-    exactly), the rest estimated by ppi.active_share from `f_rest` (|R|,), `pi` (|R|,) the inclusion
-    probabilities, `drawn` (n,) positions in the rest and `y` (n,) their labels 0/1. `lam` fixes λ (0: the
-    reweighted sample alone). `classical_width` is the width at λ = 0."""
-    rest = len(f_rest)
-    big_n = first + rest
-    if rest == 0:
-        theta = known_sum / max(1, big_n)
-        return Interval(theta, theta, theta, 0.0, float(big_n), 0.0)
-    lam = active_share(f_rest, pi, drawn, y, lam=lam).lam if len(drawn) else 0.0
-    f = f_rest[drawn].astype(float)
-    p = pi[drawn].astype(float)
-    y = np.asarray(y, dtype=float)
-    var_f = float(np.var(f_rest, ddof=1)) / rest if rest > 1 else 0.0
-
-    def estimate(lam_: float) -> tuple[float, float]:
-        resid = y - lam_ * f
-        theta_r = (lam_ * float(f_rest.sum()) + float((resid / p).sum())) / rest
-        var_r = float(((1 - p) / (p * p) * resid * resid).sum()) / rest**2 + lam_ * lam_ * var_f
-        if not len(drawn) and lam_ == 0:
-            var_r = 0.25  # nothing drawn: the rest's share is unknown
-        return (known_sum + rest * theta_r) / big_n, (rest / big_n) ** 2 * var_r
-
-    theta, var = estimate(lam)
-    theta = min(1.0, max(0.0, theta))
-    n_eff = theta * (1 - theta) / var if var > 0 and 0 < theta < 1 else float(first + len(drawn))
-    low, high = wilson(theta, n_eff, confidence)
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    return Interval(theta, low, high, lam, n_eff, 2 * z * math.sqrt(max(0.0, estimate(0.0)[1])))
-
-
 def rest_ids(ws: Workspace, design) -> list[str]:
     """The sample ids the first round did not draw, sorted."""
     first = set(design.drawn_ids())
     return sorted(i for i in ws.store.sample_hashes() if i not in first)
 
 
-def _draw_round(ws: Workspace, design, result, active: ActiveDesign, budget: float, seed: int) -> list[str]:
-    """Add one Poisson round of `budget` expected draws over the rest to `active` (budgets, seeds, cumulative
-    π of every drawn id) and return the ids drawn in all rounds so far."""
-    from goalcover.tools.judge.judge_ref import current_judge
-    from goalcover.tools.measure import predict_store
-    from goalcover.tools.measure.predict import _target_hash
+def fit_round(train: dict[str, tuple[np.ndarray, np.ndarray]], x_unknown: np.ndarray, subgoals: set[str],
+              seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Round k's predictors: per target key, ppi.fit on its `train[key]` = (vectors (n, d), labels (n,) bool)
+    (the labels of the first round and rounds < k), predicting `x_unknown` (m, d). Returns ({key: f_k (m,)},
+    the effective P (m,) over the keys in `subgoals` whose predictor beats chance)."""
+    f_by, better = {}, []
+    for key, (x, y) in train.items():
+        model = fit(x, y, seed) if len(y) else fit(np.zeros((1, x_unknown.shape[1])), np.zeros(1, bool), seed)
+        f_by[key] = np.clip(model.predict(x_unknown), 0.0, 1.0)
+        if key in subgoals and not model.chance:
+            better.append(f_by[key])
+    return f_by, effective_f(better, len(x_unknown))
 
+
+def draw_round(f_by: dict[str, np.ndarray], f_eff: np.ndarray, unknown: list[str], budget: float,
+               seed: int) -> ActiveRound:
+    """A Poisson round of `budget` expected draws over the `unknown` ids (U_k) by `f_eff`'s uncertainty,
+    recording π, f_k at the drawn ids and Σ f_k over U_k for every key of `f_by` (arrays over `unknown`)."""
+    pi = active_probabilities(f_eff, min(float(budget), len(unknown)))
+    drawn = poisson_draw(pi, np.random.default_rng(seed))
+    return ActiveRound(budget=min(float(budget), len(unknown)), seed=seed,
+                       pi={unknown[j]: float(pi[j]) for j in drawn},
+                       f={k: {unknown[j]: float(f[j]) for j in drawn} for k, f in f_by.items()},
+                       f_sum={k: float(f.sum()) for k, f in f_by.items()})
+
+
+def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed: int,
+                cache: dict) -> ActiveRound | None:
+    """Fit round k's predictors on the labels judged so far (first round and earlier rounds) and draw it over
+    the rest's unjudged samples; None when none is left. `cache` keeps the vectors read from the index
+    between rounds."""
     from goalcover.tools.core.goal import current_goal
+    from goalcover.tools.judge.judge_ref import current_judge
+    from goalcover.tools.measure.predict import OFF_GOAL, _labels, _target_hash, _vectors
 
-    judge = current_judge(ws)
-    hashes = _target_hash(current_goal(ws))
+    goal, judge = current_goal(ws), current_judge(ws)
+    hashes = _target_hash(goal)
     by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
-    rest = rest_ids(ws, design)
-    per_target = []
-    for row in result.targets:
-        if row.chance or row.id not in hashes or row.id == "off_goal":
-            continue
-        stored = predict_store.predictions(ws, hashes[row.id], *judge.key)
-        per_target.append(np.array([stored.get(by_id[i], (0.5,))[0] for i in rest]))
-    f = effective_f(per_target, len(rest))
-    active.budgets.append(min(float(budget), len(rest)))
-    active.seeds.append(seed)
-    drawn: set[int] = set()
-    for b, s in zip(active.budgets, active.seeds):
-        drawn.update(poisson_draw(active_probabilities(f, b), np.random.default_rng(s)).tolist())
-    pi = cumulative_pi(f, active.budgets)
-    active.pi = {rest[j]: float(pi[j]) for j in sorted(drawn)}
-    return list(active.pi)
+    known = set(active.drawn())
+    unknown = [i for i in rest_ids(ws, design) if i not in known]
+    if not unknown:
+        return None
+    train_ids = [i for i in design.drawn_ids() if i in by_id] + [i for i in active.drawn() if i in by_id]
+    labels = _labels(ws, goal, judge, [by_id[i] for i in train_ids])
+    if "vectors" not in cache:
+        cache["vectors"] = _vectors(ws, by_id, None)
+    vectors = cache["vectors"]
+    zero = np.zeros(next(iter(vectors.values())).shape[0] if vectors else 384, dtype=np.float32)
+    subgoals = {hashes[t] for t in hashes if t != OFF_GOAL}
+    x_unknown = np.stack([vectors.get(by_id[i], zero) for i in unknown])
+    train = {}
+    for target, target_hash in hashes.items():  # per target: its own judged samples train it
+        ids = [i for i in train_ids if target in labels.get(by_id[i], {})]
+        x = np.stack([vectors.get(by_id[i], zero) for i in ids]) if ids else np.zeros((0, len(zero)), np.float32)
+        train[target_hash] = (x, np.array([labels[by_id[i]][target][0] for i in ids], dtype=bool))
+    f_by, f_eff = fit_round(train, x_unknown, subgoals)
+    return draw_round(f_by, f_eff, unknown, budget, seed)
 
 
 async def score_active(ws: Workspace, mode: str = "batched", *, n: int | None = None, target_width: float,
@@ -151,21 +154,20 @@ async def score_active(ws: Workspace, mode: str = "batched", *, n: int | None = 
                        on_round: Callable[[int, object], None] | None = None, seed: int = 0, **score_kwargs):
     """`score --predict --target-width W`: a first stratified random round of `n` (default
     DEFAULT_FIRST_DRAW) through sampled.score_sampled, then predict and, while a subgoal's interval is wider
-    than `target_width` points, Poisson rounds drawn by the predictors' uncertainty (module docstring) until
-    every interval is narrower, the rest is exhausted or `max_cost` (USD, all rounds) stops it.
+    than `target_width` points, rounds whose predictors are refitted on every label so far and whose draws
+    follow their uncertainty (module docstring), until every interval is narrower, the rest is exhausted or
+    `max_cost` (USD, all rounds) stops it. Stored rounds are replayed first (their judgments are cached).
     `on_round(samples judged, PredictResult)` is called after each active round. Returns (the summed
     ScoreResult, the last PredictResult). Raises BadInput as score_sampled and predict do."""
-    from goalcover.tools.judge.judge_ref import current_judge
+    from goalcover.tools.core.goal import current_goal
     from goalcover.tools.judge import scoring
+    from goalcover.tools.judge.judge_ref import current_judge
     from goalcover.tools.measure import predict_store
     from goalcover.tools.measure.predict import _design_key, _target_hash, predict
-
-    from goalcover.tools.core.goal import current_goal
     from goalcover.tools.measure.strata import current_design
 
     scorer = scorer or scoring.score
-    first_n = n or DEFAULT_FIRST_DRAW
-    total = await score_sampled(ws, mode, n=first_n, max_cost=max_cost, scorer=scorer, **score_kwargs)
+    total = await score_sampled(ws, mode, n=n or DEFAULT_FIRST_DRAW, max_cost=max_cost, scorer=scorer, **score_kwargs)
     result = predict(ws)
     design = current_design(ws)
     judge = current_judge(ws)
@@ -174,51 +176,61 @@ async def score_active(ws: Workspace, mode: str = "batched", *, n: int | None = 
     active = load(ws, _design_key(design), judge)
     if active is None or active.trained != trained:
         active = ActiveDesign(design=_design_key(design), judge=list(judge.key), trained=trained)
-    rest = len(rest_ids(ws, design))
-    while rest and not total.stopped and sum(active.budgets) < rest:
-        widest = result.widest()
-        if widest < target_width:
-            break
-        base = design.size if not active.budgets else sum(active.budgets)
-        budget = max(1.0, math.ceil(base * (widest / target_width) ** 2 * GROWTH_MARGIN) - sum(active.budgets))
-        saved_rounds = (list(active.budgets), list(active.seeds))
-        drawn = _draw_round(ws, design, result, active, budget, seed * 1000 + len(active.budgets) + 1)
-        got = await scorer(ws, mode, samples=ws.store.samples(drawn),
-                           max_cost=None if max_cost is None else max(0.0, max_cost - total.cost), **score_kwargs)
+
+    def left() -> float | None:
+        return None if max_cost is None else max(0.0, max_cost - total.cost)
+
+    if active.rounds and not total.stopped:  # a rerun: the stored rounds' samples (cached, free)
+        got = await scorer(ws, mode, samples=ws.store.samples(active.drawn()), max_cost=left(), **score_kwargs)
         total = _add(total, got)
-        if got.stopped or got.failed:  # not every drawn sample is judged: the interval keeps the rounds before
-            active.budgets, active.seeds = saved_rounds
+        result = predict(ws)
+        if got.stopped or got.failed:
+            return total, result
+    rest = len(rest_ids(ws, design))
+    cache: dict = {}
+    while not total.stopped and result.widest() >= target_width:
+        judged = design.size + len(active.drawn())
+        budget = round_budget(judged, result.widest(), target_width, GROWTH_MARGIN, rest - len(active.drawn()))
+        round_ = _next_round(ws, design, active, budget, seed * 1000 + len(active.rounds) + 1, cache)
+        if round_ is None:
             break
+        if round_.pi:
+            got = await scorer(ws, mode, samples=ws.store.samples(list(round_.pi)), max_cost=left(), **score_kwargs)
+            total = _add(total, got)
+            if got.stopped or got.failed:  # not every drawn sample is judged: the interval keeps the rounds before
+                break
+        active.rounds.append(round_)
         ws.store.set_meta(ACTIVE_KEY, active.model_dump())
         result = predict(ws)
         if on_round:
-            on_round(design.size + len(drawn), result)
+            on_round(judged + len(round_.pi), result)
     return total, result
 
 
-def apply_active(row, active: ActiveDesign, design, by_id: dict[str, str], rest: list[str], labels: dict,
-                 p_by_hash: dict[str, float]) -> None:
-    """Replace a predict.TargetPrediction `row`'s share and intervals by the active design's (share above):
-    the first round's labels counted exactly (a sample without a label counts its P), the rest reweighted
-    from the active draws; λ = 0 where the row's predictor is no better than chance."""
+def apply_active(row, target_hash: str, active: ActiveDesign, design, by_id: dict[str, str], rest: list[str],
+                 labels: dict, p_by_hash: dict[str, float]) -> None:
+    """Replace a predict.TargetPrediction `row`'s share and intervals by the active design's
+    (sequential.sequential_share): the first round's labels counted exactly (a sample without a label counts
+    its P), the rest from the stored rounds up to the first one with a drawn sample not judged for this
+    target; λ = 0 where the row's predictor is no better than chance."""
     def label(i: str) -> float | None:
-        got = labels.get(by_id[i], {}).get(row.id)
+        got = labels.get(by_id.get(i, ""), {}).get(row.id)
         return None if got is None else float(got[0])
 
     first = [i for i in design.drawn_ids() if i in by_id]
     known_sum = sum(v if (v := label(i)) is not None else p_by_hash.get(by_id[i], 0.0) for i in first)
-    position = {i: j for j, i in enumerate(rest)}
-    f_rest = np.array([p_by_hash.get(by_id[i], 0.0) for i in rest], dtype=float)
-    pi = np.ones(len(rest))
-    drawn, y = [], []
-    for i, p in active.pi.items():
-        if i in position and (v := label(i)) is not None:
-            pi[position[i]] = p
-            drawn.append(position[i])
-            y.append(v)
-    drawn_arr = np.array(drawn, dtype=int)
-    sample_only = share(known_sum, len(first), f_rest, pi, drawn_arr, np.array(y), lam=0.0)
-    used = sample_only if row.chance else share(known_sum, len(first), f_rest, pi, drawn_arr, np.array(y))
+    rounds: list[RoundData] = []
+    known = 0.0
+    for r in active.rounds:
+        ids = list(r.pi)
+        ys = [label(i) for i in ids]
+        if target_hash not in r.f_sum or any(v is None for v in ys):
+            break
+        rounds.append(RoundData(known, r.f_sum[target_hash], np.array([r.f[target_hash][i] for i in ids]),
+                                np.array([r.pi[i] for i in ids]), np.array(ys, dtype=float), r.budget))
+        known += float(sum(ys))
+    sample_only = sequential_share(known_sum, len(first), len(rest), rounds, lam=0.0)
+    used = sample_only if row.chance else sequential_share(known_sum, len(first), len(rest), rounds)
     row.share, row.ci_low, row.ci_high = round(used.share, 4), round(used.low, 4), round(used.high, 4)
     row.sample_ci_low, row.sample_ci_high, row.lam = round(sample_only.low, 4), round(sample_only.high, 4), round(used.lam, 3)
-    row.active_draws = len(drawn)
+    row.active_draws = sum(len(r.y) for r in rounds)

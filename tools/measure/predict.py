@@ -186,7 +186,7 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
             scores_by_hash = dict(zip(distinct, predicted_scores.tolist())) if predicted_scores is not None else {}
         row = _interval(target, design, by_id, train, y, p_oof, p_by_hash, chance)
         if active is not None and active.trained.get(target_hash) == trained:
-            active_rounds.apply_active(row, active, design, by_id, rest, labels, p_by_hash)
+            active_rounds.apply_active(row, target_hash, active, design, by_id, rest, labels, p_by_hash)
         row.judged, row.positives = len(train), positives
         row.auc, row.precision, row.recall, row.brier = (quality[k] for k in ("auc", "precision", "recall", "brier"))
         decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision, min_recall, ws.settings.cascade_confidence)

@@ -1,18 +1,22 @@
-"""Active rounds of `score --predict --target-width`: the two-phase interval's coverage on a synthetic
-population, and a workspace run against the fake endpoint's keyword judge (probabilities stored, intervals
-reweighted, a rerun pays nothing)."""
+"""Active rounds of `score --predict --target-width` (sequential active inference, the predictors refitted
+every round): the interval's coverage on a synthetic population, fewer calls than rounds drawn by the first
+round's predictor, and a workspace run against the fake endpoint's keyword judge (rounds stored, round 2's
+predictor learned from round 1, a rerun pays nothing)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from goalcover.tools.measure.active import ACTIVE_KEY, cumulative_pi, effective_f, share
-from goalcover.tools.measure.ppi import poisson_draw
+from goalcover.tools.judge.judge_ref import current_judge
+from goalcover.tools.measure.active import ACTIVE_KEY, effective_f, fit_round
+from goalcover.tools.measure.ppi import active_probabilities, poisson_draw
+from goalcover.tools.measure.sequential import RoundData, round_budget, round_total, sequential_share
 from goalcover.ui.cli import app
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
 from tests.support.workspaces import contracts_workspace, prepared_contracts
@@ -20,42 +24,96 @@ from tests.support.workspaces import contracts_workspace, prepared_contracts
 N = 160
 
 
-def test_first_round_exact_plus_reweighted_rest_covers_the_true_share():
-    rng = np.random.default_rng(7)
-    size = 3000
-    logit = rng.normal(-1.0, 2.0, size)
-    truth_p = 1 / (1 + np.exp(-logit))
-    y = rng.random(size) < truth_p
-    f = np.clip(truth_p + rng.normal(0, 0.1, size), 0.01, 0.99)  # a decent, not perfect, predictor
-    hits = narrower = 0
-    repeats = 200
-    for r in range(repeats):
-        first = rng.choice(size, 60, replace=False)
-        rest = np.setdiff1d(np.arange(size), first)
-        budgets = [60.0, 80.0]
-        drawn = set()
-        for k, b in enumerate(budgets):
-            from goalcover.tools.measure.ppi import active_probabilities
+def _binned_fit(train, x_unknown, subgoals):
+    """A cheap stand-in for active.fit_round: P = the past labels' share in x[:, 0]'s decile (add-one)."""
+    (x, y), = train.values()
+    edges = np.quantile(x[:, 0], np.linspace(0, 1, 11)[1:-1])
+    bins, at = np.digitize(x[:, 0], edges), np.digitize(x_unknown[:, 0], edges)
+    share = np.array([(y[bins == b].sum() + 0.5) / ((bins == b).sum() + 1) for b in range(10)])
+    return {"t": share[at]}, share[at]
 
-            drawn.update(poisson_draw(active_probabilities(f[rest], b), np.random.default_rng(1000 * r + k)).tolist())
-        pi = cumulative_pi(f[rest], budgets)
-        pos = np.array(sorted(drawn))
-        got = share(float(y[first].sum()), len(first), f[rest], pi, pos, y[rest][pos].astype(float))
+
+def _rounds(x, y, first, rounds_n, width, rng, refit=True, fitter=fit_round):
+    """Active rounds on arrays as score_active runs them (sequential.py); `refit=False` keeps the first
+    round's predictor for every round (the design before the rounds learned). Returns (judged, Interval)."""
+    rest = np.setdiff1d(np.arange(len(y)), first)
+    judged = np.zeros(len(rest), bool)
+    rounds, known, widest, got = [], 0.0, 1.0, None
+    f_first = None
+    for _ in range(rounds_n):
+        if widest < width or judged.all():
+            break
+        unknown = np.nonzero(~judged)[0]
+        budget = round_budget(len(first) + int(judged.sum()), widest, width, 1.15, len(unknown))
+        train = np.concatenate([first, rest[judged]]) if refit or f_first is None else first
+        f_by, f_eff = fitter({"t": (x[train], y[train])}, x[rest[unknown]], {"t"})
+        pi = active_probabilities(f_eff, budget)
+        drawn = poisson_draw(pi, rng)
+        labels = y[rest[unknown[drawn]]].astype(float)
+        rounds.append(RoundData(known, float(f_by["t"].sum()), f_by["t"][drawn], pi[drawn], labels, budget))
+        known += float(labels.sum())
+        judged[unknown[drawn]] = True
+        f_first = f_by
+        got = sequential_share(float(y[first].sum()), len(first), len(rest), rounds)
+        widest = got.width
+    return len(first) + int(judged.sum()), got
+
+
+def _population(rng, size=3000):
+    x = rng.normal(size=(size, 6)).astype(np.float32)
+    logit = 3.0 * x[:, 0] - 2.0 * x[:, 1] * x[:, 2] - 2.0
+    return x, rng.random(size) < 1 / (1 + np.exp(-logit))
+
+
+def test_sequential_rounds_cover_the_true_share():
+    rng = np.random.default_rng(7)
+    x, y = _population(rng)
+    hits = narrower = 0
+    repeats = 300  # each round's predictor learns from the rounds before it (a binned share: fast)
+    for _ in range(repeats):
+        _, got = _rounds(x, y, rng.choice(len(y), 40, replace=False), 4, 1e-3, rng, fitter=_binned_fit)
         hits += got.low <= y.mean() <= got.high
         narrower += got.width <= got.classical_width + 1e-12
         assert 0 <= got.low <= got.share <= got.high <= 1
-    # 95% intervals over 200 repeats: below 89% would be a 3-sigma miss.
-    assert hits / repeats >= 0.89, hits / repeats
-    assert narrower / repeats >= 0.9
+    # 95% intervals over 300 repeats: below 91% would be a 3.2-sigma miss.
+    assert hits / repeats >= 0.91, hits / repeats
+    assert narrower / repeats >= 0.8, narrower / repeats
 
 
-def test_effective_f_keeps_the_mean_uncertainty_and_budgets_add_up():
+def test_refitted_rounds_need_fewer_calls_than_the_first_rounds_predictor():
+    # A first round of 30 fits the predictor poorly; rounds that learn from every label reach the width with
+    # fewer calls than rounds drawn by the first round's predictor alone (the design before).
+    rng = np.random.default_rng(11)
+    x, y = _population(rng, 4000)
+    learn = fixed = 0
+    for r in range(6):
+        first = np.random.default_rng(r).choice(len(y), 30, replace=False)
+        learn += _rounds(x, y, first, 12, 0.05, np.random.default_rng(100 + r))[0]
+        fixed += _rounds(x, y, first, 12, 0.05, np.random.default_rng(100 + r), refit=False)[0]
+    assert learn < 0.9 * fixed, (learn, fixed)
+
+
+def test_round_weights_and_budgets():
+    # A round that drew all of U (π = 1): the estimate is exact; an empty design has R's share unknown.
+    r = RoundData(3.0, 1.0, np.array([1.0, 0.0]), np.array([1.0, 1.0]), np.array([1.0, 0.0]), 2.0)
+    assert round_total(r)[:2] == (4.0, 0.0)
+    got = sequential_share(5.0, 10, 90, [r])
+    assert abs(got.share - 0.09) < 1e-12 and got.classical_width == 0
+    # Rounds combine by their weights: two exact rounds of 2 and 4 positives, weights 1 and 3 -> 3.5.
+    r2 = RoundData(0.0, 0.0, np.array([0.0]), np.array([1.0]), np.array([4.0]), 3.0)
+    r1 = RoundData(0.0, 0.0, np.array([0.0]), np.array([1.0]), np.array([2.0]), 1.0)
+    assert abs(sequential_share(0.0, 0, 100, [r1, r2]).share - 0.035) < 1e-12
+    assert sequential_share(5.0, 10, 90, []).width > 0.5
+    assert round_budget(100, 0.2, 0.04, 1.15, 10_000) == 100  # at most doubles the labels
+    assert round_budget(1000, 0.041, 0.04, 1.15, 10_000) == math.ceil(1000 * (0.041 / 0.04) ** 2 * 1.15) - 1000
+    assert round_budget(1000, 0.2, 0.04, 1.15, 50) == 50
+
+
+def test_effective_f_keeps_the_mean_uncertainty():
     a, b = np.array([0.1, 0.5, 0.9]), np.array([0.5, 0.5, 0.2])
     f = effective_f([a, b], 3)
     assert np.allclose(f * (1 - f), (a * (1 - a) + b * (1 - b)) / 2)
     assert np.allclose(effective_f([], 4), 0.5)
-    pi = cumulative_pi(np.linspace(0.05, 0.95, 100), [10, 10])
-    assert 10 < pi.sum() <= 20 and (pi > 0).all()
 
 
 @pytest.fixture
@@ -70,23 +128,33 @@ def test_active_rounds_store_probabilities_and_reweight_the_intervals(ws, fake_o
 
     total, result = asyncio.run(score_active(ws, n=40, target_width=12))
     saved = ws.store.get_meta(ACTIVE_KEY)
-    assert saved and saved["budgets"] and saved["pi"]
-    assert all(0 < p <= 1 for p in saved["pi"].values())
+    assert saved and len(saved["rounds"]) >= 2
+    drawn = [i for r in saved["rounds"] for i in r["pi"]]
+    assert drawn and all(0 < p <= 1 for r in saved["rounds"] for p in r["pi"].values())
+    assert len(drawn) == len(set(drawn))  # a round draws only samples no earlier round judged
     from goalcover.tools.measure.strata import current_design
 
     first = set(current_design(ws).drawn_ids())
-    assert not first & set(saved["pi"])  # active draws come from the rest only
-    assert result.judged_samples == 40  # the predictors learn from the random round alone
+    assert not first & set(drawn)  # active draws come from the rest only
+    assert result.judged_samples == 40  # the reported predictors learn from the random round alone
     rows = [t for t in result.targets if t.id != "off_goal"]
     assert all(t.active_draws > 0 for t in rows)
     for t in result.targets:
         assert 0 <= t.ci_low <= t.share <= t.ci_high <= 1
     assert total.calls == fake_openai.stats()["completions"]
+    # Round 2's predictors learned from round 1's labels: its stored f differs from the first round's P.
+    from goalcover.tools.measure import predict_store
+
+    second = saved["rounds"][1]
+    by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
+    target_hash = next(iter(second["f"]))
+    first_p = predict_store.predictions(ws, target_hash, *current_judge(ws).key)
+    assert any(abs(v - first_p[by_id[i]][0]) > 1e-6 for i, v in second["f"][target_hash].items())
     # A rerun redraws nothing new and pays nothing; the figures are the same.
     calls = fake_openai.stats()["completions"]
     _, again = asyncio.run(score_active(ws, n=40, target_width=12))
     assert fake_openai.stats()["completions"] == calls
-    assert ws.store.get_meta(ACTIVE_KEY)["pi"] == saved["pi"] or len(ws.store.get_meta(ACTIVE_KEY)["pi"]) > len(saved["pi"])
+    assert ws.store.get_meta(ACTIVE_KEY)["rounds"] == saved["rounds"]
     assert [t.share for t in again.targets] == [t.share for t in result.targets]
 
 
