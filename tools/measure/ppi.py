@@ -283,7 +283,8 @@ def weak_quality(y: np.ndarray, p: np.ndarray, t_low: float, t_high: float) -> t
 # predictor's uncertainty, and the estimate reweights what it judged by 1/π_i, so it stays unbiased:
 #   θ̂ = (1/N) Σ_i [λ f_i + ξ_i (y_i − λ f_i) / π_i],   ξ_i ~ Bernoulli(π_i)
 # with the Horvitz–Thompson variance (1/N²) Σ_i ξ_i (1 − π_i)(y_i − λ f_i)² / π_i² (unbiased for Poisson
-# sampling; Särndal, Swensson & Wretman 1992, §3.3) plus PPI++'s λ² Var(f)/N term, as ppi_share has it.
+# sampling; Särndal, Swensson & Wretman 1992, §3.3). The estimate, round by round with a refitted f, is
+# tools/measure/sequential.py's; these are the draws.
 # The variance-optimal π_i ∝ sqrt(E[(y − f)² | x]) = sqrt(f(1 − f)) for a calibrated f (Zrnic & Candès §3);
 # mixing with the uniform rule (a share `mix` of the budget) bounds the weights 1/π_i, as the paper does.
 
@@ -315,40 +316,6 @@ def active_probabilities(f: np.ndarray, budget: float, mix: float = ACTIVE_MIX) 
         if left <= 0 or not free.any():
             break
     return np.clip(pi, 0.0, 1.0)
-
-
-def active_share(f_all: np.ndarray, pi: np.ndarray, drawn: np.ndarray, y: np.ndarray,
-                 confidence: float = CONFIDENCE, lam: float | None = None) -> Interval:
-    """The active-inference estimate of a share with its interval. `f_all` (N,) the predictions of every
-    sample of the population, `pi` (N,) the inclusion probabilities they were drawn with, `drawn` (n,)
-    integer positions of the drawn samples, `y` (n,) their judged labels 0/1. `lam` fixes λ; by default it
-    minimises the estimated variance, clipped to [0, 1] (0 is the inverse-probability-weighted sample
-    alone). `classical_width` is the width at λ = 0 with the same draws."""
-    big_n = len(f_all)
-    if not len(drawn):
-        return Interval(0.0, 0.0, 1.0, 0.0, 0.0)
-    f = f_all[drawn].astype(float)
-    p = pi[drawn].astype(float)
-    y = np.asarray(y, dtype=float)
-    hw = (1 - p) / (p * p)  # Horvitz–Thompson variance weights
-    var_f = float(np.var(f_all, ddof=1)) / big_n if big_n > 1 else 0.0
-    if lam is None:
-        # d/dλ of Σ hw (y − λf)² / N² + λ² var_f = 0
-        denom = float((hw * f * f).sum()) / big_n**2 + var_f
-        lam = float(min(1.0, max(0.0, float((hw * y * f).sum()) / big_n**2 / denom))) if denom > 0 else 0.0
-
-    def estimate(lam_: float) -> tuple[float, float]:
-        resid = y - lam_ * f
-        theta = (lam_ * float(f_all.sum()) + float((resid / p).sum())) / big_n
-        var = float((hw * resid * resid).sum()) / big_n**2 + lam_ * lam_ * var_f
-        return theta, var
-
-    theta, var = estimate(lam)
-    theta = min(1.0, max(0.0, theta))
-    n_eff = theta * (1 - theta) / var if var > 0 and 0 < theta < 1 else float(len(drawn))
-    low, high = wilson(theta, n_eff, confidence)
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    return Interval(theta, low, high, lam, n_eff, 2 * z * math.sqrt(max(0.0, estimate(0.0)[1])))
 
 
 def poisson_draw(pi: np.ndarray, rng: np.random.Generator) -> np.ndarray:

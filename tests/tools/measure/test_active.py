@@ -1,5 +1,5 @@
-"""Active inference (tools.ppi.active_probabilities / active_share) on a synthetic population with a known
-share: draws chosen by the predictor's uncertainty, reweighted by 1/π, keep the interval's coverage, and
+"""Active inference (ppi.active_probabilities, one round of sequential.sequential_share) on a synthetic
+population with a known share: draws chosen by the predictor's uncertainty, reweighted by 1/π, keep the interval's coverage, and
 for the same expected budget are not wider than random draws on average."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from goalcover.tools.measure.ppi import active_probabilities, active_share, poisson_draw
+from goalcover.tools.measure.ppi import active_probabilities, poisson_draw
+from goalcover.tools.measure.sequential import RoundData, sequential_share
 
 N, BUDGET, REPEATS = 5000, 250, 300
 
@@ -21,13 +22,19 @@ def _population(seed=1):
     return y, f
 
 
+def one_round_share(f, pi, drawn, y_drawn, lam=None):
+    """The share of all N from one Poisson round over the whole population (no first round)."""
+    one = RoundData(0.0, float(f.sum()), f[drawn], pi[drawn], np.asarray(y_drawn, dtype=float), 1.0)
+    return sequential_share(0.0, 0, len(f), [one], lam=lam)
+
+
 def _runs(y, f, pi, seed):
     rng = np.random.default_rng(seed)
     truth = y.mean()
     covered, widths, draws = [], [], []
     for _ in range(REPEATS):
         drawn = poisson_draw(pi, rng)
-        got = active_share(f, pi, drawn, y[drawn])
+        got = one_round_share(f, pi, drawn, y[drawn])
         covered.append(got.low <= truth <= got.high)
         widths.append(got.width)
         draws.append(len(drawn))
@@ -66,7 +73,7 @@ def test_without_the_inverse_probability_weights_active_draws_would_be_biased():
     for _ in range(100):
         drawn = poisson_draw(pi, rng)
         naive.append(y[drawn].mean())  # uncertain samples sit near P = 0.5: over-represents the minority class
-        weighted.append(active_share(f, pi, drawn, y[drawn], lam=0.0).share)
+        weighted.append(one_round_share(f, pi, drawn, y[drawn], lam=0.0).share)
     truth = y.mean()
     assert abs(np.mean(weighted) - truth) < 0.01
     assert abs(np.mean(naive) - truth) > 0.05
