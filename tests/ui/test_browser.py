@@ -72,6 +72,23 @@ def idle(page, timeout: int = LONG) -> None:
     expect(page.locator("#stop-button")).to_have_count(0, timeout=timeout)
 
 
+def stop_held_run(page, gate, button: str | None = None) -> None:
+    """Stop a run whose judge replies `gate` holds (Chainlit's stop button, or the app's `button`), then let
+    the held replies return. The gate opens only once the app has cancelled the run: Chainlit says "Task
+    manually stopped." just before it cancels the task, and the app removes its stop button just before it
+    stops the run. Opened at the click, the first replies could free the run's slots before the cancel
+    lands, and it would send more calls (a CI run saw 52 calls for a stop at 40 with 4 in flight)."""
+    from playwright.sync_api import expect
+
+    if button is None:
+        page.locator("#stop-button").click()
+        expect_text(page, "Task manually stopped.", 30_000)
+    else:
+        click(page, button)
+        expect(page.get_by_role("button", name=button, exact=True)).to_have_count(0, timeout=30_000)
+    gate.opened.set()  # the calls in flight return, and the stopped run keeps their answers
+
+
 def start_scoring_with_buttons(page, data, samples: int) -> None:
     """Upload `data` (`samples` records), state GOAL, propose and approve its subgoals and start scoring, all
     through the app's buttons (the fake model's subgoal_rules answer); returns once "Run it" is clicked."""
@@ -154,8 +171,7 @@ def test_whole_journey_from_upload_to_download(pages, tmp_path):
         other.goto(url)
         expect_text(other, "Scoring is running", 30_000)
         expect_text(other, re.compile(rf"Scoring\W+{STOP_AFTER}/{SAMPLES}"), 30_000)
-        page.locator("#stop-button").click()
-        gate.opened.set()  # the calls in flight return, and the stopped run keeps their answers
+        stop_held_run(page, gate)
         expect_text(page, "Scoring stopped.", 30_000)
         expect_text(other, "Scoring stopped.", 30_000)  # the watching window says stopped, not finished
         other.close()
@@ -411,8 +427,7 @@ def test_journey_with_buttons_only_when_the_model_never_calls_a_tool(pages, tmp_
         shot(page, "buttons-plan")
         click(page, "Run it")
         expect_text(page, re.compile(rf"Scoring\W+{STOP_AFTER}/{SAMPLES}"), LONG)
-        page.locator("#stop-button").click()
-        gate.opened.set()  # the calls in flight return and are kept
+        stop_held_run(page, gate)
         expect_text(page, "Scoring stopped.", 30_000)
         idle(page)
         click(page, "Resume scoring")

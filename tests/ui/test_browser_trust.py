@@ -14,7 +14,7 @@ from goalcover.testing import FakeOpenAI
 from tests.conftest import SFT, head_lines
 from tests.support.judges import CONTRACT_PATTERNS, topical_judge
 from tests.ui.conftest import ROOT, Gate, judge_calls, serve, shot, subgoal_rules, synthesizer
-from tests.ui.test_browser import start_scoring_with_buttons, CONCURRENCY, LONG, UPDATE_SCREENSHOT, click, expect_text, idle, pages  # noqa: F401 (fixture)
+from tests.ui.test_browser import start_scoring_with_buttons, stop_held_run, CONCURRENCY, LONG, UPDATE_SCREENSHOT, click, expect_text, idle, pages  # noqa: F401 (fixture)
 
 N = 80  # samples: the first records of contracts_alpaca.jsonl
 STOP_AFTER = 20
@@ -48,8 +48,7 @@ def test_reload_during_scoring_reattaches_stop_gives_estimates_and_weak_says_why
         expect_text(page, "Scoring is running", 30_000)
         expect_text(page, re.compile(rf"Scoring\W+{STOP_AFTER}/{N}"), 30_000)
         keep(page, "1-reload-during-scoring")
-        click(page, "Stop scoring")
-        gate.opened.set()  # the calls in flight return and are kept
+        stop_held_run(page, gate, "Stop scoring")
         expect_text(page, "Scoring stopped.", 30_000)
         stopped = expect_text(page, re.compile(rf"of {N} samples are scored and saved")).inner_text()
         idle(page)
