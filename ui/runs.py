@@ -23,13 +23,15 @@ WATCH_EVERY_S = 0.5  # a watching tab redraws the run's progress this often
 class LiveRun:
     """One running piece of work: `task` (cancel it to stop), `what` it does in words ("scoring"; an agent's
     turn names the paid tool it is running), `line`, the latest progress text its own tab drew ("" before
-    the first), and `stopped`, set once it was stopped from any tab."""
+    the first), `reply`, the agent's latest reply its own tab showed ("" for a button's work), so a watching
+    tab shows the answer too, and `stopped`, set once it was stopped from any tab."""
 
     task: asyncio.Task
     what: str
     line: str = ""
     watchers: int = field(default=0)
     stopped: bool = False
+    reply: str = ""
 
     def stop(self) -> None:
         """Stop the run (a "Stop" button in any tab): cancel its task; the engine keeps what arrived."""
@@ -56,6 +58,13 @@ def doing(what: str) -> None:
     outside a run."""
     if (run := current.get()) is not None:
         run.what = what
+
+
+def replied(text: str) -> None:
+    """The current run's agent replied `text` in its own tab (ui/turn.py): kept for the tabs watching it;
+    no-op outside a run."""
+    if (run := current.get()) is not None:
+        run.reply = text
 
 
 def mark_stopped() -> None:

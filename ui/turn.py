@@ -63,7 +63,9 @@ class TurnView:
             await approval(self.chat, event)
 
     async def reply(self, text: str) -> None:
-        """Send `text` as the agent's reply (completing the streamed message, if one is open)."""
+        """Send `text` as the agent's reply (completing the streamed message, if one is open); tabs watching
+        this run show it when the run ends (ui/runs.py)."""
+        runs.replied(text)
         if self.streaming is not None:
             self.streaming.content = text
             await self.streaming.send()

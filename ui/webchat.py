@@ -176,7 +176,8 @@ class WebChat:
 
     async def watch_run(self, run: runs.LiveRun) -> None:
         """Show a run started in another tab (or before a reload): its progress, live, and Chainlit's stop
-        button, which stops it; then where the workspace stands."""
+        button, which stops it; then, when it was an agent's turn that finished, the agent's last reply, and
+        where the workspace stands."""
         shown: cl.Message | None = None
 
         async def draw(text: str) -> None:
@@ -195,6 +196,8 @@ class WebChat:
         if shown is not None and stopped:
             shown.content = shown.content.removesuffix("…") + " · **stopped**"
             await shown.update()
+        if run.reply and not stopped:  # an agent's turn: its answer, as the tab that started it showed it
+            await self.out.send(run.reply)
         if stopped and run.what == "scoring":
             await self.actions.scoring_stopped()
         elif stopped:

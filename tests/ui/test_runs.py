@@ -82,3 +82,54 @@ def test_a_run_stopped_in_its_own_tab_reads_stopped_in_a_watching_tab(tmp_path):
     what, stopped = asyncio.run(scenario())
     assert what == "scoring" and stopped
     assert runs.live(root) is None
+
+
+def test_a_watching_tab_shows_the_agents_answer_when_its_turn_finishes(tmp_path, monkeypatch):
+    """An agent's turn watched from another tab (or after a reload): when it ends, the watching tab shows the
+    reply the turn's own tab showed, then the next steps; a stopped turn shows no reply."""
+    from goalcover.ui import webchat
+    from goalcover.ui.webchat import WebChat
+
+    shown: list[str] = []
+
+    class Out:
+        async def send(self, content, actions=None, elements=None):
+            shown.append(content)
+
+    async def next_steps(out, ws, text):
+        shown.append(text)
+
+    monkeypatch.setattr(webchat.views, "next_steps", next_steps)
+    monkeypatch.setattr(webchat.views, "next_actions", lambda ws: asyncio.sleep(0, []))
+
+    def watched(stop: bool) -> list[str]:
+        shown.clear()
+        root = Path(tmp_path) / ("stopped" if stop else "finished")
+        chat = WebChat(root)
+        chat.out, chat.ws = Out(), None
+
+        async def scenario():
+            started, go_on = asyncio.Event(), asyncio.Event()
+
+            async def turn():
+                with runs.running(root, "the agent's work"):
+                    started.set()
+                    await go_on.wait()
+                    runs.replied("S3 is weak: 4 of 40 samples support it (ids: s1, s7, s9, s12).")
+                    if stop:
+                        runs.mark_stopped()
+
+            task = asyncio.create_task(turn())
+            await started.wait()
+            watcher = asyncio.create_task(chat.watch_run(runs.live(root)))
+            await asyncio.sleep(0.05)
+            go_on.set()
+            await task
+            await watcher
+
+        asyncio.run(scenario())
+        return shown[1:]  # after the "is running" notice
+
+    assert watched(stop=False) == ["S3 is weak: 4 of 40 samples support it (ids: s1, s7, s9, s12).",
+                                   "The agent's work finished. What next?"]
+    assert watched(stop=True) == ["The agent's work stopped; what it finished is kept."]
