@@ -17,7 +17,8 @@ prompt's and its response's MiniLM vectors (tools.embeddings.embed, each distinc
 Per size and oracle it reports:
 - calls for ±2 points (interval width < 4 points) on every target: with the predictor (PPI++ on a simple
   random sample, cross-fitted) — C; with the sample only (λ = 0) — S; full judging — F = N. Found on one
-  random order on a geometric grid of n (×1.15);
+  random order on a geometric grid of n (×1.15); and, since one order's C moves by a grid step or two, over
+  `--orders` random orders on a ×1.03 grid: S/C's mean, min and max (`--calls-only`: these alone);
 - active inference (A, deliverable 3; Zrnic & Candès 2024) as `score --predict --target-width` runs it
   (tools/measure/active.py, sequential active inference with model updating): a first random round of
   `--first-rounds` samples (the engine's default 100, and 400), then rounds whose predictors are refitted on
@@ -42,7 +43,7 @@ target is at ±2 points; A the engine's sequential rounds after the default firs
 engine's bounded rule).
 
     python -m goalcover.evals.bench_cascade [--sizes 10000,100000] [--repeats 200] [--coverage-n 1000]
-        [--first-rounds 100,400] [--active-repeats 100] [--filter-draws 10]
+        [--first-rounds 100,400] [--active-repeats 100] [--filter-draws 10] [--orders 8] [--calls-only]
 """
 
 from __future__ import annotations
@@ -146,13 +147,13 @@ def widths(x, labels: dict[str, np.ndarray], order: np.ndarray, n: int, seed: in
     return worst_ppi, worst_sample
 
 
-def calls_needed(x, labels, seed: int = 0) -> tuple[int, int]:
-    """(C, S): the smallest n on a ×1.15 grid whose widest interval is under WIDTH, with and without the
-    predictor; N when none is."""
+def calls_needed(x, labels, seed: int = 0, step: float = 1.15, start: int = 200) -> tuple[int, int]:
+    """(C, S): the smallest n on a ×`step` grid from `start` whose widest interval is under WIDTH, with and
+    without the predictor, on the random order of `seed`; N when none is."""
     big_n = len(x)
     order = np.random.default_rng(seed + 1).permutation(big_n)
     found: dict[str, int] = {}
-    n = 200
+    n = start
     while len(found) < 2:
         n = min(n, big_n)
         ppi_w, sample_w = widths(x, labels, order, n, seed)
@@ -163,8 +164,17 @@ def calls_needed(x, labels, seed: int = 0) -> tuple[int, int]:
         if n == big_n:
             found.setdefault("C", big_n)
             found.setdefault("S", big_n)
-        n = math.ceil(n * 1.15)
+        n = math.ceil(n * step)
     return found["C"], found["S"]
+
+
+def calls_over_orders(x, labels, orders: int) -> dict:
+    """C and S over `orders` random orders (seeds 0..orders−1) on a finer ×1.03 grid from 200: one order's C
+    moves by a grid step or two, so the saving S/C is given as its mean, min and max with every order's pair."""
+    pairs = [calls_needed(x, labels, seed, step=1.03, start=200) for seed in range(orders)]
+    ratios = [s / c for c, s in pairs]
+    return {"pairs": pairs, "ratio_mean": round(float(np.mean(ratios)), 3), "ratio_min": round(min(ratios), 3),
+            "ratio_max": round(max(ratios), 3)}
 
 
 def _first_round(x, labels, first_n: int, rng: np.random.Generator):
@@ -335,6 +345,8 @@ def main() -> None:
                         help="active arm: first random round sizes (the first is the engine's default and gets the coverage runs)")
     parser.add_argument("--active-repeats", type=int, default=100, help="active arm: coverage runs per size (each refits)")
     parser.add_argument("--filter-draws", type=int, default=10, help="off-goal filter: judged samples drawn per size")
+    parser.add_argument("--orders", type=int, default=8, help="random orders for S/C's mean and range (×1.03 grid)")
+    parser.add_argument("--calls-only", action="store_true", help="only the calls for ±2 points (C, S and --orders): no A, coverage or filter")
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = parser.parse_args()
@@ -355,6 +367,12 @@ def main() -> None:
                 "shares": {k: round(float(v.mean()), 4) for k, v in labels.items()},
                 "auc": {k: round(fit(x[:2000], v[:2000]).auc or 0.5, 3) for k, v in labels.items()},
                 "calls_cascade": c, "calls_sample": s, "calls_full": size,
+                "orders": calls_over_orders(x, labels, args.orders) if args.orders else None,
+            }
+            if args.calls_only:
+                print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
+                continue
+            row[oracle] |= {
                 "filter": off_goal_filter(x, off),
                 "filter_before": off_goal_filter(x, off, rule=thresholds),
                 "filter_draws": filter_draws(x, off, args.filter_draws),
@@ -369,19 +387,28 @@ def main() -> None:
                                                         "min": min(calls), "max": max(calls)}
             row[oracle]["seconds"] = round(time.perf_counter() - t, 1)
             print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
+        if args.calls_only:
+            report[size] = row
+            continue
         row["timing"] = timing(x, keyword)
         print(f"n={size:,} timing: {json.dumps(row['timing'])}", flush=True)
         report[size] = row
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     last = report[max(report)]["keyword"]
-    f = last["filter"]
     print(f"total {time.perf_counter() - started:.0f} s")
+    if args.calls_only:
+        o = last["orders"] or {}
+        print(f"cascade: calls {last['calls_cascade']} vs {last['calls_sample']} (sample-only) vs {last['calls_full']} (full); "
+              f"S/C over {args.orders} orders {o.get('ratio_mean')} ({o.get('ratio_min')}–{o.get('ratio_max')})")
+        return
+    f = last["filter"]
     best = last["active"][0]  # the engine's default first round
     active_cov = f" (active {100 * last['active_coverage']:.1f}%)" if "active_coverage" in last else ""
     print(f"cascade: calls {last['calls_cascade']} (active {best['engine']}, first round {best['first']}) vs {last['calls_sample']} "
           f"(sample-only) vs {last['calls_full']} (full), coverage {100 * last['coverage']:.1f}%{active_cov}, "
-          f"filter {f['precision']:.2f}/{f['recall']:.2f} at {100 * f['judged_share']:.1f}% judged")
+          f"filter {f['precision']:.2f}/{f['recall']:.2f} at {100 * f['judged_share']:.1f}% judged"
+          + (f", S/C {last['orders']['ratio_mean']} over {args.orders} orders" if last["orders"] else ""))
 
 
 if __name__ == "__main__":
