@@ -154,11 +154,15 @@ def tuned_lambda(y: np.ndarray, f: np.ndarray, f_all_count: int) -> float:
 def ppi_share(strata: list[Stratum], confidence: float = CONFIDENCE, lam: float | None = None) -> Interval:
     """The stratified PPI++ estimate of a share with its interval (see the module's docstring). Strata with
     no judged sample are left out and the weights renormalised, as estimate.stratified_share does. `lam`
-    fixes λ (1: plain PPI, 0: the judged sample alone); default tuned over the pooled judged pairs."""
+    fixes λ (1: plain PPI, 0: the judged sample alone); default tuned over the pooled judged pairs. A census
+    (every stratum judged whole) has a zero-width interval at the judged share, λ = 0."""
     used = [s for s in strata if len(s.y)]
     if not used:
         return Interval(0.0, 0.0, 1.0, 0.0, 0.0)
     total = sum(len(s.f_all) for s in used)
+    if all(len(s.y) >= len(s.f_all) for s in used):  # a census: the share is known, as estimate.stratified_share has it
+        theta = sum(len(s.f_all) / total * float(s.y.mean()) for s in used)
+        return Interval(theta, theta, theta, 0.0, math.inf, 0.0)
     if lam is None:
         lam = tuned_lambda(np.concatenate([s.y for s in used]).astype(float), np.concatenate([s.f for s in used]), total)
     theta = var = classical_var = 0.0

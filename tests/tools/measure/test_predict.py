@@ -69,6 +69,18 @@ def test_a_useless_predictor_gets_lambda_zero_and_the_judged_sample_interval():
     assert plain.share == pytest.approx(y[drawn].mean())
 
 
+def test_a_census_has_the_judged_share_with_a_zero_width_interval():
+    """Every sample judged (`--sample N` at N >= the population): the share is known, with or without the
+    predictor, as the sample-only estimate without --predict has it (estimate.stratified_share)."""
+    rng = np.random.default_rng(3)
+    y, f = (rng.random(200) < 0.3).astype(float), rng.random(200)
+    for lam in (None, 0.0):
+        got = ppi_share([Stratum(f_all=f[:120], y=y[:120], f=f[:120]), Stratum(f_all=f[120:], y=y[120:], f=f[120:])], lam=lam)
+        assert (got.share, got.low, got.high, got.width) == (pytest.approx(y.mean()), got.share, got.share, 0.0)
+    part = ppi_share([Stratum(f_all=f, y=y[:150], f=f[:150])], lam=0.0)  # 150 of 200: still an interval
+    assert part.width > 0.05
+
+
 def test_a_fit_with_too_few_positives_is_no_better_than_chance():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(100, 8))
