@@ -90,10 +90,12 @@ def run(judge, limit: int, workspace: Path) -> dict:
         x = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in ids])
         rows = []
         for g in current_goal(ws).subgoals:
-            judge_y = np.array([supports(*_score(judged.get((by_id[i], g.hash))), ws.settings) for i in ids])
-            keyword_y = np.array([bool(re.search(KEYWORDS[g.id], text[i], re.IGNORECASE)) for i in ids])
-            rows.append({"subgoal": g.id, "title": g.title, "samples": len(ids),
-                         **_predictor("judge", x, judge_y), **_predictor("keyword", x, keyword_y),
+            # Only the pairs with a judgment (a call that failed twice has none): both sides on the same samples.
+            keep = [k for k, i in enumerate(ids) if (by_id[i], g.hash) in judged]
+            judge_y = np.array([supports(*_verdict(judged[(by_id[ids[k]], g.hash)]), ws.settings) for k in keep], dtype=bool)
+            keyword_y = np.array([bool(re.search(KEYWORDS[g.id], text[ids[k]], re.IGNORECASE)) for k in keep], dtype=bool)
+            rows.append({"subgoal": g.id, "title": g.title, "samples": len(keep),
+                         **_predictor("judge", x[keep], judge_y), **_predictor("keyword", x[keep], keyword_y),
                          "kappa_judge_keyword": None if (k := kappa(judge_y, keyword_y)) is None else round(k, 3)})
     return {**judge.describe(), "probe_thresholds": list(cuts) if cuts else None, "samples": len(records),
             "calls": result.calls, "failed": result.failed, "judging": judging, "subgoals": rows}
@@ -122,9 +124,9 @@ def _judging(workspace: Path, calls: int, failed: int, seconds: float) -> dict:
     return got
 
 
-def _score(got) -> tuple[int, float | None]:
-    """(score, weighted) of a stored judgment, (1, None) where the pair has none (a failed call)."""
-    return (1, None) if got is None else (got[0], got[2])
+def _verdict(got) -> tuple[int, float | None]:
+    """(score, weighted) of a stored judgment (score, explanation, weighted)."""
+    return got[0], got[2]
 
 
 def markdown(report: dict) -> str:
