@@ -335,6 +335,26 @@ def timing(x, labels) -> dict:
     return {"fit_s_all_targets": round(fit_s, 2), "predict_s_per_target_1e6": round(predict_s, 2), "peak_rss_mb": round(_rss_peak_mb())}
 
 
+def other_arms(x, labels, off: np.ndarray, oracle: str, first_rounds: list[int], args: argparse.Namespace) -> dict:
+    """Everything but the calls for ±2 points, for one oracle: the off-goal filter (one draw by each rule,
+    then `--filter-draws` draws), the active arm per first round, and for the keyword oracle the coverage
+    of C's interval and of the active runs (with their judged samples)."""
+    got: dict = {
+        "filter": off_goal_filter(x, off),
+        "filter_before": off_goal_filter(x, off, rule=thresholds),
+        "filter_draws": filter_draws(x, off, args.filter_draws),
+        "active": [active_calls(x, labels, first) for first in first_rounds],
+    }
+    if oracle == "keyword":
+        got["coverage"] = round(coverage(x, labels, args.coverage_n, args.repeats), 4)
+        if args.active_repeats:
+            cov, calls = active_coverage(x, labels, first_rounds[0], args.active_repeats)
+            got["active_coverage"] = round(cov, 4)
+            got["active_runs_calls"] = {"mean": round(float(np.mean(calls)), 1), "median": float(np.median(calls)),
+                                        "min": min(calls), "max": max(calls)}
+    return got
+
+
 def main() -> None:
     """Command line: run the cascade benchmark at each size and print its figures and the `cascade:` line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -369,30 +389,14 @@ def main() -> None:
                 "calls_cascade": c, "calls_sample": s, "calls_full": size,
                 "orders": calls_over_orders(x, labels, args.orders) if args.orders else None,
             }
-            if args.calls_only:
-                print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
-                continue
-            row[oracle] |= {
-                "filter": off_goal_filter(x, off),
-                "filter_before": off_goal_filter(x, off, rule=thresholds),
-                "filter_draws": filter_draws(x, off, args.filter_draws),
-                "active": [active_calls(x, labels, first) for first in first_rounds],
-            }
-            if oracle == "keyword":
-                row[oracle]["coverage"] = round(coverage(x, labels, args.coverage_n, args.repeats), 4)
-                if args.active_repeats:
-                    cov, calls = active_coverage(x, labels, first_rounds[0], args.active_repeats)
-                    row[oracle]["active_coverage"] = round(cov, 4)
-                    row[oracle]["active_runs_calls"] = {"mean": round(float(np.mean(calls)), 1), "median": float(np.median(calls)),
-                                                        "min": min(calls), "max": max(calls)}
+            if not args.calls_only:
+                row[oracle] |= other_arms(x, labels, off, oracle, first_rounds, args)
             row[oracle]["seconds"] = round(time.perf_counter() - t, 1)
             print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
-        if args.calls_only:
-            report[size] = row
-            continue
-        row["timing"] = timing(x, keyword)
-        print(f"n={size:,} timing: {json.dumps(row['timing'])}", flush=True)
         report[size] = row
+        if not args.calls_only:
+            row["timing"] = timing(x, keyword)
+            print(f"n={size:,} timing: {json.dumps(row['timing'])}", flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     last = report[max(report)]["keyword"]
