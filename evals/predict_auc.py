@@ -37,8 +37,8 @@ from goalcover.tools.core.goal import current_goal, load_goal_file, save_goal
 from goalcover.tools.data.ingest import ingest_file
 from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.judge.probe import calibrated_cuts
-from goalcover.tools.measure.coverage import supports
 from goalcover.tools.measure.ppi import fit, tuned_lambda
+from goalcover.tools.measure.predict import judge_labels
 from goalcover.tools.measure.sampled import score_sampled
 from goalcover.tools.measure.strata import sample_vectors
 
@@ -86,13 +86,15 @@ def run(judge, limit: int, workspace: Path) -> dict:
         ids = sorted(by_id)
         vectors = sample_vectors(ws, ids)
         text = {r["id"]: f"{r['instruction']}\n{r.get('input', '')}\n{r['output']}" for r in records}
-        judged = ws.store.judgments_among(*current_judge(ws).key, list(by_id.values()))
+        goal = current_goal(ws)
+        # content hash -> subgoal id -> (supports, score), as `score --predict` trains on them
+        labels = judge_labels(ws, goal, current_judge(ws), list(by_id.values()))
         x = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in ids])
         rows = []
-        for g in current_goal(ws).subgoals:
+        for g in goal.subgoals:
             # Only the pairs with a judgment (a call that failed twice has none): both sides on the same samples.
-            keep = [k for k, i in enumerate(ids) if (by_id[i], g.hash) in judged]
-            judge_y = np.array([supports(*_verdict(judged[(by_id[ids[k]], g.hash)]), ws.settings) for k in keep], dtype=bool)
+            keep = [k for k, i in enumerate(ids) if g.id in labels.get(by_id[i], {})]
+            judge_y = np.array([labels[by_id[ids[k]]][g.id][0] for k in keep], dtype=bool)
             keyword_y = np.array([bool(re.search(KEYWORDS[g.id], text[ids[k]], re.IGNORECASE)) for k in keep], dtype=bool)
             rows.append({"subgoal": g.id, "title": g.title, "samples": len(keep),
                          **_predictor("judge", x[keep], judge_y), **_predictor("keyword", x[keep], keyword_y),
@@ -122,11 +124,6 @@ def _judging(workspace: Path, calls: int, failed: int, seconds: float) -> dict:
         got = {"calls": got["calls"] + calls, "failed": got["failed"] + failed, "seconds": round(got["seconds"] + seconds, 1)}
         path.write_text(json.dumps(got) + "\n")
     return got
-
-
-def _verdict(got) -> tuple[int, float | None]:
-    """(score, weighted) of a stored judgment (score, explanation, weighted)."""
-    return got[0], got[2]
 
 
 def markdown(report: dict) -> str:

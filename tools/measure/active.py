@@ -123,7 +123,7 @@ def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed
     between rounds."""
     from goalcover.tools.core.goal import current_goal
     from goalcover.tools.judge.judge_ref import current_judge
-    from goalcover.tools.measure.predict import OFF_GOAL, _labels, _target_hash, _vectors
+    from goalcover.tools.measure.predict import OFF_GOAL, _target_hash, _vectors, judge_labels
 
     goal, judge = current_goal(ws), current_judge(ws)
     hashes = _target_hash(goal)
@@ -133,7 +133,7 @@ def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed
     if not unknown:
         return None
     train_ids = [i for i in design.drawn_ids() if i in by_id] + [i for i in active.drawn() if i in by_id]
-    labels = _labels(ws, goal, judge, [by_id[i] for i in train_ids])
+    labels = judge_labels(ws, goal, judge, [by_id[i] for i in train_ids])
     if "vectors" not in cache:
         cache["vectors"] = _vectors(ws, by_id, None)
     vectors = cache["vectors"]

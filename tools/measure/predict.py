@@ -87,9 +87,9 @@ def _target_hash(goal) -> dict[str, str]:
     return {**{g.id: g.hash for g in goal.subgoals}, OFF_GOAL: off}
 
 
-def _labels(ws: Workspace, goal, judge: JudgeRef, hashes: list[str]) -> dict[str, dict[str, tuple[bool, float]]]:
-    """content hash -> target id -> (label, score for the regressor) from the judge's stored judgments;
-    off_goal only where every subgoal is judged."""
+def judge_labels(ws: Workspace, goal, judge: JudgeRef, hashes: list[str]) -> dict[str, dict[str, tuple[bool, float]]]:
+    """content hash -> target id -> (label: supports as coverage decides it, coverage.supports; score for the
+    regressor) from the judge's stored judgments; off_goal only where every subgoal is judged."""
     settings = ws.settings
     judged = ws.store.judgments_among(*judge.key, hashes)
     out: dict[str, dict[str, tuple[bool, float]]] = defaultdict(dict)
@@ -134,7 +134,7 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
     distinct = list(dict.fromkeys(by_id[i] for i in sorted(by_id)))
     drawn = [i for i in design.drawn_ids() if i in by_id]
-    labels = _labels(ws, goal, judge, list(by_id.values()))
+    labels = judge_labels(ws, goal, judge, list(by_id.values()))
     hashes = _target_hash(goal)
     fit_s = predict_s = 0.0
     refit = False
