@@ -1,6 +1,6 @@
 """Active inference (ppi.active_probabilities, one round of sequential.sequential_share) on a synthetic
-population with a known share: draws chosen by the predictor's uncertainty, reweighted by 1/π, keep the interval's coverage, and
-for the same expected budget are not wider than random draws on average."""
+population with a known share: draws chosen by the predictor's uncertainty, reweighted by 1/π, keep the
+interval's coverage, and for the same expected budget are not wider than random draws on average."""
 
 from __future__ import annotations
 
