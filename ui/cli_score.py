@@ -81,6 +81,7 @@ def score(
     ray_processor: Annotated[str, typer.Option("--ray-processor", help="With --engine ray: actors (the engine's own judge in Ray Data actors: its retries and repair rules) or http (ray.data.llm's HTTP request processor posting the same request bodies).")] = "actors",
     judges: Annotated[Optional[str], typer.Option("--judges", help="A jury: score with each of these judge models (M1,M2[,M3]; endpoints from GOALCOVER_JUDGE_BASE_URLS) and use their consensus.", show_default=False)] = None,
     predict: Annotated[bool, typer.Option("--predict", help="With --sample/--budget/--target-width: learn per subgoal a predictor of the judge from the embeddings, predict every sample and give prediction-powered intervals (see docs/predict.md).")] = False,
+    active: Annotated[bool, typer.Option("--active", help="With --predict --target-width: draw later rounds by the predictors' uncertainty (active inference) instead of at random; on bench_cascade it needed more calls than random rounds (evals/README.md).")] = False,
     min_precision: Annotated[Optional[float], typer.Option("--min-precision", help="With --predict: decide every sample by a cascade (predictor where confident, the judge in the uncertain band) at this precision, e.g. 0.9.", show_default=False)] = None,
     min_recall: Annotated[Optional[float], typer.Option("--min-recall", help="With --min-precision: the cascade's recall target (default: the precision target), e.g. 0.8.", show_default=False)] = None,
     order_check: Annotated[int, typer.Option("--order-check", min=0, help="Batched mode: then re-score N random samples with the subgoals shuffled and report the share of verdicts that change (N calls).")] = 0,
@@ -118,6 +119,8 @@ def score(
                             or target_width is not None or judges):
         raise BadInput("--engine ray scores every missing pair live with one judge: leave out --max-cost, --via batch, "
                        "--target-width and --judges, and give --sample / --budget only with --predict (see the cost first with --dry-run)")
+    if active and not (predict and target_width is not None):
+        raise BadInput("--active draws later rounds by the predictors' uncertainty: give it with --predict and --target-width")
     if engine == "ray" and mode == "probe":
         raise BadInput("--mode probe runs on the local engine only: leave out --engine ray, or use --mode batched or pair")
     with open_workspace(workspace) as ws, ExitStack() as stack:
@@ -188,14 +191,15 @@ def score(
                     sample = sample_for_budget(ws, budget, judge, factor)
                     if target_width is not None:
                         max_cost = budget if max_cost is None else min(max_cost, budget)
-                if predict and target_width is not None:  # later rounds drawn by the predictors' uncertainty
+                if active:  # later rounds drawn by the predictors' uncertainty
                     from goalcover.tools.measure.active import score_active
 
                     result, _ = asyncio.run(score_active(ws, judge.mode, n=sample, target_width=target_width, max_cost=max_cost,
                                                          scorer=scorer, concurrency=concurrency, progress=bar))
-                else:
+                else:  # random rounds; with --predict they stop on the prediction-powered widths
                     result = asyncio.run(score_sampled(ws, judge, n=sample, target_width=target_width, max_cost=max_cost,
-                                                       scorer=scorer, concurrency=concurrency, progress=bar))
+                                                       scorer=scorer, concurrency=concurrency, progress=bar,
+                                                       width_of=_predicted_width(ws) if predict and target_width is not None else None))
             elif jurors:
                 result, juror_runs = asyncio.run(score_jury(ws, judge, concurrency=concurrency, max_cost=max_cost, progress=bar))
             else:
@@ -256,6 +260,16 @@ def score(
         out.print(f"stopped early: {result.stopped}; run again (with a higher --max-cost) to continue", highlight=False)
     if result.failed:
         out.print("failed judgments are listed in `goalcover report` and retried by the next `goalcover score`", highlight=False)
+
+
+def _predicted_width(ws):
+    """`width_of` for score_sampled's random rounds under --predict: the widest prediction-powered interval
+    in points (0-100), the predictors refitted on every round's judged sample (predict.predict). Random
+    rounds with cross-fitted PPI++ needed fewer calls than active rounds on bench_cascade (10⁴ keyword: 1,080
+    vs 1,415 mean; evals/README.md), so they are the default and --active the option."""
+    from goalcover.tools.measure.predict import predict as fit_predict
+
+    return lambda _estimate: fit_predict(ws).widest()
 
 
 # --- report ----------------------------------------------------------------------------------------

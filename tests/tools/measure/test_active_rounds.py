@@ -1,7 +1,8 @@
-"""Active rounds of `score --predict --target-width` (sequential active inference, the predictors refitted
-every round): the interval's coverage on a synthetic population, fewer calls than rounds drawn by the first
-round's predictor, and a workspace run against the fake endpoint's keyword judge (rounds stored, round 2's
-predictor learned from round 1, a rerun pays nothing)."""
+"""Rounds of `score --predict --target-width`: random ones (the default) and active ones (`--active`:
+sequential active inference, the predictors refitted every round): the interval's coverage on a synthetic
+population, fewer calls than rounds drawn by the first round's predictor, and a workspace run against the
+fake endpoint's keyword judge (rounds stored, round 2's predictor learned from round 1, a rerun pays nothing;
+random rounds stop on the predicted widths)."""
 
 from __future__ import annotations
 
@@ -158,11 +159,44 @@ def test_active_rounds_store_probabilities_and_reweight_the_intervals(ws, fake_o
     assert [t.share for t in again.targets] == [t.share for t in result.targets]
 
 
-def test_cli_target_width_with_predict_runs_active_rounds(tmp_path, fake_openai):
+def test_cli_target_width_with_predict_and_active_runs_active_rounds(tmp_path, fake_openai):
+    fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
+    _, env = prepared_contracts(tmp_path, "ws", fake_openai, N)
+    env = {k: v for k, v in env.items() if k.startswith(("GOALCOVER_", "OPENAI_"))}
+    got = CliRunner().invoke(app, ["score", "--sample", "40", "--target-width", "12", "--predict", "--active", "--json"], env=env)
+    assert got.exit_code == 0, got.output
+    targets = json.loads(got.stdout)["predict"]["targets"]
+    assert any(t["active_draws"] > 0 for t in targets)
+    bad = CliRunner().invoke(app, ["score", "--sample", "40", "--active"], env=env)
+    assert bad.exit_code == 2 and "--active draws later rounds" in bad.output
+
+
+def test_cli_target_width_with_predict_draws_random_rounds_until_the_predicted_intervals_are_narrow(tmp_path, fake_openai, monkeypatch):
+    """The default: random rounds (as score_sampled draws them), each stopped or grown on the widest
+    prediction-powered interval, the predictors refitted on every round's judged sample."""
+    from goalcover.tools.measure import predict as predict_module
+
+    widest: list[tuple[int, float]] = []  # (judged samples, widest predicted interval) per fit
+
+    def recorded(ws, *args, **kwargs):
+        got = real(ws, *args, **kwargs)
+        widest.append((got.judged_samples, got.widest()))
+        return got
+
+    real = predict_module.predict
+    monkeypatch.setattr(predict_module, "predict", recorded)
     fake_openai.rules.append(keyword_judge(CONTRACT_PATTERNS))
     _, env = prepared_contracts(tmp_path, "ws", fake_openai, N)
     env = {k: v for k, v in env.items() if k.startswith(("GOALCOVER_", "OPENAI_"))}
     got = CliRunner().invoke(app, ["score", "--sample", "40", "--target-width", "12", "--predict", "--json"], env=env)
     assert got.exit_code == 0, got.output
-    targets = json.loads(got.stdout)["predict"]["targets"]
-    assert any(t["active_draws"] > 0 for t in targets)
+    payload = json.loads(got.stdout)
+    assert all(t["active_draws"] == 0 for t in payload["predict"]["targets"])
+    judged = payload["predict"]["judged_samples"]
+    assert widest[0] == (40, widest[0][1]) and widest[0][1] >= 12  # round 1 was too wide: a second round
+    assert widest[-1][0] == judged > 40 and (widest[-1][1] < 12 or judged == N)
+    assert all(w >= 12 for n, w in widest if n < judged)  # no round past the first narrow one
+    calls = fake_openai.stats()["completions"]
+    again = CliRunner().invoke(app, ["score", "--sample", "40", "--target-width", "12", "--predict", "--json"], env=env)
+    assert again.exit_code == 0, again.output
+    assert fake_openai.stats()["completions"] == calls and json.loads(again.stdout)["predict"]["judged_samples"] == judged
