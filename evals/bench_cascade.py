@@ -28,6 +28,9 @@ Per size and oracle it reports:
   `grid`, a single round drawn by the first round's predictors with its expected budget on the same ×1.15
   grid as C and S (no refit), and `engine`, score_active's own sequential rounds; its coverage and judged
   samples (mean, median, range) over `--active-repeats` runs (a fresh first round of the default size each);
+- random rounds (R) as `score --predict --target-width` runs them by default (sampled.next_size's 1/√n
+  growth capped at ×1.5 a round, the predictors cross-fitted on all judged samples each round): coverage
+  and judged samples over `--rounds-repeats` runs from a first round of the default size;
 - interval coverage of the true share over `--repeats` random draws of `--coverage-n` samples (all targets
   pooled; target 93–97%);
 - off-goal filter: a random 4% judged, thresholds at precision 0.9 and recall 0.8 from the out-of-fold P by
@@ -43,7 +46,7 @@ target is at ±2 points; A the engine's sequential rounds after the default firs
 engine's bounded rule).
 
     python -m goalcover.evals.bench_cascade [--sizes 10000,100000] [--repeats 200] [--coverage-n 1000]
-        [--first-rounds 100,400] [--active-repeats 100] [--filter-draws 10] [--orders 8] [--calls-only]
+        [--first-rounds 100,400] [--active-repeats 100] [--rounds-repeats 30] [--filter-draws 10] [--orders 8] [--calls-only]
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ import numpy as np
 from goalcover.tools.measure import active as active_rounds
 from goalcover.tools.measure.ppi import (Stratum, active_probabilities, bounded_thresholds, cascade_quality, fit, poisson_draw,
                                          ppi_share, thresholds)
-from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN
+from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN, next_size
 from goalcover.tools.measure.sequential import RoundData, round_budget, sequential_share
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[1] / "tests" / "data" / "sft"
@@ -132,19 +135,24 @@ def build(n: int, prompts, outputs, vp: np.ndarray, vo: np.ndarray, seed: int = 
     return x.astype(np.float32), keyword, keyword_off, category, category_off
 
 
-def widths(x, labels: dict[str, np.ndarray], order: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
-    """(widest PPI++ interval, widest sample-only interval) over the targets, from the first n of `order`."""
-    drawn = order[:n]
-    worst_ppi = worst_sample = 0.0
-    for y in labels.values():
+def intervals(x, labels: dict[str, np.ndarray], drawn: np.ndarray, seed: int = 0) -> dict:
+    """{target: (PPI++ interval, sample-only interval)} from the judged positions `drawn`, every target's
+    predictor cross-fitted on them (the PPI++ one is the sample-only one where no better than chance)."""
+    got = {}
+    for k, y in labels.items():
         model = fit(x[drawn], y[drawn], seed)
         f_all = model.predict(x)
         f_all[drawn] = model.p_oof
         stratum = Stratum(f_all=f_all, y=y[drawn].astype(float), f=model.p_oof)
         plain = ppi_share([stratum], lam=0.0)
-        worst_sample = max(worst_sample, plain.width)
-        worst_ppi = max(worst_ppi, plain.width if model.chance else ppi_share([stratum]).width)
-    return worst_ppi, worst_sample
+        got[k] = (plain if model.chance else ppi_share([stratum]), plain)
+    return got
+
+
+def widths(x, labels: dict[str, np.ndarray], order: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
+    """(widest PPI++ interval, widest sample-only interval) over the targets, from the first n of `order`."""
+    got = intervals(x, labels, order[:n], seed).values()
+    return max(p.width for p, _ in got), max(s.width for _, s in got)
 
 
 def calls_needed(x, labels, seed: int = 0, step: float = 1.15, start: int = 200) -> tuple[int, int]:
@@ -252,17 +260,17 @@ def active_calls(x, labels, first_n: int, seed: int = 0) -> dict:
     return {"first": first_n, "grid": grid, "engine": engine, "chance": sorted(k for k, v in chance.items() if v)}
 
 
-def active_coverage(x, labels, first_n: int, repeats: int, seed: int = 0) -> tuple[float, list[int]]:
-    """(share of (run, target) whose final active interval holds the true share, each run's judged samples)
-    over `repeats` runs of active_engine, a fresh first round each."""
+def active_coverage(x, labels, first_n: int, repeats: int, seed: int = 0, engine=active_engine) -> tuple[float, list[int]]:
+    """(share of (run, target) whose final interval holds the true share, each run's judged samples) over
+    `repeats` runs of `engine` (active_engine, or random_engine), a fresh first round each."""
     rng = np.random.default_rng(seed + 6)
     hits = total = 0
     calls = []
     for _ in range(repeats):
-        judged, intervals = active_engine(x, labels, first_n, rng)
+        judged, final = engine(x, labels, first_n, rng)
         calls.append(judged)
         for k, y in labels.items():
-            hits += intervals[k].low <= y.mean() <= intervals[k].high
+            hits += final[k].low <= y.mean() <= final[k].high
             total += 1
     return hits / total, calls
 
@@ -272,15 +280,25 @@ def coverage(x, labels, n: int, repeats: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed + 2)
     hits = total = 0
     for _ in range(repeats):
-        drawn = rng.choice(len(x), n, replace=False)
-        for y in labels.values():
-            model = fit(x[drawn], y[drawn], seed)
-            f_all = model.predict(x)
-            f_all[drawn] = model.p_oof
-            got = ppi_share([Stratum(f_all=f_all, y=y[drawn].astype(float), f=model.p_oof)], lam=0.0 if model.chance else None)
-            hits += got.low <= y.mean() <= got.high
+        for k, (got, _) in intervals(x, labels, rng.choice(len(x), n, replace=False), seed).items():
+            hits += got.low <= labels[k].mean() <= got.high
             total += 1
     return hits / total
+
+
+def random_engine(x, labels, first_n: int, rng: np.random.Generator) -> tuple[int, dict]:
+    """score_sampled's rounds under `score --predict --target-width` (the default; --active runs
+    active_engine's): a random first round of `first_n`, then random rounds grown from the widest PPI++
+    interval by 1/√n × GROWTH_MARGIN, at most ×1.5 a round (sampled.next_size), the predictors cross-fitted
+    on all judged samples each round, until every interval is under WIDTH or all are judged. Returns
+    (judged samples, {target: Interval})."""
+    order, n = rng.permutation(len(x)), first_n
+    while True:
+        got = {k: p for k, (p, _) in intervals(x, labels, order[:n]).items()}
+        widest = max(i.width for i in got.values())
+        if widest < WIDTH or n == len(x):
+            return n, got
+        n = next_size(n, len(x), widest, WIDTH, predicted=True)
 
 
 def off_goal_filter(x, off: np.ndarray, seed: int = 0, rule=bounded_thresholds) -> dict:
@@ -338,7 +356,7 @@ def timing(x, labels) -> dict:
 def other_arms(x, labels, off: np.ndarray, oracle: str, first_rounds: list[int], args: argparse.Namespace) -> dict:
     """Everything but the calls for ±2 points, for one oracle: the off-goal filter (one draw by each rule,
     then `--filter-draws` draws), the active arm per first round, and for the keyword oracle the coverage
-    of C's interval and of the active runs (with their judged samples)."""
+    of C's interval and of the active and random-rounds runs (with their judged samples)."""
     got: dict = {
         "filter": off_goal_filter(x, off),
         "filter_before": off_goal_filter(x, off, rule=thresholds),
@@ -347,11 +365,12 @@ def other_arms(x, labels, off: np.ndarray, oracle: str, first_rounds: list[int],
     }
     if oracle == "keyword":
         got["coverage"] = round(coverage(x, labels, args.coverage_n, args.repeats), 4)
-        if args.active_repeats:
-            cov, calls = active_coverage(x, labels, first_rounds[0], args.active_repeats)
-            got["active_coverage"] = round(cov, 4)
-            got["active_runs_calls"] = {"mean": round(float(np.mean(calls)), 1), "median": float(np.median(calls)),
-                                        "min": min(calls), "max": max(calls)}
+        for arm, repeats, engine in (("active", args.active_repeats, active_engine), ("rounds", args.rounds_repeats, random_engine)):
+            if repeats:
+                cov, calls = active_coverage(x, labels, first_rounds[0], repeats, engine=engine)
+                got[f"{arm}_coverage"] = round(cov, 4)
+                got[f"{arm}_runs_calls"] = {"mean": round(float(np.mean(calls)), 1), "median": float(np.median(calls)),
+                                            "min": min(calls), "max": max(calls)}
     return got
 
 
@@ -364,6 +383,7 @@ def main() -> None:
     parser.add_argument("--first-rounds", default=f"{DEFAULT_FIRST_DRAW},400",
                         help="active arm: first random round sizes (the first is the engine's default and gets the coverage runs)")
     parser.add_argument("--active-repeats", type=int, default=100, help="active arm: coverage runs per size (each refits)")
+    parser.add_argument("--rounds-repeats", type=int, default=30, help="random rounds (R, the default of --predict --target-width): runs per size")
     parser.add_argument("--filter-draws", type=int, default=10, help="off-goal filter: judged samples drawn per size")
     parser.add_argument("--orders", type=int, default=8, help="random orders for S/C's mean and range (×1.03 grid)")
     parser.add_argument("--calls-only", action="store_true", help="only the calls for ±2 points (C, S and --orders): no A, coverage or filter")
@@ -412,7 +432,8 @@ def main() -> None:
     print(f"cascade: calls {last['calls_cascade']} (active {best['engine']}, first round {best['first']}) vs {last['calls_sample']} "
           f"(sample-only) vs {last['calls_full']} (full), coverage {100 * last['coverage']:.1f}%{active_cov}, "
           f"filter {f['precision']:.2f}/{f['recall']:.2f} at {100 * f['judged_share']:.1f}% judged"
-          + (f", S/C {last['orders']['ratio_mean']} over {args.orders} orders" if last["orders"] else ""))
+          + (f", S/C {last['orders']['ratio_mean']} over {args.orders} orders" if last["orders"] else "")
+          + (f", random rounds {last['rounds_runs_calls']['mean']:.0f} mean ({100 * last['rounds_coverage']:.1f}%)" if "rounds_coverage" in last else ""))
 
 
 if __name__ == "__main__":

@@ -265,8 +265,8 @@ def score(
 def _predicted_width(ws):
     """`width_of` for score_sampled's random rounds under --predict: the widest prediction-powered interval
     in points (0-100), the predictors refitted on every round's judged sample (predict.predict). Random
-    rounds with cross-fitted PPI++ needed fewer calls than active rounds on bench_cascade (10⁴ keyword: 1,080
-    vs 1,415 mean; evals/README.md), so they are the default and --active the option."""
+    rounds with cross-fitted PPI++ needed fewer calls than active rounds on bench_cascade (10⁴ keyword, 30
+    runs: 1,112 vs 1,415 mean; evals/README.md), so they are the default and --active the option."""
     from goalcover.tools.measure.predict import predict as fit_predict
 
     return lambda _estimate: fit_predict(ws).widest()

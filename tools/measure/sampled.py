@@ -22,6 +22,12 @@ from goalcover.tools.core.lock import writes
 DEFAULT_FIRST_DRAW = 100
 # Grow a little past the 1/sqrt(n) projection so the next round usually is the last.
 GROWTH_MARGIN = 1.15
+# With `width_of` (the prediction-powered widths of --predict) a round grows the sample at most this much:
+# the predictors improve as they learn, so the widths shrink faster than 1/sqrt(n) and the projection from
+# an early, wide round overshoots. bench_cascade's random rounds at 10⁴ (30 runs from 100, keyword / category
+# oracle): uncapped 1,451 / 814 mean calls, ×1.5 1,112 / 461 (coverage 96.1% / 95.6%), ×1.25 1,062 / 412
+# (96.7% / 93.3%); the sample-only estimate needs 1,891.
+PREDICTED_MAX_GROWTH = 1.5
 
 Scorer = Callable[..., Awaitable[scoring.ScoreResult]]
 
@@ -100,12 +106,22 @@ async def score_sampled(
         widest = width_of(est) if width_of else est.widest()
         if widest < target_width:
             break
-        size = min(design.population, max(design.size + 1, math.ceil(design.size * (widest / target_width) ** 2 * GROWTH_MARGIN)))
+        size = next_size(design.size, design.population, widest, target_width, predicted=width_of is not None)
     total.estimate = scoring.SampledEstimate.model_validate(est.summary())
     from goalcover.tools.history.versions import record_snapshot
 
     record_snapshot(ws, None)  # the estimated coverage, with its intervals, in the history
     return total
+
+
+def next_size(size: int, population: int, widest: float, target_width: float, predicted: bool = False) -> int:
+    """The next round's sample size: projected from the widest interval (points, as `target_width`) by 1/√n
+    × GROWTH_MARGIN, at least one more sample, at most the population; `predicted` (prediction-powered
+    widths) caps the growth at ×PREDICTED_MAX_GROWTH a round."""
+    grown = math.ceil(size * (widest / target_width) ** 2 * GROWTH_MARGIN)
+    if predicted:
+        grown = min(grown, math.ceil(size * PREDICTED_MAX_GROWTH))
+    return min(population, max(size + 1, grown))
 
 
 def _add(a: scoring.ScoreResult, b: scoring.ScoreResult) -> scoring.ScoreResult:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.measure.active import ACTIVE_KEY, effective_f, fit_round
 from goalcover.tools.measure.ppi import active_probabilities, poisson_draw
+from goalcover.tools.measure.sampled import PREDICTED_MAX_GROWTH
 from goalcover.tools.measure.sequential import RoundData, round_budget, round_total, sequential_share
 from goalcover.ui.cli import app
 from tests.support.judges import CONTRACT_PATTERNS, keyword_judge
@@ -196,6 +197,8 @@ def test_cli_target_width_with_predict_draws_random_rounds_until_the_predicted_i
     assert widest[0] == (40, widest[0][1]) and widest[0][1] >= 12  # round 1 was too wide: a second round
     assert widest[-1][0] == judged > 40 and (widest[-1][1] < 12 or judged == N)
     assert all(w >= 12 for n, w in widest if n < judged)  # no round past the first narrow one
+    rounds = sorted({n for n, _ in widest})
+    assert all(b <= math.ceil(a * PREDICTED_MAX_GROWTH) for a, b in zip(rounds, rounds[1:]))  # growth capped
     calls = fake_openai.stats()["completions"]
     again = CliRunner().invoke(app, ["score", "--sample", "40", "--target-width", "12", "--predict", "--json"], env=env)
     assert again.exit_code == 0, again.output
