@@ -260,7 +260,7 @@ def active_calls(x, labels, first_n: int, seed: int = 0) -> dict:
     return {"first": first_n, "grid": grid, "engine": engine, "chance": sorted(k for k, v in chance.items() if v)}
 
 
-def active_coverage(x, labels, first_n: int, repeats: int, seed: int = 0, engine=active_engine) -> tuple[float, list[int]]:
+def runs_coverage(x, labels, first_n: int, repeats: int, engine, seed: int = 0) -> tuple[float, list[int]]:
     """(share of (run, target) whose final interval holds the true share, each run's judged samples) over
     `repeats` runs of `engine` (active_engine, or random_engine), a fresh first round each."""
     rng = np.random.default_rng(seed + 6)
@@ -367,7 +367,7 @@ def other_arms(x, labels, off: np.ndarray, oracle: str, first_rounds: list[int],
         got["coverage"] = round(coverage(x, labels, args.coverage_n, args.repeats), 4)
         for arm, repeats, engine in (("active", args.active_repeats, active_engine), ("rounds", args.rounds_repeats, random_engine)):
             if repeats:
-                cov, calls = active_coverage(x, labels, first_rounds[0], repeats, engine=engine)
+                cov, calls = runs_coverage(x, labels, first_rounds[0], repeats, engine)
                 got[f"{arm}_coverage"] = round(cov, 4)
                 got[f"{arm}_runs_calls"] = {"mean": round(float(np.mean(calls)), 1), "median": float(np.median(calls)),
                                             "min": min(calls), "max": max(calls)}

@@ -85,7 +85,8 @@ async def score_sampled(
     subgoal's 95% interval is narrower, the whole dataset is drawn, or `max_cost` (USD, over all rounds)
     stops it. `scorer` is scoring.score (live) or the batch engine's; other keyword arguments go to it.
     `width_of(estimate)`, where given, measures the widest interval in points instead (`--predict`: the
-    prediction-powered ones) and caps each round's growth at ×PREDICTED_MAX_GROWTH (next_size). Returns the summed ScoreResult with `estimate` set. Raises BadInput for n < 1 or target_width <= 0."""
+    prediction-powered ones) and caps each round's growth at ×PREDICTED_MAX_GROWTH (next_size). Returns
+    the summed ScoreResult with `estimate` set. Raises BadInput for n < 1 or target_width <= 0."""
     if target_width is not None and not 0 < target_width <= 100:
         raise BadInput(f"--target-width {target_width:g}: give interval points between 0 and 100")
     scorer = scorer or scoring.score
