@@ -140,8 +140,6 @@ class Store(JudgmentStore):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
         self.db.executescript(SCHEMA)
         self._migrate()
 
@@ -172,17 +170,17 @@ class Store(JudgmentStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.create_function("text_chars", 1, len, deterministic=True)  # for TEXT_CHARS
             self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
         return conn
 
     def close(self) -> None:
-        """Close every thread's connection."""
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close the calling thread's connection now and let go of the others: each closes when its thread
+        no longer uses it (a connection is closed when its last reference goes). Closing another thread's
+        connection while that thread runs a statement on it crashes the process (SIGSEGV in sqlite3: a Ctrl-C
+        in `goalcover chat` cancels the wait for a worker thread, not the thread). A later use opens a new one."""
+        mine = getattr(self._local, "conn", None)
+        self._local = threading.local()  # the other threads' connections: closed once no statement holds them
+        if mine is not None:
+            mine.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
