@@ -47,7 +47,10 @@ def handle_errors(command):
                 message += " " + suggestion()
             err.print(f"[bold red]error:[/] {inert(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: it may land before a writer's cleanup is in place
+            from goalcover.tools.core.files import remove_own_temps
+
+            remove_own_temps()
             err.print("interrupted; run the command again to continue where it stopped")
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, typer.BadParameter):  # a bad option value: the usage error, exit 2

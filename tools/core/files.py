@@ -14,6 +14,9 @@ from goalcover.tools.core.errors import BadInput
 
 # `.NAME.gc-PID-RANDOM.tmp`: a file or folder a GoalCover process is writing; PID tells whether it is alive.
 _TEMP = re.compile(r"^\..+\.gc-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+# This process's temporaries not yet renamed or removed, named before they exist: a Ctrl-C or SIGTERM can land
+# between creating one and the `try` that would remove it, so the CLI removes what is left (remove_own_temps).
+_OWN: set[Path] = set()
 
 
 def ordinary_mode() -> int:
@@ -73,8 +76,35 @@ def sweep_stale_temps(folder: Path) -> list[Path]:
 
 
 def temp_name(target: Path) -> Path:
-    """A fresh temporary name beside `target` carrying this process's pid (see sweep_stale_temps)."""
-    return target.with_name(f".{target.name}.gc-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    """A fresh temporary name beside `target` carrying this process's pid (see sweep_stale_temps), recorded
+    as this process's own until `forget_temp` (see remove_own_temps)."""
+    tmp = target.with_name(f".{target.name}.gc-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    _OWN.add(tmp)
+    return tmp
+
+
+def forget_temp(tmp: Path) -> None:
+    """`tmp` was renamed into place or removed: no longer this process's to clean up."""
+    _OWN.discard(tmp)
+
+
+def remove_own_temps() -> list[Path]:
+    """Remove the temporary files and folders this process named (temp_name) and still holds: for an
+    interrupt, which may land before the writer's own cleanup is in place. Returns what was removed."""
+    removed = []
+    for tmp in list(_OWN):
+        try:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        _OWN.discard(tmp)
+    return removed
 
 
 def open_temp(target: Path, mode: int = 0o600) -> tuple[int, Path]:
@@ -112,4 +142,6 @@ def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> Path
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        forget_temp(tmp)
     return path

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from goalcover import __version__
 from goalcover.tools.measure.coverage import coverage
 from goalcover.tools.core.errors import BadInput
-from goalcover.tools.core.files import make_temp_dir, open_temp, ordinary_mode, output_path, write_atomic
+from goalcover.tools.core.files import forget_temp, make_temp_dir, open_temp, ordinary_mode, output_path, write_atomic
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.core.shapes import Sample
 from goalcover.tools.data.readers import COMPRESSIONS, FILE_TYPES, SourceLayout
@@ -82,12 +82,14 @@ class _Sink:
         self.raw.close()
         os.chmod(self.tmp, ordinary_mode())
         os.replace(self.tmp, self.target)
+        forget_temp(self.tmp)
 
     def discard(self) -> None:
         """Drop the temporary file (the export failed)."""
         if not self.raw.closed:
             self.raw.close()
         self.tmp.unlink(missing_ok=True)
+        forget_temp(self.tmp)
 
 
 def _write_lines(sink: _Sink, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> int:
@@ -254,6 +256,8 @@ def _write_folder(output: Path, file_type: str, samples: Iterable[Sample], synth
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        forget_temp(staging)
 
 
 def _write_hf(output: Path, samples: Iterable[Sample], synthetic: list[dict], layout: SourceLayout) -> None:
@@ -268,6 +272,7 @@ def _write_hf(output: Path, samples: Iterable[Sample], synthetic: list[dict], la
         _publish(staging / "data", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        forget_temp(staging)
 
 
 def _folder_staging(output: Path) -> Path:

@@ -100,3 +100,29 @@ def test_sigterm_mid_export_leaves_no_temporary_and_the_old_file(tmp_path):
     if target.read_bytes() != b"the old complete export":
         with gzip.open(target, "rt", encoding="utf-8") as f:
             assert sum(1 for _ in f) == 40
+
+
+def test_an_interrupt_before_the_writers_cleanup_is_in_place_leaves_no_temporary(tmp_path, monkeypatch):
+    """The signal can land right after the temporary is created, before the `try` that would remove it
+    (CI caught one: SIGSTOP just after the file appeared). The CLI's interrupt path removes it."""
+    from typer.testing import CliRunner
+
+    import goalcover.tools.data.export as export_module
+    from goalcover.tools.core import files
+    from goalcover.ui.cli import app
+
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) + "\n" for i in range(5)))
+    with Workspace.open(tmp_path / "ws") as ws:
+        ingest_file(ws, data)
+    real = export_module.open_temp
+
+    def created_then_interrupted(target):
+        real(target)  # the temporary exists now; its writer has not yet reached its `try`
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "open_temp", created_then_interrupted)
+    out = tmp_path / "out"
+    done = CliRunner().invoke(app, ["export", "-o", str(out / "clean.jsonl"), "-w", str(tmp_path / "ws")])
+    assert done.exit_code == 130 and "interrupted" in done.output, done.output
+    assert os.listdir(out) == [] and not files._OWN
