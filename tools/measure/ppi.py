@@ -71,9 +71,10 @@ class Predictor:
         return out
 
 
-def fit(vectors: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = FOLDS) -> Predictor:
-    """Cross-fit a logistic regression of `y` (n,) bool on `vectors` (n, d). With fewer than MIN_CLASS samples
-    in a class it fits nothing (coef zero, intercept at the judged share) and is marked `chance`."""
+def fit(vectors: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = FOLDS, c: float = C) -> Predictor:
+    """Cross-fit a logistic regression (inverse regularisation `c`) of `y` (n,) bool on `vectors` (n, d) over
+    `folds` folds. With fewer than MIN_CLASS samples in a class it fits nothing (coef zero, intercept at the
+    judged share) and is marked `chance`."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
     from sklearn.model_selection import StratifiedKFold
@@ -90,7 +91,7 @@ def fit(vectors: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = FOLDS) -
     p_oof = np.empty(n)
     coefs, intercepts = [], []
     for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(vectors, y):
-        model = LogisticRegression(C=C, max_iter=1000).fit(vectors[train], y[train])
+        model = LogisticRegression(C=c, max_iter=1000).fit(vectors[train], y[train])
         p_oof[test] = model.predict_proba(vectors[test])[:, 1]
         coefs.append(model.coef_[0])
         intercepts.append(model.intercept_[0])
