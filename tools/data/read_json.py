@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -56,6 +57,11 @@ def loads(text: str) -> tuple[Any, list[str]]:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=pairs), pairs.duplicates
     except RecursionError:
         raise ValueError("nested too deeply to be a training record") from None
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError) or "integer string conversion" not in str(exc):
+            raise
+        limit = sys.get_int_max_str_digits()  # CPython's guard against quadratic int parsing (CVE-2020-10735)
+        raise ValueError(f"a number with more than {limit:,} digits, too long to be read as an integer") from None
 
 
 def _duplicate_warning(where: str, keys: list[str]) -> list[str]:

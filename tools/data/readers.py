@@ -96,7 +96,7 @@ def open_source(path: Path, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Opened
     Raises BadInput for a missing path, an unknown type, an empty folder or mixed shard types; problems
     inside records come out of `records` as Rejected (or BadInput for a broken document). No record over
     `max_chars` characters is read into memory (JSON Lines, JSON arrays, CSV; Parquet and Arrow read in
-    row batches)."""
+    row batches of bounded size, a row measured before it becomes a record: see `read_arrow`)."""
     if not path.exists():
         raise BadInput(f"{path}: no such file")
     layout = SourceLayout()
@@ -105,7 +105,7 @@ def open_source(path: Path, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Opened
             splits = ", ".join(sorted(p.name for p in path.iterdir() if p.is_dir()))
             raise BadInput(f"{path}: a DatasetDict folder with splits ({splits}); give one split's folder, e.g. {path / 'train'}")
         if _looks_like_hf(path):
-            return Opened(path, "arrow", layout, _tag_files(read_hf_folder(path, layout)))  # type: ignore[arg-type]
+            return Opened(path, "arrow", layout, _tag_files(read_hf_folder(path, layout, max_chars)))
         shards = shards_of(path)
         layout.container = "folder"
         layout.shards = [str(s.path.relative_to(path)) for s in shards]
@@ -153,9 +153,12 @@ def _guard(records: Iterator[RawRecord | Rejected], source: SourceFile) -> Itera
         raise _decompression_error(source, exc) from None
 
 
-def _tag_files(items: Iterator[tuple[Path, RawRecord]]) -> Iterator[RawRecord]:
+def _tag_files(items: Iterator[tuple[Path, RawRecord | Rejected]]) -> Iterator[RawRecord | Rejected]:
     for path, item in items:
-        item.file = str(path)
+        if isinstance(item, Rejected):
+            item.reason = f"{path.name}: {item.reason}"
+        else:
+            item.file = str(path)
         yield item
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from goalcover.tools.data import read_json
+from goalcover.tools.data import read_arrow, read_json
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.data.records import read_samples
 
@@ -59,6 +59,62 @@ def test_a_parquet_row_group_over_the_limit_is_refused_before_it_is_decoded(tmp_
     assert len(read_samples(source).samples) == 2
 
 
+def test_a_parquet_compression_bomb_is_refused_from_its_footer(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(read_arrow, "INFLATE_CHECK_BYTES", 100_000)
+    source = tmp_path / "bomb.parquet"
+    pq.write_table(pa.Table.from_pylist([alpaca(i, "z" * 100_000) for i in range(4)]), source, compression="zstd", use_dictionary=False)
+    with pytest.raises(BadInput, match=r"bomb\.parquet: rows 1–4 \(row group 1\), column 'output': [\d,]+ bytes expand to 400,\d+ \([\d,]+ times; GoalCover reads up to 100 times\): a compression bomb"):
+        read_samples(source)
+    monkeypatch.setattr(read_arrow, "INFLATE_CHECK_BYTES", 1_000_000)  # under the size checked: read
+    assert len(read_samples(source).samples) == 4
+
+
+def test_a_parquet_row_over_the_limit_is_rejected_by_its_row_number_before_it_becomes_python(tmp_path, monkeypatch):
+    """Row groups of 4 rows, decoded a row at a time (a tiny batch budget); the 1,500-character message
+    in row 4 is measured inside its nested `messages` column, rejected by number, and the rest kept in order."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(read_arrow, "ARROW_BATCH_BYTES", 50)
+    chat = lambda i, text: {"messages": [{"role": "user", "content": f"Question {i}"}, {"role": "assistant", "content": text}]}
+    rows = [chat(i, "y" * 1500 if i == 4 else f"Answer {i}") for i in range(1, 7)]
+    source = tmp_path / "chats.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), source, row_group_size=4)
+    with pytest.raises(BadInput, match=r"chats\.parquet: row 4: the record holds 1,5\d\d bytes, over the limit of 300 characters"):
+        read_samples(source, max_sample_chars=300)
+    kept = read_samples(source, max_sample_chars=300, skip_invalid=True)
+    assert [s.record["messages"][0]["content"] for s in kept.samples] == [f"Question {i}" for i in (1, 2, 3, 5, 6)]
+    assert [s.line for s in kept.samples] == [1, 2, 3, 5, 6]
+
+
+def test_a_save_to_disk_row_over_the_limit_is_rejected_naming_its_file(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list([alpaca(1), alpaca(2, "w" * 5000), alpaca(3)]).save_to_disk(str(saved))
+    kept = read_samples(saved, max_sample_chars=1000, skip_invalid=True)
+    assert [s.record["instruction"] for s in kept.samples] == ["Task 1", "Task 3"]
+    assert kept.rejected[0].reason.startswith("data-00000-of-00001.arrow: row 2: the record holds 5,0")
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4"])
+def test_a_compressed_arrow_stream_is_refused_before_a_batch_too_big_is_decompressed(tmp_path, monkeypatch, compression):
+    """save_to_disk writes streams uncompressed (memory-mapped, never copied); a compressed one is decoded a
+    batch at a time, so a batch that would decode past the cap is refused from its metadata."""
+    datasets = pytest.importorskip("datasets")
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list([alpaca(i, "v" * 20_000) for i in range(10)]).save_to_disk(str(saved))
+    stream = saved / "data-00000-of-00001.arrow"
+    table = pa.ipc.open_stream(stream.read_bytes()).read_all()
+    with pa.OSFile(str(stream), "wb") as f, pa.ipc.new_stream(f, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
+        w.write_table(table)
+    assert stream.stat().st_size < 20_000
+    assert len(read_samples(saved).samples) == 10
+    monkeypatch.setattr(read_arrow, "COMPRESSED_BATCH_MAX_BYTES", 100_000)
+    with pytest.raises(BadInput, match=r"data-00000-of-00001\.arrow: message 2 \(record batch\) holds [\d,]+ compressed bytes that decode to 200,\d{3}, over the 100,000"):
+        read_samples(saved)
+
+
 PEAK_SCRIPT = textwrap.dedent("""
     import resource, subprocess, sys
     done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
@@ -75,6 +131,23 @@ def ingest_peak(tmp_path: Path, source: Path) -> tuple[int, float, str]:
     ).stdout
     code, peak_kib, message = out.rstrip("\n").split("\t")
     return int(code), int(peak_kib) / 1024, message
+
+
+def test_a_parquet_bomb_ends_in_exit_2_in_bounded_memory(tmp_path):
+    """A 256 MiB value among 4,096 short rows, in a 27 KB Parquet file: its row group's average passes, its
+    column chunk's ratio does not. Before, the row group was decoded and the value turned into Python
+    before it was found too long (peak RSS 1,955 MB; 7.45 GB for a 1.2 GB value); after, 142 MB."""
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "outlier.parquet"
+    outputs = pa.array([f"Answer {i}" for i in range(4095)] + ["b" * (256 * MB)], pa.large_string())
+    pq.write_table(pa.table({"instruction": [f"Task {i}" for i in range(4096)], "output": outputs}), source, compression="zstd")
+    del outputs
+    assert source.stat().st_size < 100_000
+    code, peak_mb, message = ingest_peak(tmp_path, source)
+    assert code == 2, message
+    assert "column 'output'" in message and "a compression bomb?" in message
+    assert peak_mb < 512, f"peak RSS {peak_mb:.0f} MB"
 
 
 def test_a_gzip_bomb_ends_in_exit_2_in_bounded_memory(tmp_path):
@@ -109,6 +182,14 @@ def test_a_2_gb_record_ends_in_exit_2_in_bounded_memory(tmp_path, name, head, ex
     assert code == 2, message
     assert expected in message
     assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_a_number_too_long_for_python_is_rejected_with_a_plain_reason(tmp_path):
+    source = tmp_path / "bigint.jsonl"
+    source.write_text(json.dumps(alpaca(1)) + '\n{"instruction": "x", "output": "y", "n": ' + "9" * 5000 + "}\n", encoding="utf-8")
+    kept = read_samples(source, skip_invalid=True)
+    assert len(kept.samples) == 1
+    assert kept.rejected[0].reason == "line 2: a number with more than 4,300 digits, too long to be read as an integer"
 
 
 # --- JSON arrays: streamed, element by element --------------------------------------------------------
