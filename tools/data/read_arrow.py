@@ -1,11 +1,14 @@
 """Parquet files and Hugging Face `save_to_disk` folders (Arrow streams) into raw records, in row batches;
 values that are not JSON (bytes, timestamps, decimals) are kept as they are, the Arrow schema noted for export.
 
-Memory stays bounded whatever a small file expands to: a Parquet column chunk that inflates more than
-MAX_INFLATE_RATIO times (a compression bomb) is refused from the footer, unread; row groups are decoded in
-batches of about ARROW_BATCH_BYTES; and each row's size is measured in Arrow, so a row over the record
-limit is rejected without becoming a Python object. What Arrow itself must decode is one Parquet page (at
-most 2 GB, the format's limit) or, in a compressed Arrow stream, one record batch.
+Memory stays bounded whatever a small file expands to. Arrow decompresses a Parquet page whole, so every
+page header is read first (`parquet_pages`): a page that decodes to more than DECODE_MAX_BYTES, whose
+values average over the record limit, or that inflates like a compression bomb is refused unread; row
+groups are decoded in batches sized from their densest pages to about ARROW_BATCH_BYTES; and each row's
+size is measured in Arrow, so a row over the record limit is rejected without becoming a Python object.
+A compressed Arrow stream is decompressed a record batch at a time, and one over DECODE_MAX_BYTES is
+refused from its metadata. So one read decodes at most DECODE_MAX_BYTES; a page that large costs about
+four times that in peak memory (a 256 MiB value: 1.2 GB), as Arrow copies values out of it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from goalcover.tools.core.errors import BadInput
+from goalcover.tools.data.parquet_pages import column_pages
 from goalcover.tools.data.read_json import loads
 from goalcover.tools.data.sources import (
     DEFAULT_MAX_RECORD_CHARS,
@@ -30,15 +34,17 @@ from goalcover.tools.data.sources import (
 
 PARQUET_BATCH_ROWS = 2048  # rows a Parquet batch holds at most
 ARROW_BATCH_BYTES = 64 << 20  # about this many bytes of values are decoded, or turned into records, at once
-# A column chunk over INFLATE_CHECK_BYTES uncompressed that inflates more than this many times is a
-# compression bomb: Apache POI's ZipSecureFile refuses zip entries past the same ratio (its minimum inflate
-# ratio 0.01). Text compresses 3-10x with zstd or gzip; a run of one character, thousands of times.
+# The most one Parquet page or one compressed Arrow record batch may decode to. Writers cut pages at about
+# 1 MB, checking every 1,024 values (Arrow's `write_batch_size`), so a real page outgrows 1 GiB only when
+# its values average over 1 MB; save_to_disk writes Arrow streams uncompressed (memory-mapped, not copied).
+DECODE_MAX_BYTES = 1 << 30
+# A page over INFLATE_CHECK_BYTES that inflates more than MAX_INFLATE_RATIO times is a compression bomb,
+# refused unread: Apache POI's ZipSecureFile refuses zip entries past the same ratio (minimum inflate ratio
+# 0.01). Text compresses 3-10 times; a constant column written without a dictionary, some hundreds, in
+# pages of about 1 MB; a run of one character, tens of thousands.
 MAX_INFLATE_RATIO = 100
 INFLATE_CHECK_BYTES = 64 << 20
 STATE_JSON_MAX_BYTES = 1 << 24
-# A compressed Arrow stream is decompressed a record batch at a time, whole; one that would decode to more
-# than this is refused unread (save_to_disk writes its streams uncompressed, and those are memory-mapped).
-COMPRESSED_BATCH_MAX_BYTES = 1 << 30
 
 
 def _arrow_rows(batches, max_chars: int, number: int = 0) -> Iterator[RawRecord | Rejected]:
@@ -122,38 +128,67 @@ def _value_bytes(array) -> np.ndarray:
 
 
 def _batch_rows(path: Path, metadata, max_chars: int) -> list[int]:
-    """Rows to decode at once in each Parquet row group, about ARROW_BATCH_BYTES of values a batch.
+    """Rows to decode at once in each Parquet row group: about ARROW_BATCH_BYTES by the densest page of
+    each column (a dictionary-encoded column counts its whole dictionary page a row, as one row may hold
+    its largest entry), at most PARQUET_BATCH_ROWS.
 
-    BadInput, before anything is decoded, for a row group whose rows average more than the record limit
-    uncompressed, or a column chunk that inflates more than MAX_INFLATE_RATIO times (a compression bomb:
-    both sizes are in the footer, so it is never read)."""
+    BadInput, before anything is decompressed, for a row group whose rows average more than the record
+    limit by the footer, a page that decodes to more than DECODE_MAX_BYTES (or over INFLATE_CHECK_BYTES at
+    more than MAX_INFLATE_RATIO times its stored size), or a page whose values average over the record
+    limit (a compression bomb, or a record too long to read), naming rows and column."""
+    limit = max_chars * UTF8_MAX_BYTES
     batch_rows, first = [], 1
-    for i in range(metadata.num_row_groups):
-        group = metadata.row_group(i)
-        rows, size = group.num_rows, group.total_byte_size
-        where = f"{path}: rows {first:,}–{first + rows - 1:,} (row group {i + 1})"
-        if rows and size / rows > max_chars * UTF8_MAX_BYTES:
-            raise BadInput(
-                f"{where} hold {size:,} bytes uncompressed, over "
-                f"the limit of {max_chars:,} characters a record (GOALCOVER_INGEST_MAX_SAMPLE_CHARS); they were not read"
-            )
-        for j in range(group.num_columns):
-            chunk = group.column(j)
-            inflated, stored = chunk.total_uncompressed_size, max(chunk.total_compressed_size, 1)
-            if inflated > INFLATE_CHECK_BYTES and inflated > MAX_INFLATE_RATIO * stored:
+    with open(path, "rb") as f:
+        for i in range(metadata.num_row_groups):
+            group = metadata.row_group(i)
+            rows, size = group.num_rows, group.total_byte_size
+            where = f"{path}: rows {first:,}–{first + rows - 1:,} (row group {i + 1})"
+            if rows and size / rows > limit:
                 raise BadInput(
-                    f"{where}, column {chunk.path_in_schema!r}: {stored:,} bytes expand to {inflated:,} "
-                    f"({inflated // stored:,} times; GoalCover reads up to {MAX_INFLATE_RATIO} times): a compression bomb? They were not read"
+                    f"{where} hold {size:,} bytes uncompressed, over "
+                    f"the limit of {max_chars:,} characters a record (GOALCOVER_INGEST_MAX_SAMPLE_CHARS); they were not read"
                 )
-        batch_rows.append(max(1, min(PARQUET_BATCH_ROWS, ARROW_BATCH_BYTES * rows // max(size, 1))))
-        first += rows
+            row_density = sum(_column_density(f, group.column(j), rows, limit, where, max_chars) for j in range(group.num_columns))
+            batch_rows.append(max(1, min(PARQUET_BATCH_ROWS, ARROW_BATCH_BYTES // max(row_density, 1))))
+            first += rows
     return batch_rows
+
+
+def _column_density(f, chunk, rows: int, limit: int, where: str, max_chars: int) -> int:
+    """The most bytes one row may decode to in this column chunk, from its page headers; BadInput for a
+    page too big to decode (see `_batch_rows`) or one whose values average over `limit` bytes."""
+    column = f"{where}, column {chunk.path_in_schema!r}"
+    try:
+        pages = list(column_pages(f, chunk))
+    except (ValueError, OSError) as exc:
+        raise BadInput(f"{column}: the Parquet file is damaged ({exc})") from None
+    density = 0
+    for page in pages:
+        if page.decoded > DECODE_MAX_BYTES:
+            raise BadInput(
+                f"{column}: a page decodes to {page.decoded:,} bytes, over the {DECODE_MAX_BYTES:,} GoalCover decompresses at once "
+                "(a compression bomb?); it was not read. Write the file with smaller pages (pyarrow: write_batch_size=64)"
+            )
+        if page.decoded > INFLATE_CHECK_BYTES and page.decoded > MAX_INFLATE_RATIO * max(page.stored, 1):
+            raise BadInput(
+                f"{column}: a page of {page.stored:,} bytes decodes to {page.decoded:,} ({page.decoded // max(page.stored, 1):,} times; "
+                f"GoalCover reads pages over {INFLATE_CHECK_BYTES >> 20} MB up to {MAX_INFLATE_RATIO} times): a compression bomb? It was not read. "
+                "If the data is real, write the file with smaller pages (pyarrow: write_batch_size=64)"
+            )
+        if page.decoded > limit * max(page.values, 1):
+            raise BadInput(
+                f"{column}: a page holds {page.values:,} values in {page.decoded:,} bytes, so a record there is over the limit of "
+                f"{max_chars:,} characters (GOALCOVER_INGEST_MAX_SAMPLE_CHARS); it was not read"
+            )
+        density = max(density, page.decoded if page.dictionary else -(-page.decoded // max(page.values, 1)))
+    values_a_row = -(-chunk.num_values // max(rows, 1))  # leaf values per row, for lists
+    return density * max(values_a_row, 1)
 
 
 def read_parquet(source: SourceFile, layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[RawRecord | Rejected]:
     """Parquet in row batches; non-JSON values (bytes, timestamps, decimals, structs) are kept as they are.
-    A row group whose rows are over `max_chars` on average uncompressed, or a compression bomb, is refused
-    unread (BadInput); a row over `max_chars` × UTF8_MAX_BYTES bytes is Rejected."""
+    A row group whose rows are over `max_chars` on average uncompressed, or a page too big to decode (see
+    `_batch_rows`), is refused unread (BadInput); a row over `max_chars` × UTF8_MAX_BYTES bytes is Rejected."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -206,16 +241,16 @@ def read_hf_folder(folder: Path, layout: SourceLayout, max_chars: int = DEFAULT_
 
 def _check_compressed_batches(path: Path) -> None:
     """BadInput, before anything is decompressed, for an Arrow stream whose compressed record batch (or
-    dictionary batch) would decode to more than COMPRESSED_BATCH_MAX_BYTES. A pass over the memory-mapped
+    dictionary batch) would decode to more than DECODE_MAX_BYTES. A pass over the memory-mapped
     messages' metadata only: their bodies are not read. Raises pyarrow's errors for a damaged stream."""
     import pyarrow as pa
 
     for number, message in enumerate(pa.ipc.MessageReader.open_stream(pa.memory_map(str(path)))):
         decoded = compressed_body_bytes(message.metadata.to_pybytes(), message.body)
-        if decoded is not None and decoded > COMPRESSED_BATCH_MAX_BYTES:
+        if decoded is not None and decoded > DECODE_MAX_BYTES:
             raise BadInput(
                 f"{path}: message {number + 1} ({message.type}) holds {message.body.size:,} compressed bytes that decode to "
-                f"{decoded:,}, over the {COMPRESSED_BATCH_MAX_BYTES:,} GoalCover decompresses at once (a compression bomb?); "
+                f"{decoded:,}, over the {DECODE_MAX_BYTES:,} GoalCover decompresses at once (a compression bomb?); "
                 "it was not read. Write the stream uncompressed or in smaller record batches"
             )
 

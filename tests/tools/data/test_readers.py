@@ -59,16 +59,43 @@ def test_a_parquet_row_group_over_the_limit_is_refused_before_it_is_decoded(tmp_
     assert len(read_samples(source).samples) == 2
 
 
-def test_a_parquet_compression_bomb_is_refused_from_its_footer(tmp_path, monkeypatch):
+def test_a_parquet_page_too_big_to_decode_is_refused_from_its_header(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    monkeypatch.setattr(read_arrow, "INFLATE_CHECK_BYTES", 100_000)
     source = tmp_path / "bomb.parquet"
-    pq.write_table(pa.Table.from_pylist([alpaca(i, "z" * 100_000) for i in range(4)]), source, compression="zstd", use_dictionary=False)
-    with pytest.raises(BadInput, match=r"bomb\.parquet: rows 1–4 \(row group 1\), column 'output': [\d,]+ bytes expand to 400,\d+ \([\d,]+ times; GoalCover reads up to 100 times\): a compression bomb"):
+    pq.write_table(pa.Table.from_pylist([alpaca(i, f"{i}" + "z" * 100_000) for i in range(4)]), source, compression="zstd", use_dictionary=False)
+    assert source.stat().st_size < 10_000
+    monkeypatch.setattr(read_arrow, "DECODE_MAX_BYTES", 300_000)
+    with pytest.raises(BadInput, match=r"bomb\.parquet: rows 1–4 \(row group 1\), column 'output': a page decodes to 400,\d{3} bytes, over the 300,000 GoalCover decompresses at once"):
         read_samples(source)
-    monkeypatch.setattr(read_arrow, "INFLATE_CHECK_BYTES", 1_000_000)  # under the size checked: read
+    monkeypatch.setattr(read_arrow, "DECODE_MAX_BYTES", 500_000)
     assert len(read_samples(source).samples) == 4
+
+
+def test_a_parquet_page_whose_values_average_over_the_limit_is_refused_unread(tmp_path):
+    """One value a page: the row group's average passes (ten short rows beside it), the page's does not."""
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "one_long.parquet"
+    rows = [alpaca(i, "x" * 6000 if i == 5 else "short") for i in range(10)]
+    pq.write_table(pa.Table.from_pylist(rows), source, use_dictionary=False, data_page_size=1, write_batch_size=1)
+    with pytest.raises(BadInput, match=r"column 'output': a page holds 1 values in 6,0\d\d bytes, so a record there is over the limit of 1,000 characters"):
+        read_samples(source, max_sample_chars=1000)
+    assert len(read_samples(source, max_sample_chars=10_000).samples) == 10
+
+
+def test_parquet_batches_are_sized_by_the_densest_page_not_the_average(tmp_path, monkeypatch):
+    """Forty 50 KB values among 3,000 short rows, in pages of about 10 KB: by the average (about 700 bytes a
+    row) a batch of 2,048 rows would hold all forty, 2 MB; by the densest page it holds 1 MB / 50 KB rows."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(read_arrow, "ARROW_BATCH_BYTES", 1 << 20)
+    source = tmp_path / "skewed.parquet"
+    rows = [alpaca(i, "y" * 50_000 if 1000 <= i < 1040 else "short") for i in range(3000)]
+    pq.write_table(pa.Table.from_pylist(rows), source, use_dictionary=False, data_page_size=10_000, write_batch_size=1)
+    [rows_a_batch] = read_arrow._batch_rows(source, pq.ParquetFile(source).metadata, 2_000_000)
+    assert 10 <= rows_a_batch <= 21
+    assert [s.record["instruction"] for s in read_samples(source).samples] == [f"Task {i}" for i in range(3000)]
 
 
 def test_a_parquet_row_over_the_limit_is_rejected_by_its_row_number_before_it_becomes_python(tmp_path, monkeypatch):
@@ -110,7 +137,7 @@ def test_a_compressed_arrow_stream_is_refused_before_a_batch_too_big_is_decompre
         w.write_table(table)
     assert stream.stat().st_size < 20_000
     assert len(read_samples(saved).samples) == 10
-    monkeypatch.setattr(read_arrow, "COMPRESSED_BATCH_MAX_BYTES", 100_000)
+    monkeypatch.setattr(read_arrow, "DECODE_MAX_BYTES", 100_000)
     with pytest.raises(BadInput, match=r"data-00000-of-00001\.arrow: message 2 \(record batch\) holds [\d,]+ compressed bytes that decode to 200,\d{3}, over the 100,000"):
         read_samples(saved)
 
@@ -134,8 +161,8 @@ def ingest_peak(tmp_path: Path, source: Path) -> tuple[int, float, str]:
 
 
 def test_a_parquet_bomb_ends_in_exit_2_in_bounded_memory(tmp_path):
-    """A 256 MiB value among 4,096 short rows, in a 27 KB Parquet file: its row group's average passes, its
-    column chunk's ratio does not. Before, the row group was decoded and the value turned into Python
+    """A 256 MiB value among 4,096 short rows, in a 27 KB Parquet file: its row group's average passes, the
+    page holding it does not (read from the page headers). Before, the row group was decoded and the value turned into Python
     before it was found too long (peak RSS 1,955 MB; 7.45 GB for a 1.2 GB value); after, 142 MB."""
     import pyarrow.parquet as pq
 
@@ -146,7 +173,7 @@ def test_a_parquet_bomb_ends_in_exit_2_in_bounded_memory(tmp_path):
     assert source.stat().st_size < 100_000
     code, peak_mb, message = ingest_peak(tmp_path, source)
     assert code == 2, message
-    assert "column 'output'" in message and "a compression bomb?" in message
+    assert "column 'output': a page of" in message and "a compression bomb? It was not read" in message
     assert peak_mb < 512, f"peak RSS {peak_mb:.0f} MB"
 
 
