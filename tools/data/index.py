@@ -15,12 +15,16 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import BaseModel
 
-from goalcover.tools.data.embeddings import MiniLMEmbedding
+from goalcover.tools.data.embeddings import MAX_EMBED_CHARS, MiniLMEmbedding
 from goalcover.tools.core.errors import BadInput, GoalCoverError
 from goalcover.tools.core.shapes import Sample
 from goalcover.tools.data.values import FIELD_PREFIX, index_fields, typed_cell
 
 SAMPLES = "samples"
+# A document in the index is the start of the sample's text, as much as its vector was embedded from
+# (embeddings.MAX_EMBED_CHARS): the whole text is in the store. Whole documents of 1.5 M characters made
+# Chroma's SQLite (and its full-text index) hold and rewrite gigabytes (see ingest.CHUNK_MAX_CHARS).
+INDEX_DOCUMENT_CHARS = MAX_EMBED_CHARS
 # Where an ingest puts its vectors until it commits (see dataset.ingest_file).
 STAGING = "samples-staging"
 # Metadata keys GoalCover writes itself; the record's own fields live under `field.` (values.FIELD_PREFIX).
@@ -148,13 +152,13 @@ class Index:
     def upsert(
         self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict[str, Any]], name: str = SAMPLES
     ) -> None:
-        """Insert or replace entries: unit vectors (n, 384), their documents and metadata, in batches."""
+        """Insert or replace entries: unit vectors (n, 384), their documents (kept to their first
+        INDEX_DOCUMENT_CHARS characters) and metadata, in batches."""
         starts, size = self._batches(len(ids))
         for start in starts:
             end = start + size
-            self.collection(name).upsert(
-                ids=ids[start:end], embeddings=vectors[start:end], documents=documents[start:end], metadatas=metadatas[start:end]
-            )
+            clipped = [document[:INDEX_DOCUMENT_CHARS] for document in documents[start:end]]
+            self.collection(name).upsert(ids=ids[start:end], embeddings=vectors[start:end], documents=clipped, metadatas=metadatas[start:end])
 
     def update_metadata(self, ids: list[str], metadatas: list[dict[str, Any]], name: str = SAMPLES) -> None:
         """Merge metadata into existing entries (a None value removes that key), in Chroma-sized batches."""
@@ -208,7 +212,8 @@ class Index:
         self._collections.pop(name, None)
 
     def search(self, query: str, k: int = 10, where: dict[str, Any] | None = None, name: str = SAMPLES) -> list[SearchHit]:
-        """The `k` nearest entries to `query` by cosine similarity; raises BadInput when Chroma refuses `where`."""
+        """The `k` nearest entries to `query` by cosine similarity, each with its document (a text's first
+        INDEX_DOCUMENT_CHARS characters); raises BadInput when Chroma refuses `where`."""
         collection = self.collection(name)
         total = collection.count()
         if total == 0:

@@ -90,6 +90,20 @@ def test_search_finds_the_sample_by_meaning_and_filters_by_field(workspace, tmp_
         parse_where(["nonsense"])
 
 
+def test_the_index_keeps_a_long_texts_start_and_search_returns_it_whole(workspace, tmp_path):
+    from goalcover.tools.data.index import INDEX_DOCUMENT_CHARS
+
+    source = tmp_path / "long.jsonl"
+    long_output = "The tenant may terminate the lease. " * 1000  # 36,000 characters
+    rows = [{"instruction": "Summarise the lease.", "output": long_output}, {"instruction": "Say hello.", "output": "Hello."}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ingest_file(workspace, source)
+    stored = workspace.index.collection().get(include=["documents"])["documents"]
+    assert sorted(map(len, stored))[-1] == INDEX_DOCUMENT_CHARS
+    [hit] = search(workspace, "ending a lease", k=1)
+    assert hit.text == workspace.store.samples([hit.id])[0].text and len(hit.text) > 36_000
+
+
 def test_reopened_workspace_searches_without_reembedding(contracts, tmp_path):
     with Workspace.open(tmp_path / "w2") as ws:
         ingest_file(ws, contracts)
