@@ -201,6 +201,11 @@ class Settings(EmbedSettings, AgentLimits):
         description="characters: samples longer than this are refused at ingest (was GOALCOVER_MAX_SAMPLE_CHARS)",
     )
     warn_sample_chars: int = Field(100_000, ge=1, description="characters: samples longer than this are ingested with a warning")
+    ingest_max_expansion: float = Field(
+        200, gt=0,
+        description="times: a file (or folder) whose samples hold more characters than this many times its bytes on disk, past "
+        "the first 256 M characters, is stopped as a compression bomb (text compresses 3-30 times)",
+    )
 
     # One writer per workspace (tools/core/lock.py): how long a second writer waits for the first before it is refused.
     lock_wait: float = Field(10.0, ge=0, description="seconds a command waits for another one changing the workspace")

@@ -125,6 +125,7 @@ def ingest_file(
         shape,
         skip_invalid=skip_invalid,
         max_sample_chars=settings.max_sample_chars,
+        max_expansion=settings.ingest_max_expansion,
         warn_sample_chars=settings.warn_sample_chars,
         ids=(staged_ids := _StagedIds(ws)),
         keep_rejected=10,

@@ -128,9 +128,9 @@ def _value_bytes(array) -> np.ndarray:
 
 
 def _batch_rows(path: Path, metadata, max_chars: int) -> list[int]:
-    """Rows to decode at once in each Parquet row group: about ARROW_BATCH_BYTES by the densest page of
-    each column (a dictionary-encoded column counts its whole dictionary page a row, as one row may hold
-    its largest entry), at most PARQUET_BATCH_ROWS.
+    """Rows to decode at once in each Parquet row group: about ARROW_BATCH_BYTES by the densest data page
+    of each column (strings are read dictionary-encoded, so a dictionary page is held once, not per row),
+    at most PARQUET_BATCH_ROWS.
 
     BadInput, before anything is decompressed, for a row group whose rows average more than the record
     limit by the footer, a page that decodes to more than DECODE_MAX_BYTES (or over INFLATE_CHECK_BYTES at
@@ -180,7 +180,8 @@ def _column_density(f, chunk, rows: int, limit: int, where: str, max_chars: int)
                 f"{column}: a page holds {page.values:,} values in {page.decoded:,} bytes, so a record there is over the limit of "
                 f"{max_chars:,} characters (GOALCOVER_INGEST_MAX_SAMPLE_CHARS); it was not read"
             )
-        density = max(density, page.decoded if page.dictionary else -(-page.decoded // max(page.values, 1)))
+        if not page.dictionary:  # a dictionary is decoded once for its row group, and stays encoded
+            density = max(density, -(-page.decoded // max(page.values, 1)))
     values_a_row = -(-chunk.num_values // max(rows, 1))  # leaf values per row, for lists
     return density * max(values_a_row, 1)
 
@@ -194,10 +195,13 @@ def read_parquet(source: SourceFile, layout: SourceLayout, max_chars: int = DEFA
 
     try:
         parquet = pq.ParquetFile(source.path)
+        layout.arrow_schema = layout.arrow_schema or schema_b64(parquet.schema_arrow)
+        # Strings and binaries stay dictionary-encoded as read (one copy of each entry), so a page of
+        # indices that repeats one long entry a million times is measured by `row_bytes`, not copied out.
+        parquet = pq.ParquetFile(source.path, read_dictionary=_byte_array_columns(parquet.metadata.schema))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BadInput(f"{source.path}: not a readable Parquet file ({exc})") from None
     batch_rows = _batch_rows(source.path, parquet.metadata, max_chars)
-    layout.arrow_schema = layout.arrow_schema or schema_b64(parquet.schema_arrow)
     try:
         number = 0
         for group, rows in enumerate(batch_rows):
@@ -205,6 +209,16 @@ def read_parquet(source: SourceFile, layout: SourceLayout, max_chars: int = DEFA
             number += parquet.metadata.row_group(group).num_rows
     except (pa.ArrowException, OSError) as exc:
         raise BadInput(f"{source.path}: the Parquet file is damaged ({exc})") from None
+
+
+def _byte_array_columns(schema) -> list[str]:
+    """Paths of the leaf columns of a Parquet schema that hold strings or binaries (BYTE_ARRAY, no logical
+    type or a text one), as `pq.ParquetFile(read_dictionary=…)` names them."""
+    text_types = {"NONE", "STRING", "JSON", "BSON", "ENUM"}
+    return [
+        column.path for column in (schema.column(i) for i in range(len(schema)))
+        if column.physical_type == "BYTE_ARRAY" and column.logical_type.type in text_types
+    ]
 
 
 def read_hf_folder(folder: Path, layout: SourceLayout, max_chars: int = DEFAULT_MAX_RECORD_CHARS) -> Iterator[tuple[Path, RawRecord | Rejected]]:

@@ -148,6 +148,11 @@ class Scan:
     samples: Iterator[Sample] = iter(())
 
 
+# Past this many characters read, a source may expand at most GOALCOVER_INGEST_MAX_EXPANSION times its size.
+EXPANSION_FLOOR_CHARS = 256_000_000
+DEFAULT_MAX_EXPANSION = 200.0
+
+
 def scan(
     path: Path,
     shape: Shape | Literal["auto"] = "auto",
@@ -158,19 +163,40 @@ def scan(
     ids: IdRegistry | None = None,
     keep_rejected: int | None = None,
     on_reject: Callable[[Rejected], None] | None = None,
+    max_expansion: float = DEFAULT_MAX_EXPANSION,
 ) -> Scan:
     """Open `path` (a file, a .gz/.zst file, a folder of shards or a save_to_disk folder) for streaming.
 
     Raises BadInput at once for a missing path, an unknown type or format; later problems raise from
     iterating `samples` (or are collected with `skip_invalid`). `keep_rejected` caps how many Rejected
-    are kept in memory (all are counted, and all go to `on_reject` when given)."""
+    are kept in memory (all are counted, and all go to `on_reject` when given). Past EXPANSION_FLOOR_CHARS,
+    samples holding more than `max_expansion` characters a byte of the source on disk stop the reading with
+    BadInput (a compression bomb: gzip tops out near 1,000 times, zstd and Parquet dictionaries do not)."""
     path = path.expanduser().resolve()
     if shape != "auto" and shape not in SHAPES:
         raise BadInput(f"unknown format {shape!r}; choose auto or one of: {', '.join(SHAPES)}")
     opened = open_source(path, max_sample_chars)
     result = Scan(path, opened.file_type, opened.layout, warnings=list(opened.notes))
-    result.samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
+    samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
+    result.samples = _expansion_guard(samples, path, max_expansion)
     return result
+
+
+def _expansion_guard(samples: Iterator[Sample], path: Path, max_expansion: float) -> Iterator[Sample]:
+    """`samples` as they come, until their characters pass EXPANSION_FLOOR_CHARS and `max_expansion` times
+    the bytes `path` takes on disk (a folder: all its files): then BadInput, before that sample is yielded."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    stored = sum(p.stat().st_size for p in files)
+    allowed = max(EXPANSION_FLOOR_CHARS, max_expansion * stored)
+    chars = 0
+    for sample in samples:
+        chars += len(sample.raw) if sample.raw is not None else len(sample.text)
+        if chars > allowed:
+            raise BadInput(
+                f"{path}: line {sample.line}: the samples so far hold {chars:,} characters, over {max_expansion:g} times the "
+                f"{stored:,} bytes on disk (GOALCOVER_INGEST_MAX_EXPANSION): a compression bomb? Stopped; nothing was ingested"
+            )
+        yield sample
 
 
 def _samples(

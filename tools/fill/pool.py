@@ -102,7 +102,8 @@ def add_to_pool(ws: Workspace, path: Path) -> PoolAddResult:
         raise BadInput(f"the workspace {ws.root} holds no dataset yet; run `goalcover ingest FILE` first")
     shape = sources[0]["shape"]
     settings = ws.settings
-    reading = scan(path, "auto", max_sample_chars=settings.max_sample_chars, warn_sample_chars=settings.warn_sample_chars)
+    reading = scan(path, "auto", max_sample_chars=settings.max_sample_chars, warn_sample_chars=settings.warn_sample_chars,
+                   max_expansion=settings.ingest_max_expansion)
     samples = list(reading.samples)
     if reading.shape is not None and reading.shape != shape:
         raise BadInput(f"{reading.path}: is {reading.shape}, but the dataset is {shape}; the pool takes the dataset's shape, "

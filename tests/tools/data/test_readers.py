@@ -177,6 +177,26 @@ def test_a_parquet_bomb_ends_in_exit_2_in_bounded_memory(tmp_path):
     assert peak_mb < 512, f"peak RSS {peak_mb:.0f} MB"
 
 
+def test_a_parquet_row_repeating_one_dictionary_entry_is_measured_not_copied_out(tmp_path):
+    """587 bytes of Parquet (no Arrow schema stored): one row whose messages are 50,000 references to one
+    100 KB dictionary entry. Decoded into plain strings they are 5 GB: before, peak RSS 6.76 GB; read
+    dictionary-encoded, the row is measured and rejected."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    n = 50_000
+    content = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array(["x" * 100_000]))
+    role = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array(["user"]))
+    messages = pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), pa.StructArray.from_arrays([role, content], ["role", "content"]))
+    source = tmp_path / "repeated.parquet"
+    pq.write_table(pa.table({"messages": messages}), source, compression="zstd", store_schema=False)
+    assert source.stat().st_size < 2000
+    code, peak_mb, message = ingest_peak(tmp_path, source)
+    assert code == 2, message
+    assert "row 1: the record holds 5,000,200,000 bytes, over the limit of 2,000,000 characters" in message
+    assert peak_mb < 512, f"peak RSS {peak_mb:.0f} MB"
+
+
 def test_a_gzip_bomb_ends_in_exit_2_in_bounded_memory(tmp_path):
     """1.5 GB of one line from a 1.6 MB .jsonl.gz (gzip members of 1 MiB each, concatenated): read up to
     the record limit only. Before, the whole line was read (peak RSS above 1.5 GB)."""
@@ -209,6 +229,28 @@ def test_a_2_gb_record_ends_in_exit_2_in_bounded_memory(tmp_path, name, head, ex
     assert code == 2, message
     assert expected in message
     assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("name", ["repeated.parquet", "repeated.jsonl.gz"])
+def test_a_source_expanding_past_the_ratio_is_stopped_as_a_bomb(tmp_path, monkeypatch, name):
+    """Every record under the limit, but 100 copies of a 100 KB text in a few KB: past the floor (made
+    small here) the characters read pass 200 times the bytes on disk, and the reading stops."""
+    import pyarrow.parquet as pq
+
+    from goalcover.tools.data import records
+
+    monkeypatch.setattr(records, "EXPANSION_FLOOR_CHARS", 1_000_000)
+    rows = [alpaca(i, "p" * 100_000) for i in range(100)]
+    source = tmp_path / name
+    if name.endswith(".parquet"):
+        pq.write_table(pa.Table.from_pylist(rows), source, compression="zstd")
+    else:
+        source.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode(), compresslevel=9))
+    assert source.stat().st_size < 50_000
+    with pytest.raises(BadInput, match=r"characters, over 200 times the [\d,]+ bytes on disk \(GOALCOVER_INGEST_MAX_EXPANSION\): a compression bomb"):
+        read_samples(source)
+    monkeypatch.setattr(records, "EXPANSION_FLOOR_CHARS", 20_000_000)
+    assert len(read_samples(source).samples) == 100
 
 
 def test_a_number_too_long_for_python_is_rejected_with_a_plain_reason(tmp_path):
