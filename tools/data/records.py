@@ -129,6 +129,11 @@ class IdRegistry:
         self._lines[sample_id] = line
 
 
+# Past this many characters read, a source may expand at most GOALCOVER_INGEST_MAX_EXPANSION times its size.
+EXPANSION_FLOOR_CHARS = 256_000_000
+DEFAULT_MAX_EXPANSION = 200.0
+
+
 @dataclass
 class Scan:
     """A file being read: `samples` yields checked Samples one at a time; `shape`, `file_type` and
@@ -146,11 +151,20 @@ class Scan:
     warnings: list[str] = field(default_factory=list)
     long_samples: int = 0
     samples: Iterator[Sample] = iter(())
+    stored_bytes: int = 0  # the source's bytes on disk (a folder: all its files)
+    max_expansion: float = DEFAULT_MAX_EXPANSION
+    chars_read: int = 0  # characters of the samples yielded and of the rejections' reasons so far
 
-
-# Past this many characters read, a source may expand at most GOALCOVER_INGEST_MAX_EXPANSION times its size.
-EXPANSION_FLOOR_CHARS = 256_000_000
-DEFAULT_MAX_EXPANSION = 200.0
+    def spend(self, chars: int, line: int) -> None:
+        """Count `chars` more read (at `line`); BadInput once past EXPANSION_FLOOR_CHARS and
+        `max_expansion` times `stored_bytes`: a compression bomb, of samples or of rejected lines."""
+        self.chars_read += chars
+        if self.chars_read > max(EXPANSION_FLOOR_CHARS, self.max_expansion * self.stored_bytes):
+            raise BadInput(
+                f"{self.path}: line {line}: the samples and rejections so far hold {self.chars_read:,} characters, over "
+                f"{self.max_expansion:g} times the {self.stored_bytes:,} bytes on disk (GOALCOVER_INGEST_MAX_EXPANSION): "
+                "a compression bomb? Stopped; nothing was ingested"
+            )
 
 
 def scan(
@@ -170,33 +184,18 @@ def scan(
     Raises BadInput at once for a missing path, an unknown type or format; later problems raise from
     iterating `samples` (or are collected with `skip_invalid`). `keep_rejected` caps how many Rejected
     are kept in memory (all are counted, and all go to `on_reject` when given). Past EXPANSION_FLOOR_CHARS,
-    samples holding more than `max_expansion` characters a byte of the source on disk stop the reading with
-    BadInput (a compression bomb: gzip tops out near 1,000 times, zstd and Parquet dictionaries do not)."""
+    samples and rejections holding more than `max_expansion` characters a byte of the source on disk stop
+    the reading with BadInput (a compression bomb: gzip tops out near 1,000 times, zstd and Parquet
+    dictionaries do not; see Scan.spend)."""
     path = path.expanduser().resolve()
     if shape != "auto" and shape not in SHAPES:
         raise BadInput(f"unknown format {shape!r}; choose auto or one of: {', '.join(SHAPES)}")
     opened = open_source(path, max_sample_chars)
     result = Scan(path, opened.file_type, opened.layout, warnings=list(opened.notes))
-    samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
-    result.samples = _expansion_guard(samples, path, max_expansion)
-    return result
-
-
-def _expansion_guard(samples: Iterator[Sample], path: Path, max_expansion: float) -> Iterator[Sample]:
-    """`samples` as they come, until their characters pass EXPANSION_FLOOR_CHARS and `max_expansion` times
-    the bytes `path` takes on disk (a folder: all its files): then BadInput, before that sample is yielded."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    stored = sum(p.stat().st_size for p in files)
-    allowed = max(EXPANSION_FLOOR_CHARS, max_expansion * stored)
-    chars = 0
-    for sample in samples:
-        chars += len(sample.raw) if sample.raw is not None else len(sample.text)
-        if chars > allowed:
-            raise BadInput(
-                f"{path}: line {sample.line}: the samples so far hold {chars:,} characters, over {max_expansion:g} times the "
-                f"{stored:,} bytes on disk (GOALCOVER_INGEST_MAX_EXPANSION): a compression bomb? Stopped; nothing was ingested"
-            )
-        yield sample
+    result.stored_bytes, result.max_expansion = sum(p.stat().st_size for p in files), max_expansion
+    result.samples = _samples(result, opened.records, shape, skip_invalid, max_sample_chars, warn_sample_chars, ids or IdRegistry(), keep_rejected, on_reject)
+    return result
 
 
 def _samples(
@@ -219,6 +218,7 @@ def _samples(
     def reject(line: int, reason: str) -> None:
         if not skip_invalid:
             raise BadInput(f"{path}: {reason}")
+        result.spend(len(reason), line)
         result.rejected_count += 1
         if keep_rejected is None or len(result.rejected) < keep_rejected:
             result.rejected.append(Rejected(line, reason))
@@ -281,6 +281,7 @@ def _samples(
         ids.add(sample_id, item.line)
         produced += 1
         part = str(Path(item.file).relative_to(path)) if item.file and item.file != str(path) else None
+        result.spend(size, item.line)
         yield Sample(
             id=sample_id, format=result.shape, source=str(path), line=item.line, record=item.record, raw=item.raw, text=text, part=part
         )

@@ -253,6 +253,19 @@ def test_a_source_expanding_past_the_ratio_is_stopped_as_a_bomb(tmp_path, monkey
     assert len(read_samples(source).samples) == 100
 
 
+def test_a_bomb_of_rejected_lines_is_stopped_too(tmp_path, monkeypatch):
+    """200,000 broken lines in 1 KB of gzip: with --skip-invalid each one's reason is written to the
+    rejected log, so the reasons count against the same ratio. Before, one good line and 10 M broken ones
+    in 19 KB of gzip left a 1.2 GB rejected log in the workspace."""
+    from goalcover.tools.data import records
+
+    monkeypatch.setattr(records, "EXPANSION_FLOOR_CHARS", 1_000_000)
+    source = tmp_path / "broken.jsonl.gz"
+    source.write_bytes(gzip.compress(b"x\n" * 200_000, compresslevel=9))
+    with pytest.raises(BadInput, match=r"the samples and rejections so far hold 1,000,\d+ characters"):
+        read_samples(source, skip_invalid=True)
+
+
 def test_a_number_too_long_for_python_is_rejected_with_a_plain_reason(tmp_path):
     source = tmp_path / "bigint.jsonl"
     source.write_text(json.dumps(alpaca(1)) + '\n{"instruction": "x", "output": "y", "n": ' + "9" * 5000 + "}\n", encoding="utf-8")
