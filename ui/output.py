@@ -48,8 +48,9 @@ class Out:
         await cl.Message(content=text, author=author, type="user_message").send()
 
     async def error(self, text: str) -> None:
-        """Show `text` as an error message."""
-        await cl.ErrorMessage(content=text, author="GoalCover").send()
+        """Show `text` as an error message, as written: it names what came from the data (a file's keys, a
+        column, a line), so nothing in it is rendered as Markdown (no image fetched, no link)."""
+        await cl.ErrorMessage(content=render.inert_markdown(text), author="GoalCover").send()
 
     async def disarm(self, message_id: str | None) -> None:
         """Remove the buttons of a message once one of them was used."""

@@ -158,7 +158,7 @@ class WebChat:
                     await self.out.error(NO_MODEL_AGAIN if self.no_model or not has_model(self.ws) else str(exc))
                     self.no_model = self.no_model or not has_model(self.ws)
                 except GoalCoverError as exc:  # bad input, a model that failed: say so, and the buttons go on
-                    await self.out.send(f"**Failed:** {exc}", await views.next_actions(self.ws, goal_text=self.goal_text))
+                    await self.out.send(f"**Failed:** {render.inert_markdown(exc)}", await views.next_actions(self.ws, goal_text=self.goal_text))
                 except Exception as exc:  # a full disk, a database another process holds: one clear message
                     from goalcover.tools.core.failures import explain
 
@@ -339,11 +339,11 @@ class WebChat:
         path = path.resolve()
         held = [s["path"] for s in await asyncio.to_thread(self.ws.store.sources)]
         if held and str(path) not in held and mode is None:
-            names = ", ".join(Path(p).name for p in held)
+            names = render.inert_markdown(", ".join(Path(p).name for p in held))
+            name = render.inert_markdown(path.name)
             self.offered.add(str(path))
             await self.out.send(
-                f"The workspace already holds a dataset ({names}). Replace it with **{path.name}**, or add "
-                f"**{path.name}** to it (same shape)?",
+                f"The workspace already holds a dataset ({names}). Replace it with **{name}**, or add **{name}** to it (same shape)?",
                 [action("ingest_mode", "Replace the dataset", path=str(path), mode="replace"),
                  action("ingest_mode", "Add to the dataset", path=str(path), mode="add")],
             )
@@ -382,7 +382,7 @@ class WebChat:
         step.is_error, step.output = True, reason
         await step.update()
         if isinstance(error, IngestStopped):
-            await self.out.send(f"Ingest of {path.name} stopped; the workspace is as it was. Upload it again to ingest it.")
+            await self.out.send(f"Ingest of {render.inert_markdown(path.name)} stopped; the workspace is as it was. Upload it again to ingest it.")
         elif isinstance(error, BadInput):
             await self.out.error(f"{path.name} was not ingested: {reason}\n\nFix the file and upload it again.")
         else:

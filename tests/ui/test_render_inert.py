@@ -44,3 +44,27 @@ def test_gaps_and_why_render_model_text_inert():
              "gaps": [{"id": "G1", "label": HOSTILE, "description": HOSTILE, "size": 3, "what_would_close_it": HOSTILE, "examples": [example]}],
              "best_supporting_samples": [example]}
     assert_inert(why_markdown("S1", HOSTILE, facts).replace("| **S1 T** |", "| S1 T |"))
+
+
+def test_an_error_naming_what_came_from_the_data_renders_as_written(monkeypatch):
+    """An ingest error names a file's keys, a column, a line: a JSONL whose keys are Markdown gave an
+    error message that fetched an image and linked out. `Out.error` now shows it as written."""
+    import asyncio
+
+    import chainlit as cl
+
+    from goalcover.ui.output import Out
+
+    shown: list[str] = []
+
+    class Recorded:
+        def __init__(self, content: str, author: str) -> None:
+            shown.append(content)
+
+        async def send(self) -> None:
+            pass
+
+    monkeypatch.setattr(cl, "ErrorMessage", Recorded)
+    reason = f"hostile.jsonl was not ingested: line 1: no known shape (keys: {HOSTILE!r})\n\nFix the file and upload it again."
+    asyncio.run(Out().error(reason))
+    assert_inert(shown[0], reason)
