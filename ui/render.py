@@ -251,9 +251,10 @@ def tool_result_text(content: str) -> str:
 
 
 def draft_markdown(lines: list[str], approved: bool = False) -> str:
-    """Draft (or saved) subgoals as a Markdown list, with how to ask for changes while a draft."""
+    """Draft (or saved) subgoals as a Markdown list, with how to ask for changes while a draft; the model
+    wrote them, so they build no image or link (`reply_markdown`)."""
     head = "**Subgoals** (saved)" if approved else "**Draft subgoals** (not saved yet)"
-    body = "\n".join(f"- {line}" for line in lines)
+    body = "\n".join(f"- {reply_markdown(line)}" for line in lines)
     tail = "" if approved else "\n\nAsk for changes in your words (\"merge S2 and S3\", \"S4 is too vague\"), or approve them."
     return f"{head}\n\n{body}{tail}"
 
@@ -356,7 +357,7 @@ def status_markdown(info: dict, goal, draft: list | None, synthetic: dict[str, i
     else:
         lines.append("- Dataset: none yet. Upload one (the paperclip, or drag a file into the chat).")
     if goal is not None:
-        lines.append(f"- Goal: {goal.text} ({len(goal.subgoals)} approved subgoals: {', '.join(s.id for s in goal.subgoals)}).")
+        lines.append(f"- Goal: {reply_markdown(goal.text)} ({len(goal.subgoals)} approved subgoals: {', '.join(s.id for s in goal.subgoals)}).")
     if draft:
         lines.append(f"- Draft subgoals waiting for approval: {len(draft)}.")
     if any(synthetic.values()):

@@ -89,6 +89,9 @@ def test_the_agents_reply_formats_but_fetches_and_links_nothing():
             streamed += stream_markdown(trick[:i], trick[i:i + 3])
         assert streamed == stream_markdown("", trick)
         assert_inert(streamed)
+    from goalcover.ui.render import draft_markdown
+
+    assert_inert(draft_markdown([f"S1. Cites the clause — {HOSTILE}"]))
     shown = MD.render(reply_markdown("**S3 is weak**: 12 of 40 samples.\n\n- one\n- two\n\n```python\nwhere = {'x': a[0] < 2}\n```\n\nuse `score_S3<=2`"))
     assert "<strong>S3 is weak</strong>" in shown and "<li>one</li>" in shown
     assert "where = {'x': a[0] &lt; 2}" in shown and "<code>score_S3&lt;=2</code>" in shown
