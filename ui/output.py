@@ -47,10 +47,11 @@ class Out:
         """What a button says for the user, shown as their message."""
         await cl.Message(content=text, author=author, type="user_message").send()
 
-    async def error(self, text: str) -> None:
-        """Show `text` as an error message, as written: it names what came from the data (a file's keys, a
-        column, a line), so nothing in it is rendered as Markdown (no image fetched, no link)."""
-        await cl.ErrorMessage(content=render.inert_markdown(text), author="GoalCover").send()
+    async def error(self, text: str, markdown: bool = False) -> None:
+        """Show `text` as an error message, as written: an error names what came from the data (a file's
+        keys, a column, a line), so nothing in it is rendered as Markdown (no image fetched, no link).
+        `markdown=True` is for the app's own fixed messages, shown formatted."""
+        await cl.ErrorMessage(content=text if markdown else render.inert_markdown(text), author="GoalCover").send()
 
     async def disarm(self, message_id: str | None) -> None:
         """Remove the buttons of a message once one of them was used."""

@@ -52,7 +52,11 @@ def inert_markdown(text: Any) -> str:
     """`text` (from the data or a model) shown as written in Chainlit's Markdown: every character that
     Markdown acts on is backslash-escaped (so no image, link, emphasis or HTML), and URL schemes, `www.`
     and `@` get an invisible word joiner, so no autolink forms. Newlines are kept."""
-    text = _MD_ACTIVE.sub(r"\\\1", "" if text is None else str(text))
+    return _break_autolinks(_MD_ACTIVE.sub(r"\\\1", "" if text is None else str(text)))
+
+
+def _break_autolinks(text: str) -> str:
+    """`text` with an invisible word joiner after each URL scheme, `www` and `@`, so no GFM autolink forms."""
     return _AUTOLINK.sub(lambda m: (m.group(1) + WORD_JOINER + m.group(2)) if m.group(1) else "@" + WORD_JOINER, text)
 
 
@@ -106,14 +110,12 @@ _REPLY_ACTIVE = re.compile(r"([\\\[\]<])")
 def reply_markdown(text: Any) -> str:
     """The agent's reply (model text) as Markdown that formats but fetches and links nothing: `[`, `]`, `<`
     and `\\` are escaped outside code, and URL schemes, `www.` and `@` get an invisible word joiner."""
-    parts = _REPLY_CODE.split("" if text is None else str(text))
-    out, i = [], 0
-    while i < len(parts):  # split() gives prose, then the match and its two inner groups, and so on
-        out.append(_reply_prose(parts[i]))
-        if i + 1 < len(parts):
-            out.append(parts[i + 1])
-        i += 4
-    return "".join(out)
+    text = "" if text is None else str(text)
+    out, end = [], 0
+    for code in _REPLY_CODE.finditer(text):
+        out += [_reply_prose(text[end:code.start()]), code.group()]
+        end = code.end()
+    return "".join(out) + _reply_prose(text[end:])
 
 
 def stream_markdown(before: str, piece: str) -> str:
@@ -125,8 +127,7 @@ def stream_markdown(before: str, piece: str) -> str:
 
 
 def _reply_prose(text: str) -> str:
-    text = _REPLY_ACTIVE.sub(r"\\\1", text)
-    return _AUTOLINK.sub(lambda m: (m.group(1) + WORD_JOINER + m.group(2)) if m.group(1) else "@" + WORD_JOINER, text)
+    return _break_autolinks(_REPLY_ACTIVE.sub(r"\\\1", text))
 
 
 def _clip(text: str, limit: int = SAMPLE_CHARS) -> str:

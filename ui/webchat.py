@@ -119,7 +119,7 @@ class WebChat:
                 self.no_model = not has_model(self.ws)
                 if not quiet:
                     if self.no_model:  # the full way forward once, then one line
-                        await self.out.error(NO_MODEL if first else NO_MODEL_AGAIN)
+                        await self.out.error(NO_MODEL if first else NO_MODEL_AGAIN, markdown=True)
                     else:
                         await self.out.error(f"The agent is not available: {exc}")
                 return None
@@ -155,8 +155,11 @@ class WebChat:
                 try:
                     await work(*args)
                 except ConfigError as exc:  # no model configured: the way forward, once in full
-                    await self.out.error(NO_MODEL_AGAIN if self.no_model or not has_model(self.ws) else str(exc))
                     self.no_model = self.no_model or not has_model(self.ws)
+                    if self.no_model:
+                        await self.out.error(NO_MODEL_AGAIN, markdown=True)
+                    else:
+                        await self.out.error(str(exc))
                 except GoalCoverError as exc:  # bad input, a model that failed: say so, and the buttons go on
                     await self.out.send(f"**Failed:** {render.inert_markdown(exc)}", await views.next_actions(self.ws, goal_text=self.goal_text))
                 except Exception as exc:  # a full disk, a database another process holds: one clear message

@@ -68,6 +68,8 @@ def test_an_error_naming_what_came_from_the_data_renders_as_written(monkeypatch)
     reason = f"hostile.jsonl was not ingested: line 1: no known shape (keys: {HOSTILE!r})\n\nFix the file and upload it again."
     asyncio.run(Out().error(reason))
     assert_inert(shown[0], reason)
+    asyncio.run(Out().error("**No model yet**: run `goalcover local serve`", markdown=True))  # the app's own text
+    assert shown[1] == "**No model yet**: run `goalcover local serve`"
 
 
 def test_the_agents_reply_formats_but_fetches_and_links_nothing():
