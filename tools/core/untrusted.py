@@ -68,7 +68,8 @@ _LOOKALIKES = str.maketrans({
     "к": "k", "ɡ": "g", "ց": "g", "ƒ": "f", "ꜰ": "f", "ᴍ": "m", "ᴘ": "p", "ʟ": "l", "ꜱ": "s", "ᴀ": "a",
     "ᴇ": "e", "ᴛ": "t", "ᴜ": "u", "υ": "u", "ս": "u", "ᴏ": "o",
 })
-_SKELETON_SPAN = 32  # skeleton characters after a "<" or "[": enough for "/ available_tools ]"
+_SKELETON_SPAN = 32  # skeleton characters read after a "<" or "[" at most
+_ENOUGH = 24  # skeleton characters that decide every match: "/ available_tools ]" is 19, with room to spare
 _NAME = "(?:" + "|".join(sorted(DELIMITERS, key=len, reverse=True)) + ")"
 _TAG = re.compile(
     r" ?(?:/ ?)?" + _NAME + r"(?![a-z0-9_])|\||"
@@ -92,7 +93,7 @@ def _skeleton(text: str, start: int) -> str:
     window = text[start : start + _SKELETON_SPAN]
     if window.isascii():  # the usual case, at C speed: nothing to drop or fold but case and white space
         skeleton = _SPACES.sub(" ", window.lower()).replace("\\", "/")
-        if len(skeleton) > _SKELETON_SPAN - 8 or start + _SKELETON_SPAN >= len(text):
+        if len(skeleton) >= _ENOUGH or start + _SKELETON_SPAN >= len(text):  # else spaces ran past it
             return skeleton
     out: list[str] = []
     for i in range(start, len(text)):
