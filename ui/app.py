@@ -17,6 +17,7 @@ from pathlib import Path
 import chainlit as cl
 import chainlit.auth.jwt
 import chainlit.config
+import jwt
 
 from goalcover.tools.core.messages import internal_error
 from goalcover.tools.core.settings import load_settings
@@ -81,12 +82,37 @@ async def start() -> None:
 
 @cl.on_message
 async def message(msg: cl.Message) -> None:
-    """Chainlit's message handler: the user's text or upload goes to the WebChat."""
+    """Chainlit's message handler: the user's text or upload goes to the WebChat (not when the page's
+    login has ended: see `login_ended`)."""
+    if login_ended():
+        await cl.ErrorMessage(content=LOGIN_ENDED, author="GoalCover").send()
+        return
     if not msg.content.strip():
         # The UI takes a first message without text (a bare upload) for "not started yet" and then never
         # shows the stop button; tell it the chat has begun.
         await begin("upload")
     await chat().handle(msg)
+
+
+LOGIN_ENDED = ("Your login has ended (a user was removed, a password changed, or the login expired), so this "
+               "message was not read. Reload the page and log in again.")
+
+
+def login_ended() -> bool:
+    """With logins on, whether this page's login token no longer holds: checked again on every message with
+    Chainlit's own `decode_jwt` and the current key (`webauth.token_secret`), because Chainlit checks the
+    token when the socket connects and on each HTTP call (buttons) but not on socket messages — an open
+    page of a removed user, after a password change, or past GOALCOVER_UI_LOGIN_HOURS could chat on."""
+    if not KEPT:
+        return False
+    token = cl.context.session.token
+    if not token:
+        return True
+    try:
+        chainlit.auth.jwt.decode_jwt(token)
+    except (jwt.InvalidTokenError, AssertionError):  # bad signature, expired, malformed; no key at all
+        return True
+    return False
 
 
 async def begin(interaction: str) -> None:

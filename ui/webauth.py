@@ -12,8 +12,9 @@ of their own, WORKSPACE/users/NAME, so nobody sees another user's dataset, score
 Chainlit signs its login cookies (JWT) with CHAINLIT_AUTH_SECRET; when it is not set, a secret is
 generated once and kept in the workspace (readable by its owner only), so logins survive restarts. The key
 that actually signs and checks them is derived from that secret and a fingerprint of the current user list
-and passwords (`token_secret`), so removing a user or changing any password ends every login made before;
-a login lasts GOALCOVER_UI_LOGIN_HOURS (default 24).
+and passwords (`token_secret`), so removing a user or changing any password ends every login made before —
+also on a page already open, whose messages ui/app.py re-checks (`login_ended`); a login lasts
+GOALCOVER_UI_LOGIN_HOURS (default 24).
 """
 
 from __future__ import annotations

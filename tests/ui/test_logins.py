@@ -1,6 +1,7 @@
 """Issue 27 logins: F1 (a removed user's or changed password's login keeps working), F2 (serving beyond
 loopback without a login; typed server paths), F14 (a users list that is silently misread). The login
-test talks HTTP to a real `goalcover ui` server (Chainlit's /login and /user), no browser."""
+tests talk HTTP to a real `goalcover ui` server (Chainlit's /login and /user), and drive a page whose
+socket was open when its login ended in a real browser."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typer.testing import CliRunner
 from goalcover.tools.core.errors import BadInput
 from goalcover.ui import webauth
 from goalcover.ui.cli import app
-from tests.ui.conftest import serve
+from goalcover.testing import FakeOpenAI
+from tests.ui.conftest import agent_script, serve
+from tests.ui.test_browser import expect_text, idle, send
 
 runner = CliRunner()
 
@@ -95,3 +98,33 @@ def test_a_removed_user_or_a_changed_password_ends_earlier_logins(tmp_path, fake
         assert who(bob) == "bob"
         assert users(ws, "add", "bob", password="new-pw").exit_code == 0  # a changed password
         assert who(bob) is None and login("bob", "pw-bob") is None and who(login("bob", "new-pw")) == "bob"
+
+
+def test_a_page_open_when_its_login_ends_can_no_longer_chat(browser, tmp_path):
+    """Chainlit checks the login token when the socket connects and on HTTP calls, not on socket
+    messages: the app checks it again on each message (ui/app.py `login_ended`), so the open page of a
+    removed user is told to log in again and nothing reaches the agent."""
+    ws = tmp_path / "ws"
+    for name in ("alice", "bob"):
+        assert users(ws, "add", name, password=f"pw-{name}").exit_code == 0
+    with FakeOpenAI(rules=[agent_script]) as fake, serve(ws, fake) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.locator("#email").fill("alice")
+        page.locator("#password").fill("pw-alice")
+        page.locator("button[type=submit]").click()
+        expect_text(page, "Start by uploading your dataset", 30_000)
+        send(page, "hello while logged in")
+        expect_text(page, "You said: hello while logged in")
+        idle(page)
+
+        calls = len(fake.requests)
+        assert users(ws, "remove", "alice").exit_code == 0
+        send(page, "hello after removal")
+        expect_text(page, "Your login has ended")
+        idle(page)
+        assert len(fake.requests) == calls  # the agent never saw the message
+        assert "You said: hello after removal" not in page.content()
+        page.reload()  # and the page now asks for a login
+        page.locator("#email").wait_for(state="visible", timeout=30_000)
+        page.close()
