@@ -116,11 +116,16 @@ def vectors_of(texts: list[str], name: str) -> np.ndarray:
     return got
 
 
+def pairs(n: int, prompts, outputs, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n distinct (prompt, response) pairs as index arrays (prompt positions (n,), response positions (n,))."""
+    picks = np.random.default_rng(seed).choice(len(prompts) * len(outputs), size=n, replace=False)
+    return picks // len(outputs), picks % len(outputs)
+
+
 def build(n: int, prompts, outputs, vp: np.ndarray, vo: np.ndarray, seed: int = 0):
     """n distinct (prompt, response) pairs: vectors (n, 384), keyword labels {target: bool (n,)}, category
     labels {target: bool (n,)}, and each oracle's off-goal labels."""
-    picks = np.random.default_rng(seed).choice(len(prompts) * len(outputs), size=n, replace=False)
-    pi, oi = picks // len(outputs), picks % len(outputs)
+    pi, oi = pairs(n, prompts, outputs, seed)
     x = vp[pi] + vo[oi]
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     compiled = {k: re.compile(p, re.IGNORECASE) for k, p in KEYWORDS.items()}

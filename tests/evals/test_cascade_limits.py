@@ -56,3 +56,23 @@ def test_limits_on_a_population_whose_target_is_a_direction_of_the_vectors():
     assert set(calls["variants"]) >= {"engine (C=10, 5 folds)", "10 folds", "RBF SVC, C=10"} and calls["variants"]["engine (C=10, 5 folds)"] == calls["targets"]["B"]["saving"]
     assert calls["targets"]["A"]["saving"][0] > 2.0  # a good predictor cuts the calls
     assert 0.7 < calls["targets"]["B"]["saving"][0] < 1.3  # noise: no better than the sample
+
+
+def test_representations_measure_each_view_of_the_samples(monkeypatch):
+    """Point 3's wiring on a population whose target is one direction of the prompt's vector OR one of the
+    response's: the two parts' vectors side by side separate it better than their sum. The engine's joined
+    text is embedded by vectors_of; here it stands in as the sum, so its saving equals the sum's."""
+    import goalcover.evals.cascade_limits as limits
+
+    rng = np.random.default_rng(2)
+    unit = lambda a: (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    vp, vo = unit(rng.normal(size=(60, 16))), unit(rng.normal(size=(60, 16)))
+    prompts, outputs = [(f"p{i}", "c") for i in range(60)], [f"o{i}" for i in range(60)]
+    pi, oi = limits.pairs(3000, prompts, outputs)
+    y = (vp[pi, 0] > 0.3) | (vo[oi, 1] > 0.3)
+    by_text = {f"Instruction: p{a}\n\nResponse: o{b}": vp[a] + vo[b] for a, b in zip(pi, oi)}
+    monkeypatch.setattr(limits, "vectors_of", lambda texts, name: unit(np.stack([by_text[t] for t in texts])))
+    got = limits.representations(prompts, outputs, vp, vo, y, ~y, judged=600, draws=1)
+    summed, joined, side = (got[k]["saving"][0] for k in got)
+    assert joined == summed and side > summed > 1.0
+    assert all(0.5 < row["off_auc"][0] <= 1.0 for row in got.values())
