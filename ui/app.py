@@ -17,11 +17,11 @@ from pathlib import Path
 import chainlit as cl
 import chainlit.auth.jwt
 import chainlit.config
-import jwt
+import chainlit.server
 
 from goalcover.tools.core.messages import internal_error
 from goalcover.tools.core.settings import load_settings
-from goalcover.ui import history, runs, webauth
+from goalcover.ui import history, login_guard, runs, webauth
 from goalcover.ui.webchat import WebChat
 
 SETTINGS = load_settings()
@@ -36,6 +36,8 @@ chainlit.config.config.project.user_session_timeout = int(SETTINGS.ui_login_hour
 # without one there is no user to list them for, and the workspace's one conversation is shared.
 KEPT = webauth.login_required(WORKSPACE)
 if KEPT:
+    # Chainlit checks the login on connect and on HTTP calls; an open page's socket events are checked too.
+    login_guard.guard_events(chainlit.server.sio)
 
     @cl.password_auth_callback
     def login(username: str, password: str) -> cl.User | None:
@@ -82,37 +84,12 @@ async def start() -> None:
 
 @cl.on_message
 async def message(msg: cl.Message) -> None:
-    """Chainlit's message handler: the user's text or upload goes to the WebChat (not when the page's
-    login has ended: see `login_ended`)."""
-    if login_ended():
-        await cl.ErrorMessage(content=LOGIN_ENDED, author="GoalCover").send()
-        return
+    """Chainlit's message handler: the user's text or upload goes to the WebChat."""
     if not msg.content.strip():
         # The UI takes a first message without text (a bare upload) for "not started yet" and then never
         # shows the stop button; tell it the chat has begun.
         await begin("upload")
     await chat().handle(msg)
-
-
-LOGIN_ENDED = ("Your login has ended (a user was removed, a password changed, or the login expired), so this "
-               "message was not read. Reload the page and log in again.")
-
-
-def login_ended() -> bool:
-    """With logins on, whether this page's login token no longer holds: checked again on every message with
-    Chainlit's own `decode_jwt` and the current key (`webauth.token_secret`), because Chainlit checks the
-    token when the socket connects and on each HTTP call (buttons) but not on socket messages — an open
-    page of a removed user, after a password change, or past GOALCOVER_UI_LOGIN_HOURS could chat on."""
-    if not KEPT:
-        return False
-    token = cl.context.session.token
-    if not token:
-        return True
-    try:
-        chainlit.auth.jwt.decode_jwt(token)
-    except (jwt.InvalidTokenError, AssertionError):  # bad signature, expired, malformed; no key at all
-        return True
-    return False
 
 
 async def begin(interaction: str) -> None:

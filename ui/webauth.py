@@ -13,7 +13,7 @@ Chainlit signs its login cookies (JWT) with CHAINLIT_AUTH_SECRET; when it is not
 generated once and kept in the workspace (readable by its owner only), so logins survive restarts. The key
 that actually signs and checks them is derived from that secret and a fingerprint of the current user list
 and passwords (`token_secret`), so removing a user or changing any password ends every login made before —
-also on a page already open, whose messages ui/app.py re-checks (`login_ended`); a login lasts
+also on a page already open, whose socket events ui/login_guard.py checks again; a login lasts
 GOALCOVER_UI_LOGIN_HOURS (default 24).
 """
 

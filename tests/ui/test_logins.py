@@ -5,6 +5,11 @@ socket was open when its login ended in a real browser."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -102,8 +107,8 @@ def test_a_removed_user_or_a_changed_password_ends_earlier_logins(tmp_path, fake
 
 def test_a_page_open_when_its_login_ends_can_no_longer_chat(browser, tmp_path):
     """Chainlit checks the login token when the socket connects and on HTTP calls, not on socket
-    messages: the app checks it again on each message (ui/app.py `login_ended`), so the open page of a
-    removed user is told to log in again and nothing reaches the agent."""
+    events: the app checks it again on each (ui/login_guard.py), so the open page of a removed user is
+    told to log in again, nothing reaches the agent and the message is not kept."""
     ws = tmp_path / "ws"
     for name in ("alice", "bob"):
         assert users(ws, "add", name, password=f"pw-{name}").exit_code == 0
@@ -125,6 +130,49 @@ def test_a_page_open_when_its_login_ends_can_no_longer_chat(browser, tmp_path):
         idle(page)
         assert len(fake.requests) == calls  # the agent never saw the message
         assert "You said: hello after removal" not in page.content()
+        kept = sqlite3.connect(ws / "conversations" / "chat.sqlite").execute("SELECT output FROM steps").fetchall()
+        assert ("hello while logged in",) in kept and ("hello after removal",) not in kept
         page.reload()  # and the page now asks for a login
         page.locator("#email").wait_for(state="visible", timeout=30_000)
         page.close()
+
+
+def test_every_guarded_socket_event_of_an_ended_login_is_dropped(tmp_path, monkeypatch):
+    """login_guard on Chainlit's handlers of the events a page sends after connecting (an edited message
+    reruns the app on it and rewrites the stored one): a login that holds passes, an ended one is told so
+    and goes no further; events outside the list and handlers already wrapped are left as they are."""
+    import chainlit.auth.jwt
+    from chainlit.user import User
+
+    from goalcover.ui import login_guard
+
+    key = {"now": "a key of thirty-two bytes or more, 1"}
+    monkeypatch.setattr(chainlit.auth.jwt, "get_jwt_secret", lambda: key["now"])
+    token = chainlit.auth.jwt.create_jwt(User(identifier="alice"))
+    ran, shown = [], []
+
+    async def handler(sid, payload):
+        ran.append((sid, payload))
+
+    sio = SimpleNamespace(handlers={"/": {"edit_message": handler, "client_message": handler, "stop": handler}})
+    login_guard.guard_events(sio)
+    login_guard.guard_events(sio)  # twice (the app module loaded again): wrapped once
+    assert sio.handlers["/"]["stop"] is handler
+    session = SimpleNamespace(token=token)
+    emitter = SimpleNamespace(send_step=lambda step: asyncio.sleep(0, shown.append(step["output"])))
+    monkeypatch.setattr(login_guard.WebsocketSession, "get", classmethod(lambda cls, sid: session))
+    monkeypatch.setattr(login_guard, "init_ws_context", lambda s: SimpleNamespace(emitter=emitter))
+    # Chainlit's message needs a live context (the browser test above has one): its shown text is what counts.
+    monkeypatch.setattr(login_guard.cl, "ErrorMessage", lambda content, author: SimpleNamespace(to_dict=lambda: {"output": content}))
+
+    def run(coroutine):  # in a thread of its own: Playwright's loop may be running in this one
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
+    run(sio.handlers["/"]["edit_message"]("sid-1", {"message": "edited"}))
+    assert ran == [("sid-1", {"message": "edited"})] and shown == []
+    key["now"] = "a key of thirty-two bytes or more, 2"  # the users or passwords changed
+    for event in ("edit_message", "client_message"):
+        run(sio.handlers["/"][event]("sid-1", {"message": event}))
+    assert len(ran) == 1 and shown == [login_guard.LOGIN_ENDED] * 2
+    assert login_guard.login_ended(None) and login_guard.login_ended("not a token")
