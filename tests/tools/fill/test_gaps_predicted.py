@@ -21,6 +21,7 @@ from tests.support.judges import CONTRACT_PATTERNS, topic_of, topical_judge
 from tests.support.workspaces import contracts_workspace, prepared_contracts
 
 N = 160
+CLI_N, CLI_SAMPLE = 400, "200"  # see tests/tools/measure/test_predict.py
 
 
 def test_predicted_weak_samples_join_their_nearest_gap_with_stated_precision(tmp_path, fake_openai):
@@ -69,12 +70,12 @@ def test_predicted_weak_samples_join_their_nearest_gap_with_stated_precision(tmp
 
 def test_cli_gaps_states_judged_vs_predicted_weak_samples(tmp_path, fake_openai, monkeypatch):
     fake_openai.rules.append(topical_judge(CONTRACT_PATTERNS))
-    _, env = prepared_contracts(tmp_path, "ws", fake_openai, N)
+    _, env = prepared_contracts(tmp_path, "ws", fake_openai, CLI_N)
     env = {k: v for k, v in env.items() if k.startswith(("GOALCOVER_", "OPENAI_"))}
-    env["GOALCOVER_CASCADE_CONFIDENCE"] = "0"  # 80 judged: the point-estimate rule (ppi.thresholds) decides
+    env["GOALCOVER_CASCADE_CONFIDENCE"] = "0"  # 200 judged: the point-estimate rule (ppi.thresholds) decides
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()
-    scored = runner.invoke(app, ["score", "--sample", "80", "--predict", "--min-precision", "0.9"], env=env)
+    scored = runner.invoke(app, ["score", "--sample", CLI_SAMPLE, "--predict", "--min-precision", "0.9"], env=env)
     assert scored.exit_code == 0, scored.output
     got = runner.invoke(app, ["gaps", "--json"], env=env)
     assert got.exit_code == 0, got.output
