@@ -12,7 +12,9 @@ prompt of one record with the response of another; every pair distinct). Two ora
 
 Embedding 10⁵ joined texts takes ~15 min on this CPU, so a sample's vector is the normalised sum of its
 prompt's and its response's MiniLM vectors (tools.embeddings.embed, each distinct text once, cached in
-~/.cache/goalcover/bench_cascade); the statistics are the engine's own (tools/measure/ppi.py), on arrays.
+~/.cache/goalcover/bench_cascade); beside it, as the engine does by default, the joined text's hashed words
+(tools/measure/features.py; `--no-words`: the vector alone, as before h28j). The statistics are the
+engine's own (tools/measure/ppi.py), on arrays.
 
 Per size and oracle it reports:
 - calls for ±2 points (interval width < 4 points) on every target: with the predictor (PPI++ on a simple
@@ -38,7 +40,8 @@ Per size and oracle it reports:
   estimates (ppi.thresholds), the uncertain band judged; precision and recall of the "off-goal" decisions
   against full judging, at the share judged — on one draw, and over `--filter-draws` draws (means, and the
   share of draws meeting both targets);
-- fit time (six targets, 5-fold) and predict time over 10⁶ vectors (the engine's batched predict), peak RSS.
+- fit time (six targets, 5-fold) and predict time over 10⁶ samples (the engine's batched predict), the time
+  to hash 10⁶ texts' words, peak RSS.
 
 Last line: `cascade: calls C (active A, first round F) vs S (sample-only) vs N (full), coverage K% (active K%),
 filter P/R at J% judged` for the largest size and the keyword oracle (C, A and S: judged samples until every
@@ -47,6 +50,7 @@ engine's bounded rule).
 
     python -m goalcover.evals.bench_cascade [--sizes 10000,100000] [--repeats 200] [--coverage-n 1000]
         [--first-rounds 100,400] [--active-repeats 100] [--rounds-repeats 30] [--filter-draws 10] [--orders 8] [--calls-only]
+        [--no-words]
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from pathlib import Path
 import numpy as np
 
 from goalcover.tools.measure import active as active_rounds
+from goalcover.tools.measure.features import Features, words
 from goalcover.tools.measure.ppi import (Stratum, active_probabilities, bounded_thresholds, cascade_quality, fit, poisson_draw,
                                          ppi_share, thresholds)
 from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN, next_size
@@ -122,6 +127,12 @@ def pairs(n: int, prompts, outputs, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     return picks // len(outputs), picks % len(outputs)
 
 
+def joined_texts(n: int, prompts, outputs, seed: int = 0) -> list[str]:
+    """The n samples' texts as the engine's Sample.text has an instruction/response record (build's pairs)."""
+    pi, oi = pairs(n, prompts, outputs, seed)
+    return [f"Instruction: {prompts[a][0]}\n\nResponse: {outputs[b]}" for a, b in zip(pi, oi)]
+
+
 def build(n: int, prompts, outputs, vp: np.ndarray, vo: np.ndarray, seed: int = 0):
     """n distinct (prompt, response) pairs: vectors (n, 384), keyword labels {target: bool (n,)}, category
     labels {target: bool (n,)}, and each oracle's off-goal labels."""
@@ -154,8 +165,15 @@ def intervals(x, labels: dict[str, np.ndarray], drawn: np.ndarray, seed: int = 0
     return got
 
 
-def widths(x, labels: dict[str, np.ndarray], order: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
-    """(widest PPI++ interval, widest sample-only interval) over the targets, from the first n of `order`."""
+def widths(x, labels: dict[str, np.ndarray], order: np.ndarray, n: int, seed: int = 0,
+           predictors: bool = True) -> tuple[float, float]:
+    """(widest PPI++ interval, widest sample-only interval) over the targets, from the first n of `order`;
+    without `predictors`, (inf, the sample-only width) and nothing is fitted."""
+    if not predictors:
+        drawn = order[:n]
+        plain = [ppi_share([Stratum(f_all=np.zeros(len(y)), y=y[drawn].astype(float), f=np.zeros(n))], lam=0.0)
+                 for y in labels.values()]
+        return math.inf, max(s.width for s in plain)
     got = intervals(x, labels, order[:n], seed).values()
     return max(p.width for p, _ in got), max(s.width for _, s in got)
 
@@ -169,7 +187,7 @@ def calls_needed(x, labels, seed: int = 0, step: float = 1.15, start: int = 200)
     n = start
     while len(found) < 2:
         n = min(n, big_n)
-        ppi_w, sample_w = widths(x, labels, order, n, seed)
+        ppi_w, sample_w = widths(x, labels, order, n, seed, predictors="C" not in found)  # fit only until C
         if ppi_w < WIDTH:
             found.setdefault("C", n)
         if sample_w < WIDTH:
@@ -342,20 +360,27 @@ def filter_draws(x, off: np.ndarray, draws: int) -> dict:
     return out
 
 
-def timing(x, labels) -> dict:
-    """Fit time of every target on 2,000 judged samples (5-fold cross-fit) and predict time over 10⁶ vectors
-    (x tiled), with the peak RSS."""
+def timing(x, labels, texts: list[str] | None = None) -> dict:
+    """Fit time of every target on 2,000 judged samples (5-fold cross-fit) and predict time over 10⁶ samples
+    (x's rows tiled), with the peak RSS; with `texts` (the samples' texts, when x has words) also the time to
+    hash 10⁶ texts' words (features.words, the texts tiled)."""
     drawn = np.arange(min(2000, len(x)))
     started = time.perf_counter()
     models = [fit(x[drawn], y[drawn]) for y in labels.values()]
     fit_s = time.perf_counter() - started
-    block = np.resize(x, (100_000, x.shape[1])).astype(np.float32)
+    block = x[np.resize(np.arange(len(x)), 100_000)]
     started = time.perf_counter()
-    for _ in range(10):  # 10 × 10⁵ = 10⁶ vectors per target
+    for _ in range(10):  # 10 × 10⁵ = 10⁶ samples per target
         for m in models:
             m.predict(block)
     predict_s = (time.perf_counter() - started) / len(models)
-    return {"fit_s_all_targets": round(fit_s, 2), "predict_s_per_target_1e6": round(predict_s, 2), "peak_rss_mb": round(_rss_peak_mb())}
+    got = {"fit_s_all_targets": round(fit_s, 2), "predict_s_per_target_1e6": round(predict_s, 2)}
+    if texts is not None:
+        started = time.perf_counter()
+        for _ in range(10):
+            words([texts[k % len(texts)] for k in range(100_000)])
+        got["words_s_1e6"] = round(time.perf_counter() - started, 1)
+    return got | {"peak_rss_mb": round(_rss_peak_mb())}
 
 
 def other_arms(x, labels, off: np.ndarray, oracle: str, first_rounds: list[int], args: argparse.Namespace) -> dict:
@@ -392,6 +417,8 @@ def main() -> None:
     parser.add_argument("--filter-draws", type=int, default=10, help="off-goal filter: judged samples drawn per size")
     parser.add_argument("--orders", type=int, default=8, help="random orders for S/C's mean and range (×1.03 grid)")
     parser.add_argument("--calls-only", action="store_true", help="only the calls for ±2 points (C, S and --orders): no A, coverage or filter")
+    parser.add_argument("--no-words", action="store_true",
+                        help="the predictors on the vectors alone (GOALCOVER_PREDICT_WORDS=0; before h28j)")
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = parser.parse_args()
@@ -404,7 +431,11 @@ def main() -> None:
     report = {}
     for size in [int(s) for s in args.sizes.split(",")]:
         x, keyword, keyword_off, category, category_off = build(size, prompts, outputs, vp, vo)
-        row: dict = {"n": size}
+        texts = None
+        if not args.no_words:  # the engine's default: the text's hashed words beside the vector
+            texts = joined_texts(size, prompts, outputs)
+            x = Features(x, words(texts))
+        row: dict = {"n": size, "words": not args.no_words}
         for oracle, labels, off in (("keyword", keyword, keyword_off), ("category", category, category_off)):
             t = time.perf_counter()
             c, s = calls_needed(x, labels)
@@ -420,7 +451,7 @@ def main() -> None:
             print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
         report[size] = row
         if not args.calls_only:
-            row["timing"] = timing(x, keyword)
+            row["timing"] = timing(x, keyword, texts)
             print(f"n={size:,} timing: {json.dumps(row['timing'])}", flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))

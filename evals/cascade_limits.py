@@ -16,7 +16,9 @@ measured, so a target the benchmark misses can be told apart from a rule that co
    predictor's AUC (fitted on 4% judged at random, on the rest), with three vectors per sample: the
    benchmark's (the normalised sum of the prompt's and the response's vectors), the engine's (the joined
    text "Instruction: …\n\nResponse: …" embedded whole, as ingest does; 10⁴ texts embed in ~70 s here,
-   cached), and the two parts' vectors side by side (768-d, which ingest does not store).
+   cached), and the two parts' vectors side by side (768-d, which ingest does not store); and the benchmark's
+   and the engine's vectors each with the text's hashed words beside them (features.words: what the engine
+   learns from by default since h28j). With the off-goal AUC, the filter's floor of point 1 at 4% judged.
 
 `python -m goalcover.evals.cascade_limits [--size 10000] [--draws 3] [--judged 1000]`; the last line reads
 `limits: filter >= J% judged at best (oracle thresholds), widest target T: V× (engine), best variant W×`.
@@ -31,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from goalcover.evals.bench_cascade import DEFAULT_DATASETS, MIN_PRECISION, MIN_RECALL, build, load, pairs, vectors_of
+from goalcover.evals.bench_cascade import DEFAULT_DATASETS, MIN_PRECISION, MIN_RECALL, build, joined_texts, load, pairs, vectors_of
+from goalcover.tools.measure.features import Features, words
 from goalcover.tools.measure.ppi import Stratum, fit, ppi_share
 
 GRID = 1000
@@ -155,30 +158,39 @@ def calls_limit(x: np.ndarray, labels: dict[str, np.ndarray], judged: int, draws
 
 def representations(prompts, outputs, vp: np.ndarray, vo: np.ndarray, y: np.ndarray, off: np.ndarray, judged: int,
                     draws: int, seed: int = 0) -> dict:
-    """{name: {"saving": [per draw], "off_auc": [per draw]}} for the widest target's labels `y` (N,) and the
+    """{name: {"saving": [per draw], "off_auc": [per draw], "off_floor": [per draw]}} for the widest target's labels `y` (N,) and the
     off-goal labels `off` (N,) of bench_cascade.build's samples, with each representation of the samples
     (see the module's point 3): saving() at `judged` random samples; the off-goal AUC of a predictor fitted
-    on 4% judged at random, measured on the samples not judged."""
+    on 4% judged at random, measured on the samples not judged, and with it the filter's floor (min_judged, as
+    a share of N)."""
     from sklearn.metrics import roc_auc_score
 
     pi, oi = pairs(len(y), prompts, outputs, seed)
     summed = vp[pi] + vo[oi]
-    joined = [f"Instruction: {prompts[a][0]}\n\nResponse: {outputs[b]}" for a, b in zip(pi, oi)]
+    joined = joined_texts(len(y), prompts, outputs, seed)
     found = {
         "sum of the parts' vectors (the benchmark's)": summed / np.linalg.norm(summed, axis=1, keepdims=True),
         "joined text (the engine's)": vectors_of(joined, "joined"),
         "the parts' vectors side by side": np.hstack([vp[pi], vo[oi]]) / np.sqrt(2),
     }
+    hashed = words(joined)
+    found["sum of the parts' vectors + words (bench_cascade's)"] = Features(found["sum of the parts' vectors (the benchmark's)"], hashed)
+    found["joined text + words (the engine's)"] = Features(found["joined text (the engine's)"], hashed)
     n, report = len(y), {}
     for name, x in found.items():
-        x = x.astype(np.float32)
-        row = {"saving": [], "off_auc": []}
+        x = x if isinstance(x, Features) else x.astype(np.float32)
+        row = {"saving": [], "off_auc": [], "off_floor": []}
         for d in range(draws):
             rng = np.random.default_rng(seed + d)
             row["saving"].append(round(saving(x, y, rng.choice(n, judged, replace=False), seed=d), 3))
             few = rng.choice(n, int(RANDOM_SHARES[0] * n), replace=False)
             rest = np.setdiff1d(np.arange(n), few)
-            row["off_auc"].append(round(float(roc_auc_score(off[rest], fit(x[few], off[few], seed=d).predict(x[rest]))), 3))
+            p = fit(x[few], off[few], seed=d).predict(x)
+            row["off_auc"].append(round(float(roc_auc_score(off[rest], p[rest])), 3))
+            known = np.zeros(n, dtype=bool)
+            known[few] = True
+            floor = min_judged(p, off, known)
+            row["off_floor"].append(None if floor is None else round(floor / n, 4))
         report[name] = row
     return report
 
@@ -230,7 +242,7 @@ def _print_representations(args, prompts, outputs, vp, vo, keyword: dict, off: n
               "seconds": round(time.perf_counter() - started, 1)}
     for name, row in found.items():
         print(f"{name}: {widest} saving {row['saving']} (mean {np.mean(row['saving']):.2f}), "
-              f"off-goal AUC {row['off_auc']} (mean {np.mean(row['off_auc']):.3f})")
+              f"off-goal AUC {row['off_auc']} (mean {np.mean(row['off_auc']):.3f}), filter floor {row['off_floor']}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     best = max(found, key=lambda k: np.mean(found[k]["saving"]))

@@ -15,7 +15,8 @@ def print_predicted(predicted, band=None) -> None:
     with --min-precision the cascade's thresholds, estimated precision/recall and who decided how many
     samples; `band` is the ScoreResult of the band sent to the judge, or None."""
     out.print(f"predicted from {predicted.judged_samples:,} judged of {predicted.population:,} samples "
-              f"(embeddings → logistic regression, 5-fold cross-fitted; PPI++ 95% intervals):", highlight=False)
+              f"({'embeddings and words' if 'words' in predicted.features else 'embeddings'} → logistic regression, "
+              f"5-fold cross-fitted; PPI++ 95% intervals):", highlight=False)
     for t in predicted.targets:
         auc = "AUC –" if t.auc is None else f"AUC {t.auc:.2f}"
         head = f"  {t.id}: {auc} · precision {_pct(t.precision)} · recall {_pct(t.recall)}"

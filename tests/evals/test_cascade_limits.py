@@ -61,7 +61,8 @@ def test_limits_on_a_population_whose_target_is_a_direction_of_the_vectors():
 def test_representations_measure_each_view_of_the_samples(monkeypatch):
     """Point 3's wiring on a population whose target is one direction of the prompt's vector OR one of the
     response's: the two parts' vectors side by side separate it better than their sum. The engine's joined
-    text is embedded by vectors_of; here it stands in as the sum, so its saving equals the sum's."""
+    text is embedded by vectors_of; here it stands in as the sum, so its saving equals the sum's (with words
+    too)."""
     import goalcover.evals.cascade_limits as limits
 
     rng = np.random.default_rng(2)
@@ -73,6 +74,8 @@ def test_representations_measure_each_view_of_the_samples(monkeypatch):
     by_text = {f"Instruction: p{a}\n\nResponse: o{b}": vp[a] + vo[b] for a, b in zip(pi, oi)}
     monkeypatch.setattr(limits, "vectors_of", lambda texts, name: unit(np.stack([by_text[t] for t in texts])))
     got = limits.representations(prompts, outputs, vp, vo, y, ~y, judged=600, draws=1)
-    summed, joined, side = (got[k]["saving"][0] for k in got)
+    summed, joined, side, summed_words, joined_words = (got[k]["saving"][0] for k in got)
     assert joined == summed and side > summed > 1.0
-    assert all(0.5 < row["off_auc"][0] <= 1.0 for row in got.values())
+    # The words name each prompt and response ("p12", "o7"), so a target set by them is learned from the words too.
+    assert summed_words == joined_words > summed
+    assert all(0.5 < row["off_auc"][0] <= 1.0 and 0 < row["off_floor"][0] <= 1 for row in got.values())

@@ -227,6 +227,8 @@ class Settings(EmbedSettings, AgentLimits):
                                       "precision and recall targets must hold (Clopper-Pearson bounds on the judged sample): "
                                       "higher sends more samples to the judge, and a small judged sample sends it everything; "
                                       "0: the point estimates on the judged sample (met about half the time)")
+    predict_words: bool = Field(True, description="the predictors learn from each sample's hashed words beside its "
+                                "embedding (tools/measure/features.py; h28j); 0: the embedding alone")
 
     # Errors (h24: one error path)
     debug: bool = Field(False, description="any value but 0/false/no/off: an internal error shows its traceback instead of one line")

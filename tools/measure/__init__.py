@@ -10,6 +10,6 @@ Entry points: `coverage.coverage` (a `CoverageReport` from the stored judgments)
 - `report` — the coverage report as Markdown, JSON or one self-contained HTML file.
 - `partial` — coverage of a partly scored dataset as an estimate over the scored samples (nothing weak until
   the interval says so); `weak_rule` — the rule that made a subgoal weak, stated with its numbers.
-- `predict`, `predict_store`, `ppi` — `score --predict`: per-subgoal predictors on the stored embeddings,
-  prediction-powered (PPI++) intervals and the judge cascade.
+- `predict`, `predict_store`, `ppi` — `score --predict`: per-subgoal predictors on the stored embeddings
+  and the texts' words (`features`), prediction-powered (PPI++) intervals and the judge cascade.
 """

@@ -92,8 +92,9 @@ def rest_ids(ws: Workspace, design) -> list[str]:
 
 def fit_round(train: dict[str, tuple[np.ndarray, np.ndarray]], x_unknown: np.ndarray, subgoals: set[str],
               seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Round k's predictors: per target key, ppi.fit on its `train[key]` = (vectors (n, d), labels (n,) bool)
-    (the labels of the first round and rounds < k), predicting `x_unknown` (m, d). Returns ({key: f_k (m,)},
+    """Round k's predictors: per target key, ppi.fit on its `train[key]` = (features (n, d): an array or
+    features.Features, labels (n,) bool) (the labels of the first round and rounds < k), predicting
+    `x_unknown` (m, d). Returns ({key: f_k (m,)},
     the effective P (m,) over the keys in `subgoals` whose predictor beats chance)."""
     f_by, better = {}, []
     for key, (x, y) in train.items():
@@ -119,11 +120,12 @@ def draw_round(f_by: dict[str, np.ndarray], f_eff: np.ndarray, unknown: list[str
 def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed: int,
                 cache: dict) -> ActiveRound | None:
     """Fit round k's predictors on the labels judged so far (first round and earlier rounds) and draw it over
-    the rest's unjudged samples; None when none is left. `cache` keeps the vectors read from the index
-    between rounds."""
+    the rest's unjudged samples; None when none is left. `cache` keeps the features (vectors read from the
+    index, words from the store) between rounds."""
     from goalcover.tools.core.goal import current_goal
     from goalcover.tools.judge.judge_ref import current_judge
-    from goalcover.tools.measure.predict import OFF_GOAL, _target_hash, _vectors, judge_labels
+    from goalcover.tools.measure.features import feature_table
+    from goalcover.tools.measure.predict import OFF_GOAL, _target_hash, judge_labels
 
     goal, judge = current_goal(ws), current_judge(ws)
     hashes = _target_hash(goal)
@@ -134,17 +136,15 @@ def _next_round(ws: Workspace, design, active: ActiveDesign, budget: float, seed
         return None
     train_ids = [i for i in design.drawn_ids() if i in by_id] + [i for i in active.drawn() if i in by_id]
     labels = judge_labels(ws, goal, judge, [by_id[i] for i in train_ids])
-    if "vectors" not in cache:
-        cache["vectors"] = _vectors(ws, by_id, None)
-    vectors = cache["vectors"]
-    zero = np.zeros(next(iter(vectors.values())).shape[0] if vectors else 384, dtype=np.float32)
+    if "features" not in cache:
+        cache["features"] = feature_table(ws, by_id)
+    table = cache["features"]
     subgoals = {hashes[t] for t in hashes if t != OFF_GOAL}
-    x_unknown = np.stack([vectors.get(by_id[i], zero) for i in unknown])
+    x_unknown = table.rows([by_id[i] for i in unknown])
     train = {}
     for target, target_hash in hashes.items():  # per target: its own judged samples train it
         ids = [i for i in train_ids if target in labels.get(by_id[i], {})]
-        x = np.stack([vectors.get(by_id[i], zero) for i in ids]) if ids else np.zeros((0, len(zero)), np.float32)
-        train[target_hash] = (x, np.array([labels[by_id[i]][target][0] for i in ids], dtype=bool))
+        train[target_hash] = (table.rows([by_id[i] for i in ids]), np.array([labels[by_id[i]][target][0] for i in ids], dtype=bool))
     f_by, f_eff = fit_round(train, x_unknown, subgoals)
     return draw_round(f_by, f_eff, unknown, budget, seed)
 

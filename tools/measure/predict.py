@@ -1,7 +1,7 @@
 """`score --predict`: after a judged stratified sample, learn per subgoal (and for "off-goal") a predictor of
-the judge's verdict from the samples' stored embeddings, predict every sample, give each subgoal's share a
-prediction-powered interval, and — with a target precision — decide every sample by a cascade: the
-predictor where it is confident, the judge in the uncertain band.
+the judge's verdict from the samples' stored embeddings and their words (features.py), predict every sample,
+give each subgoal's share a prediction-powered interval, and — with a target precision — decide every sample
+by a cascade: the predictor where it is confident, the judge in the uncertain band.
 
 The statistics are in ppi.py; the tables in predict_store.py. Only the design's random sample trains the
 predictors and enters the intervals (samples judged because the cascade sent them are not a random sample;
@@ -25,7 +25,8 @@ from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
 from goalcover.tools.measure.ppi import THRESHOLD_CONFIDENCE, Predictor, Stratum, bounded_thresholds, cascade_quality, fit, fit_regressor, ppi_share, thresholds, weak_quality
 from goalcover.tools.judge.judge_ref import JudgeRef, current_judge
-from goalcover.tools.measure.strata import SampleDesign, current_design, sample_vectors
+from goalcover.tools.measure.features import FeatureTable, feature_table, features_key
+from goalcover.tools.measure.strata import SampleDesign, current_design
 from goalcover.tools.core.workspace import Workspace
 
 OFF_GOAL = "off_goal"
@@ -69,6 +70,8 @@ class PredictResult(BaseModel):
     min_recall: float | None = Field(None, description="the cascade's recall target (--min-recall); None: the precision target is used")
     refit: bool = Field(description="False when every predictor was reused (nothing new judged)")
     targets: list[TargetPrediction]
+    features: str = Field("embedding+words", description="what the predictors learn from: embedding+words, or "
+                          "embedding (GOALCOVER_PREDICT_WORDS=0)")
     fit_s: float = 0.0
     predict_s: float = 0.0
 
@@ -139,14 +142,13 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     fit_s = predict_s = 0.0
     refit = False
     rows: list[TargetPrediction] = []
-    cache: dict[str, np.ndarray] | None = None  # content hash -> vector, read once when a target refits
-    x_all: np.ndarray | None = None  # every distinct content's vector, in `distinct` order, built once
+    table: FeatureTable | None = None  # every distinct content's features, read once when a target refits
     active = active_rounds.load(ws, _design_key(design), judge)  # later rounds drawn by uncertainty
     rest = active_rounds.rest_ids(ws, design) if active else []
     for target, target_hash in hashes.items():
         train = [i for i in drawn if target in labels.get(by_id[i], {})]
         y = np.array([labels[by_id[i]][target][0] for i in train], dtype=bool)
-        trained = hashlib.sha256((target_hash + "|" + ",".join(f"{by_id[i]}:{int(v)}" for i, v in zip(train, y))).encode()).hexdigest()[:16]
+        trained = hashlib.sha256((target_hash + features_key(ws) + "|" + ",".join(f"{by_id[i]}:{int(v)}" for i, v in zip(train, y))).encode()).hexdigest()[:16]
         stored = predict_store.predictor(ws, target_hash, version, model)
         reuse = stored is not None and stored[0] == trained and predict_store.count(ws, target_hash, version, model, trained) == len(distinct)
         if reuse:
@@ -159,20 +161,17 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
             positives = detail["positives"]
         else:
             refit = True
-            if cache is None:
-                cache = _vectors(ws, by_id, vectors)
-            dim = next(iter(cache.values())).shape[0] if cache else 384
-            zero = np.zeros(dim, dtype=np.float32)
-            x_train = np.stack([cache.get(by_id[i], zero) for i in train]) if train else np.zeros((0, dim), np.float32)
+            if table is None:
+                table = feature_table(ws, by_id, vectors)
+            x_train = table.rows([by_id[i] for i in train])
             started = time.perf_counter()
-            model_fit: Predictor = fit(x_train, y, seed) if len(train) else fit(np.zeros((1, dim)), np.zeros(1, bool), seed)
+            model_fit: Predictor = fit(x_train, y, seed) if len(train) else fit(np.zeros((1, table.dim)), np.zeros(1, bool), seed)
             regressor = None
             if target != OFF_GOAL and len(train) >= 2:
                 regressor = fit_regressor(x_train, np.array([labels[by_id[i]][target][1] for i in train]))
             fit_s += time.perf_counter() - started
             started = time.perf_counter()
-            if x_all is None:
-                x_all = np.stack([cache.get(h, zero) for h in distinct]) if distinct else np.zeros((0, dim), np.float32)
+            x_all = table.all if table.hashes == distinct else table.rows(distinct)  # the same object each target (Ray ships it once)
             p_all, predicted_scores = (predict_all or predict_local)(model_fit, regressor, x_all)
             predict_s += time.perf_counter() - started
             p_by_hash = dict(zip(distinct, p_all.tolist()))
@@ -203,7 +202,7 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
         predict_store.save_detail(ws, target_hash, version, model, detail)
         rows.append(row)
     return PredictResult(population=len(by_id), judged_samples=len(drawn), min_precision=min_precision,
-                         min_recall=min_recall, refit=refit,
+                         min_recall=min_recall, refit=refit, features="embedding" + features_key(ws),
                          targets=rows, fit_s=round(fit_s, 3), predict_s=round(predict_s, 3))
 
 
@@ -212,15 +211,6 @@ def predict_local(model: Predictor, regressor: tuple[np.ndarray, float] | None,
     """(P (m,) of `model` for vectors `x` (m, d), the regressor's score clipped to 1-5 (m,) or None): the
     local engine's prediction step (scale.ray_predict does the same on Ray Data)."""
     return model.predict(x), ((x @ regressor[0] + regressor[1]).clip(1, 5) if regressor else None)
-
-
-def _vectors(ws: Workspace, by_id: dict[str, str], given: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
-    """content hash -> vector, one sample id per content (the index holds identical vectors for duplicates)."""
-    first: dict[str, str] = {}
-    for i in sorted(by_id):
-        first.setdefault(by_id[i], i)
-    got = given if given is not None else sample_vectors(ws, list(first.values()))
-    return {h: np.asarray(got[i], dtype=np.float32) for h, i in first.items() if i in got}
 
 
 def _design_key(design: SampleDesign) -> str:

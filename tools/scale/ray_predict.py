@@ -2,8 +2,9 @@
 driver (a few hundred judged vectors, milliseconds), and the prediction over every sample's vector runs as
 Ray Data `map_batches` tasks.
 
-The driver reads the vectors from the index once, puts them in the object store once as an Arrow table of
-(row index, 384-d tensor) and, per target, maps the fitted predictor (ppi.Predictor, a few kB: K fold
+The driver reads the vectors from the index (and hashes the texts' words, measure/features.py) once, puts
+them in the object store once as an Arrow table of (row index, 384-d tensor[, the row's word columns and
+values]) and, per target, maps the fitted predictor (ppi.Predictor, a few kB: K fold
 models' coefficients) and its score regressor over the blocks; results come back with their row index, so
 block order does not matter. The arithmetic is ppi.Predictor.predict's own, so P and every estimate built on
 it equal the local engine's. Sources: Ray Data user guide, "Transforming data" (map_batches with
@@ -23,10 +24,22 @@ from goalcover.tools.scale.ray_engine import connected
 BLOCK_ROWS = 20_000
 
 
-def predict_batch(batch: dict[str, Any], model, regressor) -> dict[str, Any]:
-    """One Ray Data batch {"i": int64 (b,), "vector": float32 (b, d)} -> {"i", "p": float32 (b,), "score":
-    float64 (b,) (NaN without a regressor)}: ppi.Predictor.predict and the regressor's clipped linear score."""
+def predict_batch(batch: dict[str, Any], model, regressor, words: int = 0) -> dict[str, Any]:
+    """One Ray Data batch {"i": int64 (b,), "vector": float32 (b, d)[, "word_index": int32 lists, "word_value":
+    float32 lists]} -> {"i", "p": float32 (b,), "score": float64 (b,) (NaN without a regressor)}:
+    ppi.Predictor.predict and the regressor's clipped linear score; with `words` (D columns) the rows' words
+    are rebuilt as a csr (b, D) beside the vectors (features.Features)."""
     x = np.asarray(batch["vector"], dtype=np.float32)
+    if words:
+        from scipy import sparse
+
+        from goalcover.tools.measure.features import Features
+
+        index, value = batch["word_index"], batch["word_value"]
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in index])]).astype(np.int64)
+        flat_index = np.concatenate(list(index)).astype(np.int32) if len(index) else np.zeros(0, np.int32)
+        flat_value = np.concatenate(list(value)).astype(np.float32) if len(value) else np.zeros(0, np.float32)
+        x = Features(x, sparse.csr_matrix((flat_value, flat_index, indptr), shape=(len(x), words)))
     p = model.predict(x)
     score = (x @ regressor[0] + regressor[1]).clip(1, 5) if regressor is not None else np.full(len(x), np.nan)
     return {"i": np.asarray(batch["i"], dtype=np.int64), "p": p, "score": score}
@@ -36,7 +49,7 @@ class RayPredict:
     """A `predict_all` for measure.predict.predict that runs on Ray Data (module docstring). Use as a context
     manager: connects to Ray (`address` as ray_engine.connected; `num_cpus` for a private local Ray) on
     entry and disconnects on exit. Calling it with (Predictor, regressor (coef, intercept) or None, vectors
-    (m, d)) returns (P float32 (m,), predicted scores (m,) or None) in the vectors' order; the vectors are
+    (m, d): an array or features.Features) returns (P float32 (m,), predicted scores (m,) or None) in the vectors' order; the vectors are
     shipped once per distinct array. Raises ConfigError when Ray is missing or unreachable."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, block_rows: int = BLOCK_ROWS) -> None:
@@ -57,31 +70,46 @@ class RayPredict:
             self._connection.__exit__(*exc)
             self._connection = self._ray = None
 
-    def _data(self, x: np.ndarray):
+    def _data(self, x):
         if self._x is not x:
             import pyarrow as pa
             from ray.data.extensions import ArrowTensorArray
 
-            table = pa.table({"i": pa.array(np.arange(len(x), dtype=np.int64)),
-                              "vector": ArrowTensorArray.from_numpy(np.ascontiguousarray(x, dtype=np.float32))})
+            from goalcover.tools.measure.features import Features
+
+            dense = x.vectors if isinstance(x, Features) else x
+            columns = {"i": pa.array(np.arange(len(x), dtype=np.int64)),
+                       "vector": ArrowTensorArray.from_numpy(np.ascontiguousarray(dense, dtype=np.float32))}
+            if isinstance(x, Features) and x.words is not None:
+                offsets = pa.array(x.words.indptr.astype(np.int64))  # large lists: 10⁶ long texts pass 2³¹ words
+                columns["word_index"] = pa.LargeListArray.from_arrays(offsets, pa.array(x.words.indices.astype(np.int32)))
+                columns["word_value"] = pa.LargeListArray.from_arrays(offsets, pa.array(x.words.data.astype(np.float32)))
+            table = pa.table(columns)
             blocks = max(1, math.ceil(len(x) / self.block_rows))
             self._dataset = self._ray.data.from_arrow(table).repartition(blocks).materialize()
             self._x = x
         return self._dataset
 
-    def __call__(self, model, regressor, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, model, regressor, x) -> tuple[np.ndarray, np.ndarray | None]:
         assert self._ray is not None, "use RayPredict as a context manager"
         p = np.zeros(len(x), dtype=np.float32)
         scores = np.full(len(x), np.nan)
         if len(x):
             mapped = self._data(x).map_batches(predict_batch, batch_format="numpy", batch_size=None,
-                                               fn_kwargs={"model": model, "regressor": regressor})
+                                               fn_kwargs={"model": model, "regressor": regressor,
+                                                          "words": _word_columns(x)})
             self.jobs += 1
             for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
                 i = np.asarray(batch["i"], dtype=np.int64)
                 p[i] = batch["p"]
                 scores[i] = batch["score"]
         return p, (scores if regressor is not None else None)
+
+
+def _word_columns(x) -> int:
+    """D, the word columns of features.Features `x` (0 for an array or Features without words)."""
+    words = getattr(x, "words", None)
+    return 0 if words is None else int(words.shape[1])
 
 
 def ray_scorer(address: str | None, actors: int, processor: str, vllm_model: str | None):

@@ -73,3 +73,21 @@ def test_ray_predict_maps_every_row_back_in_order(cluster):
     np.testing.assert_allclose(got_p, want_p, rtol=1e-6)
     np.testing.assert_allclose(got_s, want_s, rtol=1e-9)
     np.testing.assert_array_equal(again, got_p)
+
+
+def test_ray_predict_carries_the_words_beside_the_vectors(cluster):
+    from goalcover.tools.measure.features import Features, words
+    from goalcover.tools.scale.ray_predict import RayPredict
+
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(["alpha", "beta", "gamma", "delta", "liability"], 6)) for _ in range(300)]
+    x = Features(rng.normal(size=(300, 8)).astype(np.float32), words(texts))
+    y = np.array(["liability" in t for t in texts])
+    model = fit(x[:150], y[:150])
+    regressor = (rng.normal(size=x.shape[1]), 3.0)
+    want_p, want_s = predict_local(model, regressor, x)
+    with RayPredict(cluster.address, block_rows=64) as run:  # 5 blocks, rows of different word counts
+        got_p, got_s = run(model, regressor, x)
+    np.testing.assert_allclose(got_p, want_p, rtol=1e-5)
+    np.testing.assert_allclose(got_s, want_s, rtol=1e-6)
+    assert model.auc > 0.95  # the words carry the target, the random vectors do not
