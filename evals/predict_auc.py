@@ -37,6 +37,7 @@ from goalcover.tools.core.goal import current_goal, load_goal_file, save_goal
 from goalcover.tools.data.ingest import ingest_file
 from goalcover.tools.judge.judge_ref import current_judge
 from goalcover.tools.judge.probe import calibrated_cuts
+from goalcover.tools.measure.features import Features, words
 from goalcover.tools.measure.ppi import fit, tuned_lambda
 from goalcover.tools.measure.predict import judge_labels
 from goalcover.tools.measure.sampled import score_sampled
@@ -68,7 +69,9 @@ def kappa(a: np.ndarray, b: np.ndarray) -> float | None:
 def run(judge, limit: int, workspace: Path) -> dict:
     """Ingest the first `limit` contract clauses into `workspace`, judge all of them on every subgoal as a
     `--sample limit` design, and fit each subgoal's predictor to the judge's support and to the keyword
-    oracle's labels, on the same vectors."""
+    oracle's labels, on the same vectors, and again on the vectors with the texts' words (features.Features,
+    `*_words_*` keys). The judge's verdicts are kept in the report (`judge_labels`: subgoal -> sample id ->
+    supports), so another predictor can be measured on them without judging again."""
     records = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()[:limit]]
     workspace.mkdir(parents=True, exist_ok=True)
     data = workspace / "contracts.jsonl"
@@ -90,21 +93,27 @@ def run(judge, limit: int, workspace: Path) -> dict:
         # content hash -> subgoal id -> (supports, score), as `score --predict` trains on them
         labels = judge_labels(ws, goal, current_judge(ws), list(by_id.values()))
         x = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in ids])
-        rows = []
+        x_words = Features(x, words([sample.text for sample in ws.store.samples(ids)]))  # the engine's default since h28j
+        rows, kept = [], {}
         for g in goal.subgoals:
             # Only the pairs with a judgment (a call that failed twice has none): both sides on the same samples.
             keep = [k for k, i in enumerate(ids) if g.id in labels.get(by_id[i], {})]
             judge_y = np.array([labels[by_id[ids[k]]][g.id][0] for k in keep], dtype=bool)
             keyword_y = np.array([bool(re.search(KEYWORDS[g.id], text[ids[k]], re.IGNORECASE)) for k in keep], dtype=bool)
+            kept[g.id] = {ids[k]: bool(v) for k, v in zip(keep, judge_y)}
             rows.append({"subgoal": g.id, "title": g.title, "samples": len(keep),
                          **_predictor("judge", x[keep], judge_y), **_predictor("keyword", x[keep], keyword_y),
+                         **_predictor("judge_words", x_words[keep], judge_y),
+                         **_predictor("keyword_words", x_words[keep], keyword_y),
                          "kappa_judge_keyword": None if (k := kappa(judge_y, keyword_y)) is None else round(k, 3)})
     return {**judge.describe(), "probe_thresholds": list(cuts) if cuts else None, "samples": len(records),
-            "calls": result.calls, "failed": result.failed, "judging": judging, "subgoals": rows}
+            "calls": result.calls, "failed": result.failed, "judging": judging, "subgoals": rows,
+            "judge_labels": kept}
 
 
-def _predictor(name: str, x: np.ndarray, y: np.ndarray) -> dict:
-    """`name`'s labels `y` (n,) bool and the engine's predictor fitted to them on `x` (ppi.fit, 5-fold): positives,
+def _predictor(name: str, x, y: np.ndarray) -> dict:
+    """`name`'s labels `y` (n,) bool and the engine's predictor fitted to them on `x` (n, d: an array or
+    features.Features; ppi.fit, 5-fold): positives,
     out-of-fold AUC (None with < 5 in a class), no better than chance, and the saving of PPI++ on a large
     population, Var(y) / Var(y − λf) with f out-of-fold and λ PPI++'s tuned one: how many times fewer
     judged samples give the same interval width (1 where λ = 0)."""
@@ -131,12 +140,14 @@ def markdown(report: dict) -> str:
     def auc(r: dict, name: str) -> str:
         return f"{r[name + '_auc']}" + (" (chance)" if r[name + "_chance"] else "")
 
-    rows = [[r["subgoal"], r["title"], r["judge_positives"], auc(r, "judge"), r["judge_saving"], r["keyword_positives"],
+    rows = [[r["subgoal"], r["title"], r["judge_positives"], auc(r, "judge"), r["judge_saving"],
+             auc(r, "judge_words") if "judge_words_auc" in r else "–", r.get("judge_words_saving", "–"), r["keyword_positives"],
              auc(r, "keyword"), r["keyword_saving"], r["kappa_judge_keyword"]] for r in report["subgoals"]]
     j = report["judging"]
     return (f"# predict_auc — {report['model']} ({report['mode']}), {report['samples']} contract clauses\n\n"
             f"judging: {j['calls']} calls, {j['failed']} failed, {j['seconds']} s (this run: {report['calls']} calls)\n\n"
-            + table(["subgoal", "title", "judge: supports", "AUC", "PPI++ saving ×", "keyword: positives", "AUC",
+            + table(["subgoal", "title", "judge: supports", "AUC", "PPI++ saving ×", "AUC with words", "saving with words ×",
+                     "keyword: positives", "AUC",
                      "PPI++ saving ×", "κ judge vs keyword"], rows) + "\n")
 
 

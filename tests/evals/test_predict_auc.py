@@ -31,6 +31,9 @@ def test_labels_match_a_judge_that_agrees_with_the_keywords_and_a_rerun_pays_not
     for r in rows.values():  # the same labels, the same vectors: the same predictor on both sides
         assert r["samples"] == 40 and r["judge_positives"] == r["keyword_positives"]
         assert (r["judge_auc"], r["judge_saving"], r["judge_chance"]) == (r["keyword_auc"], r["keyword_saving"], r["keyword_chance"])
+        assert (r["judge_words_auc"], r["judge_words_saving"]) == (r["keyword_words_auc"], r["keyword_words_saving"])
+        assert sum(report["judge_labels"][r["subgoal"]].values()) == r["judge_positives"]
+        assert len(report["judge_labels"][r["subgoal"]]) == 40  # kept, so other predictors can be measured on them
         if 0 < r["keyword_positives"] < 40:
             assert r["kappa_judge_keyword"] == 1.0
     assert sum(r["keyword_positives"] for r in rows.values()) > 10  # the rule finds clauses about each topic
