@@ -148,7 +148,8 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     for target, target_hash in hashes.items():
         train = [i for i in drawn if target in labels.get(by_id[i], {})]
         y = np.array([labels[by_id[i]][target][0] for i in train], dtype=bool)
-        trained = hashlib.sha256((target_hash + features_key(ws) + "|" + ",".join(f"{by_id[i]}:{int(v)}" for i, v in zip(train, y))).encode()).hexdigest()[:16]
+        fingerprint = target_hash + features_key(ws) + "|" + ",".join(f"{by_id[i]}:{int(v)}" for i, v in zip(train, y))
+        trained = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
         stored = predict_store.predictor(ws, target_hash, version, model)
         reuse = stored is not None and stored[0] == trained and predict_store.count(ws, target_hash, version, model, trained) == len(distinct)
         if reuse:
@@ -171,7 +172,8 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
                 regressor = fit_regressor(x_train, np.array([labels[by_id[i]][target][1] for i in train]))
             fit_s += time.perf_counter() - started
             started = time.perf_counter()
-            x_all = table.all if table.hashes == distinct else table.rows(distinct)  # the same object each target (Ray ships it once)
+            # The same object for every target, so Ray ships it once.
+            x_all = table.all if table.hashes == distinct else table.rows(distinct)
             p_all, predicted_scores = (predict_all or predict_local)(model_fit, regressor, x_all)
             predict_s += time.perf_counter() - started
             p_by_hash = dict(zip(distinct, p_all.tolist()))

@@ -4,9 +4,9 @@ Ray Data `map_batches` tasks.
 
 The driver reads the vectors from the index (and hashes the texts' words, measure/features.py) once, puts
 them in the object store once as an Arrow table of (row index, 384-d tensor[, the row's word columns and
-values]) and, per target, maps the fitted predictor (ppi.Predictor, a few kB: K fold
-models' coefficients) and its score regressor over the blocks; results come back with their row index, so
-block order does not matter. The arithmetic is ppi.Predictor.predict's own, so P and every estimate built on
+values]) and, per target, maps the fitted predictor (ppi.Predictor: K fold models' coefficients, a few kB
+for the vectors alone, ~10 MB with the words) and its score regressor over the blocks; results come back
+with their row index, so block order does not matter. The arithmetic is ppi.Predictor.predict's own, so P and every estimate built on
 it equal the local engine's. Sources: Ray Data user guide, "Transforming data" (map_batches with
 fn_kwargs) and "Loading data" (from_arrow, tensor extension types), docs.ray.io 2.60.
 """
@@ -49,8 +49,9 @@ class RayPredict:
     """A `predict_all` for measure.predict.predict that runs on Ray Data (module docstring). Use as a context
     manager: connects to Ray (`address` as ray_engine.connected; `num_cpus` for a private local Ray) on
     entry and disconnects on exit. Calling it with (Predictor, regressor (coef, intercept) or None, vectors
-    (m, d): an array or features.Features) returns (P float32 (m,), predicted scores (m,) or None) in the vectors' order; the vectors are
-    shipped once per distinct array. Raises ConfigError when Ray is missing or unreachable."""
+    (m, d): an array or features.Features) returns (P float32 (m,), predicted scores (m,) or None) in the
+    vectors' order; the vectors (and words) are shipped once per distinct object. Raises ConfigError when
+    Ray is missing or unreachable."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, block_rows: int = BLOCK_ROWS) -> None:
         self.address, self.num_cpus, self.block_rows = address, num_cpus, block_rows
