@@ -172,8 +172,9 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
                 regressor = fit_regressor(x_train, np.array([labels[by_id[i]][target][1] for i in train]))
             fit_s += time.perf_counter() - started
             started = time.perf_counter()
-            # The same object for every target, so Ray ships it once.
-            x_all = table.all if table.hashes == distinct else table.rows(distinct)
+            # The table's rows are `distinct` in order (each content at its first sample id, ids sorted); the
+            # same object for every target, so Ray ships it once.
+            x_all = table.all
             p_all, predicted_scores = (predict_all or predict_local)(model_fit, regressor, x_all)
             predict_s += time.perf_counter() - started
             p_by_hash = dict(zip(distinct, p_all.tolist()))
