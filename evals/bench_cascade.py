@@ -65,10 +65,11 @@ from pathlib import Path
 
 import numpy as np
 
-from goalcover.tools.measure import active as active_rounds
+from goalcover.tools.measure import active as active_rounds, decide
 from goalcover.tools.measure.features import Features, words
 from goalcover.tools.measure.ppi import (Stratum, active_probabilities, bounded_thresholds, cascade_quality, fit, poisson_draw,
                                          ppi_share, thresholds)
+from goalcover.tools.measure.predict import ROUND_SMALLEST
 from goalcover.tools.measure.sampled import DEFAULT_FIRST_DRAW, GROWTH_MARGIN, next_size
 from goalcover.tools.measure.sequential import RoundData, round_budget, sequential_share
 
@@ -87,6 +88,7 @@ WIDTH = 0.04  # ±2 points
 MIN_PRECISION = 0.9
 MIN_RECALL = 0.8  # the issue's filter target; `score --min-precision P` uses P for both
 FILTER_JUDGED = 0.04
+ROUND_SHARE = 0.01  # the engine's default cascade_round
 
 
 def _rss_peak_mb() -> float:
@@ -345,17 +347,53 @@ def off_goal_filter(x, off: np.ndarray, seed: int = 0, rule=bounded_thresholds) 
             "auc": model.auc, "t_low": t_low, "t_high": t_high}
 
 
-def filter_draws(x, off: np.ndarray, draws: int) -> dict:
-    """The off-goal filter over `draws` random judged samples (seeds 0..draws−1), with the engine's bounded rule
-    and the point rule: mean judged share, precision, recall, and the share of draws meeting P >= MIN_PRECISION
-    and R >= MIN_RECALL."""
+def taught_filter(x, off: np.ndarray, parts: list[np.ndarray], seed: int = 0, share: float = ROUND_SHARE) -> dict:
+    """The off-goal filter as the engine runs it since h28k (predict.cascade with decide.py): FILTER_JUDGED of
+    the samples judged at random; off-goal P = Π_k (1 − P_k) of the relevance predictors of `parts` (each a
+    subgoal's "scores above off_goal_max" labels, bool (N,)), each taught by the random sample (cross-fitted)
+    and every sample judged since; thresholds by the bounded rule from the random sample's out-of-fold P; the
+    band judged in rounds of `share` of the samples (at least predict.ROUND_SMALLEST), the most uncertain
+    first, refitting after each; precision/recall of "off-goal" against full judging."""
+    rng = np.random.default_rng(seed + 3)
+    n = max(50, int(len(x) * FILTER_JUDGED))
+    drawn = rng.choice(len(x), n, replace=False)
+    known = np.zeros(len(x), bool)
+    known[drawn] = True
+    size = decide.round_size(len(x), share, ROUND_SMALLEST)
+    rounds = 0
+    while True:
+        extra = np.setdiff1d(np.nonzero(known)[0], drawn)
+        scores = decide.all_low([decide.taught(x[drawn], y[drawn], x[extra], y[extra], x, seed) for y in parts], off[drawn])
+        t_low, t_high = bounded_thresholds(off[drawn], scores.p_oof, MIN_PRECISION, MIN_RECALL)
+        band = np.nonzero((scores.p_all > t_low) & (scores.p_all < t_high) & ~known)[0]
+        if not len(band):
+            break
+        known[band[np.argsort(-decide.uncertainty(scores.p_all[band]), kind="stable")][:size]] = True
+        rounds += 1
+    decision = np.where(known, off, scores.p_all >= t_high)
+    tp = int((decision & off).sum())
+    return {"judged_share": round(int(known.sum()) / len(x), 4), "precision": round(tp / max(1, int(decision.sum())), 4),
+            "recall": round(tp / max(1, int(off.sum())), 4), "rounds": rounds, "t_low": t_low, "t_high": t_high}
+
+
+def filter_draws(x, off: np.ndarray, draws: int, parts: list[np.ndarray] | None = None) -> dict:
+    """The off-goal filter over `draws` random judged samples (seeds 0..draws−1): the engine's (taught_filter,
+    with `parts`) and, as before h28k, one predictor fitted on the random sample with the band judged at once
+    by the bounded rule and by the point rule: mean judged share (and its range), precision, recall, and the
+    share of draws meeting P >= MIN_PRECISION and R >= MIN_RECALL."""
     out = {}
-    for name, rule in (("bounded", bounded_thresholds), ("point", thresholds)):
-        got = [off_goal_filter(x, off, seed, rule) for seed in range(draws)]
+    arms = [("bounded", lambda seed: off_goal_filter(x, off, seed, bounded_thresholds)),
+            ("point", lambda seed: off_goal_filter(x, off, seed, thresholds))]
+    if parts is not None:
+        arms.insert(0, ("taught", lambda seed: taught_filter(x, off, parts, seed)))
+    for name, run in arms:
+        got = [run(seed) for seed in range(draws)]
         out[name] = {"judged_share": round(float(np.mean([g["judged_share"] for g in got])), 4),
                      "precision": round(float(np.mean([g["precision"] for g in got])), 4),
                      "recall": round(float(np.mean([g["recall"] for g in got])), 4),
                      "min_recall": round(float(min(g["recall"] for g in got)), 4),
+                     "judged_min": round(float(min(g["judged_share"] for g in got)), 4),
+                     "judged_max": round(float(max(g["judged_share"] for g in got)), 4),
                      "met": round(float(np.mean([g["precision"] >= MIN_PRECISION and g["recall"] >= MIN_RECALL for g in got])), 3)}
     return out
 
@@ -383,14 +421,21 @@ def timing(x, labels, texts: list[str] | None = None) -> dict:
     return got | {"peak_rss_mb": round(_rss_peak_mb())}
 
 
+def relevance(labels: dict[str, np.ndarray], oracle: str) -> list[np.ndarray]:
+    """The subgoals whose relevance decides off-goal for the engine (decide.all_low): the keyword oracle's six
+    (its judge scores a subgoal 5 where the keyword matches, else 1, so relevance is support); the category
+    oracle's off-goal is "not a contract clause", a goal whose one subgoal is the contracts category."""
+    return list(labels.values()) if oracle == "keyword" else [labels["contracts"]]
+
+
 def other_arms(x, labels, off: np.ndarray, oracle: str, first_rounds: list[int], args: argparse.Namespace) -> dict:
     """Everything but the calls for ±2 points, for one oracle: the off-goal filter (one draw by each rule,
     then `--filter-draws` draws), the active arm per first round, and for the keyword oracle the coverage
     of C's interval and of the active and random-rounds runs (with their judged samples)."""
     got: dict = {
-        "filter": off_goal_filter(x, off),
-        "filter_before": off_goal_filter(x, off, rule=thresholds),
-        "filter_draws": filter_draws(x, off, args.filter_draws),
+        "filter": taught_filter(x, off, relevance(labels, oracle)),
+        "filter_before": off_goal_filter(x, off),
+        "filter_draws": filter_draws(x, off, args.filter_draws, relevance(labels, oracle)),
         "active": [active_calls(x, labels, first) for first in first_rounds],
     }
     if oracle == "keyword":
@@ -417,6 +462,7 @@ def main() -> None:
     parser.add_argument("--filter-draws", type=int, default=10, help="off-goal filter: judged samples drawn per size")
     parser.add_argument("--orders", type=int, default=8, help="random orders for S/C's mean and range (×1.03 grid)")
     parser.add_argument("--calls-only", action="store_true", help="only the calls for ±2 points (C, S and --orders): no A, coverage or filter")
+    parser.add_argument("--filter-only", action="store_true", help="only the off-goal filter's --filter-draws draws (each arm)")
     parser.add_argument("--no-words", action="store_true",
                         help="the predictors on the vectors alone (GOALCOVER_PREDICT_WORDS=0; before h28j)")
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
@@ -438,6 +484,11 @@ def main() -> None:
         row: dict = {"n": size, "words": not args.no_words}
         for oracle, labels, off in (("keyword", keyword, keyword_off), ("category", category, category_off)):
             t = time.perf_counter()
+            if args.filter_only:
+                row[oracle] = {"filter_draws": filter_draws(x, off, args.filter_draws, relevance(labels, oracle)),
+                               "seconds": round(time.perf_counter() - t, 1)}
+                print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
+                continue
             c, s = calls_needed(x, labels)
             row[oracle] = {
                 "shares": {k: round(float(v.mean()), 4) for k, v in labels.items()},
@@ -450,13 +501,18 @@ def main() -> None:
             row[oracle]["seconds"] = round(time.perf_counter() - t, 1)
             print(f"n={size:,} {oracle}: {json.dumps(row[oracle])}", flush=True)
         report[size] = row
-        if not args.calls_only:
+        if not (args.calls_only or args.filter_only):
             row["timing"] = timing(x, keyword, texts)
             print(f"n={size:,} timing: {json.dumps(row['timing'])}", flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     last = report[max(report)]["keyword"]
     print(f"total {time.perf_counter() - started:.0f} s")
+    if args.filter_only:
+        f = last["filter_draws"]["taught"]
+        print(f"cascade: filter {f['precision']:.2f}/{f['recall']:.2f} at {100 * f['judged_share']:.1f}% judged "
+              f"({100 * f['judged_min']:.1f}–{100 * f['judged_max']:.1f}%), targets met in {f['met']:.0%} of {args.filter_draws} draws")
+        return
     if args.calls_only:
         o = last["orders"] or {}
         print(f"cascade: calls {last['calls_cascade']} vs {last['calls_sample']} (sample-only) vs {last['calls_full']} (full); "

@@ -32,7 +32,9 @@ def print_predicted(predicted, band=None) -> None:
                      f"est. precision {_pct(t.est_precision)}, recall {_pct(t.est_recall)}")
         out.print(line, highlight=False, markup=False)
     if band is not None:
-        out.print(f"cascade: {band.calls} calls judged the uncertain band (${band.cost:.4f})", highlight=False)
+        rounds = predicted.band_rounds
+        out.print(f"cascade: {band.calls} calls judged the uncertain band in {rounds} round{'s' if rounds != 1 else ''}, "
+                  f"the most uncertain first, each teaching the decision predictors (${band.cost:.4f})", highlight=False)
 
 
 def print_weak_counts(counts) -> None:

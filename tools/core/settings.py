@@ -227,6 +227,9 @@ class Settings(EmbedSettings, AgentLimits):
                                       "precision and recall targets must hold (Clopper-Pearson bounds on the judged sample): "
                                       "higher sends more samples to the judge, and a small judged sample sends it everything; "
                                       "0: the point estimates on the judged sample (met about half the time)")
+    cascade_round: float = Field(0.01, ge=0, le=1, description="the cascade judges its uncertain band in rounds of this "
+                                 "share of the samples (at least 100), the most uncertain first, and each round's verdicts "
+                                 "teach the decision predictors (tools/measure/decide.py; h28k); 0: the whole band at once")
     predict_words: bool = Field(True, description="the predictors learn from each sample's hashed words beside its "
                                 "embedding (tools/measure/features.py; h28j); 0: the embedding alone")
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
-from scipy.sparse import issparse
+from scipy.sparse import issparse, vstack as sparse_vstack
 
 from goalcover.tools.measure.estimate import CONFIDENCE, wilson
 from goalcover.tools.measure.features import as_matrix
@@ -75,11 +75,13 @@ class Predictor:
         return out
 
 
-def fit(vectors, y: np.ndarray, seed: int = 0, folds: int = FOLDS, c: float = C) -> Predictor:
+def fit(vectors, y: np.ndarray, seed: int = 0, folds: int = FOLDS, c: float = C, extra=None) -> Predictor:
     """Cross-fit a logistic regression (inverse regularisation `c`) of `y` (n,) bool on `vectors` (n, d: an
     array or features.Features, whose blocks are joined into one sparse matrix) over `folds` folds. With
     fewer than MIN_CLASS samples in a class it fits nothing (coef zero, intercept at the judged share) and is
-    marked `chance`."""
+    marked `chance`. `extra` (vectors (m, d), labels (m,) bool), optional: judged samples outside the random
+    sample, added to every fold's training set (the cascade's decision predictors, decide.py) — `p_oof`,
+    AUC and the chance test stay on `vectors` alone, each row's P from a model that did not see it."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
     from sklearn.model_selection import StratifiedKFold
@@ -87,6 +89,13 @@ def fit(vectors, y: np.ndarray, seed: int = 0, folds: int = FOLDS, c: float = C)
     y = np.asarray(y, dtype=bool)
     vectors = as_matrix(vectors)
     n, d = vectors.shape
+    if extra is not None and len(extra[1]):
+        x_extra, y_extra = as_matrix(extra[0]), np.asarray(extra[1], dtype=bool)
+        joined = sparse_vstack([vectors, x_extra]).tocsr() if issparse(vectors) else np.vstack([vectors, x_extra])
+        y_joined = np.concatenate([y, y_extra])
+        always = np.arange(n, n + len(y_extra))
+    else:
+        joined, y_joined, always = vectors, y, np.zeros(0, dtype=int)
     # The same convex objective either way; on the sparse words (2^18 columns) Newton-CG converges in a few
     # iterations, 4× faster than L-BFGS (h28j), which the vectors alone keep.
     solver = "newton-cg" if issparse(vectors) else "lbfgs"
@@ -100,7 +109,8 @@ def fit(vectors, y: np.ndarray, seed: int = 0, folds: int = FOLDS, c: float = C)
     p_oof = np.empty(n)
     coefs, intercepts = [], []
     for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(vectors, y):
-        model = LogisticRegression(C=c, max_iter=1000, solver=solver).fit(vectors[train], y[train])
+        train = np.concatenate([train, always])
+        model = LogisticRegression(C=c, max_iter=1000, solver=solver).fit(joined[train], y_joined[train])
         p_oof[test] = model.predict_proba(vectors[test])[:, 1]
         coefs.append(model.coef_[0])
         intercepts.append(model.intercept_[0])

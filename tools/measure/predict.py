@@ -4,8 +4,10 @@ give each subgoal's share a prediction-powered interval, and — with a target p
 by a cascade: the predictor where it is confident, the judge in the uncertain band.
 
 The statistics are in ppi.py; the tables in predict_store.py. Only the design's random sample trains the
-predictors and enters the intervals (samples judged because the cascade sent them are not a random sample;
-they are decided by the judge but never learned from), so a rerun refits nothing and pays nothing.
+interval's predictors and enters the intervals (samples judged because the cascade sent them are not a
+random sample), so a rerun refits none of them and pays nothing. The cascade's decisions come from decision
+predictors (decide.py) that every judgment teaches, the band's included, with thresholds from the random
+sample alone; they are refitted on each call with a precision target (CPU only: no judge call).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 from pydantic import BaseModel, Field
 
-from goalcover.tools.measure import active as active_rounds, predict_store
+from goalcover.tools.measure import active as active_rounds, decide, predict_store
 from goalcover.tools.measure.coverage import supports
 from goalcover.tools.core.errors import BadInput
 from goalcover.tools.core.goal import current_goal
@@ -74,6 +76,10 @@ class PredictResult(BaseModel):
                           "embedding (GOALCOVER_PREDICT_WORDS=0)")
     fit_s: float = 0.0
     predict_s: float = 0.0
+    band_rounds: int = Field(0, description="rounds in which the cascade sent its band to the judge (predict.cascade)")
+    decide_s: float = Field(0.0, description="seconds fitting and predicting the cascade's decision predictors (decide.py)")
+    band_order: list[str] = Field(default_factory=list, exclude=True,
+                                  description="content hashes pending on any target, the most uncertain first (cascade's rounds)")
 
     def widest(self) -> float:
         """The widest subgoal interval in points (0-100), prediction-powered where the predictor helps."""
@@ -92,7 +98,8 @@ def _target_hash(goal) -> dict[str, str]:
 
 def judge_labels(ws: Workspace, goal, judge: JudgeRef, hashes: list[str]) -> dict[str, dict[str, tuple[bool, float]]]:
     """content hash -> target id -> (label: supports as coverage decides it, coverage.supports; score for the
-    regressor) from the judge's stored judgments; off_goal only where every subgoal is judged."""
+    regressor) from the judge's stored judgments; off_goal only where every subgoal is judged; and per subgoal
+    `id + decide.RELEVANT` -> (score above off_goal_max, score), the off-goal decisions' relevance labels."""
     settings = ws.settings
     judged = ws.store.judgments_among(*judge.key, hashes)
     out: dict[str, dict[str, tuple[bool, float]]] = defaultdict(dict)
@@ -104,6 +111,7 @@ def judge_labels(ws: Workspace, goal, judge: JudgeRef, hashes: list[str]) -> dic
                 continue
             score, _, weighted = got
             out[h][g.id] = (supports(score, weighted, settings), weighted if weighted is not None else float(score))
+            out[h][g.id + decide.RELEVANT] = (score > settings.off_goal_max, float(score))
             scores.append(score)
         if len(scores) == len(goal.subgoals) and scores:
             out[h][OFF_GOAL] = (max(scores) <= settings.off_goal_max, float(max(scores)))
@@ -112,13 +120,14 @@ def judge_labels(ws: Workspace, goal, judge: JudgeRef, hashes: list[str]) -> dic
 
 def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
             vectors: dict[str, np.ndarray] | None = None, min_recall: float | None = None,
-            predict_all: Callable | None = None) -> PredictResult:
+            predict_all: Callable | None = None, table: FeatureTable | None = None) -> PredictResult:
     """Fit (or reuse) every target's predictor on the design's judged sample, store P for every sample
     content, compute each subgoal's interval and, with `min_precision` (0.5-1), the cascade's thresholds and
     decisions; `min_recall` (0.5-1, default `min_precision`) sets the recall target of the "does not" side
-    separately. `vectors` (sample id -> unit vector) skips reading the index (benchmarks). `predict_all`
-(Predictor, regressor or None, vectors (m, d)) -> (P (m,), scores (m,) or None) predicts every sample
-(default: here, predict_local; scale.ray_predict.RayPredict: on Ray Data). Raises BadInput
+    separately. `vectors` (sample id -> unit vector) skips reading the index (benchmarks); `table`, the
+    samples' features.feature_table from an earlier call (the cascade's rounds), skips reading them. `predict_all`
+    (Predictor, regressor or None, vectors (m, d)) -> (P (m,), scores (m,) or None) predicts every sample
+    (default: here, predict_local; scale.ray_predict.RayPredict: on Ray Data). Raises BadInput
     without a goal, a judge or a saved sample design, for a precision or recall outside (0.5, 1), or for a
     recall target without a precision target."""
     if min_precision is not None and not 0.5 < min_precision < 1:
@@ -142,9 +151,22 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     fit_s = predict_s = 0.0
     refit = False
     rows: list[TargetPrediction] = []
-    table: FeatureTable | None = None  # every distinct content's features, read once when a target refits
+    # every distinct content's features, read once when a target refits or the cascade decides
     active = active_rounds.load(ws, _design_key(design), judge)  # later rounds drawn by uncertainty
     rest = active_rounds.rest_ids(ws, design) if active else []
+    deciding: dict[str, decide.DecisionScores] = {}
+    decide_s, decide_key = 0.0, ""
+    if min_precision is not None:  # the cascade's own predictors, taught by every judgment (decide.py)
+        started = time.perf_counter()
+        subgoals = [g.id for g in goal.subgoals]
+        decide_key = decide.fingerprint(subgoals, OFF_GOAL, by_id, drawn, labels, seed, features_key(ws))
+        deciding = decide.stored(ws, {t: hashes[t] for t in [*subgoals, OFF_GOAL]}, judge.key, decide_key, distinct)
+        if deciding is None:
+            table = table or feature_table(ws, by_id, vectors)
+            deciding = decide.decision_scores(table, subgoals, OFF_GOAL, by_id, drawn, labels, seed,
+                                              lambda model, rows: (predict_all or predict_local)(model, None, rows)[0])
+        decide_s = time.perf_counter() - started
+    band_unc: dict[str, float] = {}
     for target, target_hash in hashes.items():
         train = [i for i in drawn if target in labels.get(by_id[i], {})]
         y = np.array([labels[by_id[i]][target][0] for i in train], dtype=bool)
@@ -191,22 +213,36 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
             active_rounds.apply_active(row, target_hash, active, design, by_id, rest, labels, p_by_hash)
         row.judged, row.positives = len(train), positives
         row.auc, row.precision, row.recall, row.brier = (quality[k] for k in ("auc", "precision", "recall", "brier"))
-        decisions = _decide(row, labels, p_by_hash, y, p_oof, min_precision, min_recall, ws.settings.cascade_confidence)
+        p_decide, p_oof_decide, own = p_by_hash, p_oof, {}  # a decision predictor no better than chance: the interval's
+        if target in deciding and not deciding[target].chance:
+            p_decide = own = dict(zip(distinct, deciding[target].p_all.tolist()))
+            p_oof_decide = deciding[target].p_oof
+        decisions = _decide(row, labels, p_decide, y, p_oof_decide, min_precision, min_recall, ws.settings.cascade_confidence)
+        if not row.chance:
+            for h, (_, by) in decisions.items():
+                if by == "pending":
+                    band_unc[h] = max(band_unc.get(h, 0.0), float(decide.uncertainty(p_decide[h])))
         if reuse:  # store only the decisions that changed (new judgments, another precision target)
-            changes = [(d, by, h) for h, (d, by) in decisions.items() if kept.get(h, (None, None, None, None))[2:] != (d, by)]
+            before = predict_store.decision_ps(ws, target_hash, version, model)
+            changes = [(d, by, own.get(h), h) for h, (d, by) in decisions.items()
+                       if kept.get(h, (None, None, None, None))[2:] != (d, by) or before.get(h) != own.get(h)]
             if changes:
                 predict_store.update_decisions(ws, target_hash, version, model, changes)
         else:
             predict_store.save(ws, target_hash, target, version, model, trained,
                                {"p_oof": p_oof.tolist(), "chance": chance, "positives": positives, **quality},
-                               ((h, min(1.0, max(0.0, p_by_hash[h])), scores_by_hash.get(h), *decisions[h]) for h in distinct))
+                               ((h, min(1.0, max(0.0, p_by_hash[h])), scores_by_hash.get(h), *decisions[h], own.get(h))
+                                for h in distinct))
         detail = {**(predict_store.predictor(ws, target_hash, version, model) or ("", {}))[1],
                   "row": row.model_dump(), "design": _design_key(design)}
+        if target in deciding:
+            detail["decide"] = decide.detail(deciding[target], decide_key)
         predict_store.save_detail(ws, target_hash, version, model, detail)
         rows.append(row)
     return PredictResult(population=len(by_id), judged_samples=len(drawn), min_precision=min_precision,
                          min_recall=min_recall, refit=refit, features="embedding" + features_key(ws),
-                         targets=rows, fit_s=round(fit_s, 3), predict_s=round(predict_s, 3))
+                         targets=rows, fit_s=round(fit_s, 3), predict_s=round(predict_s, 3), decide_s=round(decide_s, 3),
+                         band_order=sorted(band_unc, key=lambda h: -band_unc[h]))
 
 
 def predict_local(model: Predictor, regressor: tuple[np.ndarray, float] | None,
@@ -299,19 +335,51 @@ def band_samples(ws: Workspace, result: PredictResult):
     return ws.store.samples(list(first.values()))
 
 
+# The smallest round of the cascade's band (contents): rounds of a few samples would refit for little news.
+ROUND_SMALLEST = 100
+
+
 async def cascade(ws: Workspace, mode: str, min_precision: float, scorer: Callable[..., Awaitable] | None = None,
                   min_recall: float | None = None, predict_all: Callable | None = None, **score_kwargs):
-    """Predict, send the uncertain band (band_samples) to the judge through `scorer` (default
-    scoring.score; other keyword arguments go to it), and predict again so those samples are decided by the
-    judge; `min_recall` and `predict_all` as predict's. Returns (the band's ScoreResult or None when the band is empty, the final PredictResult)."""
+    """Predict, then send the uncertain band to the judge through `scorer` (default scoring.score; other
+    keyword arguments go to it) in rounds of `cascade_round` of the samples (at least ROUND_SMALLEST
+    contents; 0: the whole band at once), the most uncertain first, predicting again after each round so its
+    verdicts teach the decision predictors (decide.py) and the band shrinks; every content is sent at most
+    once, and a round that stopped early (a cost cap) ends the cascade. `min_recall` and `predict_all` as
+    predict's. Returns (the rounds' ScoreResult summed — calls, tokens, cost, new judgments —, or None when
+    the band was empty; the final PredictResult)."""
     from goalcover.tools.judge import scoring
 
-    first = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all)
-    band = band_samples(ws, first)
-    if not band:
-        return None, first
-    result = await (scorer or scoring.score)(ws, mode, samples=band, **score_kwargs)
-    return result, predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all)
+    by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
+    first: dict[str, str] = {}
+    for i in sorted(by_id):
+        first.setdefault(by_id[i], i)
+    table = feature_table(ws, by_id)  # the same contents every round: read once
+    result = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all, table=table)
+    size = decide.round_size(result.population, ws.settings.cascade_round, ROUND_SMALLEST)
+    sent: set[str] = set()
+    runs = []
+    while todo := [h for h in result.band_order if h not in sent and h in first]:
+        todo = todo[:size] if len(todo) > size else todo
+        sent.update(todo)
+        runs.append(await (scorer or scoring.score)(ws, mode, samples=ws.store.samples([first[h] for h in todo]),
+                                                    **score_kwargs))
+        result = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all, table=table)
+        if runs[-1].stopped:
+            break
+    result.band_rounds = len(runs)
+    return _summed(runs), result
+
+
+def _summed(runs: list):
+    """One ScoreResult for the cascade's rounds: calls, tokens, cost, new and repaired judgments and seconds
+    summed; cached from the first round (judged before the cascade); the rest from the last; None for none."""
+    if not runs:
+        return None
+    summed = {k: sum(getattr(r, k) for r in runs)
+              for k in ("calls", "new", "prompt_tokens", "completion_tokens", "cost", "repaired", "elapsed_s")}
+    return runs[-1].model_copy(update={**summed, "cached": runs[0].cached,
+                                       "stopped": next((r.stopped for r in runs if r.stopped), None)})
 
 
 def stored_rows(ws: Workspace) -> dict[str, TargetPrediction]:

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     score REAL,
     decision INTEGER CHECK (decision IN (0, 1)),
     decided_by TEXT NOT NULL CHECK (decided_by IN ('judge', 'predictor', 'pending')),
+    p_decide REAL,
     PRIMARY KEY (sample_hash, target_hash, prompt_version, model)
 );
 """
@@ -43,6 +44,9 @@ CREATE TABLE IF NOT EXISTS predictions (
 
 def _ensure(ws: Workspace) -> None:
     ws.store.db.executescript(SCHEMA)
+    columns = {row[1] for row in ws.store.db.execute("PRAGMA table_info(predictions)")}
+    if "p_decide" not in columns:  # a workspace from before h28k: its decisions came from `p`
+        ws.store.db.execute("ALTER TABLE predictions ADD COLUMN p_decide REAL")
 
 
 def predictor(ws: Workspace, target_hash: str, version: str, model: str) -> tuple[str, dict] | None:
@@ -55,17 +59,18 @@ def predictor(ws: Workspace, target_hash: str, version: str, model: str) -> tupl
 
 
 def save(ws: Workspace, target_hash: str, target_id: str, version: str, model: str, trained: str, detail: dict,
-         rows: Iterable[tuple[str, float, float | None, int | None, str]]) -> None:
+         rows: Iterable[tuple[str, float, float | None, int | None, str, float | None]]) -> None:
     """Replace one target's predictor and its predictions in one transaction: `rows` are (sample hash, P,
-    predicted score or None, decision 0/1 or None, decided_by)."""
+    predicted score or None, decision 0/1 or None, decided_by, the cascade's decision P or None where `P`
+    decided)."""
     _ensure(ws)
     with ws.store.transaction() as conn:
         conn.execute("DELETE FROM predictions WHERE target_hash = ? AND prompt_version = ? AND model = ?",
                      (target_hash, version, model))
         conn.executemany(
-            "INSERT INTO predictions (sample_hash, target_hash, prompt_version, model, trained, p, score, decision, decided_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(h, target_hash, version, model, trained, p, s, d, by) for h, p, s, d, by in rows])
+            "INSERT INTO predictions (sample_hash, target_hash, prompt_version, model, trained, p, score, decision, decided_by, "
+            "p_decide) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(h, target_hash, version, model, trained, p, s, d, by, pd) for h, p, s, d, by, pd in rows])
         conn.execute(
             "INSERT OR REPLACE INTO predictors (target_hash, prompt_version, model, target_id, trained, detail) VALUES (?, ?, ?, ?, ?, ?)",
             (target_hash, version, model, target_id, trained, json.dumps(detail)))
@@ -79,14 +84,15 @@ def save_detail(ws: Workspace, target_hash: str, version: str, model: str, detai
 
 
 def update_decisions(ws: Workspace, target_hash: str, version: str, model: str,
-                     rows: Iterable[tuple[int | None, str, str]]) -> None:
-    """Set (decision, decided_by) per sample hash: `rows` are (decision, decided_by, sample hash)."""
+                     rows: Iterable[tuple[int | None, str, float | None, str]]) -> None:
+    """Set (decision, decided_by, decision P) per sample hash: `rows` are (decision, decided_by, the cascade's
+    decision P or None, sample hash)."""
     _ensure(ws)
     with ws.store.transaction() as conn:
         conn.executemany(
-            "UPDATE predictions SET decision = ?, decided_by = ? WHERE sample_hash = ? AND target_hash = ? "
+            "UPDATE predictions SET decision = ?, decided_by = ?, p_decide = ? WHERE sample_hash = ? AND target_hash = ? "
             "AND prompt_version = ? AND model = ?",
-            [(d, by, h, target_hash, version, model) for d, by, h in rows])
+            [(d, by, pd, h, target_hash, version, model) for d, by, pd, h in rows])
 
 
 def predictions(ws: Workspace, target_hash: str, version: str, model: str) -> dict[str, tuple[float, float | None, int | None, str]]:
@@ -95,6 +101,14 @@ def predictions(ws: Workspace, target_hash: str, version: str, model: str) -> di
     return {h: (p, s, d, by) for h, p, s, d, by in ws.store.db.execute(
         "SELECT sample_hash, p, score, decision, decided_by FROM predictions WHERE target_hash = ? AND prompt_version = ? AND model = ?",
         (target_hash, version, model))}
+
+
+def decision_ps(ws: Workspace, target_hash: str, version: str, model: str) -> dict[str, float | None]:
+    """sample hash -> the cascade's decision P (decide.py) of one target, None where `p` decided."""
+    _ensure(ws)
+    return dict(ws.store.db.execute(
+        "SELECT sample_hash, p_decide FROM predictions WHERE target_hash = ? AND prompt_version = ? AND model = ?",
+        (target_hash, version, model)))
 
 
 def count(ws: Workspace, target_hash: str, version: str, model: str, trained: str) -> int:

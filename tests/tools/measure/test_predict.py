@@ -168,10 +168,14 @@ def test_the_cascade_sends_exactly_the_uncertain_band_to_the_judge_and_a_rerun_p
     for t in first.targets:
         if not t.chance:
             stored = predict_store.predictions(ws, _target_hash(current_goal(ws))[t.id], judge["prompt_version"], judge["model"])
+            decided_p = predict_store.decision_ps(ws, _target_hash(current_goal(ws))[t.id], judge["prompt_version"], judge["model"])
             expected |= {h for h, (p, _, _, by) in stored.items() if by == "pending"}
-            for h, (p, _, d, by) in stored.items():  # the band is exactly the P between the thresholds
+            for h, (p, _, d, by) in stored.items():  # the band is exactly the decision P between the thresholds
+                q = p if decided_p[h] is None else decided_p[h]
                 if by == "predictor":
-                    assert p >= (t.t_high if t.t_high is not None else 2) or p <= (t.t_low if t.t_low is not None else -1)
+                    assert q >= (t.t_high if t.t_high is not None else 2) or q <= (t.t_low if t.t_low is not None else -1)
+                elif by == "pending":
+                    assert (t.t_low if t.t_low is not None else -1) < q < (t.t_high if t.t_high is not None else 2)
     assert band == expected and band
     before = fake_openai.stats()["completions"]
     result, final = asyncio.run(cascade(ws, "batched", 0.9))

@@ -47,7 +47,10 @@ def test_predicting_on_ray_data_gives_the_local_engines_estimates(tmp_path, fake
     assert fake_openai.stats()["completions"] == 2 * local_calls  # the same sample and band, judged on Ray
     assert on_ray["calls"] == local["calls"] and on_ray["predict"]["band_calls"] == local["predict"]["band_calls"] > 0
     assert len(local["predict"]["targets"]) == 6 and "ray_jobs" not in local["predict"]
-    assert on_ray["predict"]["ray_jobs"] == 6  # one map_batches job per target's refit
+    # One map_batches job per target's refit, and per call that fits the cascade's decision predictors (the
+    # first and one after each band round) one per subgoal and per subgoal's relevance (decide.py).
+    rounds = on_ray["predict"]["band_rounds"]
+    assert rounds == local["predict"]["band_rounds"] >= 1 and on_ray["predict"]["ray_jobs"] == 6 + 10 * (rounds + 1)
     for a, b in zip(local["predict"]["targets"], on_ray["predict"]["targets"]):
         assert {k: b[k] for k in KEYS} == pytest.approx({k: a[k] for k in KEYS}, abs=1e-4), a["id"]
         assert b["decided"] == a["decided"], a["id"]  # who decided how many samples, exactly
