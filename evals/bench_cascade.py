@@ -36,10 +36,13 @@ Per size and oracle it reports:
 - interval coverage of the true share over `--repeats` random draws of `--coverage-n` samples (all targets
   pooled; target 93–97%);
 - off-goal filter: a random 4% judged, thresholds at precision 0.9 and recall 0.8 from the out-of-fold P by
-  the engine's rule (ppi.bounded_thresholds: one-sided 90% confidence bounds) and, as "before", by the point
-  estimates (ppi.thresholds), the uncertain band judged; precision and recall of the "off-goal" decisions
-  against full judging, at the share judged — on one draw, and over `--filter-draws` draws (means, and the
-  share of draws meeting both targets);
+  the engine's rule (ppi.bounded_thresholds: one-sided 90% confidence bounds); the engine's since h28k
+  (taught_filter: decide.py's relevance product, taught by every judged sample, the band judged in rounds of
+  1%, the most uncertain first) and, as before h28k, one predictor on the random sample with the band judged
+  at once, by the bounded rule and by the point estimates (ppi.thresholds); precision and recall of the
+  "off-goal" decisions against full judging, at the share judged — on one draw, and over `--filter-draws`
+  draws (means, the judged share's range, and the share of draws meeting both targets; `--filter-only`:
+  these draws alone, last line `cascade: filter P/R at J% judged (range), targets met in K% of D draws`);
 - fit time (six targets, 5-fold) and predict time over 10⁶ samples (the engine's batched predict), the time
   to hash 10⁶ texts' words, peak RSS.
 
@@ -50,7 +53,7 @@ engine's bounded rule).
 
     python -m goalcover.evals.bench_cascade [--sizes 10000,100000] [--repeats 200] [--coverage-n 1000]
         [--first-rounds 100,400] [--active-repeats 100] [--rounds-repeats 30] [--filter-draws 10] [--orders 8] [--calls-only]
-        [--no-words]
+        [--filter-only] [--no-words]
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ predictor:
   per-subgoal "relevance" predictors: every judged sample teaches K labels for it instead of one, and the
   product has the target's all-subgoals-low form.
 
-On bench_cascade's keyword oracle at 10⁴ samples (4% judged at random, 10 draws) the off-goal filter judged
-16.5% of the samples in all with the interval's predictor and the band judged at once; 10.5% with a taught
-direct predictor and the band judged in rounds of 1%, 9.0% with the relevance product (evals/README.md, h28k).
+On bench_cascade's keyword oracle at 10⁴ samples (4% judged at random, 10 draws; `--filter-only`) the off-goal
+filter judged 16.5% of the samples in all (15.5–17.5%) with the interval's predictor and the band judged at
+once, and 9.3% (7.5–10.3%) with these predictors and the band judged in rounds of 1%, at precision 0.99 and
+recall 0.97; at 10⁵ (3 draws) 5.6% → 4.3% (evals/README.md, h28k).
 """
 
 from __future__ import annotations
