@@ -151,7 +151,6 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     fit_s = predict_s = 0.0
     refit = False
     rows: list[TargetPrediction] = []
-    # every distinct content's features, read once when a target refits or the cascade decides
     active = active_rounds.load(ws, _design_key(design), judge)  # later rounds drawn by uncertainty
     rest = active_rounds.rest_ids(ws, design) if active else []
     deciding: dict[str, decide.DecisionScores] = {}
@@ -162,7 +161,8 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
         decide_key = decide.fingerprint(subgoals, OFF_GOAL, by_id, drawn, labels, seed, features_key(ws))
         deciding = decide.stored(ws, {t: hashes[t] for t in [*subgoals, OFF_GOAL]}, judge.key, decide_key, distinct)
         if deciding is None:
-            table = table or feature_table(ws, by_id, vectors)
+            if table is None:  # every distinct content's features, read once per call (or passed by the cascade)
+                table = feature_table(ws, by_id, vectors)
             deciding = decide.decision_scores(table, subgoals, OFF_GOAL, by_id, drawn, labels, seed,
                                               lambda model, rows: (predict_all or predict_local)(model, None, rows)[0])
         decide_s = time.perf_counter() - started
@@ -354,8 +354,8 @@ async def cascade(ws: Workspace, mode: str, min_precision: float, scorer: Callab
     first: dict[str, str] = {}
     for i in sorted(by_id):
         first.setdefault(by_id[i], i)
-    table = feature_table(ws, by_id)  # the same contents every round: read once
-    result = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all, table=table)
+    table = None  # the same contents every round: read once when a round is judged (a rerun reads nothing)
+    result = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all)
     size = decide.round_size(result.population, ws.settings.cascade_round, ROUND_SMALLEST)
     sent: set[str] = set()
     runs = []
@@ -364,6 +364,7 @@ async def cascade(ws: Workspace, mode: str, min_precision: float, scorer: Callab
         sent.update(todo)
         runs.append(await (scorer or scoring.score)(ws, mode, samples=ws.store.samples([first[h] for h in todo]),
                                                     **score_kwargs))
+        table = table or feature_table(ws, by_id)
         result = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all, table=table)
         if runs[-1].stopped:
             break
