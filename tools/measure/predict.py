@@ -154,13 +154,14 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
     active = active_rounds.load(ws, _design_key(design), judge)  # later rounds drawn by uncertainty
     rest = active_rounds.rest_ids(ws, design) if active else []
     deciding: dict[str, decide.DecisionScores] = {}
-    decide_s, decide_key = 0.0, ""
+    decide_s, decide_key, decide_fitted = 0.0, "", False
     if min_precision is not None:  # the cascade's own predictors, taught by every judgment (decide.py)
         started = time.perf_counter()
         subgoals = [g.id for g in goal.subgoals]
         decide_key = decide.fingerprint(subgoals, OFF_GOAL, by_id, drawn, labels, seed, features_key(ws))
         deciding = decide.stored(ws, {t: hashes[t] for t in [*subgoals, OFF_GOAL]}, judge.key, decide_key, distinct)
-        if deciding is None:
+        decide_fitted = deciding is None
+        if decide_fitted:
             if table is None:  # every distinct content's features, read once per call (or passed by the cascade)
                 table = feature_table(ws, by_id, vectors)
             deciding = decide.decision_scores(table, subgoals, OFF_GOAL, by_id, drawn, labels, seed,
@@ -223,9 +224,12 @@ def predict(ws: Workspace, min_precision: float | None = None, seed: int = 0,
                 if by == "pending":
                     band_unc[h] = max(band_unc.get(h, 0.0), float(decide.uncertainty(p_decide[h])))
         if reuse:  # store only the decisions that changed (new judgments, another precision target)
-            before = predict_store.decision_ps(ws, target_hash, version, model)
+            # The stored decision P changes only with freshly fitted decision predictors, or when none decides now.
+            if not own:
+                predict_store.clear_decision_ps(ws, target_hash, version, model)
+            before = predict_store.decision_ps(ws, target_hash, version, model) if decide_fitted and own else {}
             changes = [(d, by, own.get(h), h) for h, (d, by) in decisions.items()
-                       if kept.get(h, (None, None, None, None))[2:] != (d, by) or before.get(h) != own.get(h)]
+                       if kept.get(h, (None, None, None, None))[2:] != (d, by) or before.get(h, own.get(h)) != own.get(h)]
             if changes:
                 predict_store.update_decisions(ws, target_hash, version, model, changes)
         else:
@@ -315,24 +319,16 @@ def _decide(row: TargetPrediction, labels: dict, p_by_hash: dict[str, float], y:
     return out
 
 
-def band_samples(ws: Workspace, result: PredictResult):
-    """One sample per content the cascade sends to the judge: 'pending' on any target whose predictor is
-    better than chance (decision made by neither judge nor predictor yet)."""
-    goal = current_goal(ws)
-    judge = current_judge(ws)
-    hashes = _target_hash(goal)
-    pending: set[str] = set()
-    for row in result.targets:
-        if row.chance:
-            continue
-        for h, (_, _, _, by) in predict_store.predictions(ws, hashes[row.id], *judge.key).items():
-            if by == "pending":
-                pending.add(h)
+def band_samples(ws: Workspace, contents: list[str]):
+    """The first sample (by id) of each content hash in `contents`, in that order: what the cascade sends to
+    the judge for a round of PredictResult.band_order (the contents pending on any target whose predictor is
+    better than chance)."""
+    wanted = set(contents)
     first: dict[str, str] = {}
     for i, (h, _) in sorted(ws.store.sample_hashes().items()):
-        if h in pending:
+        if h in wanted:
             first.setdefault(h, i)
-    return ws.store.samples(list(first.values()))
+    return ws.store.samples([first[h] for h in contents if h in first])
 
 
 # The smallest round of the cascade's band (contents): rounds of a few samples would refit for little news.
@@ -350,21 +346,17 @@ async def cascade(ws: Workspace, mode: str, min_precision: float, scorer: Callab
     the band was empty; the final PredictResult)."""
     from goalcover.tools.judge import scoring
 
-    by_id = {i: h for i, (h, _) in ws.store.sample_hashes().items()}
-    first: dict[str, str] = {}
-    for i in sorted(by_id):
-        first.setdefault(by_id[i], i)
     table = None  # the same contents every round: read once when a round is judged (a rerun reads nothing)
     result = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all)
     size = decide.round_size(result.population, ws.settings.cascade_round, ROUND_SMALLEST)
     sent: set[str] = set()
     runs = []
-    while todo := [h for h in result.band_order if h not in sent and h in first]:
+    while todo := [h for h in result.band_order if h not in sent]:
         todo = todo[:size] if len(todo) > size else todo
         sent.update(todo)
-        runs.append(await (scorer or scoring.score)(ws, mode, samples=ws.store.samples([first[h] for h in todo]),
-                                                    **score_kwargs))
-        table = table or feature_table(ws, by_id)
+        runs.append(await (scorer or scoring.score)(ws, mode, samples=band_samples(ws, todo), **score_kwargs))
+        if table is None:
+            table = feature_table(ws, {i: h for i, (h, _) in ws.store.sample_hashes().items()})
         result = predict(ws, min_precision, min_recall=min_recall, predict_all=predict_all, table=table)
         if runs[-1].stopped:
             break

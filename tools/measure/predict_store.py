@@ -111,6 +111,13 @@ def decision_ps(ws: Workspace, target_hash: str, version: str, model: str) -> di
         (target_hash, version, model)))
 
 
+def clear_decision_ps(ws: Workspace, target_hash: str, version: str, model: str) -> None:
+    """Forget one target's stored decision P (no decision predictor decides it now: `p` does)."""
+    _ensure(ws)
+    ws.store.db.execute("UPDATE predictions SET p_decide = NULL WHERE target_hash = ? AND prompt_version = ? AND model = ? "
+                        "AND p_decide IS NOT NULL", (target_hash, version, model))
+
+
 def count(ws: Workspace, target_hash: str, version: str, model: str, trained: str) -> int:
     """How many stored predictions of one target come from the fit `trained`."""
     _ensure(ws)

@@ -159,7 +159,7 @@ def ws_goal_hash(ws, subgoal_id: str) -> str:
 def test_the_cascade_sends_exactly_the_uncertain_band_to_the_judge_and_a_rerun_pays_nothing(ws, fake_openai):
     asyncio.run(score_sampled(ws, n=80))
     first = predict(ws, min_precision=0.9)
-    band = {s.content_hash for s in band_samples(ws, first)}
+    band = {s.content_hash for s in band_samples(ws, first.band_order)}
     judge = ws.store.get_meta("judge")
     from goalcover.tools.core.goal import current_goal
     from goalcover.tools.measure.predict import _target_hash
